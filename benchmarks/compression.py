@@ -1,0 +1,193 @@
+"""Every compression method alone and the best pipelines, against the fp32 model and ONNX Runtime
+int8, on CoNLL-2003 with the fine-tuned MiniLM-L6. Same run, same test sentences, same machine.
+
+    python benchmarks/compression.py --base benchmarks/work/occamtune    # a run from vs_hf.py
+    -> benchmarks/results/compression.json and compression.md
+
+Each entry runs in its own subprocess (peak memory is its own): compress a copy of the fine-tuned
+model with the run's own training data and settings (methods that train use --epochs), write the
+packed artifact, load it back as a user would, and measure bytes on disk, test entity F1, and
+sentences/s at batch 1 and batch 32.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer)
+    "fp32": "",
+    "onnx-int8 (peer)": "onnx-int8",
+    "quantize 8-bit": "quantize(bits=8)",
+    "quantize 4-bit": "quantize(bits=4)",
+    "quantize 3-bit": "quantize(bits=3, group_size=32)",
+    "int8 dynamic": "quantize(bits=8, embeddings=false, dynamic=true)",
+    "prune 50%": "prune(sparsity=0.5)",
+    "prune 80% gradual": "prune(sparsity=0.8, gradual=true)",
+    "structured 25%": "structured(heads=0.25, ffn=0.25)",
+    "lowrank 0.9": "lowrank(energy=0.9)",
+    "vocab trim": "vocab()",
+    "share 3 groups": "share(groups=3)",
+    "distill 3 layers": "distill(layers=3)",
+    "feature extraction": "feature(last_k=4)",
+    "lora r8": "lora(r=8)",
+    "pipeline: distill3 + vocab + 4-bit": "distill(layers=3), vocab(), quantize(bits=4)",
+    "pipeline: distill3 + prune50 + vocab + 4-bit": "distill(layers=3), prune(sparsity=0.5), vocab(), quantize(bits=4)",
+    "pipeline: distill3 + int8 dynamic": "distill(layers=3), quantize(bits=8, embeddings=false, dynamic=true)",
+}
+QUICK = ["fp32", "onnx-int8 (peer)", "quantize 8-bit", "quantize 4-bit", "vocab trim", "prune 50%",
+         "lowrank 0.9"]
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def measure(model, splits, n_speed: int) -> dict:
+    from occamtune import inference
+
+    test = splits["test"]
+    metrics = inference.evaluate(model, test.dataset, test.features)
+    feats = sorted(test.features, key=lambda f: len(f.input_ids))[:: max(1, len(test.features) // n_speed)]
+    return {"test_f1": metrics["f1"], "data_bits": metrics["data_bits"],
+            "sents_per_s_b1": inference.throughput(model, feats[: n_speed // 4], 1),
+            "sents_per_s_b32": inference.throughput(model, feats, 32)}
+
+
+def one(args: argparse.Namespace) -> dict:
+    import copy
+
+    import torch
+
+    from occamtune.compress import compress, parse_pipeline, save_artifact
+    from occamtune.compress.run import load_run_data, make_context
+    from occamtune.models import WEIGHTS_FILE, load_model
+
+    torch.set_num_threads(args.threads)
+    base = Path(args.base)
+    model, tok, meta = load_model(base)
+    cfg, splits = load_run_data(base, tok, model.labels)
+    fp32_bytes = (base / WEIGHTS_FILE).stat().st_size
+    pipeline = ENTRIES[args.one]
+    start = time.perf_counter()
+    out = {"name": args.one, "pipeline": pipeline}
+    if pipeline == "":
+        out["bytes"] = fp32_bytes
+        run = model
+    elif pipeline == "onnx-int8":
+        from occamtune.export import OnnxTaskModel, export_onnx
+
+        path = export_onnx(model, Path(args.workdir) / "peer" / "model.int8.onnx", quantize_int8=True)
+        out["bytes"] = path.stat().st_size
+        run = OnnxTaskModel(path, model.head_config, threads=args.threads)
+    else:
+        cfg.train.epochs = args.epochs
+        ctx = make_context(cfg, splits, progress=False)
+        small = compress(copy.deepcopy(model), parse_pipeline(pipeline), ctx)
+        folder = Path(args.workdir) / "compressed" / args.one.replace(" ", "_").replace(":", "")
+        sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride") if k in meta}})
+        out["sizes"] = sizes
+        out["bytes"] = sum(f.stat().st_size for f in folder.glob("model.occ"))
+        run, _, _ = load_model(folder)  # what a user gets back
+        if "dynamic=true" in pipeline:
+            from occamtune.compress.quantize import to_int8_runtime
+
+            run = to_int8_runtime(run)
+    out["compress_s"] = time.perf_counter() - start
+    out.update(measure(run, splits, args.n_speed))
+    out["peak_rss_mb"] = peak_rss_mb()
+    out["fp32_bytes"] = fp32_bytes
+    return out
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "occamtune"),
+                   help="a fine-tuned occamtune run folder (benchmarks/vs_hf.py writes one)")
+    p.add_argument("--only", nargs="*", help="entry names to run (default: all)")
+    p.add_argument("--quick", action="store_true", help="only the methods that need no training")
+    p.add_argument("--epochs", type=float, default=1.0, help="fine-tuning epochs of methods that train")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--n-speed", type=int, default=512, help="test sentences timed")
+    p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "compression"))
+    p.add_argument("--one", help=argparse.SUPPRESS)
+    args = p.parse_args()
+    if args.one:
+        print(json.dumps(one(args)))
+        return
+    if not (Path(args.base) / "model.safetensors").is_file():
+        sys.exit(f"no fine-tuned model at {args.base}: run `python -m benchmarks.vs_hf --task ner` first")
+    names = args.only or (QUICK if args.quick else list(ENTRIES))
+    partial = RESULTS / "compression.partial.jsonl"
+    done = {}
+    if partial.is_file():
+        for line in partial.read_text().splitlines():
+            rec = json.loads(line)
+            done[rec["name"]] = rec
+    for name in names:
+        if name in done:
+            continue
+        print("running", name, flush=True)
+        cmd = [sys.executable, "-m", "benchmarks.compression", "--one", name, "--base", args.base,
+               "--epochs", str(args.epochs), "--threads", str(args.threads),
+               "--n-speed", str(args.n_speed), "--workdir", args.workdir]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode:
+            print(f"{name} FAILED:\n{proc.stderr[-3000:]}", flush=True)
+            continue
+        done[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        RESULTS.mkdir(parents=True, exist_ok=True)
+        with open(partial, "a") as fh:
+            fh.write(json.dumps(done[name]) + "\n")
+    write(done, args)
+
+
+def write(records: dict, args: argparse.Namespace) -> None:
+    base = records.get("fp32")
+    peer = records.get("onnx-int8 (peer)")
+    rows = []
+    for name, r in records.items():
+        row = dict(r)
+        row["ratio"] = r["fp32_bytes"] / r["bytes"]
+        if base:
+            row["f1_drop"] = base["test_f1"] - r["test_f1"]
+            row["speedup_b1"] = r["sents_per_s_b1"] / base["sents_per_s_b1"]
+            row["speedup_b32"] = r["sents_per_s_b32"] / base["sents_per_s_b32"]
+        rows.append(row)
+    summary = {"entries": rows, "epochs_for_training_methods": args.epochs, "threads": args.threads,
+               "targets": _targets(rows, base, peer)}
+    (RESULTS / "compression.json").write_text(json.dumps(summary, indent=2))
+    lines = ["| model | bytes | x smaller | test F1 | drop | sents/s b1 | x | sents/s b32 | x | peak MB |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['name']} | {r['bytes']:,} | {r['ratio']:.1f} | {r['test_f1']:.2f} | "
+                     f"{r.get('f1_drop', 0):+.2f} | {r['sents_per_s_b1']:.1f} | {r.get('speedup_b1', 1):.2f} | "
+                     f"{r['sents_per_s_b32']:.1f} | {r.get('speedup_b32', 1):.2f} | {r['peak_rss_mb']:.0f} |")
+    (RESULTS / "compression.md").write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+def _targets(rows: list[dict], base: dict | None, peer: dict | None) -> dict:
+    if not base:
+        return {}
+    ok = [r for r in rows if r.get("f1_drop", 99) <= 1.0]
+    best_small = max(ok, key=lambda r: r["ratio"], default=None)
+    best_fast = max(ok, key=lambda r: r.get("speedup_b32", 0), default=None)
+    out = {"smallest_within_1f1": best_small and {k: best_small[k] for k in ("name", "ratio", "f1_drop")},
+           "fastest_within_1f1": best_fast and {k: best_fast[k] for k in ("name", "speedup_b32", "f1_drop")}}
+    if peer and best_fast:
+        out["fastest_vs_peer_b32"] = best_fast["sents_per_s_b32"] / peer["sents_per_s_b32"]
+        out["peer_f1_drop"] = peer.get("f1_drop")
+    return out
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,129 @@
+"""occamtune against the standard Hugging Face fine-tuning recipe, side by side, same run.
+
+    python benchmarks/vs_hf.py --task ner        # CoNLL-2003 -> results/ner_vs_hf.json + .md
+    python benchmarks/vs_hf.py --task classify   # SST-2      -> results/sst2_vs_hf.json + .md
+
+The reference is the `Trainer` example (token classification / text classification): first
+sub-word labels, `DataCollatorForTokenClassification` (dynamic padding), AdamW lr 1e-4, 10% warm-up,
+weight decay 0.01, batch 32, 3 epochs, seqeval (NER) or accuracy on the test set. Both sides use the
+same model (all-MiniLM-L6-v2) and run in their own subprocess, so that peak memory is theirs alone.
+Use --limit to try it on a slice (numbers from a slice are not the benchmark).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+RESULTS = ROOT / "benchmarks" / "results"
+COMMON = {"epochs": 3, "batch_size": 32, "lr": 1e-4, "warmup": 0.1, "weight_decay": 0.01, "seed": 13}
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_occamtune(task: str, out: Path, limit: int, epochs: float) -> dict:
+    import occamtune
+    from occamtune.config import load_config
+
+    data = DATA / ("conll2003" if task == "ner" else "sst2")
+    overrides = [f"task={task}", f"data.path={data}", f"output={out}", "overwrite=true",
+                 f"train.epochs={epochs}", f"train.batch_size={COMMON['batch_size']}",
+                 f"train.lr={COMMON['lr']}", f"train.warmup={COMMON['warmup']}",
+                 f"train.weight_decay={COMMON['weight_decay']}", f"train.seed={COMMON['seed']}"]
+    if limit:
+        overrides.append(f"train.max_steps={limit}")
+    start = time.perf_counter()
+    run = occamtune.train(load_config(None, overrides), progress=False)
+    test = run.metrics["test"]
+    key = "f1" if task == "ner" else "accuracy"
+    return {"test": test[key], "train_sents_per_s": run.train_sents_per_s,
+            "wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
+            "dev": run.metrics["dev"], "model_dir": str(out)}
+
+
+def run_hf(task: str, out: Path, limit: int, epochs: float) -> dict:
+    from benchmarks.hf_reference import hf_classify, hf_ner
+
+    start = time.perf_counter()
+    fn = hf_ner if task == "ner" else hf_classify
+    result = fn(DATA, out, epochs=epochs, limit=limit, **{k: v for k, v in COMMON.items() if k != "epochs"})
+    result.update(wall_s=time.perf_counter() - start, peak_rss_mb=peak_rss_mb())
+    return result
+
+
+def side(args: argparse.Namespace) -> None:
+    out = Path(args.workdir) / (args.side if args.task == "ner" else f"{args.side}-{args.task}")
+    fn = run_occamtune if args.side == "occamtune" else run_hf
+    print(json.dumps(fn(args.task, out, args.limit, args.epochs)))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    parser.add_argument("--task", choices=["ner", "classify"], default="ner")
+    parser.add_argument("--epochs", type=float, default=COMMON["epochs"])
+    parser.add_argument("--limit", type=int, default=0, help="max training steps (smoke test only)")
+    parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work"))
+    parser.add_argument("--only", choices=["occamtune", "hf"], help="measure one side and stop")
+    parser.add_argument("--rerun", action="store_true", help="measure sides already cached again")
+    parser.add_argument("--side", choices=["occamtune", "hf"], help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.side:
+        return side(args)
+    if not DATA.exists():
+        sys.exit(f"no data at {DATA}: this benchmark needs ../shared/data")
+    results = {}
+    for name in ("hf", "occamtune") if not args.only else (args.only,):
+        cache = Path(args.workdir) / f"{args.task}-{name}.json"
+        if cache.is_file() and not args.rerun:  # one side already measured in an earlier call
+            results[name] = json.loads(cache.read_text())
+            continue
+        cmd = [sys.executable, "-m", "benchmarks.vs_hf", "--task", args.task, "--side", name,
+               "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir]
+        print("running", name, flush=True)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode:
+            sys.exit(f"{name} failed:\n{proc.stderr[-4000:]}")
+        results[name] = json.loads(proc.stdout.strip().splitlines()[-1])
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        cache.write_text(json.dumps(results[name]))
+        if args.only == name:
+            return
+    write(args, results)
+
+
+def write(args: argparse.Namespace, r: dict) -> None:
+    metric = "f1" if args.task == "ner" else "accuracy"
+    name = "ner_vs_hf" if args.task == "ner" else "sst2_vs_hf"
+    o, h = r["occamtune"], r["hf"]
+    summary = {
+        f"occamtune_test_{metric}": o["test"], f"hf_test_{metric}": h["test"],
+        "occamtune_train_sents_per_s": o["train_sents_per_s"], "hf_train_sents_per_s": h["train_sents_per_s"],
+        "throughput_ratio": o["train_sents_per_s"] / h["train_sents_per_s"],
+        "occamtune_peak_rss_mb": o["peak_rss_mb"], "hf_peak_rss_mb": h["peak_rss_mb"],
+        "occamtune_wall_s": o["wall_s"], "hf_wall_s": h["wall_s"],
+        "epochs": args.epochs, "limit_steps": args.limit, "settings": COMMON, "raw": r,
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2))
+    label = "entity F1 (test)" if metric == "f1" else "accuracy (test)"
+    md = "\n".join([
+        f"| {args.task} | {label} | train sents/s | peak RSS MB | wall s |", "|---|---|---|---|---|",
+        f"| occamtune | {o['test']:.2f} | {o['train_sents_per_s']:.1f} | {o['peak_rss_mb']:.0f} | {o['wall_s']:.0f} |",
+        f"| HF Trainer recipe | {h['test']:.2f} | {h['train_sents_per_s']:.1f} | {h['peak_rss_mb']:.0f} | {h['wall_s']:.0f} |",
+        f"| ratio / difference | {o['test'] - h['test']:+.2f} | {summary['throughput_ratio']:.2f}x | | |",
+    ])
+    (RESULTS / f"{name}.md").write_text(md + "\n")
+    print(md)
+
+
+if __name__ == "__main__":
+    main()

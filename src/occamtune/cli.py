@@ -1,0 +1,157 @@
+"""The `occamtune` command: parse arguments, build a config, call the library. Nothing else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from occamtune.errors import ConfigError, OccamError
+
+TRAIN_FLAGS = {  # flag -> config key
+    "task": "task", "data": "data.path", "model": "model.name", "output": "output",
+    "epochs": "train.epochs", "lr": "train.lr", "batch_size": "train.batch_size",
+    "seed": "train.seed", "max_length": "data.max_length",
+}
+
+
+def _train(args: argparse.Namespace) -> int:
+    from occamtune.api import train
+    from occamtune.config import load_config
+
+    overrides = [f"{key}={getattr(args, flag)}" for flag, key in TRAIN_FLAGS.items()
+                 if getattr(args, flag) is not None]
+    if args.overwrite:
+        overrides.append("overwrite=true")
+    cfg = load_config(args.config, overrides + list(args.overrides))
+    run = train(cfg, progress=not args.quiet)
+    print(json.dumps({"output": str(run.output), "dev": run.metrics["dev"],
+                      "test": _headline(run.metrics.get("test")),
+                      "train_sents_per_s": round(run.train_sents_per_s, 2)}))
+    return 0
+
+
+def _headline(metrics: dict[str, Any] | None) -> dict[str, float] | None:
+    if metrics is None:
+        return None
+    return {k: round(metrics[k], 2) for k in ("f1", "precision", "recall", "accuracy") if k in metrics}
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from occamtune.api import load
+
+    predictor = load(args.model)
+    path, name = args.file, None
+    if path is None:
+        path, name = _split_path(Path(args.model), args.split), args.split
+    metrics = predictor.evaluate_file(path, name=name)
+    print(json.dumps({"file": str(path), **_headline(metrics)}))
+    return 0
+
+
+def _split_path(folder: Path, split: str) -> Path:
+    """The file of `split` recorded in the model folder's training config."""
+    from occamtune.config import load_config
+    from occamtune.train.prepare import split_paths
+
+    cfg_file = folder / "config.yaml"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{folder} has no config.yaml recording its data; name a file with --file")
+    paths = split_paths(load_config(cfg_file).data)
+    if split not in paths:
+        raise ConfigError(f"the data of {folder} has no {split!r} split (has: {sorted(paths)}); "
+                          "name a file with --file")
+    return paths[split]
+
+
+def _predict(args: argparse.Namespace) -> int:
+    from occamtune.api import load
+    from occamtune.serve.cli_io import predict_command
+
+    return predict_command(load(args.model), args)
+
+
+def _compress(args: argparse.Namespace) -> int:
+    from occamtune.compress.run import compress_run
+
+    result = compress_run(args.model, args.pipeline, args.output, overwrite=args.overwrite,
+                          evaluate=not args.no_eval, progress=not args.quiet)
+    print(json.dumps(result))
+    return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from occamtune.serve.app import serve
+
+    serve(args.model, host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="occamtune", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a pretrained model on a labelled data set")
+    p.add_argument("--config", help="YAML config file (see configs/)")
+    p.add_argument("--task", choices=["ner", "classify"])
+    p.add_argument("--data", help="folder with train/dev/test files (or one training file)")
+    p.add_argument("--model", help="'minilm' (default), a model folder, or an occamtune run to continue")
+    p.add_argument("--output", help="run folder to write")
+    p.add_argument("--epochs", type=float)
+    p.add_argument("--lr", type=float)
+    p.add_argument("--batch-size", dest="batch_size", type=int)
+    p.add_argument("--max-length", dest="max_length", type=int)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.lr=1e-4")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("evaluate", help="score a model on a split of its data or on any file")
+    p.add_argument("model", help="model folder (trained or compressed)")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    p.add_argument("--file", help="a labelled file to score instead of a split")
+    p.set_defaults(func=_evaluate)
+
+    p = sub.add_parser("predict", help="predict on text (arguments, --file, or stdin) or a CoNLL file")
+    p.add_argument("model")
+    p.add_argument("texts", nargs="*", help="texts to label; '-' or none reads stdin")
+    p.add_argument("--file", help="a text file, one text per line")
+    p.add_argument("--conll", help="a CoNLL file: writes CoNLL with a predicted label column")
+    p.add_argument("--output", help="write here instead of stdout")
+    p.set_defaults(func=_predict)
+
+    p = sub.add_parser("compress", help="apply a compression pipeline and write a packed artifact")
+    p.add_argument("model", help="a trained run folder")
+    p.add_argument("--pipeline", required=True,
+                   help='e.g. "distill(layers=3), prune(sparsity=0.8), quantize(bits=4)" or a YAML file')
+    p.add_argument("--output", required=True)
+    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
+    p.add_argument("--quiet", action="store_true")
+    p.set_defaults(func=_compress)
+
+    p = sub.add_parser("serve", help="serve a model over HTTP (POST /predict)")
+    p.add_argument("model")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.set_defaults(func=_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except OccamError as exc:
+        print(f"occamtune {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

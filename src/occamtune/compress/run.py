@@ -1,0 +1,88 @@
+"""`occamtune compress`: load a trained run, build the compression context from the run's own data
+and settings, apply a pipeline, write the packed artifact and its evaluation."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from occamtune.config import RunConfig, load_config
+from occamtune.errors import ConfigError
+
+
+def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tuple[RunConfig, dict]:
+    """The run's config and its encoded splits (train, dev, test)."""
+    from occamtune.train.prepare import check_labels, encode_split, read_splits
+
+    cfg_file = Path(folder) / "config.yaml"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{folder} has no config.yaml; compress a folder written by `occamtune train`")
+    cfg = load_config(cfg_file)
+    splits = read_splits(cfg.task, cfg.data, cfg.train.seed)
+    for split in splits.values():
+        check_labels(cfg.task, split, labels)
+        split.features = encode_split(cfg.task, split.dataset, tokenizer, labels, cfg.data)
+    return cfg, splits
+
+
+def make_context(cfg: RunConfig, splits: dict, progress: bool = True, calib_batches: int = 8) -> Any:
+    """A CompressContext whose finetune trains on the run's training data with its settings."""
+    from occamtune.api import fit_model
+    from occamtune.compress import CompressContext
+    from occamtune.data.encode import Collator
+
+    train = splits["train"].features
+
+    def finetune(model: Any, *, loss_fn: Any = None, step_hook: Any = None,
+                 epochs: float | None = None) -> Any:
+        tcfg = dataclasses.replace(cfg.train, epochs=epochs or cfg.train.epochs)
+        return fit_model(model, splits, cfg, progress=progress, loss_fn=loss_fn,
+                         step_hook=step_hook, train_cfg=tcfg).model
+
+    def calibration() -> Any:
+        collate = Collator(pad_id=0)
+        bs = cfg.train.batch_size
+        for i in range(0, min(len(train), calib_batches * bs), bs):
+            yield collate(train[i:i + bs])
+
+    def token_counts() -> dict[int, int]:
+        counts: Counter = Counter()
+        for f in train:
+            counts.update(f["input_ids"] if isinstance(f, dict) else f.input_ids)
+        return dict(counts)
+
+    return CompressContext(finetune=finetune, calibration=calibration, token_counts=token_counts,
+                           seed=cfg.train.seed)
+
+
+def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,
+                 evaluate: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Compress the model in `folder` with `pipeline` (string form or a YAML file) into `output`."""
+    from occamtune.api import write_eval
+    from occamtune.compress import compress, parse_pipeline, pipeline_from_yaml, save_artifact
+    from occamtune.models import WEIGHTS_FILE, load_model
+
+    output = Path(output)
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"output folder {output} exists; pass --overwrite to replace it")
+        shutil.rmtree(output)
+    p = Path(pipeline)
+    configs = pipeline_from_yaml(p.read_text()) if p.suffix in (".yaml", ".yml") and p.is_file() \
+        else parse_pipeline(pipeline)
+    model, tok, meta = load_model(folder)
+    cfg, splits = load_run_data(folder, tok, model.labels)
+    small = compress(model, configs, make_context(cfg, splits, progress))
+    fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
+    keep = {k: meta[k] for k in ("base_model", "max_length", "stride") if k in meta}
+    sizes = save_artifact(small, tok, output, meta={**keep, "fp32_bytes": fp32, "source": str(folder)})
+    shutil.copy(Path(folder) / "config.yaml", output / "config.yaml")
+    result: dict[str, Any] = {"output": str(output), "sizes": sizes, "fp32_bytes": fp32}
+    if evaluate and "test" in splits:
+        loaded, _, _ = load_model(output)
+        test = write_eval(loaded, splits["test"], output, "test")
+        result["test"] = {k: test[k] for k in ("f1", "accuracy") if k in test}
+    return result

@@ -1,0 +1,181 @@
+"""Typed run configuration: dataclasses that validate themselves, YAML load/dump, dotted overrides.
+
+    cfg = load_config("configs/ner-conll2003.yaml", ["train.lr=1e-4", "train.epochs=2"])
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from occamtune.errors import ConfigError
+
+
+@dataclass
+class DataConfig:
+    """Where the data is. `path` is a folder with train/dev/test files; or name each file."""
+
+    path: str | None = None
+    train: str | None = None
+    dev: str | None = None
+    test: str | None = None
+    label_column: int = -1
+    max_length: int = 128
+    stride: int = 32
+    dev_fraction: float = 0.1
+
+    def __post_init__(self) -> None:
+        if self.max_length < 8:
+            raise ConfigError(f"data.max_length must be at least 8, got {self.max_length}")
+        if not 0 <= self.stride <= self.max_length // 2:
+            raise ConfigError(
+                f"data.stride must be in [0, max_length/2 = {self.max_length // 2}], got {self.stride}"
+            )
+
+
+@dataclass
+class ModelConfig:
+    """The pretrained model and the head put on it."""
+
+    name: str = "minilm"
+    dropout: float = 0.1
+    shape_features: bool | None = None  # None: on for uncased models (NER)
+    pooling: str = "mean"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings."""
+
+    epochs: float = 3.0
+    batch_size: int = 32
+    eval_batch_size: int = 64
+    optimizer: str = "adamw"
+    lr: float = 1e-4
+    head_lr: float | None = None
+    momentum: float = 0.9
+    weight_decay: float = 0.01
+    warmup: float = 0.1
+    schedule: str = "linear"
+    max_grad_norm: float = 1.0
+    seed: int = 13
+    eval_every: int = 0  # steps; 0 = once per epoch
+    patience: int = 3
+    group_by_length: bool = True
+    max_steps: int = 0  # 0 = no limit
+    threads: int = 0  # 0 = torch's default
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.optimizer in ("adamw", "sgd"), f"train.optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}"),
+            (self.schedule in ("linear", "cosine", "constant"),
+             f"train.schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}"),
+            (self.lr > 0, f"train.lr must be > 0, got {self.lr}"),
+            (self.epochs > 0, f"train.epochs must be > 0, got {self.epochs}"),
+            (self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}"),
+            (0 <= self.warmup < 1, f"train.warmup must be a fraction in [0, 1), got {self.warmup}"),
+            (self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}"),
+            (self.patience >= 1, f"train.patience must be >= 1, got {self.patience}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
+class RunConfig:
+    """Everything a training run needs."""
+
+    task: str = "ner"
+    output: str = "runs/model"
+    overwrite: bool = False
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def __post_init__(self) -> None:
+        if self.task not in ("ner", "classify"):
+            raise ConfigError(f"task must be 'ner' or 'classify', got {self.task!r}")
+
+
+def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
+    """Build dataclass `cls` from a nested dict; unknown keys are errors that list the valid ones."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{prefix.rstrip('.') or 'config'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        if key not in names:
+            raise ConfigError(
+                f"unknown config key {prefix + key!r}; valid keys here: "
+                f"{', '.join(prefix + n for n in sorted(names))}"
+            )
+        kwargs[key] = _coerce(hints[key], value, prefix + key)
+    return cls(**kwargs)
+
+
+def _coerce(tp: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value or {}, key + ".")
+    args = typing.get_args(tp)
+    if typing.get_origin(tp) in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        tp = next(a for a in args if a is not type(None))
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp in (int, str, bool, float) and not isinstance(value, tp) or (tp is int and isinstance(value, bool)):
+        raise ConfigError(f"config key {key!r} must be {tp.__name__}, got {value!r}")
+    return value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply `a.b=value` overrides (values parsed as YAML) to a nested dict."""
+    for item in overrides:
+        if "=" not in item:
+            raise ConfigError(f"override {item!r} must look like key.sub=value (e.g. train.lr=1e-4)")
+        key, raw = item.split("=", 1)
+        parts = key.strip().split(".")
+        node = data
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                raise ConfigError(f"override {item!r}: {part!r} is not a section")
+        node[parts[-1]] = _parse_value(raw)
+    return data
+
+
+def _parse_value(raw: str) -> Any:
+    value = yaml.safe_load(raw)
+    if isinstance(value, str):  # YAML reads 1e-4 as a string; numbers are meant
+        try:
+            return float(value)
+        except ValueError:
+            return value
+    return value
+
+
+def load_config(path: str | Path | None = None, overrides: list[str] | None = None) -> RunConfig:
+    """Read a YAML config (or start from defaults) and apply dotted overrides."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        p = Path(path)
+        if not p.is_file():
+            raise ConfigError(f"config file {p} does not exist")
+        try:
+            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{p}: not valid YAML: {exc}") from exc
+    return from_dict(RunConfig, apply_overrides(data, overrides or []))
+
+
+def dump_config(config: Any) -> str:
+    """YAML text of a config dataclass."""
+    return yaml.safe_dump(asdict(config), sort_keys=False)

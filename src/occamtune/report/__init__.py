@@ -1,0 +1,1 @@
+"""Metrics tables, plots and HTML/Markdown reports."""

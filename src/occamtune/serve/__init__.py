@@ -1,0 +1,1 @@
+"""Prediction on raw text and the HTTP app."""

@@ -1,0 +1,42 @@
+"""HTTP serving: `occamtune serve runs/ner` then `POST /predict {"texts": ["..."]}`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+MAX_TEXTS = 256
+
+
+def create_app(folder: str | Path) -> Any:
+    """A FastAPI app around one loaded model."""
+    from fastapi import FastAPI, HTTPException
+    from pydantic import BaseModel
+
+    from occamtune.api import load
+
+    predictor = load(folder)
+    app = FastAPI(title="occamtune", description=f"predictions of {folder}")
+
+    class PredictRequest(BaseModel):
+        texts: list[str]
+
+    @app.get("/health")
+    def health() -> dict[str, Any]:
+        return {"status": "ok", "task": predictor.task, "labels": predictor.labels}
+
+    @app.post("/predict")
+    def predict(req: PredictRequest) -> dict[str, Any]:
+        if not req.texts:
+            raise HTTPException(422, "texts must hold at least one text")
+        if len(req.texts) > MAX_TEXTS:
+            raise HTTPException(413, f"at most {MAX_TEXTS} texts per request, got {len(req.texts)}")
+        return {"predictions": predictor.predict(req.texts)}
+
+    return app
+
+
+def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    import uvicorn
+
+    uvicorn.run(create_app(folder), host=host, port=port)

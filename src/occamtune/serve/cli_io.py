@@ -1,0 +1,68 @@
+"""Input and output of `occamtune predict`: texts from arguments, a file or stdin; JSONL out; or a
+CoNLL file in and a CoNLL file (with the predicted label column) out."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from occamtune.errors import DataError
+
+
+def read_texts(args: argparse.Namespace) -> list[str]:
+    if args.file:
+        path = Path(args.file)
+        if not path.is_file():
+            raise DataError(path, "file does not exist")
+        try:
+            lines = path.read_text(encoding="utf-8").splitlines()
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[: exc.start].count(b"\n") + 1
+            raise DataError(path, "not UTF-8 text; convert it with iconv", line=line) from exc
+        return [ln for ln in lines if ln.strip()]
+    if args.texts and args.texts != ["-"]:
+        return list(args.texts)
+    return [ln for ln in sys.stdin.read().splitlines() if ln.strip()]
+
+
+def predict_command(predictor: Any, args: argparse.Namespace) -> int:
+    from occamtune.models import atomic_write_text
+
+    if args.conll:
+        text = predict_conll(predictor, args.conll)
+    else:
+        results = predictor.predict(read_texts(args))
+        text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
+    if args.output:
+        atomic_write_text(args.output, text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+def predict_conll(predictor: Any, path: str) -> str:
+    """Read a CoNLL file (labels optional) and return it with a predicted label column added."""
+    from occamtune import inference
+    from occamtune.data.conll import read_conll
+
+    dataset = _read_conll_any(path)
+    preds = inference.predict(predictor.model, dataset, predictor.encode(dataset))
+    lines = []
+    for sent, tags in zip(dataset.sentences, preds.labels):
+        gold = sent.labels or [None] * len(sent.words)
+        for word, g, p in zip(sent.words, gold, tags):
+            lines.append(" ".join(x for x in (word, g, p) if x is not None))
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+def _read_conll_any(path: str) -> Any:
+    """Labelled when the file has more than one column, else words only."""
+    from occamtune.data.conll import read_conll
+
+    first = next((ln for ln in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
+                  if ln.strip() and not ln.startswith("-DOCSTART-")), "")
+    return read_conll(path, has_labels=len(first.split()) > 1)

@@ -1,0 +1,41 @@
+from pathlib import Path
+
+import pytest
+
+from occamtune.config import RunConfig, dump_config, load_config
+from occamtune.errors import ConfigError
+
+CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*.yaml"))
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)
+def test_every_shipped_config_loads(path: Path) -> None:
+    cfg = load_config(path)
+    assert isinstance(cfg, RunConfig)
+    assert load_config(None, []) != cfg or path.name == "default.yaml"
+
+
+def test_dotted_override_changes_value_and_type() -> None:
+    cfg = load_config(CONFIGS[0], ["train.lr=1e-4", "train.epochs=2", "data.max_length=64"])
+    assert cfg.train.lr == pytest.approx(1e-4) and isinstance(cfg.train.lr, float)
+    assert cfg.train.epochs == 2.0
+    assert cfg.data.max_length == 64
+
+
+def test_unknown_key_names_the_valid_ones() -> None:
+    with pytest.raises(ConfigError, match=r"train.lrr.*train.lr"):
+        load_config(None, ["train.lrr=1"])
+
+
+def test_bad_value_names_field_and_value() -> None:
+    with pytest.raises(ConfigError, match=r"train.optimizer.*'adam'"):
+        load_config(None, ["train.optimizer=adam"])
+    with pytest.raises(ConfigError, match=r"train.batch_size.*must be int"):
+        load_config(None, ["train.batch_size=big"])
+
+
+def test_yaml_round_trip(tmp_path: Path) -> None:
+    cfg = load_config(None, ["task=classify", "train.lr=3e-5"])
+    path = tmp_path / "c.yaml"
+    path.write_text(dump_config(cfg))
+    assert load_config(path) == cfg
