@@ -21,11 +21,11 @@ PATTERNS = {  # checked on the file name without extension, lower-cased
 def find_splits(folder: str | Path) -> dict[str, Path]:
     """Map split name -> file. Dev: dev*/valid*/val*/testa; test: test*/testb."""
     folder = Path(folder)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in EXTENSIONS
-                   and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
     found: dict[str, list[Path]] = {name: [] for name in PATTERNS}
-    for p in files:
-        stem = p.name[: -len(p.suffix)].lower() if p.suffix else p.name.lower()
+    for p in files:  # eng.train, train.txt, dev.jsonl, ...
+        suffix = p.suffix.lower()
+        stem = p.name[: -len(suffix)].lower() if suffix in EXTENSIONS and suffix else p.name.lower()
         for name, pattern in PATTERNS.items():
             if pattern.match(stem):
                 found[name].append(p)

@@ -1,0 +1,117 @@
+"""Every CLI verb on a tiny random model; bad input gives exit code 2 and one clear message."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from occamtune.cli import main
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    out = tmp_path_factory.mktemp("cli") / "run"
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    code = main(["train", "--task", "ner", "--data", str(fixtures / "conll_tiny"), "--model",
+                 str(tiny_model_dir), "--output", str(out), "--epochs", "2", "--quiet",
+                 "train.batch_size=4", "train.lr=3e-3", "data.max_length=32", "data.stride=4"])
+    assert code == 0
+    return out
+
+
+def test_train_writes_a_loadable_run(run_dir: Path) -> None:
+    meta = json.loads((run_dir / "occamtune.json").read_text())
+    assert meta["head"]["task"] == "ner" and meta["head"]["labels"][0] == "O"
+    assert meta["head"]["shape_features"] is True  # the tiny tokenizer lower-cases
+
+
+def test_evaluate_split_and_file(run_dir: Path, capsys, conll_tiny) -> None:
+    assert main(["evaluate", str(run_dir), "--split", "dev"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert 0 <= out["f1"] <= 100
+    assert (run_dir / "eval_dev.md").read_text().startswith("# Evaluation")
+    assert main(["evaluate", str(run_dir), "--file", str(conll_tiny / "test.txt")]) == 0
+
+
+def test_predict_text_gives_spans_with_offsets(run_dir: Path, capsys) -> None:
+    text = "John Smith visited Paris on Monday ."
+    assert main(["predict", str(run_dir), text]) == 0
+    rec = json.loads(capsys.readouterr().out.splitlines()[0])
+    assert [w["word"] for w in rec["words"]] == text.split()
+    for w in rec["words"]:
+        assert text[w["start"]:w["end"]] == w["word"]
+    for e in rec["entities"]:
+        assert text[e["start"]:e["end"]] == e["text"]
+
+
+def test_predict_long_text_drops_no_word(run_dir: Path, capsys) -> None:
+    text = " ".join(["Paris", "and", "London"] * 60)  # far beyond max_length 32
+    assert main(["predict", str(run_dir), text]) == 0
+    rec = json.loads(capsys.readouterr().out)
+    assert len(rec["words"]) == 180 and all(w["tag"] for w in rec["words"])
+
+
+def test_predict_conll_in_conll_out(run_dir: Path, tmp_path: Path, conll_tiny) -> None:
+    out = tmp_path / "pred.conll"
+    assert main(["predict", str(run_dir), "--conll", str(conll_tiny / "test.txt"), "--output", str(out)]) == 0
+    lines = [ln for ln in out.read_text().splitlines() if ln]
+    src = [ln for ln in (conll_tiny / "test.txt").read_text().splitlines() if ln and not ln.startswith("-DOC")]
+    assert len(lines) == len(src)
+    assert all(len(ln.split()) == 3 for ln in lines)  # word gold predicted
+
+
+def test_continue_training_on_new_data(run_dir: Path, tmp_path: Path, conll_tiny) -> None:
+    out = tmp_path / "more"
+    assert main(["train", "--task", "ner", "--data", str(conll_tiny), "--model", str(run_dir),
+                 "--output", str(out), "--epochs", "1", "--quiet", "train.batch_size=4",
+                 "data.max_length=32", "data.stride=4"]) == 0
+    assert (out / "model.safetensors").is_file()
+
+
+@pytest.mark.parametrize("content, needle", [
+    ("EU NNP B-ORG\nrejects VBZ\n", "line 2"),          # wrong column count
+    (b"caf\xe9 NN O\n", "not UTF-8"),                     # latin-1 bytes
+    ("", "no sentences"),                                 # empty
+])
+def test_bad_training_file_exit_2(tmp_path: Path, tiny_model_dir, capsys, content, needle) -> None:
+    f = tmp_path / "train.txt"
+    f.write_bytes(content if isinstance(content, bytes) else content.encode())
+    code = main(["train", "--task", "ner", "--data", str(f), "--model", str(tiny_model_dir),
+                 "--output", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and needle in err and str(f) in err and "Traceback" not in err
+
+
+def test_unknown_label_in_test_names_file_and_line(tmp_path: Path, tiny_model_dir, capsys, conll_tiny) -> None:
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "train.txt").write_text((conll_tiny / "train.txt").read_text())
+    (data / "test.txt").write_text("Paris NNP B-NP B-CITY\n")
+    code = main(["train", "--task", "ner", "--data", str(data), "--model", str(tiny_model_dir),
+                 "--output", str(tmp_path / "o"), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "test.txt, line 1" in err and "B-CITY" in err
+
+
+def test_missing_path_and_unknown_key(tmp_path: Path, capsys) -> None:
+    assert main(["train", "--data", str(tmp_path / "nope"), "--output", str(tmp_path / "o")]) == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert main(["train", "train.lrr=1", "--output", str(tmp_path / "o")]) == 2
+    assert "train.lr" in capsys.readouterr().err
+
+
+def test_slow_tokenizer_is_refused_for_ner(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from transformers import AutoTokenizer
+
+    from occamtune.errors import ModelError
+    from occamtune.models import load_tokenizer
+
+    slow = SimpleNamespace(is_fast=False)  # what a Python-only (slow) tokenizer reports
+    monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda *a, **k: slow)
+    with pytest.raises(ModelError, match="fast tokenizer"):
+        load_tokenizer("some/model", "ner")
+    assert load_tokenizer("some/model", "classify") is slow  # classification does not need one
