@@ -49,6 +49,24 @@ def prepare_output(output: Path, overwrite: bool) -> bool:
     return False
 
 
+def is_main_process() -> bool:
+    """False on the other ranks of a multi-process launch (torchrun sets RANK)."""
+    import os
+
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _agree(flag: bool) -> bool:
+    """Rank 0's decision (e.g. resume or not), shared with every process of a launch."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
 def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     """A fresh head on a pretrained encoder, or (continued training) a saved occamtune model."""
     name = cfg.model.name
@@ -71,9 +89,14 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
 def train(cfg: RunConfig, progress: bool = True) -> Run:
     """Fine-tune `cfg.model.name` on `cfg.data`; save the best model (on dev) into `cfg.output`,
     evaluate it on test, and write metrics as JSON and Markdown."""
+    from accelerate import PartialState
+
+    PartialState(cpu=not torch.cuda.is_available())  # joins a multi-process launch (no-op alone)
     torch.manual_seed(cfg.train.seed)
     output = Path(cfg.output)
-    resume = prepare_output(output, cfg.overwrite)
+    main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
+    resume = prepare_output(output, cfg.overwrite) if main else False
+    resume = _agree(resume)
     splits = read_splits(cfg.task, cfg.data, cfg.train.seed)
     labels = label_set(cfg.task, splits["train"].dataset)
     model, tok = initial_model(cfg, labels)
@@ -81,13 +104,16 @@ def train(cfg: RunConfig, progress: bool = True) -> Run:
     for split in splits.values():
         check_labels(cfg.task, split, labels)
         split.features = encode_split(cfg.task, split.dataset, tok, labels, cfg.data)
-    atomic_write_text(output / "config.yaml", dump_config(cfg))
-    fit = fit_model(model, splits, cfg, output=output, progress=progress, resume=resume)
+    if main:
+        atomic_write_text(output / "config.yaml", dump_config(cfg))
+    fit = fit_model(model, splits, cfg, output=output, progress=progress and main, resume=resume)
     model = fit.model
+    metrics = {"dev": fit.state.best, "best_step": fit.state.best_step}
+    if not main:
+        return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
     save_model(model, tok, output, meta={"base_model": cfg.model.name, "max_length": cfg.data.max_length,
                                          "stride": cfg.data.stride,
                                          "parameters": count_parameters(model)})
-    metrics = {"dev": fit.state.best, "best_step": fit.state.best_step}
     if "test" in splits:
         metrics["test"] = write_eval(model, splits["test"], output, "test")
     shutil.rmtree(output / "checkpoint", ignore_errors=True)

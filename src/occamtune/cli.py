@@ -18,7 +18,7 @@ TRAIN_FLAGS = {  # flag -> config key
 
 
 def _train(args: argparse.Namespace) -> int:
-    from occamtune.api import train
+    from occamtune.api import is_main_process, train
     from occamtune.config import load_config
 
     overrides = [f"{key}={getattr(args, flag)}" for flag, key in TRAIN_FLAGS.items()
@@ -27,6 +27,8 @@ def _train(args: argparse.Namespace) -> int:
         overrides.append("overwrite=true")
     cfg = load_config(args.config, overrides + list(args.overrides))
     run = train(cfg, progress=not args.quiet)
+    if not is_main_process():
+        return 0
     print(json.dumps({"output": str(run.output), "dev": run.metrics["dev"],
                       "test": _headline(run.metrics.get("test")),
                       "train_sents_per_s": round(run.train_sents_per_s, 2)}))

@@ -27,10 +27,12 @@ class DataConfig:
     test: str | None = None
     label_column: int = -1
     max_length: int = 128
-    stride: int = 32
+    stride: int | None = None  # sub-words shared by consecutive windows; None: max_length // 4
     dev_fraction: float = 0.1
 
     def __post_init__(self) -> None:
+        if self.stride is None:
+            self.stride = self.max_length // 4
         if self.max_length < 8:
             raise ConfigError(f"data.max_length must be at least 8, got {self.max_length}")
         if not 0 <= self.stride <= self.max_length // 2:
