@@ -1,6 +1,6 @@
 """HTTP serving: `occamtune serve runs/ner` then `POST /predict {"texts": ["..."]}`."""
 
-from __future__ import annotations
+# No `from __future__ import annotations`: FastAPI must see the request model as a class.
 
 from pathlib import Path
 from typing import Any

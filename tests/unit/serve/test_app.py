@@ -1,0 +1,40 @@
+"""The HTTP app and the Python predictor API on a tiny trained model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+import occamtune
+from occamtune.config import load_config
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures"
+    out = tmp_path_factory.mktemp("serve") / "run"
+    cfg = load_config(None, ["task=ner", f"data.path={fixtures / 'conll_tiny'}", f"model.name={tiny_model_dir}",
+                             f"output={out}", "train.epochs=1", "train.batch_size=4", "data.max_length=32"])
+    occamtune.train(cfg, progress=False)
+    return out
+
+
+def test_python_api_predicts_spans(run_dir: Path) -> None:
+    predictor = occamtune.load(run_dir)
+    [res] = predictor.predict(["John Smith met Mary Jones in Paris ."])
+    assert len(res["words"]) == 8
+    assert all(e["type"] in ("PER", "LOC", "ORG", "MISC") for e in res["entities"])
+
+
+def test_http_predict_and_errors(run_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from occamtune.serve.app import create_app
+
+    client = TestClient(create_app(run_dir))
+    assert client.get("/health").json()["task"] == "ner"
+    got = client.post("/predict", json={"texts": ["Paris is in France .", "John met Mary ."]})
+    assert got.status_code == 200 and len(got.json()["predictions"]) == 2
+    assert client.post("/predict", json={"texts": []}).status_code == 422
+    assert client.post("/predict", json={"nope": 1}).status_code == 422
