@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -62,6 +63,10 @@ def read_splits(task: str, cfg: DataConfig, seed: int) -> dict[str, Split]:
 
     paths = split_paths(cfg)
     splits = {n: Split(n, str(p), read_file(task, p, cfg.label_column)) for n, p in paths.items()}
+    for split in splits.values():
+        scheme = getattr(split.dataset, "scheme", "IOB2")
+        if scheme not in ("IOB2", "none"):
+            print(f"occamtune: note: {split.path} uses {scheme} tags; converted to IOB2", file=sys.stderr)
     if "dev" not in splits:
         train = splits["train"]
         rest, dev = split_off_dev(items(train.dataset), cfg.dev_fraction, seed)
