@@ -90,7 +90,7 @@ def one(args: argparse.Namespace) -> dict:
         run = OnnxTaskModel(path, model.head_config, threads=args.threads)
     else:
         cfg.train.epochs = args.epochs
-        ctx = make_context(cfg, splits, progress=False)
+        ctx = make_context(cfg, splits, tok, progress=False)
         small = compress(copy.deepcopy(model), parse_pipeline(pipeline), ctx)
         folder = Path(args.workdir) / "compressed" / args.one.replace(" ", "_").replace(":", "")
         sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride") if k in meta}})
@@ -139,7 +139,7 @@ def main() -> None:
         cmd = [sys.executable, "-m", "benchmarks.compression", "--one", name, "--base", args.base,
                "--epochs", str(args.epochs), "--threads", str(args.threads),
                "--n-speed", str(args.n_speed), "--workdir", args.workdir]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         if proc.returncode:
             print(f"{name} FAILED:\n{proc.stderr[-3000:]}", flush=True)
             continue
@@ -154,7 +154,7 @@ def write(records: dict, args: argparse.Namespace) -> None:
     base = records.get("fp32")
     peer = records.get("onnx-int8 (peer)")
     rows = []
-    for name, r in records.items():
+    for r in records.values():
         row = dict(r)
         row["ratio"] = r["fp32_bytes"] / r["bytes"]
         if base:

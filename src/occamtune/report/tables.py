@@ -30,8 +30,8 @@ def _ner_markdown(m: dict[str, Any], source: str) -> str:
                 for tag, d in tok["tags"].items()]
     return "\n\n".join([
         f"# Evaluation on {source}",
-        f"Entity-level micro F1 **{m['f1']:.2f}** (seqeval, strict IOB2 spans: the CoNLL standard); "
-        f"macro F1 {m['macro_f1']:.2f}. Data code length {m['data_bits']:.0f} bits over {m['n']} sentences.",
+        (f"Entity-level micro F1 **{m['f1']:.2f}** (seqeval, strict IOB2 spans: the CoNLL standard); "
+        f"macro F1 {m['macro_f1']:.2f}. Data code length {m['data_bits']:.0f} bits over {m['n']} sentences."),
         "## Entities (strict spans)",
         md_table(["type", "precision", "recall", "F1", "support"], rows),
         f"## Token level (flatters the model: `O` dominates); accuracy {100 * tok['accuracy']:.2f}",
@@ -46,8 +46,8 @@ def _classify_markdown(m: dict[str, Any], source: str) -> str:
     conf_rows = [[f"**{g}**", *row] for g, row in zip(conf["labels"], conf["matrix"])]
     return "\n\n".join([
         f"# Evaluation on {source}",
-        f"Accuracy **{m['accuracy']:.2f}**; macro F1 {m['macro_f1']:.2f}. "
-        f"Data code length {m['data_bits']:.0f} bits over {m['n']} examples.",
+        (f"Accuracy **{m['accuracy']:.2f}**; macro F1 {m['macro_f1']:.2f}. "
+        f"Data code length {m['data_bits']:.0f} bits over {m['n']} examples."),
         md_table(["class", "precision", "recall", "F1", "support"], rows),
         "## Confusion matrix (rows: gold, columns: predicted)",
         md_table(["gold \\ pred", *conf["labels"]], conf_rows),

@@ -18,6 +18,7 @@ first sub-word; classification codes each text through its mean-pooled vector.
 
 from __future__ import annotations
 
+import itertools
 import math
 import time
 from dataclasses import dataclass
@@ -82,7 +83,7 @@ def prequential_codelength(task: str, data_folder: str, model_name: str,
 
 
 def _check_portions(portions: tuple[float, ...]) -> None:
-    if not portions or any(b <= a for a, b in zip(portions, portions[1:])):
+    if not portions or any(b <= a for a, b in itertools.pairwise(portions)):
         raise ValueError(f"portions must be strictly increasing, got {portions}")
     if portions[0] <= 0 or abs(portions[-1] - 1.0) > 1e-9:
         raise ValueError(f"portions must lie in (0, 1] and end at 1.0, got {portions}")
@@ -92,7 +93,7 @@ def block_ends(n: int, portions: tuple[float, ...]) -> list[int]:
     """Exclusive end index of each block; duplicates (tiny data) are merged, the last is n."""
     ends: list[int] = []
     for p in portions:
-        end = min(n, max(1, int(round(p * n))))
+        end = min(n, max(1, round(p * n)))
         if not ends or end > ends[-1]:
             ends.append(end)
     return ends
@@ -186,7 +187,7 @@ def online_code(xs: list[np.ndarray], ys: list[np.ndarray], num_classes: int, en
                                 num_classes, probe)
             bits = code_bits(weights, np.concatenate(xs[start:end]), y_block)
         blocks.append({"start": start, "end": end, "examples": end - start,
-                       "labels": int(len(y_block)), "bits": float(bits),
+                       "labels": len(y_block), "bits": float(bits),
                        "bits_per_label": float(bits) / max(len(y_block), 1)})
         start = end
     return blocks

@@ -46,7 +46,6 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
 def predict_conll(predictor: Any, path: str) -> str:
     """Read a CoNLL file (labels optional) and return it with a predicted label column added."""
     from occamtune import inference
-    from occamtune.data.conll import read_conll
 
     dataset = _read_conll_any(path)
     preds = inference.predict(predictor.model, dataset, predictor.encode(dataset))

@@ -35,4 +35,4 @@ def build_head(config: HeadConfig, hidden_size: int) -> nn.Module:
     return get_task(config.task).build_head(config, hidden_size)
 
 
-from occamtune.tasks import classify, ner  # noqa: E402,F401  (registers the tasks)
+from occamtune.tasks import classify, ner  # noqa: F401  (registers the tasks)

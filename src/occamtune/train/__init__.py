@@ -2,4 +2,4 @@
 
 from occamtune.train.loop import FitResult, Trainer, TrainState
 
-__all__ = ["FitResult", "Trainer", "TrainState"]
+__all__ = ["FitResult", "TrainState", "Trainer"]

@@ -1,0 +1,56 @@
+"""Compression: one verb, `compress(model, configs, ctx)`, over methods registered by config type,
+and the packed artifact (`save_artifact` / `load_artifact`).
+
+    from occamtune.compress import compress, parse_pipeline, save_artifact
+    small = compress(model, parse_pipeline("distill(layers=3), prune(sparsity=0.8), quantize(bits=4)"), ctx)
+    save_artifact(small, tokenizer, "runs/ner-small")
+"""
+
+from occamtune.compress.artifact import artifact_bytes, load_artifact, save_artifact
+from occamtune.compress.base import (
+    METHODS,
+    CompressContext,
+    CompressionConfig,
+    compress,
+    register,
+)
+from occamtune.compress.distill import DistillConfig
+from occamtune.compress.feature import FeatureExtractConfig
+from occamtune.compress.lora import LoraConfig
+from occamtune.compress.lowrank import LowRankConfig
+from occamtune.compress.pipeline import (
+    format_pipeline,
+    parse_pipeline,
+    pipeline_from_yaml,
+    pipeline_to_yaml,
+)
+from occamtune.compress.prune import PruneConfig
+from occamtune.compress.quantize import QuantizeConfig, to_int8_runtime
+from occamtune.compress.share import ShareConfig
+from occamtune.compress.structured import StructuredPruneConfig
+from occamtune.compress.vocab import VocabTrimConfig
+
+__all__ = [
+    "METHODS",
+    "CompressContext",
+    "CompressionConfig",
+    "DistillConfig",
+    "FeatureExtractConfig",
+    "LoraConfig",
+    "LowRankConfig",
+    "PruneConfig",
+    "QuantizeConfig",
+    "ShareConfig",
+    "StructuredPruneConfig",
+    "VocabTrimConfig",
+    "artifact_bytes",
+    "compress",
+    "format_pipeline",
+    "load_artifact",
+    "parse_pipeline",
+    "pipeline_from_yaml",
+    "pipeline_to_yaml",
+    "register",
+    "save_artifact",
+    "to_int8_runtime",
+]

@@ -1,0 +1,225 @@
+"""The packed artifact: a folder that `occamtune.models.load_model` loads like any run folder.
+
+Files:
+    model.occ: `MAGIC`, the codec name and a newline, then the compressed blob: an 8-byte
+        little-endian manifest length, the JSON manifest and the binary payload. The manifest
+        lists the structural changes to replay on a fresh encoder (factorised Linears, pruned
+        heads and FFN sizes, shared layers, trimmed vocabulary...) and, per tensor, its name,
+        shape, encoding and byte ranges: k-bit packed codes + fp16 scales for quantized weights,
+        a bitmask + nonzero values for sparse tensors, fp16 for other matrices, fp32 for vectors
+        and the task head, raw integers for integer buffers, an alias for shared tensors.
+    config.json, tokenizer files: the encoder config and the tokenizer.
+    occamtune.json: `{"artifact": true, "head": ..., "pipeline": [...], "structure": [...], ...}`.
+    card.json, card.md: the model card.
+
+Loading never unpickles: weights are rebuilt from the manifest and raw bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import lzma
+import os
+import struct
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from occamtune.compress.base import replay_structure
+from occamtune.compress.card import write_card
+from occamtune.compress.packing import (
+    decode_quant,
+    decode_tensor,
+    encode_float,
+    encode_quant,
+    encode_raw,
+)
+from occamtune.compress.quantize import quantized_codes, to_int8_runtime
+from occamtune.errors import ConfigError, ModelError
+from occamtune.models import META_FILE, HeadConfig, TaskModel, atomic_write_text, read_meta
+
+ARTIFACT_FILE = "model.occ"
+MAGIC = b"OCCAMv1\n"
+CODECS = ("zstd", "lzma", "none")
+
+
+def _compress(data: bytes, codec: str) -> bytes:
+    if codec == "zstd":
+        import zstandard
+
+        return zstandard.ZstdCompressor(level=19, threads=-1).compress(data)
+    if codec == "lzma":
+        return lzma.compress(data, preset=9 | lzma.PRESET_EXTREME)
+    return data
+
+
+def _decompress(data: bytes, codec: str) -> bytes:
+    if codec == "zstd":
+        import zstandard
+
+        return zstandard.ZstdDecompressor().decompressobj().decompress(data)
+    if codec == "lzma":
+        return lzma.decompress(data)
+    if codec == "none":
+        return data
+    raise ModelError(f"unknown codec {codec!r} in artifact; known: {', '.join(CODECS)}")
+
+
+def _encode_one(model: TaskModel, name: str, tensor: torch.Tensor,
+                half_floats: bool) -> tuple[dict, dict]:
+    module_name, _, attr = name.rpartition(".")
+    module = model.get_submodule(module_name) if module_name else model
+    quant = quantized_codes(module) if attr == "weight" else None
+    if quant is not None:
+        return encode_quant(*quant)
+    if not tensor.is_floating_point():
+        return encode_raw(tensor)
+    small = tensor.dim() < 2 or name.startswith("head.")
+    return encode_float(tensor, half=half_floats and not small)
+
+
+def pack_model(model: TaskModel, half_floats: bool = True) -> tuple[dict[str, Any], bytes]:
+    """The manifest and the payload of a model's weights (shared tensors stored once)."""
+    entries, chunks, offset = [], [], 0
+    first_name: dict[tuple, str] = {}
+    for name, tensor in model.state_dict().items():
+        key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype, tuple(tensor.stride()))
+        base = {"name": name, "shape": list(tensor.shape)}
+        if key in first_name and tensor.numel() > 0:
+            entries.append({**base, "enc": "alias", "of": first_name[key]})
+            continue
+        first_name[key] = name
+        entry, parts = _encode_one(model, name, tensor.cpu(), half_floats)
+        entry = {**base, **entry, "parts": {}}
+        for part, data in parts.items():
+            entry["parts"][part] = [offset, len(data)]
+            chunks.append(data)
+            offset += len(data)
+        entries.append(entry)
+    manifest = {"version": 1, "structure": getattr(model, "occam_structure", []), "tensors": entries}
+    return manifest, b"".join(chunks)
+
+
+def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    tmp.write_bytes(data)
+    os.replace(tmp, path)
+
+
+def write_occ(model: TaskModel, path: Path, codec: str = "zstd", half_floats: bool = True) -> int:
+    """Write `model.occ`; returns its size in bytes."""
+    if codec not in CODECS:
+        raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
+    manifest, payload = pack_model(model, half_floats)
+    head = json.dumps(manifest, separators=(",", ":")).encode()
+    blob = struct.pack("<Q", len(head)) + head + payload
+    data = MAGIC + codec.encode() + b"\n" + _compress(blob, codec)
+    _atomic_write_bytes(path, data)
+    return len(data)
+
+
+def read_occ(path: Path) -> tuple[dict[str, Any], bytes]:
+    """The manifest and payload of a `model.occ` file."""
+    data = path.read_bytes()
+    if not data.startswith(MAGIC):
+        raise ModelError(f"{path} is not an occamtune artifact (bad magic bytes)")
+    codec, _, body = data[len(MAGIC):].partition(b"\n")
+    blob = _decompress(body, codec.decode())
+    (n,) = struct.unpack("<Q", blob[:8])
+    return json.loads(blob[8:8 + n]), blob[8 + n:]
+
+
+def _pipeline(model: TaskModel) -> list[dict[str, Any]]:
+    return [step["config"] for step in getattr(model, "compression_log", [])]
+
+
+def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: str = "zstd",
+                  meta: dict | None = None, half_floats: bool = True) -> dict[str, Any]:
+    """Write the packed artifact of a (compressed) model into `folder`.
+
+    Args:
+        model: the compressed task model.
+        tokenizer: its tokenizer (saved next to the weights).
+        folder: output folder (created).
+        codec: "zstd" (level 19), "lzma" or "none" for the whole blob.
+        meta: extra entries for occamtune.json and the card (`fp32_bytes`, `metrics`, `speed`...).
+        half_floats: store non-quantized matrices in fp16 (False: fp32, lossless, e.g. to cache
+            a trained intermediate model whose architecture safetensors cannot describe).
+
+    Returns:
+        sizes: `model_occ` (bytes of model.occ), `folder` (all files), `fp32_bytes` and `ratio`
+        when `meta` gives the fp32 size.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    occ = write_occ(model, folder / ARTIFACT_FILE, codec, half_floats)
+    atomic_write_text(folder / "config.json", model.encoder.config.to_json_string())
+    tokenizer.save_pretrained(folder)
+    meta = dict(meta or {})
+    info = {"artifact": True, "head": asdict(model.head_config), "pipeline": _pipeline(model),
+            "steps": getattr(model, "compression_log", []),
+            "structure": getattr(model, "occam_structure", []), "codec": codec,
+            "int8_runtime": bool(getattr(model, "int8_runtime", False)), **meta}
+    atomic_write_text(folder / META_FILE, json.dumps(info, indent=2))
+    sizes: dict[str, Any] = {"model_occ": occ}
+    if meta.get("fp32_bytes"):
+        sizes["fp32_bytes"] = int(meta["fp32_bytes"])
+        sizes["ratio"] = sizes["fp32_bytes"] / occ
+    write_card(folder, model, info, sizes)
+    sizes["folder"] = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
+    return sizes
+
+
+def _parts(entry: dict, payload: bytes) -> dict[str, bytes]:
+    return {k: payload[o:o + n] for k, (o, n) in entry["parts"].items()}
+
+
+def load_artifact(folder: str | Path, runtime: bool = False) -> TaskModel:
+    """Rebuild a task model from an artifact folder (without its tokenizer).
+
+    Args:
+        folder: a folder written by `save_artifact`.
+        runtime: apply `to_int8_runtime` when the pipeline asked for it (faster on CPU, not
+            bit-exact; the default gives exactly the stored weights).
+    """
+    from transformers import AutoConfig, AutoModel
+
+    from occamtune.models import _encoder_from_config
+
+    folder = Path(folder)
+    meta = read_meta(folder)
+    manifest, payload = read_occ(folder / ARTIFACT_FILE)
+    model = TaskModel(_encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder)),
+                      HeadConfig(**meta["head"]))
+    replay_structure(model, manifest["structure"])
+    state, by_name = {}, {e["name"]: e for e in manifest["tensors"]}
+    for entry in manifest["tensors"]:
+        source = by_name[entry["of"]] if entry["enc"] == "alias" else entry
+        if entry["enc"] == "alias":
+            state[entry["name"]] = state[source["name"]]
+        else:
+            state[entry["name"]] = decode_tensor(entry, _parts(entry, payload))
+    model.load_state_dict(state, strict=True)
+    _reattach_codes(model, manifest, payload)
+    model.compression_log = meta.get("steps", [])
+    model.int8_runtime = bool(meta.get("int8_runtime", False))
+    model.eval()
+    return to_int8_runtime(model) if runtime and model.int8_runtime else model
+
+
+def _reattach_codes(model: TaskModel, manifest: dict, payload: bytes) -> None:
+    """Keep codes on quantized modules, so a loaded artifact saves to the same bytes."""
+    from occamtune.compress.quantize import attach_codes
+
+    for entry in manifest["tensors"]:
+        if entry["enc"] == "quant":
+            codes, scales = decode_quant(entry, _parts(entry, payload))
+            attach_codes(model.get_submodule(entry["name"].rpartition(".")[0]), codes, scales,
+                         entry["bits"], entry["group"])
+
+
+def artifact_bytes(folder: str | Path) -> int:
+    """Size on disk of the packed weights (`model.occ`)."""
+    return (Path(folder) / ARTIFACT_FILE).stat().st_size

@@ -1,0 +1,170 @@
+"""Layer-dropping knowledge distillation (DistilBERT, Sanh et al. 2019).
+
+The student is a copy of the fine-tuned teacher keeping `layers` of its encoder layers, trained
+through `ctx.finetune` on
+
+    alpha * T^2 * KL(softmax(teacher / T) || softmax(student / T))    (supervised positions)
+  + (1 - alpha) * cross-entropy with the gold labels
+  + hidden_weight * MSE(student layer j output, teacher layer keep[j] output)   (real tokens)
+
+Which layers are kept (`pick`):
+    spread: evenly spaced and always the last one: layer ((j + 1) * L) // n - 1 for j < n,
+        e.g. 6 -> 3 keeps [1, 3, 5]. The task head was trained on the top layer's output, so
+        keeping it gives the student a working head from the first step (DistilBERT's
+        [0, 2, 4] starts from a pretrained, not fine-tuned, teacher where this does not matter).
+    bottom: layers [0, n). top: layers [L - n, L).
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from occamtune.compress.base import (
+    CompressContext,
+    CompressionConfig,
+    check_epochs,
+    check_range,
+    need_finetune,
+    register,
+    step_info,
+)
+from occamtune.errors import ConfigError
+from occamtune.models import TaskModel, count_parameters
+
+PICKS = ("spread", "bottom", "top")
+
+
+@dataclass(frozen=True)
+class DistillConfig(CompressionConfig):
+    """Distil the model into a student with fewer encoder layers.
+
+    Attributes:
+        layers: encoder layers of the student (fewer than the teacher's).
+        temperature: softmax temperature T of the distillation term.
+        alpha: weight of the distillation term; 1 - alpha weighs the gold-label loss.
+        hidden_weight: weight of the hidden-state MSE (0 turns it off).
+        epochs: training epochs; None uses the run's own.
+        pick: which teacher layers initialise the student: spread, bottom or top.
+    """
+
+    name = "distill"
+    layers: int = 3
+    temperature: float = 2.0
+    alpha: float = 0.5
+    hidden_weight: float = 1.0
+    epochs: float | None = None
+    pick: str = "spread"
+
+    def __post_init__(self) -> None:
+        check_range(self, "layers", 1, 1000)
+        check_range(self, "temperature", 0.0, 100.0, lo_open=True)
+        check_range(self, "alpha", 0.0, 1.0)
+        check_range(self, "hidden_weight", 0.0, 1e6)
+        check_epochs(self)
+        if self.pick not in PICKS:
+            raise ConfigError(f"distill: pick must be one of {', '.join(PICKS)}, got {self.pick!r}")
+
+
+def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> list[int]:
+    """0-based teacher layers the student keeps, in order."""
+    if not 1 <= n_student < n_teacher:
+        raise ConfigError(f"distill: layers must be in [1, {n_teacher - 1}] for a teacher with "
+                          f"{n_teacher} layers, got {n_student}")
+    if pick == "bottom":
+        return list(range(n_student))
+    if pick == "top":
+        return list(range(n_teacher - n_student, n_teacher))
+    return [((j + 1) * n_teacher) // n_student - 1 for j in range(n_student)]
+
+
+def make_student(teacher: TaskModel, keep: list[int]) -> TaskModel:
+    """A copy of the teacher with only the encoder layers `keep`."""
+    student = copy.deepcopy(teacher)
+    layers = student.encoder.encoder.layer
+    student.encoder.encoder.layer = nn.ModuleList([layers[i] for i in keep])
+    student.encoder.config.num_hidden_layers = len(keep)
+    for j, layer in enumerate(student.encoder.encoder.layer):  # cache index, as HF numbers them
+        for module in layer.modules():
+            if hasattr(module, "layer_idx"):
+                module.layer_idx = j
+    return student
+
+
+class LayerTap:
+    """Forward hooks capturing each encoder layer's output (works through DDP wrappers)."""
+
+    def __init__(self, model: TaskModel) -> None:
+        self.outputs: list[torch.Tensor] = []
+        self.handles = [layer.register_forward_hook(self._hook)
+                        for layer in model.encoder.encoder.layer]
+
+    def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
+        if module.training:  # not during the dev evaluations of finetune
+            self.outputs.append(output[0] if isinstance(output, tuple) else output)
+
+    def take(self) -> list[torch.Tensor]:
+        out, self.outputs = self.outputs, []
+        return out
+
+    def close(self) -> None:
+        for handle in self.handles:
+            handle.remove()
+
+
+def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
+                 batch: dict[str, torch.Tensor], config: DistillConfig) -> torch.Tensor:
+    """alpha T^2 KL + (1 - alpha) CE on the supervised positions (labels != -100)."""
+    labels = batch["labels"]
+    keep = labels != -100  # (B, T) for NER, (B,) for classification
+    s, t, y = student_logits[keep], teacher_logits[keep], labels[keep]  # (N, L), (N, L), (N,)
+    temp = config.temperature
+    kl = F.kl_div(F.log_softmax(s / temp, -1), F.log_softmax(t / temp, -1), log_target=True,
+                  reduction="batchmean") * temp**2
+    return config.alpha * kl + (1 - config.alpha) * F.cross_entropy(s, y)
+
+
+def hidden_loss(student: list[torch.Tensor], teacher: tuple, keep: list[int],
+                mask: torch.Tensor) -> torch.Tensor:
+    """Mean over kept layers of the MSE between student and teacher layer outputs on real tokens."""
+    real = mask.bool().unsqueeze(-1)  # (B, T, 1)
+    total = student[0].new_zeros(())
+    for s, i in zip(student, keep):
+        t = teacher[i + 1]  # hidden_states[0] is the embedding output
+        total = total + ((s - t) ** 2).masked_select(real).mean()
+    return total / len(keep)
+
+
+@register(DistillConfig)
+def _distill(model: TaskModel, config: DistillConfig, ctx: CompressContext) -> TaskModel:
+    finetune = need_finetune(ctx, "distill")
+    teacher = model.eval()  # frozen: only run under no_grad, never given to the optimizer
+    keep = pick_layers(len(teacher.encoder.encoder.layer), config.layers, config.pick)
+    student = make_student(teacher, keep)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    tap = LayerTap(student)
+
+    def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        tap.take()
+        logits = m(**batch)
+        with torch.no_grad():
+            t_logits, t_hidden = teacher.forward_with_hidden(**batch)
+        loss = distill_loss(logits, t_logits, batch, config)
+        if config.hidden_weight > 0:
+            loss = loss + config.hidden_weight * hidden_loss(tap.take(), t_hidden, keep,
+                                                             batch["attention_mask"])
+        return loss
+
+    try:
+        trainable = count_parameters(student, trainable_only=True)
+        student = finetune(student, loss_fn=loss_fn, epochs=config.epochs)
+    finally:
+        tap.close()
+    step_info(student, trainable=trainable, kept_layers=keep)
+    return student

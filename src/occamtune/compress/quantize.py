@@ -1,0 +1,150 @@
+"""Weight-only k-bit symmetric quantization with per-group scales.
+
+Round-to-nearest quantization of each weight row in groups along the input dimension, as in
+Dettmers et al. 2022 (LLM.int8()) and Frantar et al. 2023 (GPTQ) without the error correction:
+for a group g, `scale_g = max|w_g| / (2^(k-1) - 1)` and `code = round(w / scale_g)`.
+
+In memory the model keeps the dequantized fp32 weights `code * scale`, so its forward is exactly
+what the artifact stores; the integer codes and scales are kept on the module (non-persistent
+buffers `qcodes`, `qscales`) for the artifact writer, which bit-packs them to k bits.
+
+`dynamic=True` marks the model for `to_int8_runtime` at inference: PyTorch's dynamic int8
+quantization of the Linear layers (int8 weights per channel, activations quantized per batch)
+runs about twice as fast on CPU, but re-rounds the k-bit weights to an int8 grid and quantizes
+the activations, so its outputs drift slightly from the stored model's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from occamtune.compress.base import (
+    CompressContext,
+    CompressionConfig,
+    check_range,
+    register,
+    step_info,
+)
+from occamtune.errors import ConfigError
+from occamtune.models import TaskModel
+
+FP16_TINY = 2.0**-24  # the smallest positive fp16 value: scales are stored as fp16
+
+
+@dataclass(frozen=True)
+class QuantizeConfig(CompressionConfig):
+    """Weight-only k-bit quantization.
+
+    Attributes:
+        bits: bits per weight, 2..8.
+        group_size: weights per scale along the input dimension; 0 = one scale per output row.
+        embeddings: also quantize the embedding matrices (word, position, token type).
+        dynamic: use int8 dynamic quantization of the Linear layers at inference (CPU speed).
+    """
+
+    name = "quantize"
+    bits: int = 8
+    group_size: int = 64
+    embeddings: bool = True
+    dynamic: bool = True
+
+    def __post_init__(self) -> None:
+        check_range(self, "bits", 2, 8)
+        if not isinstance(self.bits, int):
+            raise ConfigError(f"quantize: bits must be an integer in [2, 8], got {self.bits!r}")
+        check_range(self, "group_size", 0, 1 << 20)
+        for name in ("embeddings", "dynamic"):
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"quantize: {name} must be true or false, got {getattr(self, name)!r}")
+
+
+def quantize_tensor(weight: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric k-bit codes and fp16-exact scales of a 2-D tensor.
+
+    Returns:
+        codes: int8 (rows, cols) in [-(2^(k-1)-1), 2^(k-1)-1].
+        scales: float32 (rows, n_groups), each exactly representable in fp16.
+    """
+    rows, cols = weight.shape
+    group = group_of(cols, group_size)
+    n_groups = -(-cols // group)
+    padded = torch.zeros(rows, n_groups * group, dtype=torch.float32)
+    padded[:, :cols] = weight.detach().float()
+    grouped = padded.view(rows, n_groups, group)  # (R, G, g)
+    qmax = 2 ** (bits - 1) - 1
+    scales = (grouped.abs().amax(dim=-1) / qmax).half().float().clamp(min=FP16_TINY)  # (R, G)
+    codes = torch.round(grouped / scales.unsqueeze(-1)).clamp(-qmax, qmax)
+    return codes.view(rows, -1)[:, :cols].to(torch.int8).contiguous(), scales
+
+
+def group_of(cols: int, group_size: int) -> int:
+    """The effective group length: `group_size`, or the whole row when 0 or not smaller."""
+    return group_size if 0 < group_size < cols else cols
+
+
+def dequantize(codes: torch.Tensor, scales: torch.Tensor, group: int) -> torch.Tensor:
+    """fp32 weights from codes (R, C) and scales (R, ceil(C / group))."""
+    cols = codes.shape[1]
+    expanded = scales.float().repeat_interleave(group, dim=1)[:, :cols]  # (R, C)
+    return codes.float() * expanded
+
+
+def attach_codes(module: nn.Module, codes: torch.Tensor, scales: torch.Tensor, bits: int,
+                 group: int) -> None:
+    """Set `module.weight` to the dequantized codes and keep codes/scales for the artifact."""
+    with torch.no_grad():
+        module.weight.copy_(dequantize(codes, scales, group))
+    module.register_buffer("qcodes", codes, persistent=False)
+    module.register_buffer("qscales", scales, persistent=False)
+    module.qbits, module.qgroup = bits, group
+
+
+def quantized_codes(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int, int] | None:
+    """(codes, scales, bits, group) when the module's weight is still exactly its codes."""
+    codes = getattr(module, "qcodes", None)
+    if codes is None or codes.shape != module.weight.shape:
+        return None
+    if not torch.equal(dequantize(codes, module.qscales, module.qgroup),
+                       module.weight.detach().float()):
+        return None
+    return codes, module.qscales, int(module.qbits), int(module.qgroup)
+
+
+def quantize_targets(model: TaskModel, embeddings: bool) -> list[tuple[str, nn.Module]]:
+    """Every nn.Linear of the model (encoder and head) and, optionally, the encoder's embeddings."""
+    seen: set[int] = set()
+    out = []
+    for name, module in model.named_modules():
+        wanted = isinstance(module, nn.Linear) or (
+            embeddings and isinstance(module, nn.Embedding) and name.startswith("encoder."))
+        if wanted and id(module) not in seen:
+            seen.add(id(module))
+            out.append((name, module))
+    return out
+
+
+@register(QuantizeConfig)
+def _quantize(model: TaskModel, config: QuantizeConfig, ctx: CompressContext) -> TaskModel:
+    n_weights = 0
+    for _, module in quantize_targets(model, config.embeddings):
+        codes, scales = quantize_tensor(module.weight, config.bits, config.group_size)
+        attach_codes(module, codes, scales, config.bits,
+                     group_of(codes.shape[1], config.group_size))
+        n_weights += codes.numel()
+    model.int8_runtime = config.dynamic
+    step_info(model, quantized_weights=n_weights, bits=config.bits)
+    return model
+
+
+def to_int8_runtime(model: nn.Module) -> nn.Module:
+    """Dynamic int8 quantization of the Linear layers for fast CPU inference (returns a copy).
+
+    Weights are re-rounded to int8 per output channel and activations quantized per batch, so
+    outputs differ slightly from the stored model's; use for serving, not for exact evaluation.
+    """
+    from torch.ao.quantization import quantize_dynamic
+
+    return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)

@@ -1,0 +1,125 @@
+"""Vocabulary trimming: keep only the embedding rows of tokens the task's corpus uses.
+
+A multilingual or general-domain vocabulary is mostly rows a given task never looks up; as in
+Abdaoui et al. 2020 ("Load What You Need: Smaller Versions of Multilingual BERT") the word
+embedding matrix is cut down to the tokens seen in the training corpus (plus the special tokens
+and, as a floor, the `keep_top` lowest ids). Input ids stay in the tokenizer's id space: the new
+`TrimmedEmbedding` maps old id -> new row through an int32 buffer, unseen ids -> [UNK]'s row.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from occamtune.compress.base import (
+    CompressContext,
+    CompressionConfig,
+    check_range,
+    record_structure,
+    register,
+    step_info,
+    structure_op,
+)
+from occamtune.errors import ConfigError
+from occamtune.models import TaskModel
+
+log = logging.getLogger(__name__)
+BERT_SPECIAL = (0, 100, 101, 102, 103)  # [PAD], [UNK], [CLS], [SEP], [MASK] in BERT's vocab.txt
+BERT_UNK = 100
+
+
+@dataclass(frozen=True)
+class VocabTrimConfig(CompressionConfig):
+    """Keep the embedding rows of tokens seen in the training corpus.
+
+    Attributes:
+        min_count: keep tokens seen at least this many times.
+        keep_top: also keep ids [0, keep_top) (the low ids of a WordPiece vocabulary).
+    """
+
+    name = "vocab"
+    min_count: int = 1
+    keep_top: int = 0
+
+    def __post_init__(self) -> None:
+        check_range(self, "min_count", 1, 1 << 40)
+        check_range(self, "keep_top", 0, 1 << 40)
+
+
+class TrimmedEmbedding(nn.Module):
+    """An embedding over a subset of a vocabulary, looked up with the original ids.
+
+    Args:
+        vocab_size: size of the original id space.
+        rows: number of kept rows.
+        dim: embedding size.
+    """
+
+    def __init__(self, vocab_size: int, rows: int, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("remap", torch.zeros(vocab_size, dtype=torch.int32))  # old -> new id
+        self.embedding = nn.Embedding(rows, dim)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.embedding.weight
+
+    @property
+    def num_embeddings(self) -> int:
+        return self.remap.numel()
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        return self.embedding(self.remap[input_ids].long())  # (B, T) -> (B, T, D)
+
+
+@structure_op("vocab")
+def _rebuild_vocab(model: TaskModel, params: dict[str, Any]) -> None:
+    emb = model.encoder.embeddings
+    old = emb.word_embeddings
+    emb.word_embeddings = TrimmedEmbedding(old.num_embeddings, params["rows"], old.weight.shape[1])
+
+
+def special_ids(ctx: CompressContext, vocab_size: int) -> tuple[list[int], int]:
+    """(special token ids, [UNK] id) from ctx.tokenizer, else BERT's vocab.txt conventions."""
+    tok = ctx.tokenizer
+    if tok is not None and getattr(tok, "unk_token_id", None) is not None:
+        return list(tok.all_special_ids), int(tok.unk_token_id)
+    log.warning("vocab: no tokenizer in the CompressContext; assuming BERT's special ids %s",
+                BERT_SPECIAL)
+    ids = [i for i in BERT_SPECIAL if i < vocab_size]
+    return ids, BERT_UNK if BERT_UNK < vocab_size else 0
+
+
+def kept_ids(config: VocabTrimConfig, counts: dict[int, int], special: list[int],
+             vocab_size: int) -> list[int]:
+    """Sorted ids whose rows are kept."""
+    seen = {int(i) for i, c in counts.items() if c >= config.min_count and 0 <= int(i) < vocab_size}
+    return sorted(seen | set(special) | set(range(min(config.keep_top, vocab_size))))
+
+
+@register(VocabTrimConfig)
+def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> TaskModel:
+    if ctx.token_counts is None:
+        raise ConfigError("vocab: needs token counts of the training corpus: give a "
+                          "CompressContext with `token_counts`")
+    old = model.encoder.embeddings.word_embeddings
+    if isinstance(old, TrimmedEmbedding):
+        raise ConfigError("vocab: the vocabulary is already trimmed")
+    vocab_size = old.num_embeddings
+    special, unk = special_ids(ctx, vocab_size)
+    keep = kept_ids(config, ctx.token_counts(), special, vocab_size)
+    _rebuild_vocab(model, {"rows": len(keep)})
+    new = model.encoder.embeddings.word_embeddings
+    index = torch.tensor(keep)
+    with torch.no_grad():
+        new.embedding.weight.copy_(old.weight.detach()[index])
+        new.remap.fill_(keep.index(unk))
+        new.remap[index] = torch.arange(len(keep), dtype=torch.int32)
+    record_structure(model, "vocab", rows=len(keep))
+    step_info(model, rows_kept=len(keep), rows_before=vocab_size)
+    return model

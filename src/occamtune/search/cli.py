@@ -1,0 +1,92 @@
+"""Sub-commands `shrink`, `report` and `mdl` for the `occamtune` command.
+
+`occamtune.cli` calls `add_commands(subparsers)`; each handler prints a JSON summary and returns
+the exit code.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+from typing import Any
+
+from occamtune.errors import ConfigError
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in "90m", "2h", "1h30m", "45s" or a plain number of seconds ("300")."""
+    text = text.strip().lower()
+    if re.fullmatch(r"\d+(\.\d+)?", text):
+        return float(text)
+    parts = re.findall(r"(\d+(?:\.\d+)?)([smhd])", text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ConfigError(f"--budget must be a duration like 90m, 2h, 1h30m or 300 (seconds), "
+                          f"got {text!r}")
+    return sum(float(n) * UNITS[u] for n, u in parts)
+
+
+def add_commands(subparsers: Any) -> None:
+    """Add `shrink`, `report` and `mdl` to the `occamtune` command's sub-parsers."""
+    p = subparsers.add_parser("shrink", help="search for the smallest model within --max-drop")
+    p.add_argument("model", help="a trained run folder")
+    p.add_argument("--output", required=True, help="folder for candidates, records, chosen model")
+    p.add_argument("--max-drop", type=float, default=1.0,
+                   help="largest allowed loss of the dev metric, in points (default 1.0)")
+    p.add_argument("--budget", help="stop starting trials after this time, e.g. 90m, 2h")
+    p.add_argument("--trials", type=int, help="trials this worker runs")
+    p.add_argument("--storage", help="Optuna storage URL (default sqlite:///OUTPUT/study.db); "
+                                     "workers on one storage and --study cooperate")
+    p.add_argument("--study", default=None, help="study name (default 'shrink')")
+    p.add_argument("--seed", type=int, default=13)
+    p.add_argument("--space", nargs="*", default=[], metavar="FIELD=V1,V2",
+                   help="restrict the search space, e.g. bits=4,3 distill_layers=0,3")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(func=_shrink)
+
+    p = subparsers.add_parser("report", help="write report.html and report.md for a shrink folder")
+    p.add_argument("folder", help="the --output folder of `occamtune shrink`")
+    p.set_defaults(func=_report)
+
+    p = subparsers.add_parser("mdl", help="prequential code length of a data set under an encoder")
+    p.add_argument("--task", choices=["ner", "classify"], default="ner")
+    p.add_argument("--data", required=True, help="folder with a training file")
+    p.add_argument("--model", default="minilm", help="'minilm' or a model folder")
+    p.add_argument("--max-sentences", type=int, default=None)
+    p.add_argument("--seed", type=int, default=13)
+    p.set_defaults(func=_mdl)
+
+
+def _shrink(args: argparse.Namespace) -> int:
+    from occamtune.search.shrink import shrink
+    from occamtune.search.space import parse_space
+
+    result = shrink(args.model, args.output, max_drop=args.max_drop, budget_trials=args.trials,
+                    budget_seconds=parse_duration(args.budget) if args.budget else None,
+                    storage=args.storage, study_name=args.study, seed=args.seed,
+                    space=parse_space(args.space), progress=not args.quiet)
+    keys = ("trials", "base_bytes", "chosen_bytes", "size_ratio", "base_dev_metric",
+            "chosen_dev_metric", "base_test_metric", "chosen_test_metric", "chosen_pipeline",
+            "search_wall_s")
+    print(json.dumps({"output": str(result.output),
+                      **{k: result.summary.get(k) for k in keys}}))
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from occamtune.report.render import write_report
+
+    html, md = write_report(args.folder)
+    print(json.dumps({"html": str(html), "markdown": str(md)}))
+    return 0
+
+
+def _mdl(args: argparse.Namespace) -> int:
+    from occamtune.search.mdl import prequential_codelength
+
+    out = prequential_codelength(args.task, args.data, args.model,
+                                 max_sentences=args.max_sentences, seed=args.seed)
+    print(json.dumps(out))
+    return 0

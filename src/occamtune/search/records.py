@@ -1,0 +1,119 @@
+"""What a search leaves behind: candidate records, the Pareto frontier, the chosen candidate.
+
+The Optuna study is the source of truth (it is shared by every worker); the files in the output
+folder are rewritten from it, atomically, after each trial and at the end.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+RECORD_KEYS = ("pipeline", "bytes", "dev_metric", "dev_drop", "latency_ms", "model_bits",
+               "data_bits", "total_bits", "artifact", "worker", "seconds")
+
+
+def write_json(path: str | Path, obj: Any) -> None:
+    """JSON, written by temp file + rename."""
+    from occamtune.models import atomic_write_text
+
+    atomic_write_text(path, json.dumps(obj, indent=2, default=str))
+
+
+def make_record(trial_number: int, pipeline: str, params: dict[str, Any], measured: dict[str, Any],
+                base_metric: float) -> dict[str, Any]:
+    """A candidate's record: pipeline, bytes, dev metric and drop, latency, two-part code."""
+    model_bits = 8 * int(measured["bytes"])
+    return {"trial": trial_number, "pipeline": pipeline, "params": params,
+            "bytes": int(measured["bytes"]), "dev_metric": float(measured["dev_metric"]),
+            "dev_drop": float(base_metric - measured["dev_metric"]),
+            "latency_ms": float(measured["latency_ms"]), "model_bits": model_bits,
+            "data_bits": float(measured["data_bits"]),
+            "total_bits": model_bits + float(measured["data_bits"]),
+            **{k: measured[k] for k in ("artifact", "worker", "seconds") if k in measured}}
+
+
+def trial_record(trial: Any) -> dict[str, Any] | None:
+    """The record stored in a finished trial's user attributes (None when it has none)."""
+    attrs = trial.user_attrs
+    if "bytes" not in attrs or trial.state.name != "COMPLETE":
+        return None
+    record = {"trial": trial.number, "params": dict(trial.params)}
+    record.update({k: attrs[k] for k in RECORD_KEYS if k in attrs})
+    if "duplicate_of" in attrs:
+        record["duplicate_of"] = attrs["duplicate_of"]
+    return record
+
+
+def study_records(study: Any) -> list[dict[str, Any]]:
+    """Records of every complete trial of the study, by trial number."""
+    trials = study.get_trials(deepcopy=False)
+    return [r for r in (trial_record(t) for t in trials) if r is not None]
+
+
+def trial_counts(study: Any) -> dict[str, int]:
+    """Trials per state: complete, pruned, failed, running."""
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    for t in study.get_trials(deepcopy=False):
+        key = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(t.state.name, "running")
+        counts[key] += 1
+    return counts
+
+
+def choose(records: list[dict[str, Any]], max_drop: float) -> dict[str, Any] | None:
+    """The smallest candidate whose dev drop is at most `max_drop` (ties: the better dev metric)."""
+    ok = [r for r in records if r["dev_drop"] <= max_drop + 1e-9 and "duplicate_of" not in r]
+    return min(ok, key=lambda r: (r["bytes"], -r["dev_metric"], r["trial"]), default=None)
+
+
+def pareto_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Records not dominated in (bytes down, dev metric up, latency down), smallest first."""
+    rows = [r for r in records if "duplicate_of" not in r]
+
+    def dominates(a: dict, b: dict) -> bool:
+        no_worse = (a["bytes"] <= b["bytes"] and a["dev_metric"] >= b["dev_metric"]
+                    and a["latency_ms"] <= b["latency_ms"])
+        better = (a["bytes"] < b["bytes"] or a["dev_metric"] > b["dev_metric"]
+                  or a["latency_ms"] < b["latency_ms"])
+        return no_worse and better
+
+    front = [r for r in rows if not any(dominates(o, r) for o in rows if o is not r)]
+    return sorted(front, key=lambda r: (r["bytes"], -r["dev_metric"]))
+
+
+def write_records(output: Path, records: list[dict[str, Any]]) -> None:
+    """`candidates.jsonl` (one record a line) and `frontier.json`."""
+    from occamtune.models import atomic_write_text
+
+    atomic_write_text(output / "candidates.jsonl", "".join(json.dumps(r) + "\n" for r in records))
+    write_json(output / "frontier.json", {
+        "objectives": {"bytes": "minimize", "dev_metric": "maximize", "latency_ms": "minimize"},
+        "trials": pareto_records(records)})
+
+
+def replace_folder(src: Path, dst: Path) -> None:
+    """Copy folder `src` to `dst`, replacing what is there only once the copy is complete."""
+    tmp = dst.with_name(f".{dst.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    old = dst.with_name(f".{dst.name}.old")
+    shutil.rmtree(old, ignore_errors=True)
+    if dst.exists():
+        dst.rename(old)
+    tmp.rename(dst)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def union_seconds(intervals: list[tuple[float, float]]) -> float:
+    """Length of the union of [start, end] intervals: wall time of possibly concurrent sessions."""
+    total, end = 0.0, float("-inf")
+    for a, b in sorted(intervals):
+        if a > end:
+            total += b - a
+            end = b
+        elif b > end:
+            total += b - end
+            end = b
+    return total

@@ -1,0 +1,309 @@
+"""`shrink`: search compression pipelines for the smallest model that keeps the dev metric within
+`max_drop` of the fine-tuned model, then confirm the chosen one once on test.
+
+The search is an Optuna multi-objective study (bytes down, dev metric up, latency down) in Optuna
+storage: a SQLite file in the output folder by default, or any database URL. Several processes or
+hosts started with the same `storage` and `study_name` share the work; a search started again on
+the same storage continues where it stopped (finished trials are kept; a trial a killed worker
+left running is failed after its heartbeat stops and retried once).
+
+    result = shrink("runs/ner", "runs/ner-shrink", max_drop=1.0, budget_seconds=90 * 60)
+
+Output folder: `candidates/<trial>/` (artifacts), `candidates.jsonl`, `frontier.json`,
+`chosen/` (the chosen artifact, with its test evaluation), `shrink.json` (summary), `cache/`
+(trained students, reused by every pipeline that starts with the same training step).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import warnings
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from occamtune.errors import ConfigError
+from occamtune.search import records as rec
+from occamtune.search.space import SearchSpace, build_pipeline, suggest_params
+from occamtune.search.trial import (
+    Hopeless,
+    Measure,
+    Teacher,
+    load_teacher,
+    measure_base,
+    run_candidate,
+)
+
+DIRECTIONS = ["minimize", "maximize", "minimize"]  # bytes, dev metric, latency
+MAX_FAILS = 3
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass
+class ShrinkResult:
+    """What `shrink` returns: the summary written to `shrink.json` and where things are."""
+
+    output: Path
+    summary: dict[str, Any]
+    chosen: dict[str, Any] | None
+    records: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def chosen_folder(self) -> Path | None:
+        return self.output / "chosen" if self.chosen else None
+
+
+def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
+           budget_trials: int | None = None, budget_seconds: float | None = None,
+           storage: str | None = None, study_name: str | None = None, seed: int | None = 13,
+           space: SearchSpace | None = None, measure: Measure | None = None,
+           progress: bool = True) -> ShrinkResult:
+    """Search compression pipelines of the model in `run_folder`; write results into `output`.
+
+    Args:
+        run_folder: a folder written by `occamtune train`.
+        output: folder for candidates, records, the chosen model and the summary.
+        max_drop: the largest allowed loss of the dev metric (F1 or accuracy points).
+        budget_trials: trials this process runs (each worker counts its own).
+        budget_seconds: stop starting new trials after this many seconds.
+        storage: Optuna storage URL; default `sqlite:///<output>/study.db`.
+        study_name: the study to create or join; default "shrink".
+        seed: sampler seed (offset by the trials already in the study, so a resumed search or a
+            later worker does not repeat the first proposals); None for a random one.
+        space: the pipelines to consider; default `SearchSpace()`.
+        measure: dev-slice pruning and latency settings.
+        progress: show a progress bar (trial n of N, best so far).
+    """
+    if budget_trials is None and budget_seconds is None:
+        raise ConfigError("give a budget: --trials N and/or --budget TIME (e.g. 90m)")
+    if max_drop < 0:
+        raise ConfigError(f"--max-drop must be >= 0, got {max_drop}")
+    started = time.time()
+    out = Path(output)
+    out.mkdir(parents=True, exist_ok=True)
+    m = measure or Measure()
+    m = Measure(**{**asdict(m), "max_drop": max_drop})
+    teacher = load_teacher(run_folder)
+    teacher.base = _base(teacher, out, m)
+    space = (space or SearchSpace()).for_teacher(teacher.num_layers)
+    study = open_study(storage or f"sqlite:///{out.resolve()}/study.db", study_name or "shrink",
+                       seed, space, teacher, max_drop)
+    objective = _objective(teacher, space, out, m)
+    _optimize(study, objective, budget_trials, budget_seconds, max_drop, teacher, out, progress)
+    return finalize(study, teacher, out, m, space, started)
+
+
+def _base(teacher: Teacher, out: Path, m: Measure) -> dict[str, Any]:
+    """Base measurements, cached in `base.json` (a resumed search does not redo them)."""
+    import json
+
+    path = out / "base.json"
+    if path.is_file():
+        base = json.loads(path.read_text(encoding="utf-8"))
+        if base.get("teacher") == teacher.identity and base.get("prune_slice") == m.prune_slice:
+            return base
+    base = {**measure_base(teacher, m), "teacher": teacher.identity, "prune_slice": m.prune_slice}
+    rec.write_json(path, base)
+    return base
+
+
+def open_study(storage: str, name: str, seed: int | None, space: SearchSpace, teacher: Teacher,
+               max_drop: float) -> Any:
+    """Create or join the study; a study searching another space or model is refused."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
+    study = optuna.create_study(storage=_storage(storage), study_name=name, directions=DIRECTIONS,
+                                load_if_exists=True)
+    settings = {"space": asdict(space), "teacher": teacher.identity, "max_drop": max_drop}
+    known = study.user_attrs.get("settings")
+    if known is None:
+        study.set_user_attr("settings", settings)
+    elif _jsonish(known) != _jsonish(settings):
+        raise ConfigError(f"study {name!r} in {storage} searches other settings ({known}); give "
+                          f"another --study or --output, or the same model, space and --max-drop")
+    offset = len(study.get_trials(deepcopy=False))
+    study.sampler = optuna.samplers.TPESampler(
+        seed=None if seed is None else seed + offset, constant_liar=True)
+    return study
+
+
+def _jsonish(obj: Any) -> str:
+    import json
+
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def _storage(url: str) -> Any:
+    """RDB storage with heartbeats, so a trial whose worker died is failed and retried."""
+    import optuna
+
+    if not url.startswith(("sqlite:", "postgresql", "mysql")):
+        return url
+    kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    if not url.startswith("sqlite:///"):
+        return _rdb(url, kwargs)
+    # Workers started together on a new SQLite file race to create its schema (alembic's version
+    # row): let one create it while the others wait on a lock file beside the database.
+    from filelock import FileLock
+
+    with FileLock(url.removeprefix("sqlite:///") + ".lock"):
+        return _rdb(url, kwargs)
+
+
+def _rdb(url: str, kwargs: dict) -> Any:
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+    return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120,
+                      heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
+
+
+def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> Any:
+    import optuna
+
+    from occamtune.compress import format_pipeline
+
+    def objective(trial: Any) -> tuple[float, float, float]:
+        params = suggest_params(trial, space)
+        configs = build_pipeline(params, space)
+        pipeline = format_pipeline(configs)
+        trial.set_user_attr("pipeline", pipeline)
+        record = _duplicate(trial, pipeline)
+        if record is None:
+            try:
+                measured = run_candidate(teacher, configs, out / "candidates" / str(trial.number),
+                                         out / "cache", m)
+            except Hopeless as exc:
+                trial.set_user_attr("pruned_because", str(exc))
+                raise optuna.TrialPruned(str(exc)) from exc
+            record = rec.make_record(trial.number, pipeline, params, measured,
+                                     teacher.base["dev_metric"])
+        record = {**record, "worker": WORKER}
+        for key in rec.RECORD_KEYS:
+            if key in record:
+                trial.set_user_attr(key, record[key])
+        return record["bytes"], record["dev_metric"], record["latency_ms"]
+
+    return objective
+
+
+def _duplicate(trial: Any, pipeline: str) -> dict[str, Any] | None:
+    """A completed trial's record for the same pipeline (sampled again): reused, not recomputed."""
+    for other in trial.study.get_trials(deepcopy=False):
+        done = rec.trial_record(other)
+        if done is not None and done.get("pipeline") == pipeline and "duplicate_of" not in done:
+            trial.set_user_attr("duplicate_of", other.number)
+            return done
+    return None
+
+
+def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float | None,
+              max_drop: float, teacher: Teacher, out: Path, progress: bool) -> None:
+    """Run trials; a failing pipeline is recorded and skipped, but MAX_FAILS failures in a row
+    (a broken method or setup rather than one bad pipeline) stop the search with the error."""
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=n_trials, desc="shrink", unit="trial", disable=not progress, dynamic_ncols=True)
+    fails: list[str] = []
+
+    def after_trial(study: Any, trial: Any) -> None:
+        records = rec.study_records(study)
+        rec.write_records(out, records)
+        best = rec.choose(records, max_drop)
+        fails[:] = fails + [trial.system_attrs.get("fail_reason", "?")] if trial.state.name == "FAIL" else []
+        if len(fails) >= MAX_FAILS:
+            study.stop()
+        bar.update(1)
+        bar.set_description(f"trial {bar.n} of {n_trials or '?'}")
+        bar.set_postfix_str("best so far: " + (f"{best['bytes']:,} B, dev {teacher.metric} "
+                                               f"{best['dev_metric']:.2f}" if best else "none yet"))
+
+    try:
+        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[after_trial],
+                       catch=(Exception,), gc_after_trial=True)
+    finally:
+        bar.close()
+    if len(fails) >= MAX_FAILS:
+        raise RuntimeError(f"{len(fails)} trials failed in a row; the last: {fails[-1]}")
+
+
+def finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchSpace,
+             started: float) -> ShrinkResult:
+    """Records, frontier, the chosen model (confirmed once on test) and `shrink.json`."""
+    records = rec.study_records(study)
+    rec.write_records(out, records)
+    chosen = rec.choose(records, m.max_drop)
+    test = None
+    if chosen is not None:
+        src = _chosen_source(chosen, teacher, space, out, m)
+        test = _confirm_on_test(study, chosen, teacher, src)
+        rec.write_json(src / "shrink_choice.json", {**chosen, "test": test})
+        if (out / "chosen").resolve() != src.resolve():
+            rec.replace_folder(src, out / "chosen")
+    session = f"session:{socket.gethostname()}:{os.getpid()}:{started:.3f}"
+    study.set_user_attr(session, [started, time.time()])
+    summary = summarize(study, records, chosen, test, teacher, m)
+    rec.write_json(out / "shrink.json", summary)
+    return ShrinkResult(out, summary, chosen, records)
+
+
+def _chosen_source(chosen: dict[str, Any], teacher: Teacher, space: SearchSpace, out: Path,
+                   m: Measure) -> Path:
+    """The chosen candidate's artifact folder; rebuilt here when it lives on another host."""
+    src = Path(chosen.get("artifact") or "")
+    if not (src / "occamtune.json").is_file():
+        src = out / "candidates" / str(chosen["trial"])
+        loose = Measure(**{**asdict(m), "prune_factor": float("inf")})
+        run_candidate(teacher, build_pipeline(chosen["params"], space), src, out / "cache", loose)
+    return src
+
+
+def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher,
+                     folder: Path) -> dict[str, Any] | None:
+    """The chosen model's test metric: evaluated once per chosen trial, then read from the study."""
+    key = f"test:{chosen['trial']}"
+    if key in study.user_attrs:
+        return study.user_attrs[key]
+    if "test" not in teacher.splits:
+        return None
+    from occamtune.api import write_eval
+    from occamtune.models import load_model
+
+    metrics = write_eval(load_model(folder)[0], teacher.splits["test"], folder, "test")
+    test = {"metric": float(metrics[teacher.metric]), "data_bits": float(metrics["data_bits"])}
+    study.set_user_attr(key, test)
+    return test
+
+
+def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict | None,
+              teacher: Teacher, m: Measure) -> dict[str, Any]:
+    """The `shrink.json` summary (metric-named aliases such as `base_test_f1` included)."""
+    base, metric = teacher.base, teacher.metric
+    sessions = [tuple(v) for k, v in study.user_attrs.items() if k.startswith("session:")]
+    s: dict[str, Any] = {
+        "run_folder": str(teacher.folder), "task": teacher.cfg.task, "metric": metric,
+        "max_drop": m.max_drop, "study": study.study_name, "trials": rec.trial_counts(study),
+        "search_wall_s": rec.union_seconds(sessions), "base_bytes": teacher.fp32_bytes,
+        "base_dev_metric": base["dev_metric"], "base_test_metric": base.get("test_metric"),
+        "base_latency_ms": base["latency_ms"], "base_data_bits": base["data_bits"],
+        "chosen_trial": None, "chosen_pipeline": None, "chosen_bytes": None,
+        "chosen_dev_metric": None, "chosen_test_metric": None,
+    }
+    if chosen is not None:
+        s.update({"chosen_trial": chosen["trial"], "chosen_pipeline": chosen["pipeline"],
+                  "chosen_bytes": chosen["bytes"], "chosen_dev_metric": chosen["dev_metric"],
+                  "chosen_test_metric": test["metric"] if test else None,
+                  "chosen_latency_ms": chosen["latency_ms"], "chosen_data_bits": chosen["data_bits"],
+                  "size_ratio": teacher.fp32_bytes / chosen["bytes"],
+                  "latency_ratio": base["latency_ms"] / chosen["latency_ms"],
+                  "dev_drop": chosen["dev_drop"]})
+        if test and base.get("test_metric") is not None:
+            s["test_drop"] = base["test_metric"] - test["metric"]
+    for split in ("dev", "test"):
+        s[f"base_{split}_{metric}"] = s[f"base_{split}_metric"]
+        s[f"chosen_{split}_{metric}"] = s[f"chosen_{split}_metric"]
+    return s

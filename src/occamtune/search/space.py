@@ -1,0 +1,144 @@
+"""The search space: which compression pipelines the search may try.
+
+A pipeline is built in a fixed order, each step optional:
+distill -> structured prune -> unstructured prune -> low-rank -> vocabulary trim -> quantize.
+Unstructured pruning and low-rank factorisation are alternatives (a truncated SVD of a sparse
+matrix gives dense factors, losing the sparsity), so low-rank is only tried when sparsity is 0.
+Every field is a tuple of allowed values; restrict a field to one value to fix that step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from occamtune.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class SearchSpace:
+    """Allowed settings of each pipeline step (0 / 0.0 / False means: skip the step).
+
+    Attributes:
+        distill_layers: student depths; 0 keeps the teacher's layers (no distillation).
+            Depths not below the teacher's are dropped when the space meets a model.
+        distill_epochs: epochs of distillation; None uses the run's own epochs.
+        heads: fractions of attention heads removed by structured pruning.
+        ffn: fractions of feed-forward neurons removed by structured pruning.
+        sparsity: unstructured magnitude-pruning sparsities.
+        lowrank_energy: singular-value energy kept by low-rank factorisation (only without
+            unstructured sparsity).
+        vocab_trim: whether to trim the vocabulary to the training corpus.
+        bits: weight bits for quantization; 32 means no quantization.
+        group_size: quantization group size.
+    """
+
+    distill_layers: tuple[int, ...] = (0, 4, 3, 2)
+    distill_epochs: float | None = None
+    heads: tuple[float, ...] = (0.0,)
+    ffn: tuple[float, ...] = (0.0, 0.25, 0.5)
+    sparsity: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9)
+    lowrank_energy: tuple[float, ...] = (0.0, 0.9, 0.95)
+    vocab_trim: tuple[bool, ...] = (False, True)
+    bits: tuple[int, ...] = (8, 6, 4, 3)
+    group_size: int = 64
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if isinstance(value, list):  # from YAML / JSON
+                object.__setattr__(self, f.name, value := tuple(value))
+            if isinstance(value, tuple) and not value:
+                raise ConfigError(f"search space field {f.name!r} needs at least one value")
+        _check("distill_layers", self.distill_layers, lambda v: v >= 0)
+        _check("heads", self.heads, lambda v: 0.0 <= v < 1.0)
+        _check("ffn", self.ffn, lambda v: 0.0 <= v < 1.0)
+        _check("sparsity", self.sparsity, lambda v: 0.0 <= v < 1.0)
+        _check("lowrank_energy", self.lowrank_energy, lambda v: 0.0 <= v <= 1.0)
+        _check("bits", self.bits, lambda v: 2 <= v <= 8 or v == 32)
+        if self.group_size < 1:
+            raise ConfigError(f"search space group_size must be >= 1, got {self.group_size}")
+
+    def for_teacher(self, num_layers: int) -> SearchSpace:
+        """This space with student depths the teacher can give (fewer layers than it has)."""
+        depths = tuple(d for d in self.distill_layers if d == 0 or d < num_layers) or (0,)
+        return SearchSpace(**{**asdict(self), "distill_layers": depths})
+
+    def size(self) -> int:
+        """Number of distinct pipelines in the space."""
+        dense = len(self.lowrank_energy) if 0.0 in self.sparsity else 0
+        tail = dense + len([s for s in self.sparsity if s > 0])
+        return (len(self.distill_layers) * len(self.heads) * len(self.ffn) * tail
+                * len(self.vocab_trim) * len(self.bits))
+
+
+def _check(name: str, values: tuple, ok: Any) -> None:
+    bad = [v for v in values if not ok(v)]
+    if bad:
+        raise ConfigError(f"search space field {name!r} has values out of range: {bad}")
+
+
+def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
+    """Ask an Optuna trial for one point of the space (parameter name -> value)."""
+    params = {
+        "distill_layers": trial.suggest_categorical("distill_layers", space.distill_layers),
+        "heads": trial.suggest_categorical("heads", space.heads),
+        "ffn": trial.suggest_categorical("ffn", space.ffn),
+        "sparsity": trial.suggest_categorical("sparsity", space.sparsity),
+    }
+    params["lowrank_energy"] = (trial.suggest_categorical("lowrank_energy", space.lowrank_energy)
+                                if params["sparsity"] == 0.0 else 0.0)
+    params["vocab_trim"] = trial.suggest_categorical("vocab_trim", space.vocab_trim)
+    params["bits"] = trial.suggest_categorical("bits", space.bits)
+    return params
+
+
+def build_pipeline(params: dict[str, Any], space: SearchSpace) -> list[Any]:
+    """The list of compression configs for a point of the space, in the fixed order."""
+    from occamtune.compress import (
+        DistillConfig,
+        LowRankConfig,
+        PruneConfig,
+        QuantizeConfig,
+        StructuredPruneConfig,
+        VocabTrimConfig,
+    )
+
+    steps: list[Any] = []
+    if params.get("distill_layers", 0):
+        extra = {"epochs": space.distill_epochs} if space.distill_epochs is not None else {}
+        steps.append(DistillConfig(layers=int(params["distill_layers"]), **extra))
+    if params.get("heads", 0.0) or params.get("ffn", 0.0):
+        steps.append(StructuredPruneConfig(heads=float(params.get("heads", 0.0)),
+                                             ffn=float(params.get("ffn", 0.0))))
+    if params.get("sparsity", 0.0):
+        steps.append(PruneConfig(sparsity=float(params["sparsity"])))
+    if params.get("lowrank_energy", 0.0):
+        steps.append(LowRankConfig(energy=float(params["lowrank_energy"])))
+    if params.get("vocab_trim", False):
+        steps.append(VocabTrimConfig())
+    if params.get("bits", 32) != 32:
+        steps.append(QuantizeConfig(bits=int(params["bits"]), group_size=space.group_size))
+    return steps
+
+
+def suggest(trial: Any, space: SearchSpace) -> list[Any]:
+    """One pipeline for an Optuna trial: `build_pipeline(suggest_params(trial, space), space)`."""
+    return build_pipeline(suggest_params(trial, space), space)
+
+
+def parse_space(overrides: list[str] | None) -> SearchSpace:
+    """A space from `field=v1,v2,...` strings, e.g. ["bits=4,3", "distill_layers=0"]."""
+    import yaml
+
+    kwargs: dict[str, Any] = {}
+    names = {f.name for f in fields(SearchSpace)}
+    for item in overrides or []:
+        key, sep, raw = item.partition("=")
+        if not sep or key.strip() not in names:
+            raise ConfigError(f"search space override {item!r} must be FIELD=v1,v2 with FIELD one "
+                              f"of {', '.join(sorted(names))}")
+        key = key.strip()
+        values = [yaml.safe_load(v) for v in raw.split(",")]
+        kwargs[key] = values[0] if key in ("group_size", "distill_epochs") else tuple(values)
+    return SearchSpace(**kwargs)

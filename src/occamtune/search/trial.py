@@ -1,0 +1,182 @@
+"""One candidate of the search: compress a copy of the teacher (reusing cached trained students),
+check it cheaply on a slice of dev, save the artifact, and measure it as loaded from disk."""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import os
+import shutil
+import socket
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from torch import nn
+
+from occamtune import inference
+
+# Methods that train (minutes to hours on real data): their outputs are cached by pipeline prefix.
+TRAINED_METHODS = ("DistillConfig", "ShareConfig", "LoraConfig", "FeatureExtractConfig")
+
+
+@dataclass
+class Teacher:
+    """The fine-tuned model with its data and the context the compression methods use."""
+
+    folder: Path
+    model: nn.Module
+    tokenizer: Any
+    meta: dict[str, Any]
+    cfg: Any  # RunConfig
+    splits: dict[str, Any]
+    ctx: Any  # CompressContext
+    fp32_bytes: int
+    metric: str
+    identity: str = ""
+    base: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_layers(self) -> int:
+        return int(self.model.encoder.config.num_hidden_layers)
+
+
+@dataclass(frozen=True)
+class Measure:
+    """How candidates are measured: the cheap dev-slice check, and the latency slice."""
+
+    max_drop: float = 1.0
+    prune_factor: float = 3.0  # prune when the slice drop exceeds prune_factor * max_drop
+    prune_slice: int = 500  # dev sentences of the cheap check
+    latency_sentences: int = 256
+    latency_batch: int = 32
+
+
+def load_teacher(run_folder: str | Path) -> Teacher:
+    """Load the trained run, its encoded splits and a compression context (no progress bars)."""
+    from occamtune.compress.run import load_run_data, make_context
+    from occamtune.models import WEIGHTS_FILE, load_model
+    from occamtune.tasks import get_task
+
+    folder = Path(run_folder)
+    model, tok, meta = load_model(folder)
+    cfg, splits = load_run_data(folder, tok, model.labels)
+    weights = folder / WEIGHTS_FILE
+    stat = weights.stat()
+    identity = hashlib.sha1(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
+    return Teacher(folder, model, tok, meta, cfg, splits, make_context(cfg, splits, tok, progress=False),
+                   stat.st_size, get_task(cfg.task).metric, identity[:12])
+
+
+def dev_slice(teacher: Teacher, n: int) -> tuple[Any, list[Any]]:
+    """The first `n` dev sentences / texts and their features."""
+    from occamtune.train.prepare import items
+
+    split = teacher.splits["dev"]
+    data = items(split.dataset)
+    if n >= len(data):
+        return split.dataset, split.features
+    sub = copy.copy(split.dataset)
+    setattr(sub, "sentences" if hasattr(sub, "sentences") else "examples", data[:n])
+    if hasattr(sub, "sentences"):
+        return sub, [f for f in split.features if f.sentence < n]
+    return sub, split.features[:n]
+
+
+def latency_ms(model: nn.Module, features: list[Any], batch_size: int) -> float:
+    """Milliseconds per sentence at `batch_size` over `features`, after one warm-up batch."""
+    return 1000.0 / inference.throughput(model, features, batch_size, warmup=1)
+
+
+def measure_base(teacher: Teacher, m: Measure) -> dict[str, Any]:
+    """The uncompressed model on dev (metric, data bits, latency), on the dev slice, and on test."""
+    dev = teacher.splits["dev"]
+    full = inference.evaluate(teacher.model, dev.dataset, dev.features)
+    sub_ds, sub_feats = dev_slice(teacher, m.prune_slice)
+    base = {"bytes": teacher.fp32_bytes, "dev_metric": float(full[teacher.metric]),
+            "data_bits": float(full["data_bits"]),
+            "slice_metric": float(inference.evaluate(teacher.model, sub_ds, sub_feats)[teacher.metric]),
+            "latency_ms": latency_ms(teacher.model, dev.features[:m.latency_sentences], m.latency_batch)}
+    if "test" in teacher.splits:
+        test = teacher.splits["test"]
+        base["test_metric"] = float(inference.evaluate(teacher.model, test.dataset,
+                                                       test.features)[teacher.metric])
+    return base
+
+
+def is_trained(config: Any) -> bool:
+    return type(config).__name__ in TRAINED_METHODS
+
+
+def prefix_key(teacher: Teacher, configs: list[Any]) -> str:
+    from occamtune.compress import format_pipeline
+
+    text = f"{teacher.identity}|{format_pipeline(configs)}"
+    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+
+def compress_cached(teacher: Teacher, configs: list[Any], cache: Path) -> nn.Module:
+    """Apply `configs` to a copy of the teacher. The model after each training step is saved
+    in `cache/<prefix key>/` and loaded by later pipelines that start with the same steps."""
+    from occamtune.compress import compress
+    from occamtune.models import load_model
+
+    model, start = None, 0
+    for i in range(len(configs), 0, -1):
+        folder = cache / prefix_key(teacher, configs[:i])
+        if is_trained(configs[i - 1]) and (folder / "occamtune.json").is_file():
+            model, start = load_model(folder)[0], i
+            break
+    model = model if model is not None else copy.deepcopy(teacher.model)
+    for i in range(start, len(configs)):
+        model = compress(model, [configs[i]], teacher.ctx)
+        if is_trained(configs[i]):
+            _save_cache(teacher, model, cache / prefix_key(teacher, configs[:i + 1]))
+    return model
+
+
+def _save_cache(teacher: Teacher, model: nn.Module, folder: Path) -> None:
+    """Save a trained intermediate model losslessly (fp32, no entropy coder: the artifact format
+    describes shared and resized layers, which safetensors cannot); a concurrent worker's copy wins
+    if it was first."""
+    from occamtune.compress import save_artifact
+
+    tmp = folder.with_name(f".{folder.name}.{socket.gethostname()}.{os.getpid()}")
+    save_artifact(model, teacher.tokenizer, tmp, codec="none", half_floats=False)
+    try:
+        os.rename(tmp, folder)
+    except OSError:  # already cached by another worker
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+class Hopeless(Exception):
+    """The candidate lost far more than allowed on the dev slice; not worth measuring."""
+
+
+def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Path,
+                  m: Measure) -> dict[str, Any]:
+    """Compress, check on the dev slice, save the artifact in `folder`, and measure it from disk:
+    bytes on disk, dev metric, dev data bits, latency (ms per sentence)."""
+    from occamtune.compress import save_artifact
+    from occamtune.models import load_model
+
+    start = time.perf_counter()
+    model = compress_cached(teacher, configs, cache)
+    sub_ds, sub_feats = dev_slice(teacher, m.prune_slice)
+    slice_metric = float(inference.evaluate(model, sub_ds, sub_feats)[teacher.metric])
+    if teacher.base["slice_metric"] - slice_metric > m.prune_factor * m.max_drop:
+        raise Hopeless(f"dev-slice {teacher.metric} {slice_metric:.2f} vs base "
+                       f"{teacher.base['slice_metric']:.2f}")
+    keep = {k: teacher.meta[k] for k in ("base_model", "max_length", "stride") if k in teacher.meta}
+    sizes = save_artifact(model, teacher.tokenizer, folder,
+                          meta={**keep, "fp32_bytes": teacher.fp32_bytes, "source": str(teacher.folder)})
+    shutil.copy(teacher.folder / "config.yaml", folder / "config.yaml")
+    loaded = load_model(folder)[0]
+    dev = teacher.splits["dev"]
+    metrics = inference.evaluate(loaded, dev.dataset, dev.features)
+    return {"bytes": int(sizes["model_occ"]), "dev_metric": float(metrics[teacher.metric]),
+            "data_bits": float(metrics["data_bits"]), "slice_metric": slice_metric,
+            "latency_ms": latency_ms(loaded, dev.features[:m.latency_sentences], m.latency_batch),
+            "artifact": str(folder), "worker": f"{socket.gethostname()}:{os.getpid()}",
+            "seconds": time.perf_counter() - start}

@@ -1,0 +1,80 @@
+"""k-bit quantization: codes, scales, bit packing, exactness, and bytes on disk."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from occamtune.compress import (
+    CompressContext,
+    QuantizeConfig,
+    compress,
+    save_artifact,
+    to_int8_runtime,
+)
+from occamtune.compress.artifact import read_occ
+from occamtune.compress.packing import pack_bits, unpack_bits
+from occamtune.compress.quantize import dequantize, quantize_tensor
+from tests.fixtures.tiny_models import tiny_batches, tiny_task_model
+
+
+@pytest.mark.parametrize("bits", range(2, 9))
+def test_pack_bits_is_n_times_k_over_8_and_round_trips(bits: int) -> None:
+    n = 1001
+    values = np.random.default_rng(bits).integers(0, 2**bits, n).astype(np.uint8)
+    packed = pack_bits(values, bits)
+    assert len(packed) == -(-n * bits // 8)
+    np.testing.assert_array_equal(unpack_bits(packed, bits, n), values)
+
+
+@pytest.mark.parametrize(("bits", "group"), [(4, 16), (3, 0), (8, 64), (2, 5)])
+def test_quantize_tensor_error_within_half_a_step(bits: int, group: int) -> None:
+    w = torch.randn(6, 40)
+    codes, scales = quantize_tensor(w, bits, group)
+    qmax = 2 ** (bits - 1) - 1
+    assert codes.dtype == torch.int8 and int(codes.abs().max()) <= qmax
+    n_groups = 1 if group == 0 else -(-40 // group)
+    assert scales.shape == (6, n_groups)
+    assert torch.equal(scales, scales.half().float()), "scales must be exact in fp16"
+    g = 40 if group == 0 else group
+    step = scales.repeat_interleave(g, dim=1)[:, :40]
+    assert ((dequantize(codes, scales, g) - w).abs() <= step / 2 + 1e-6).all()
+
+
+def test_quantize_covers_linears_and_embeddings() -> None:
+    model = compress(tiny_task_model(), [QuantizeConfig(bits=4, group_size=16)], CompressContext())
+    targets = [m for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) or (isinstance(m, nn.Embedding) and n.startswith("encoder."))]
+    for module in targets:
+        assert torch.equal(module.weight, dequantize(module.qcodes, module.qscales, module.qgroup))
+        assert module.weight.unique().numel() <= 16 * module.qscales.numel()
+
+
+def test_4bit_artifact_much_smaller_than_fp32_safetensors(tokenizer, tmp_path) -> None:
+    from occamtune.models import WEIGHTS_FILE, save_model
+
+    model = tiny_task_model(layers=4, hidden=64)
+    save_model(model, tokenizer, tmp_path / "fp32")
+    fp32 = (tmp_path / "fp32" / WEIGHTS_FILE).stat().st_size
+    small = compress(model, [QuantizeConfig(bits=4, group_size=32)], CompressContext())
+    sizes = save_artifact(small, tokenizer, tmp_path / "q4", meta={"fp32_bytes": fp32})
+    assert sizes["model_occ"] < fp32 / 4, sizes
+    assert sizes["ratio"] > 4
+    manifest, _ = read_occ(tmp_path / "q4" / "model.occ")
+    quant = [t for t in manifest["tensors"] if t["enc"] == "quant"]
+    assert {t["bits"] for t in quant} == {4}
+    for t in quant:  # codes packed at 4 bits (or fewer bytes when sparse)
+        assert t["parts"]["codes"][1] <= -(-int(np.prod(t["shape"])) * 4 // 8)
+
+
+def test_int8_runtime_stays_close() -> None:
+    model = compress(tiny_task_model(), [QuantizeConfig(bits=8, group_size=0)], CompressContext())
+    batch = tiny_batches(n=1)[0]
+    with torch.no_grad():
+        ref = model(**batch)
+        fast = to_int8_runtime(model)(**batch)
+    assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__
+               for m in to_int8_runtime(model).modules())
+    torch.testing.assert_close(fast, ref, atol=0.1, rtol=0.1)

@@ -1,0 +1,89 @@
+"""The search on a tiny trained run: records, frontier, the chosen artifact, resume, pruning."""
+
+from __future__ import annotations
+
+import json
+
+import optuna
+import pytest
+
+from occamtune.errors import ConfigError
+from occamtune.search.shrink import shrink
+from occamtune.search.space import SearchSpace
+from tests.unit.search.conftest import needs_compress
+
+SPACE = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0, 0.5), lowrank_energy=(0.0,),
+                    vocab_trim=(False,), bits=(8, 4))
+
+
+def _study(out) -> optuna.Study:
+    return optuna.load_study(study_name="shrink", storage=f"sqlite:///{out.resolve()}/study.db")
+
+
+def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_run) -> None:
+    needs_compress()
+    from occamtune import inference
+    from occamtune.models import load_model
+
+    out = tmp_path / "shrink"
+    result = shrink(tiny_run, out, max_drop=100.0, budget_trials=3, space=SPACE, progress=False)
+    records = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
+    assert len(records) == 3 == result.summary["trials"]["complete"]
+    for r in records:
+        assert r["model_bits"] == 8 * r["bytes"] and r["total_bits"] > r["model_bits"]
+        assert r["latency_ms"] > 0 and r["pipeline"].startswith(("prune", "quantize"))
+    frontier = json.loads((out / "frontier.json").read_text())["trials"]
+    assert frontier and {r["trial"] for r in frontier} <= {r["trial"] for r in records}
+    s = json.loads((out / "shrink.json").read_text())
+    assert s["chosen_bytes"] == min(r["bytes"] for r in records if "duplicate_of" not in r)
+    assert s["base_bytes"] == (tiny_run / "model.safetensors").stat().st_size
+    for key in ("base_test_f1", "chosen_test_f1", "search_wall_s", "chosen_pipeline"):
+        assert s[key] is not None, key
+    model, _, _ = load_model(out / "chosen")
+    assert (out / "chosen" / "eval_test.json").is_file()
+    assert [r["trial"] for r in result.records] == [r["trial"] for r in records]
+
+    again = shrink(tiny_run, out, max_drop=100.0, budget_trials=2, space=SPACE, progress=False)
+    assert again.summary["trials"]["complete"] == 5 == len(_study(out).trials)
+    assert again.summary["search_wall_s"] >= s["search_wall_s"]
+    metrics = inference.evaluate(model, *_dev(tiny_run, model))
+    assert metrics["f1"] == pytest.approx(s["chosen_dev_metric"])
+
+
+def _dev(run, model):
+    from occamtune.compress.run import load_run_data
+
+    _, splits = load_run_data(run, load_model_tok(run), model.labels)
+    return splits["dev"].dataset, splits["dev"].features
+
+
+def load_model_tok(run):
+    from occamtune.models import load_model
+
+    return load_model(run)[1]
+
+
+def test_hopeless_trials_are_pruned(tmp_path, tiny_run, monkeypatch) -> None:
+    needs_compress()
+    import importlib
+
+    module = importlib.import_module("occamtune.search.shrink")  # the attribute is the function
+    real = module.measure_base
+    monkeypatch.setattr(module, "measure_base", lambda t, m: {**real(t, m), "slice_metric": 1e6})
+    out = tmp_path / "shrink"
+    result = shrink(tiny_run, out, max_drop=1.0, budget_trials=2, space=SPACE, progress=False)
+    assert result.summary["trials"]["pruned"] == 2 and result.chosen is None
+    assert result.summary["chosen_bytes"] is None and not (out / "chosen").exists()
+
+
+def test_a_study_with_other_settings_is_refused(tmp_path, tiny_run) -> None:
+    needs_compress()
+    out = tmp_path / "shrink"
+    shrink(tiny_run, out, max_drop=100.0, budget_trials=1, space=SPACE, progress=False)
+    with pytest.raises(ConfigError, match="other settings"):
+        shrink(tiny_run, out, max_drop=0.5, budget_trials=1, space=SPACE, progress=False)
+
+
+def test_a_budget_is_required(tmp_path, tiny_run) -> None:
+    with pytest.raises(ConfigError, match="budget"):
+        shrink(tiny_run, tmp_path / "x")

@@ -1,0 +1,58 @@
+"""The search space: validation, restriction, and pipelines in the fixed order."""
+
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from occamtune.errors import ConfigError
+from occamtune.search.space import SearchSpace, build_pipeline, parse_space, suggest, suggest_params
+from tests.unit.search.conftest import needs_compress
+
+
+def test_space_validates_its_fields() -> None:
+    with pytest.raises(ConfigError, match="'sparsity'.*1.5"):
+        SearchSpace(sparsity=(0.0, 1.5))
+    with pytest.raises(ConfigError, match="'bits' needs at least one value"):
+        SearchSpace(bits=())
+
+
+def test_for_teacher_keeps_only_smaller_students() -> None:
+    assert SearchSpace(distill_layers=(0, 4, 3, 2)).for_teacher(3).distill_layers == (0, 2)
+    assert SearchSpace(distill_layers=(4,)).for_teacher(2).distill_layers == (0,)
+
+
+def test_parse_space_from_flags() -> None:
+    space = parse_space(["bits=4,3", "vocab_trim=false", "group_size=32"])
+    assert space.bits == (4, 3) and space.vocab_trim == (False,) and space.group_size == 32
+    with pytest.raises(ConfigError, match="FIELD=v1,v2"):
+        parse_space(["colour=red"])
+
+
+def test_size_counts_lowrank_only_without_sparsity() -> None:
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0, 0.5), lowrank_energy=(0.0, 0.9),
+                        vocab_trim=(False,), bits=(8,))
+    assert space.size() == 3  # dense, dense+lowrank, sparse
+
+
+def test_pipeline_order_and_skipped_steps() -> None:
+    needs_compress()
+    params = {"distill_layers": 3, "heads": 0.0, "ffn": 0.25, "sparsity": 0.8, "lowrank_energy": 0.0,
+              "vocab_trim": True, "bits": 4}
+    names = [type(c).__name__ for c in build_pipeline(params, SearchSpace())]
+    assert names == ["DistillConfig", "StructuredPruneConfig", "PruneConfig", "VocabTrimConfig",
+                     "QuantizeConfig"]
+    none = {"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0, "lowrank_energy": 0.0,
+            "vocab_trim": False, "bits": 32}
+    assert build_pipeline(none, SearchSpace(bits=(32,))) == []
+
+
+def test_suggest_with_an_optuna_trial() -> None:
+    needs_compress()
+    trial = optuna.trial.FixedTrial({"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0,
+                                     "lowrank_energy": 0.9, "vocab_trim": False, "bits": 8})
+    names = [type(c).__name__ for c in suggest(trial, SearchSpace())]
+    assert names == ["LowRankConfig", "QuantizeConfig"]
+    sparse = optuna.trial.FixedTrial({"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.5,
+                                      "vocab_trim": False, "bits": 8})
+    assert suggest_params(sparse, SearchSpace())["lowrank_energy"] == 0.0

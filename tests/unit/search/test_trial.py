@@ -1,0 +1,34 @@
+"""One candidate: trained students are cached by pipeline prefix and reused."""
+
+from __future__ import annotations
+
+from occamtune.search.trial import Measure, compress_cached, load_teacher
+from tests.unit.search.conftest import needs_compress
+
+
+def test_distilled_student_is_trained_once(tmp_path, tiny_run, monkeypatch) -> None:
+    needs_compress()
+    import importlib
+
+    oc = importlib.import_module("occamtune.compress")
+
+    teacher = load_teacher(tiny_run)
+    calls: list[str] = []
+    real = oc.compress
+
+    def counting(model, configs, ctx):
+        calls.extend(type(c).__name__ for c in configs)
+        return real(model, configs, ctx)
+
+    monkeypatch.setattr(oc, "compress", counting)
+    first = [oc.DistillConfig(layers=1), oc.QuantizeConfig(bits=8)]
+    second = [oc.DistillConfig(layers=1), oc.PruneConfig(sparsity=0.5), oc.QuantizeConfig(bits=4)]
+    a = compress_cached(teacher, first, tmp_path / "cache")
+    b = compress_cached(teacher, second, tmp_path / "cache")
+    assert calls.count("DistillConfig") == 1, calls
+    assert a.encoder.config.num_hidden_layers == b.encoder.config.num_hidden_layers == 1
+    assert teacher.model.encoder.config.num_hidden_layers == 2  # the teacher is never modified
+
+
+def test_measure_defaults() -> None:
+    assert Measure().prune_factor * Measure().max_drop == 3.0
