@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The main job, small enough for a few minutes on 2 CPU cores: fine-tune MiniLM on part of
-# CoNLL-2003, evaluate on the test set, compress (distil to 3 layers, 4-bit), evaluate again.
+# CoNLL-2003, evaluate on the test set, compress (vocabulary trim, 4-bit), evaluate again, then a
+# short shrink search (no training steps in its space) and its report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OT=.venv/bin/occamtune
@@ -10,3 +11,7 @@ $OT compress runs/quick-ner --pipeline "vocab(), quantize(bits=4)" --output runs
 $OT evaluate runs/quick-ner-small --split test
 $OT predict runs/quick-ner-small "Angela Merkel met Emmanuel Macron in Paris on Tuesday ."
 du -b runs/quick-ner/model.safetensors runs/quick-ner-small/model.occ
+rm -rf runs/quick-ner-shrink
+$OT shrink runs/quick-ner --output runs/quick-ner-shrink --trials 4 --max-drop 2 --quiet \
+    --space distill_layers=0 ffn=0.0 sparsity=0.0,0.5 lowrank_energy=0.0 bits=8,4
+$OT report runs/quick-ner-shrink

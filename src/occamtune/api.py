@@ -87,7 +87,7 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     """A fresh head on a pretrained encoder, or (continued training) a saved occamtune model."""
     name = cfg.model.name
     if (Path(name) / "occamtune.json").is_file():
-        model, tok, _ = load_model(name)
+        model, tok, _ = load_model(name, runtime=False)
         missing = sorted(set(labels) - set(model.labels))
         if missing:
             raise ConfigError(f"the new data has labels {missing} that model {name} does not know "

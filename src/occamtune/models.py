@@ -58,8 +58,13 @@ def load_tokenizer(name: str, task: str = "ner") -> Any:
 def load_encoder(name: str) -> nn.Module:
     """Load a pretrained encoder through `AutoModel` from safetensors weights."""
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
 
     path = resolve_model(name)
+    level = hf_logging.get_verbosity()
+    # The checkpoint's pooler weights are not loaded (the task heads pool themselves): keep
+    # transformers' load report about those unexpected keys off the user's screen.
+    hf_logging.set_verbosity_error()
     try:
         return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
     except TypeError:
@@ -69,6 +74,8 @@ def load_encoder(name: str) -> nn.Module:
             f"cannot load model {name!r}: {exc}. Give a local model folder with config.json and "
             "model.safetensors, or 'minilm' for the packaged default (no hub downloads here)."
         ) from exc
+    finally:
+        hf_logging.set_verbosity(level)
 
 
 def is_uncased(tokenizer: Any) -> bool:
@@ -200,8 +207,15 @@ def read_meta(folder: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def load_model(folder: str | Path) -> tuple[TaskModel, Any, dict]:
-    """Load a saved task model (fp32 safetensors or packed artifact) with its tokenizer and meta."""
+def load_model(folder: str | Path, runtime: bool = True) -> tuple[TaskModel, Any, dict]:
+    """Load a saved task model (fp32 safetensors or packed artifact) with its tokenizer and meta.
+
+    Args:
+        folder: a run folder or an artifact folder.
+        runtime: for an artifact whose pipeline asked for int8 dynamic quantization, return the
+            fast int8 CPU model that prediction and serving use (False: the stored weights
+            exactly, e.g. to compress further).
+    """
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
     folder = Path(folder)
@@ -209,7 +223,7 @@ def load_model(folder: str | Path) -> tuple[TaskModel, Any, dict]:
     if meta.get("artifact"):
         from occamtune.compress.artifact import load_artifact
 
-        model = load_artifact(folder)
+        model = load_artifact(folder, runtime=runtime)
     else:
         from safetensors.torch import load_file
 

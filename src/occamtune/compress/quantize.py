@@ -145,6 +145,13 @@ def to_int8_runtime(model: nn.Module) -> nn.Module:
     Weights are re-rounded to int8 per output channel and activations quantized per batch, so
     outputs differ slightly from the stored model's; use for serving, not for exact evaluation.
     """
+    import warnings
+
     from torch.ao.quantization import quantize_dynamic
 
-    return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)
+    # torch 2.13 marks torch.ao eager quantization deprecated in favour of torchao, which has no
+    # CPU int8 dynamic kernels for this torch yet; the warnings tell a user nothing to act on.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        return quantize_dynamic(model, {nn.Linear}, dtype=torch.qint8, inplace=False)

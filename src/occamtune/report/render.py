@@ -49,7 +49,9 @@ def summary_cards(s: dict[str, Any]) -> list[tuple[str, str]]:
 
 
 def _ratio(value: float | None) -> str:
-    return "-" if value is None else f"{value:,.1f}x"
+    if value is None:
+        return "-"
+    return f"{value:,.1f}x" if value >= 10 else f"{value:.2f}x"
 
 
 def candidate_rows(candidates: list[dict], summary: dict[str, Any]) -> list[tuple[list[str], bool]]:

@@ -91,7 +91,8 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
     study = open_study(storage or f"sqlite:///{out.resolve()}/study.db", study_name or "shrink",
                        seed, space, teacher, max_drop)
     objective = _objective(teacher, space, out, m)
-    _optimize(study, objective, budget_trials, budget_seconds, max_drop, teacher, out, progress)
+    _optimize(study, objective, budget_trials, budget_seconds, max_drop, teacher, out, progress,
+              space.size())
     return finalize(study, teacher, out, m, space, started)
 
 
@@ -202,9 +203,11 @@ def _duplicate(trial: Any, pipeline: str) -> dict[str, Any] | None:
 
 
 def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float | None,
-              max_drop: float, teacher: Teacher, out: Path, progress: bool) -> None:
+              max_drop: float, teacher: Teacher, out: Path, progress: bool,
+              space_size: int | None = None) -> None:
     """Run trials; a failing pipeline is recorded and skipped, but MAX_FAILS failures in a row
-    (a broken method or setup rather than one bad pipeline) stop the search with the error."""
+    (a broken method or setup rather than one bad pipeline) stop the search with the error.
+    The search also stops once every pipeline of the space has been measured."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n_trials, desc="shrink", unit="trial", disable=not progress, dynamic_ncols=True)
@@ -216,6 +219,11 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         best = rec.choose(records, max_drop)
         fails[:] = fails + [trial.system_attrs.get("fail_reason", "?")] if trial.state.name == "FAIL" else []
         if len(fails) >= MAX_FAILS:
+            study.stop()
+        tried = {r["pipeline"] for r in records} | {
+            t.user_attrs.get("pipeline") for t in study.get_trials(deepcopy=False)
+            if t.state.name == "PRUNED"}
+        if space_size is not None and len(tried - {None}) >= space_size:
             study.stop()
         bar.update(1)
         bar.set_description(f"trial {bar.n} of {n_trials or '?'}")

@@ -18,7 +18,10 @@ from torch import nn
 from occamtune import inference
 
 # Methods that train (minutes to hours on real data): their outputs are cached by pipeline prefix.
-TRAINED_METHODS = ("DistillConfig", "ShareConfig", "LoraConfig", "FeatureExtractConfig")
+# Steps that fine-tune (structured pruning and low-rank recover by fine-tuning afterwards): the
+# model after them is cached and reused by every pipeline that starts with the same steps.
+TRAINED_METHODS = ("DistillConfig", "ShareConfig", "LoraConfig", "FeatureExtractConfig",
+                   "StructuredPruneConfig", "LowRankConfig")
 
 
 @dataclass
@@ -60,7 +63,7 @@ def load_teacher(run_folder: str | Path) -> Teacher:
     from occamtune.tasks import get_task
 
     folder = Path(run_folder)
-    model, tok, meta = load_model(folder)
+    model, tok, meta = load_model(folder, runtime=False)
     cfg, splits = load_run_data(folder, tok, model.labels)
     weights = folder / WEIGHTS_FILE
     stat = weights.stat()
@@ -106,7 +109,7 @@ def measure_base(teacher: Teacher, m: Measure) -> dict[str, Any]:
 
 
 def is_trained(config: Any) -> bool:
-    return type(config).__name__ in TRAINED_METHODS
+    return type(config).__name__ in TRAINED_METHODS or bool(getattr(config, "gradual", False))
 
 
 def prefix_key(teacher: Teacher, configs: list[Any]) -> str:
@@ -126,7 +129,7 @@ def compress_cached(teacher: Teacher, configs: list[Any], cache: Path) -> nn.Mod
     for i in range(len(configs), 0, -1):
         folder = cache / prefix_key(teacher, configs[:i])
         if is_trained(configs[i - 1]) and (folder / "occamtune.json").is_file():
-            model, start = load_model(folder)[0], i
+            model, start = load_model(folder, runtime=False)[0], i
             break
     model = model if model is not None else copy.deepcopy(teacher.model)
     for i in range(start, len(configs)):

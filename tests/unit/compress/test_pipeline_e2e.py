@@ -24,8 +24,11 @@ def test_distill_prune_quantize_round_trips(tokenizer, tmp_path) -> None:
     with torch.no_grad():
         ref = model.eval()(**batch)
         torch.testing.assert_close(load_artifact(tmp_path)(**batch), ref, atol=1e-5, rtol=1e-5)
-        loaded, _, meta = load_model(tmp_path)
+        loaded, _, meta = load_model(tmp_path, runtime=False)
         torch.testing.assert_close(loaded(**batch), ref, atol=1e-5, rtol=1e-5)
+        served = load_model(tmp_path)[0]  # int8 kernels, as the pipeline asked: close, not exact
+        assert any("quantized" in type(m).__module__ for m in served.modules())
+        torch.testing.assert_close(served(**batch), ref, atol=0.05, rtol=0.05)
     assert meta["artifact"] and [p["method"] for p in meta["pipeline"]] == ["distill", "prune", "quantize"]
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["pipeline"] == "distill(layers=1), prune, quantize(bits=4)"

@@ -9,15 +9,6 @@ import pytest
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 
 
-def needs_compress() -> None:
-    """Skip when the compression suite (occamtune.compress) is not importable yet."""
-    import importlib
-
-    module = importlib.import_module("occamtune.compress")
-    if not hasattr(module, "compress"):
-        pytest.skip("occamtune.compress has no compress() yet")
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
     from occamtune.api import train

@@ -10,7 +10,6 @@ import pytest
 from occamtune.errors import ConfigError
 from occamtune.search.shrink import shrink
 from occamtune.search.space import SearchSpace
-from tests.unit.search.conftest import needs_compress
 
 SPACE = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0, 0.5), lowrank_energy=(0.0,),
                     vocab_trim=(False,), bits=(8, 4))
@@ -21,7 +20,6 @@ def _study(out) -> optuna.Study:
 
 
 def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_run) -> None:
-    needs_compress()
     from occamtune import inference
     from occamtune.models import load_model
 
@@ -64,7 +62,6 @@ def load_model_tok(run):
 
 
 def test_hopeless_trials_are_pruned(tmp_path, tiny_run, monkeypatch) -> None:
-    needs_compress()
     import importlib
 
     module = importlib.import_module("occamtune.search.shrink")  # the attribute is the function
@@ -77,7 +74,6 @@ def test_hopeless_trials_are_pruned(tmp_path, tiny_run, monkeypatch) -> None:
 
 
 def test_a_study_with_other_settings_is_refused(tmp_path, tiny_run) -> None:
-    needs_compress()
     out = tmp_path / "shrink"
     shrink(tiny_run, out, max_drop=100.0, budget_trials=1, space=SPACE, progress=False)
     with pytest.raises(ConfigError, match="other settings"):
@@ -87,3 +83,22 @@ def test_a_study_with_other_settings_is_refused(tmp_path, tiny_run) -> None:
 def test_a_budget_is_required(tmp_path, tiny_run) -> None:
     with pytest.raises(ConfigError, match="budget"):
         shrink(tiny_run, tmp_path / "x")
+
+
+def test_the_search_stops_once_the_space_is_covered(tmp_path, tiny_run) -> None:
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        vocab_trim=(False,), bits=(8, 4))
+    assert space.size() == 2
+    result = shrink(tiny_run, tmp_path / "s", max_drop=100.0, budget_trials=30, space=space,
+                    progress=False)
+    assert {r["pipeline"] for r in result.records} == {"quantize", "quantize(bits=4)"}
+    assert result.summary["trials"]["complete"] < 30
+
+
+def test_steps_that_fine_tune_are_cached() -> None:
+    from occamtune.compress import LowRankConfig, PruneConfig, QuantizeConfig, StructuredPruneConfig
+    from occamtune.search.trial import is_trained
+
+    assert is_trained(StructuredPruneConfig()) and is_trained(LowRankConfig())
+    assert is_trained(PruneConfig(sparsity=0.5, gradual=True))
+    assert not is_trained(PruneConfig(sparsity=0.5)) and not is_trained(QuantizeConfig(bits=4))

@@ -7,7 +7,6 @@ import pytest
 
 from occamtune.errors import ConfigError
 from occamtune.search.space import SearchSpace, build_pipeline, parse_space, suggest, suggest_params
-from tests.unit.search.conftest import needs_compress
 
 
 def test_space_validates_its_fields() -> None:
@@ -36,7 +35,6 @@ def test_size_counts_lowrank_only_without_sparsity() -> None:
 
 
 def test_pipeline_order_and_skipped_steps() -> None:
-    needs_compress()
     params = {"distill_layers": 3, "heads": 0.0, "ffn": 0.25, "sparsity": 0.8, "lowrank_energy": 0.0,
               "vocab_trim": True, "bits": 4}
     names = [type(c).__name__ for c in build_pipeline(params, SearchSpace())]
@@ -48,7 +46,6 @@ def test_pipeline_order_and_skipped_steps() -> None:
 
 
 def test_suggest_with_an_optuna_trial() -> None:
-    needs_compress()
     trial = optuna.trial.FixedTrial({"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0,
                                      "lowrank_energy": 0.9, "vocab_trim": False, "bits": 8})
     names = [type(c).__name__ for c in suggest(trial, SearchSpace())]

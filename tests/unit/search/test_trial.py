@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 from occamtune.search.trial import Measure, compress_cached, load_teacher
-from tests.unit.search.conftest import needs_compress
 
 
 def test_distilled_student_is_trained_once(tmp_path, tiny_run, monkeypatch) -> None:
-    needs_compress()
     import importlib
 
     oc = importlib.import_module("occamtune.compress")

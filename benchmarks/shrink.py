@@ -1,0 +1,117 @@
+"""The shrink search on CoNLL-2003 with the fine-tuned MiniLM-L6, within three fine-tunes' time.
+
+    python -m benchmarks.shrink --base benchmarks/work/occamtune     # a run from vs_hf.py
+    -> benchmarks/results/shrink.json, shrink.md, and the report in benchmarks/work/shrink/
+
+The time budget is `--budget-factor` (default 3) times the wall time of one full fine-tune, read
+from the vs_hf.py record of that same run (benchmarks/work/ner-occamtune.json). Candidates are judged
+on dev; the chosen one is confirmed once on test (by `occamtune shrink` itself). In the same run the
+peer, ONNX Runtime int8 dynamic quantization of the same model, is measured on dev and test and
+drawn on the report's frontier plot.
+
+The default search space of `occamtune shrink` holds four student depths, each a full distillation;
+on two cores three fine-tunes' time pays for about one of them, so this benchmark searches a space
+with one depth besides the teacher's (`--space` changes it; `--space` with no values uses the
+default space).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+SPACE = ["distill_layers=0,3", "heads=0.0", "ffn=0.0", "sparsity=0.0,0.5", "lowrank_energy=0.0",
+         "vocab_trim=true,false", "bits=8,4,3", "group_size=32"]
+
+
+def measure_peer(base: Path, out: Path) -> dict:
+    """ONNX Runtime int8 dynamic quantization of the fine-tuned model: bytes, dev and test F1."""
+    from occamtune import inference
+    from occamtune.compress.run import load_run_data
+    from occamtune.export import OnnxTaskModel, export_onnx
+    from occamtune.models import load_model
+
+    model, tok, _ = load_model(base)
+    _, splits = load_run_data(base, tok, model.labels)
+    path = export_onnx(model, out / "peer" / "model.int8.onnx", quantize_int8=True)
+    peer = OnnxTaskModel(path, model.head_config)
+    scores = {split: inference.evaluate(peer, splits[split].dataset, splits[split].features)["f1"]
+              for split in ("dev", "test")}
+    return {"name": "ONNX Runtime int8", "bytes": path.stat().st_size,
+            "dev_metric": scores["dev"], "test_metric": scores["test"]}
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "occamtune"))
+    p.add_argument("--finetune-record", default=str(ROOT / "benchmarks" / "work" / "ner-occamtune.json"),
+                   help="vs_hf.py's record of the fine-tune of --base (gives its wall time)")
+    p.add_argument("--budget-factor", type=float, default=3.0)
+    p.add_argument("--max-drop", type=float, default=1.0)
+    p.add_argument("--space", nargs="*", default=SPACE)
+    p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "shrink"))
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+
+    import torch
+
+    from occamtune.report.render import write_report
+    from occamtune.search import shrink
+    from occamtune.search.records import write_json
+    from occamtune.search.space import parse_space
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    base, out = Path(args.base), Path(args.output)
+    record = Path(args.finetune_record)
+    if not (base / "model.safetensors").is_file() or not record.is_file():
+        sys.exit(f"no fine-tuned model at {base} or no record {record}: run "
+                 "`python -m benchmarks.vs_hf --task ner` first")
+    finetune_wall = json.loads(record.read_text())["wall_s"]
+    budget = args.budget_factor * finetune_wall
+    start = time.perf_counter()
+    result = shrink(base, out, max_drop=args.max_drop, budget_seconds=budget,
+                    space=parse_space(args.space), progress=True)
+    search_wall = time.perf_counter() - start
+    summary = dict(result.summary)
+    summary["peer"] = measure_peer(base, out)
+    write_json(out / "shrink.json", summary)  # the report draws the peer from here
+    html, md = write_report(out)
+
+    s = summary
+    keys = {
+        "base_bytes": s["base_bytes"], "chosen_bytes": s["chosen_bytes"],
+        "size_ratio": s.get("size_ratio"),
+        "base_dev_f1": s["base_dev_metric"], "chosen_dev_f1": s["chosen_dev_metric"],
+        "base_test_f1": s["base_test_metric"], "chosen_test_f1": s["chosen_test_metric"],
+        "test_drop": s.get("test_drop"), "chosen_pipeline": s["chosen_pipeline"],
+        "base_latency_ms": s["base_latency_ms"], "chosen_latency_ms": s.get("chosen_latency_ms"),
+        "search_wall_s": search_wall, "finetune_wall_s": finetune_wall, "budget_s": budget,
+        "trials": s["trials"], "space": args.space, "max_drop": args.max_drop, "peer": s["peer"],
+        "report_html": str(html), "report_md": str(md),
+    }
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "shrink.json").write_text(json.dumps(keys, indent=2))
+    f = lambda v, d=2: "-" if v is None else f"{v:,.{d}f}"
+    rows = [
+        "| model | bytes on disk | x smaller | dev F1 | test F1 |", "|---|---|---|---|---|",
+        f"| fp32 fine-tuned | {keys['base_bytes']:,} | 1.0 | {f(keys['base_dev_f1'])} | {f(keys['base_test_f1'])} |",
+        (f"| ONNX Runtime int8 (peer) | {s['peer']['bytes']:,} | {keys['base_bytes'] / s['peer']['bytes']:.1f} | "
+        f"{f(s['peer']['dev_metric'])} | {f(s['peer']['test_metric'])} |"),
+        (f"| shrink's choice: `{keys['chosen_pipeline']}` | {f(keys['chosen_bytes'], 0)} | {f(keys['size_ratio'], 1)} | "
+        f"{f(keys['chosen_dev_f1'])} | {f(keys['chosen_test_f1'])} |"),
+        "", (f"Search: {keys['trials']}, {search_wall / 60:.0f} min wall (budget {budget / 60:.0f} min "
+        f"= {args.budget_factor:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
+        f"{args.max_drop} F1 on dev."),
+    ]
+    (RESULTS / "shrink.md").write_text("\n".join(rows) + "\n")
+    print("\n".join(rows))
+
+
+if __name__ == "__main__":
+    main()
