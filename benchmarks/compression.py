@@ -22,26 +22,29 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
+DISTILL_EPOCHS = 2  # other methods that train use --epochs
 
-ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer)
+ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
     "fp32": "",
     "onnx-int8 (peer)": "onnx-int8",
     "quantize 8-bit": "quantize(bits=8)",
     "quantize 4-bit": "quantize(bits=4)",
     "quantize 3-bit": "quantize(bits=3, group_size=32)",
-    "int8 dynamic": "quantize(bits=8, embeddings=false, dynamic=true)",
-    "prune 50%": "prune(sparsity=0.5)",
-    "prune 80% gradual": "prune(sparsity=0.8, gradual=true)",
-    "structured 25%": "structured(heads=0.25, ffn=0.25)",
-    "lowrank 0.9": "lowrank(energy=0.9)",
+    "int8 dynamic (fp32 embeddings)": "quantize(bits=8, embeddings=false)",
     "vocab trim": "vocab()",
+    "distill 3 layers": f"distill(layers=3, epochs={DISTILL_EPOCHS})",
+    "pipeline: distill3 + vocab + 4-bit": f"distill(layers=3, epochs={DISTILL_EPOCHS}), vocab(), quantize(bits=4)",
+    "pipeline: distill3 + vocab + 3-bit": f"distill(layers=3, epochs={DISTILL_EPOCHS}), vocab(), quantize(bits=3, group_size=32)",
+    "pipeline: distill3 + prune50 + vocab + 4-bit": f"distill(layers=3, epochs={DISTILL_EPOCHS}), prune(sparsity=0.5), vocab(), quantize(bits=4)",
+    "pipeline: distill3 + int8": f"distill(layers=3, epochs={DISTILL_EPOCHS}), quantize(bits=8, embeddings=false)",
+    "prune 50%": "prune(sparsity=0.5)",
+    "prune 70% one-shot": "prune(sparsity=0.7)",
+    "lowrank 0.9": "lowrank(energy=0.9)",
+    "structured 25%": "structured(heads=0.25, ffn=0.25)",
+    "prune 70% gradual": "prune(sparsity=0.7, gradual=true)",
     "share 3 groups": "share(groups=3)",
-    "distill 3 layers": "distill(layers=3)",
     "feature extraction": "feature(last_k=4)",
     "lora r8": "lora(r=8)",
-    "pipeline: distill3 + vocab + 4-bit": "distill(layers=3), vocab(), quantize(bits=4)",
-    "pipeline: distill3 + prune50 + vocab + 4-bit": "distill(layers=3), prune(sparsity=0.5), vocab(), quantize(bits=4)",
-    "pipeline: distill3 + int8 dynamic": "distill(layers=3), quantize(bits=8, embeddings=false, dynamic=true)",
 }
 QUICK = ["fp32", "onnx-int8 (peer)", "quantize 8-bit", "quantize 4-bit", "vocab trim", "prune 50%",
          "lowrank 0.9"]
@@ -93,7 +96,7 @@ def one(args: argparse.Namespace) -> dict:
         small, configs = _cached_student(model, tok, configs, ctx, Path(args.workdir) / "cache", args.epochs)
         small = compress(small, configs, ctx) if configs else small
         folder = Path(args.workdir) / "compressed" / args.one.replace(" ", "_").replace(":", "")
-        sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride") if k in meta}})
+        sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride", "context") if k in meta}})
         out["sizes"] = sizes
         out["bytes"] = sum(f.stat().st_size for f in folder.glob("model.occ"))
         run, _, _ = load_model(folder)  # what a user gets back (int8 kernels where asked for)
@@ -101,6 +104,7 @@ def one(args: argparse.Namespace) -> dict:
     out.update(measure(run, splits, args.n_speed))
     out["peak_rss_mb"] = peak_rss_mb()
     out["fp32_bytes"] = fp32_bytes
+    out["base"], out["epochs"] = str(base.resolve()), args.epochs
     return out
 
 
@@ -145,7 +149,8 @@ def main() -> None:
     if partial.is_file():
         for line in partial.read_text().splitlines():
             rec = json.loads(line)
-            done[rec["name"]] = rec
+            if rec.get("base") == str(Path(args.base).resolve()) and rec.get("epochs") == args.epochs:
+                done[rec["name"]] = rec  # measured earlier in this benchmark, same model
     for name in names:
         if name in done:
             continue

@@ -9,10 +9,10 @@ on dev; the chosen one is confirmed once on test (by `occamtune shrink` itself).
 peer, ONNX Runtime int8 dynamic quantization of the same model, is measured on dev and test and
 drawn on the report's frontier plot.
 
-The default search space of `occamtune shrink` holds four student depths, each a full distillation;
+The default search space of `occamtune shrink` holds four student depths, each a distillation;
 on two cores three fine-tunes' time pays for about one of them, so this benchmark searches a space
-with one depth besides the teacher's (`--space` changes it; `--space` with no values uses the
-default space).
+with one depth besides the teacher's, distilled for 2 epochs (`--space` changes it; `--space` with
+no values uses the default space).
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SPACE = ["distill_layers=0,3", "heads=0.0", "ffn=0.0", "sparsity=0.0,0.5", "lowrank_energy=0.0",
+SPACE = ["distill_layers=0,3", "distill_epochs=2", "heads=0.0", "ffn=0.0", "sparsity=0.0,0.5", "lowrank_energy=0.0",
          "vocab_trim=true,false", "bits=8,4,3", "group_size=32"]
 
 
@@ -46,11 +46,20 @@ def measure_peer(base: Path, out: Path) -> dict:
             "dev_metric": scores["dev"], "test_metric": scores["test"]}
 
 
+def finetune_wall_s(record: Path) -> float:
+    """Wall time of one full fine-tune: from a vs_hf.py record, or from a run folder (from its
+    config.yaml, written first, to its eval_test.json, written last)."""
+    if record.is_dir():
+        return (record / "eval_test.json").stat().st_mtime - (record / "config.yaml").stat().st_mtime
+    return float(json.loads(record.read_text())["wall_s"])
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "occamtune"))
     p.add_argument("--finetune-record", default=str(ROOT / "benchmarks" / "work" / "ner-occamtune.json"),
-                   help="vs_hf.py's record of the fine-tune of --base (gives its wall time)")
+                   help="vs_hf.py's record of the fine-tune of --base, or the run folder of an "
+                        "`occamtune train` (its wall time is the budget's unit)")
     p.add_argument("--budget-factor", type=float, default=3.0)
     p.add_argument("--max-drop", type=float, default=1.0)
     p.add_argument("--space", nargs="*", default=SPACE)
@@ -69,10 +78,10 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     base, out = Path(args.base), Path(args.output)
     record = Path(args.finetune_record)
-    if not (base / "model.safetensors").is_file() or not record.is_file():
+    if not (base / "model.safetensors").is_file() or not record.exists():
         sys.exit(f"no fine-tuned model at {base} or no record {record}: run "
                  "`python -m benchmarks.vs_hf --task ner` first")
-    finetune_wall = json.loads(record.read_text())["wall_s"]
+    finetune_wall = finetune_wall_s(record)
     budget = args.budget_factor * finetune_wall
     start = time.perf_counter()
     result = shrink(base, out, max_drop=args.max_drop, budget_seconds=budget,

@@ -128,7 +128,7 @@ def train(cfg: RunConfig, progress: bool = True) -> Run:
     if not main:
         return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
     save_model(model, tok, output, meta={"base_model": cfg.model.name, "max_length": cfg.data.max_length,
-                                         "stride": cfg.data.stride,
+                                         "stride": cfg.data.stride, "context": cfg.data.context,
                                          "parameters": count_parameters(model)})
     if "test" in splits:
         metrics["test"] = write_eval(model, splits["test"], output, "test")
@@ -174,6 +174,7 @@ class Predictor:
         self.task = self.model.head_config.task
         self.max_length = int(self.meta.get("max_length", 128))
         self.stride = int(self.meta.get("stride", 32))
+        self.context = int(self.meta.get("context", 0))
 
     @property
     def labels(self) -> list[str]:
@@ -182,7 +183,7 @@ class Predictor:
     def encode(self, dataset: Any) -> list[Any]:
         from occamtune.config import DataConfig
 
-        data = DataConfig(max_length=self.max_length, stride=self.stride)
+        data = DataConfig(max_length=self.max_length, stride=self.stride, context=self.context)
         return encode_split(self.task, dataset, self.tokenizer, self.labels, data)
 
     def evaluate_file(self, path: str | Path, name: str | None = None, write: bool = True) -> dict:

@@ -29,8 +29,14 @@ class DataConfig:
     max_length: int = 128
     stride: int | None = None  # sub-words shared by consecutive windows; None: max_length // 4
     dev_fraction: float = 0.1
+    # NER: sub-words of the neighbouring sentences of the same document (CoNLL `-DOCSTART-`)
+    # put around each sentence as unlabelled context; 0 turns it off.
+    context: int = 0
 
     def __post_init__(self) -> None:
+        if not 0 <= self.context <= self.max_length:
+            raise ConfigError(f"data.context must be in [0, max_length = {self.max_length}], "
+                              f"got {self.context}")
         if self.stride is None:
             self.stride = self.max_length // 4
         if self.max_length < 8:

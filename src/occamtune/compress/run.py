@@ -78,7 +78,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     cfg, splits = load_run_data(folder, tok, model.labels)
     small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
-    keep = {k: meta[k] for k in ("base_model", "max_length", "stride") if k in meta}
+    keep = {k: meta[k] for k in ("base_model", "max_length", "stride", "context") if k in meta}
     sizes = save_artifact(small, tok, output, meta={**keep, "fp32_bytes": fp32, "source": str(folder)})
     shutil.copy(Path(folder) / "config.yaml", output / "config.yaml")
     result: dict[str, Any] = {"output": str(output), "sizes": sizes, "fp32_bytes": fp32}

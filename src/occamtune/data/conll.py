@@ -20,11 +20,13 @@ class Sentence:
         words: the words (first column).
         labels: one IOB2 label per word, or None for unlabelled input.
         line: 1-based file line of the first word.
+        doc: index of its document (a new one starts at each `-DOCSTART-` line).
     """
 
     words: list[str]
     labels: list[str] | None
     line: int
+    doc: int = 0
 
 
 @dataclass
@@ -47,6 +49,7 @@ class _Draft:
     """A sentence being read: words, raw labels and the line of its first word."""
 
     line: int
+    doc: int = 0
     words: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
 
@@ -121,14 +124,19 @@ def _read_drafts(path: Path, lines: list[str], label_column: int,
     drafts: list[_Draft] = []
     current: _Draft | None = None
     n_cols: int | None = None
+    doc = 0
     for number, line in enumerate(lines, start=1):
-        if not line.strip() or line.lstrip().startswith("-DOCSTART-"):
+        if line.lstrip().startswith("-DOCSTART-"):
+            doc += 1 if drafts else 0
+            current = None
+            continue
+        if not line.strip():
             current = None
             continue
         cols = split_columns(line)
         n_cols = _check_columns(path, number, cols, n_cols, label_column, has_labels)
         if current is None:
-            current = _Draft(number)
+            current = _Draft(number, doc)
             drafts.append(current)
         current.words.append(cols[0])
         if has_labels:
@@ -157,10 +165,10 @@ def read_conll(path: str | Path, label_column: int = -1, has_labels: bool = True
         raise DataError(path, "no sentences found (the file is empty or has only -DOCSTART- "
                               "and blank lines)")
     if not has_labels:
-        return TokenDataset([Sentence(d.words, None, d.line) for d in drafts], str(path), "none")
+        return TokenDataset([Sentence(d.words, None, d.line, d.doc) for d in drafts], str(path), "none")
     check_labels([d.labels for d in drafts], [d.line for d in drafts], path, label_column)
     scheme = detect_scheme(d.labels for d in drafts)
-    sentences = [Sentence(d.words, to_iob2(d.labels, scheme), d.line) for d in drafts]
+    sentences = [Sentence(d.words, to_iob2(d.labels, scheme), d.line, d.doc) for d in drafts]
     return TokenDataset(sentences, str(path), scheme)
 
 

@@ -121,8 +121,41 @@ def _window(words: list[str], pieces: list[list[int]], labels: Sequence[int] | N
                   shape + [0] * n, 0, span, span)
 
 
+def _add_context(win: Window, left: list[int], right: list[int], n_prefix: int, n_suffix: int) -> None:
+    """Insert unlabelled context sub-words around the sentence's own (after the prefix tokens,
+    before the suffix tokens); they carry word index -1, like special tokens."""
+    end = len(win.input_ids) - n_suffix
+    for name, pad in (("input_ids", None), ("word_index", -1), ("first", False),
+                      ("label_ids", IGNORE), ("shape_ids", 0)):
+        row = getattr(win, name)
+        lpad, rpad = (left, right) if pad is None else ([pad] * len(left), [pad] * len(right))
+        setattr(win, name, row[:n_prefix] + lpad + row[n_prefix:end] + rpad + row[end:])
+
+
+def _context(pieces: list[list[list[int]]], docs: list[int], si: int,
+             room: int) -> tuple[list[int], list[int]]:
+    """Up to `room` sub-words of the sentences around sentence `si` in its document: the nearest
+    ones, half on each side (a side with too little gives its share to the other)."""
+
+    def gather(order: range) -> list[list[int]]:
+        out, n = [], 0
+        for j in order:
+            if docs[j] != docs[si] or n >= room:
+                break
+            out.append([t for word in pieces[j] for t in word])
+            n += len(out[-1])
+        return out
+
+    left = [t for sent in reversed(gather(range(si - 1, -1, -1))) for t in sent]
+    right = [t for sent in gather(range(si + 1, len(pieces))) for t in sent]
+    n_left = min(len(left), max(room // 2, room - len(right)))
+    n_right = min(len(right), room - n_left)
+    return left[len(left) - n_left:], right[:n_right]
+
+
 def encode_words(sentences: list[list[str]], tokenizer: Any, max_length: int,
-                 label_ids: list[list[int]] | None = None, stride: int = 32) -> list[Window]:
+                 label_ids: list[list[int]] | None = None, stride: int = 32,
+                 docs: list[int] | None = None, context: int = 0) -> list[Window]:
     """Model windows for word-level sentences; no word is ever dropped.
 
     A sentence whose sub-words fit in `max_length` (with special tokens) gives one window; a
@@ -135,6 +168,11 @@ def encode_words(sentences: list[list[str]], tokenizer: Any, max_length: int,
         max_length: the longest window, special tokens included.
         label_ids: one label id per word of each sentence, or None.
         stride: sub-words shared by consecutive windows of a long sentence.
+        docs: the document of each sentence; with `context`, neighbouring sentences of the same
+            document are added around a sentence (document context, as in Schweter and Akbik
+            2020, "FLERT"). None: each sentence is its own document.
+        context: at most this many sub-words of document context per window (unlabelled,
+            never predicted), within `max_length`.
 
     Returns:
         The windows, sentence by sentence, each sentence's windows left to right.
@@ -157,6 +195,9 @@ def encode_words(sentences: list[list[str]], tokenizer: Any, max_length: int,
         for span, owned in zip(spans, _owned(spans)):
             win = _window(words, word_pieces, labels, span, special)
             win.sentence, win.owned = si, owned
+            room = min(context, max_length - len(win.input_ids))
+            if docs is not None and room > 0 and len(spans) == 1:
+                _add_context(win, *_context(pieces, docs, si, room), len(special[0]), len(special[1]))
             windows.append(win)
     return windows
 

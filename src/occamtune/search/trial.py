@@ -171,7 +171,7 @@ def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Pat
     if teacher.base["slice_metric"] - slice_metric > m.prune_factor * m.max_drop:
         raise Hopeless(f"dev-slice {teacher.metric} {slice_metric:.2f} vs base "
                        f"{teacher.base['slice_metric']:.2f}")
-    keep = {k: teacher.meta[k] for k in ("base_model", "max_length", "stride") if k in teacher.meta}
+    keep = {k: teacher.meta[k] for k in ("base_model", "max_length", "stride", "context") if k in teacher.meta}
     sizes = save_artifact(model, teacher.tokenizer, folder,
                           meta={**keep, "fp32_bytes": teacher.fp32_bytes, "source": str(teacher.folder)})
     shutil.copy(teacher.folder / "config.yaml", folder / "config.yaml")
