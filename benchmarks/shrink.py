@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,6 +53,18 @@ def finetune_wall_s(record: Path) -> float:
     return float(json.loads(record.read_text())["wall_s"])
 
 
+def study_wall_s(out: Path) -> float:
+    """From the first trial's start to the last trial's end (now, for a trial still marked running)."""
+    import datetime
+
+    import optuna
+
+    trials = optuna.load_study(study_name="shrink", storage=f"sqlite:///{out.resolve()}/study.db").trials
+    starts = [t.datetime_start for t in trials if t.datetime_start]
+    ends = [t.datetime_complete or datetime.datetime.now() for t in trials if t.datetime_start]
+    return (max(ends) - min(starts)).total_seconds() if starts else 0.0
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "occamtune"))
@@ -65,6 +76,9 @@ def main() -> None:
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "shrink"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--name", default="shrink", help="results/<name>.json and .md")
+    p.add_argument("--no-new-trials", action="store_true",
+                   help="only finalize a search that ran (or was stopped) earlier in --output")
     args = p.parse_args()
 
     import torch
@@ -83,10 +97,10 @@ def main() -> None:
                  "`python -m benchmarks.vs_hf --task ner` first")
     finetune_wall = finetune_wall_s(record)
     budget = args.budget_factor * finetune_wall
-    start = time.perf_counter()
-    result = shrink(base, out, max_drop=args.max_drop, budget_seconds=budget,
+    result = shrink(base, out, max_drop=args.max_drop,
+                    budget_seconds=0.0 if args.no_new_trials else budget,
                     space=parse_space(args.space), progress=True)
-    search_wall = time.perf_counter() - start
+    search_wall = study_wall_s(out)
     summary = dict(result.summary)
     summary["peer"] = measure_peer(base, out)
     write_json(out / "shrink.json", summary)  # the report draws the peer from here
@@ -105,7 +119,7 @@ def main() -> None:
         "report_html": str(html), "report_md": str(md),
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "shrink.json").write_text(json.dumps(keys, indent=2))
+    (RESULTS / f"{args.name}.json").write_text(json.dumps(keys, indent=2))
     f = lambda v, d=2: "-" if v is None else f"{v:,.{d}f}"
     rows = [
         "| model | bytes on disk | x smaller | dev F1 | test F1 |", "|---|---|---|---|---|",
@@ -118,7 +132,7 @@ def main() -> None:
         f"= {args.budget_factor:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
         f"{args.max_drop} F1 on dev."),
     ]
-    (RESULTS / "shrink.md").write_text("\n".join(rows) + "\n")
+    (RESULTS / f"{args.name}.md").write_text("\n".join(rows) + "\n")
     print("\n".join(rows))
 
 

@@ -18,10 +18,11 @@ from torch import nn
 from occamtune import inference
 
 # Methods that train (minutes to hours on real data): their outputs are cached by pipeline prefix.
-# Steps that fine-tune (structured pruning and low-rank recover by fine-tuning afterwards): the
-# model after them is cached and reused by every pipeline that starts with the same steps.
+# Steps that fine-tune (pruning, structured pruning and low-rank recover by fine-tuning
+# afterwards): the model after them is cached and reused by every pipeline that starts with the
+# same steps.
 TRAINED_METHODS = ("DistillConfig", "ShareConfig", "LoraConfig", "FeatureExtractConfig",
-                   "StructuredPruneConfig", "LowRankConfig")
+                   "StructuredPruneConfig", "LowRankConfig", "PruneConfig")
 
 
 @dataclass
@@ -109,7 +110,7 @@ def measure_base(teacher: Teacher, m: Measure) -> dict[str, Any]:
 
 
 def is_trained(config: Any) -> bool:
-    return type(config).__name__ in TRAINED_METHODS or bool(getattr(config, "gradual", False))
+    return type(config).__name__ in TRAINED_METHODS
 
 
 def prefix_key(teacher: Teacher, configs: list[Any]) -> str:

@@ -100,5 +100,5 @@ def test_steps_that_fine_tune_are_cached() -> None:
     from occamtune.search.trial import is_trained
 
     assert is_trained(StructuredPruneConfig()) and is_trained(LowRankConfig())
-    assert is_trained(PruneConfig(sparsity=0.5, gradual=True))
-    assert not is_trained(PruneConfig(sparsity=0.5)) and not is_trained(QuantizeConfig(bits=4))
+    assert is_trained(PruneConfig(sparsity=0.5, gradual=True)) and is_trained(PruneConfig(sparsity=0.5))
+    assert not is_trained(QuantizeConfig(bits=4))
