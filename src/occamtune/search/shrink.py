@@ -140,12 +140,9 @@ def _jsonish(obj: Any) -> str:
 
 def _storage(url: str) -> Any:
     """RDB storage with heartbeats, so a trial whose worker died is failed and retried."""
-    import optuna
-
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         return url
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
     if not url.startswith("sqlite:///"):
         return _rdb(url, kwargs)
     # Workers started together on a new SQLite file race to create its schema (alembic's version

@@ -37,8 +37,9 @@ def _predict_ner(predictor: Any, texts: list[str]) -> list[dict[str, Any]]:
     from occamtune.data.tokenize import split_words
 
     spans = [split_words(t) for t in texts]
-    dataset = TokenDataset([Sentence([w for w, _, _ in s], None, i + 1) for i, s in enumerate(spans)],
-                           "<input>", "IOB2")
+    # Each text is its own document: independent texts never serve as each other's context.
+    dataset = TokenDataset([Sentence([w for w, _, _ in s], None, i + 1, doc=i)
+                            for i, s in enumerate(spans)], "<input>", "IOB2")
     preds = inference.predict(predictor.model, dataset, predictor.encode(dataset))
     out = []
     for text, words, tags, lp in zip(texts, spans, preds.labels, preds.log_probs):

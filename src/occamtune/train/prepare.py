@@ -132,7 +132,7 @@ def encode_split(task: str, dataset: Any, tokenizer: Any, labels: list[str], cfg
             label_ids = [[index[t] for t in s.labels] for s in sents]
         return encode_words([s.words for s in sents], tokenizer, cfg.max_length,
                             label_ids=label_ids, stride=cfg.stride,
-                            docs=[getattr(s, "doc", i) for i, s in enumerate(sents)],
+                            docs=[s.doc for s in sents],
                             context=cfg.context)
     feats = encode_texts([e.text for e in dataset.examples], tokenizer, cfg.max_length)
     for feat, ex in zip(feats, dataset.examples):
