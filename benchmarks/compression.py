@@ -22,7 +22,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-DISTILL_EPOCHS = 2  # other methods that train use --epochs
+DISTILL_EPOCHS = 6  # other methods that train use --epochs
+D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
 
 ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
     "fp32": "",
@@ -31,12 +32,15 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "quantize 4-bit": "quantize(bits=4)",
     "quantize 3-bit": "quantize(bits=3, group_size=32)",
     "int8 dynamic (fp32 embeddings)": "quantize(bits=8, embeddings=false)",
-    "vocab trim": "vocab()",
-    "distill 3 layers": f"distill(layers=3, epochs={DISTILL_EPOCHS})",
-    "pipeline: distill3 + vocab + 4-bit": f"distill(layers=3, epochs={DISTILL_EPOCHS}), vocab(), quantize(bits=4)",
-    "pipeline: distill3 + vocab + 3-bit": f"distill(layers=3, epochs={DISTILL_EPOCHS}), vocab(), quantize(bits=3, group_size=32)",
-    "pipeline: distill3 + prune50 + vocab + 4-bit": f"distill(layers=3, epochs={DISTILL_EPOCHS}), prune(sparsity=0.5), vocab(), quantize(bits=4)",
-    "pipeline: distill3 + int8": f"distill(layers=3, epochs={DISTILL_EPOCHS}), quantize(bits=8, embeddings=false)",
+    "vocab trim, unseen -> [UNK]": "vocab(rank=0)",
+    "vocab trim, unseen at rank 32": "vocab(rank=32)",
+    "vocab trim, unseen at rank 64": "vocab(rank=64)",
+    "quantize 3-bit, QAT 1 epoch": "quantize(bits=3, epochs=1)",
+    f"distill 3 layers ({DISTILL_EPOCHS} epochs)": D3,
+    "pipeline: distill3 + int8": f"{D3}, quantize(bits=8, embeddings=false)",
+    "pipeline: distill3 + vocab r32 + 4-bit": f"{D3}, vocab(rank=32), quantize(bits=4)",
+    "pipeline: distill3 + vocab r32 + 3-bit QAT": f"{D3}, vocab(rank=32), quantize(bits=3, epochs=1)",
+    "pipeline: distill3 + vocab r32 + 3-bit g128 QAT": f"{D3}, vocab(rank=32), quantize(bits=3, group_size=128, epochs=1)",
     "prune 50%": "prune(sparsity=0.5)",
     "prune 70% one-shot": "prune(sparsity=0.7)",
     "lowrank 0.9": "lowrank(energy=0.9)",
@@ -46,8 +50,8 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "feature extraction": "feature(last_k=4)",
     "lora r8": "lora(r=8)",
 }
-QUICK = ["fp32", "onnx-int8 (peer)", "quantize 8-bit", "quantize 4-bit", "vocab trim", "prune 50%",
-         "lowrank 0.9"]
+QUICK = ["fp32", "onnx-int8 (peer)", "quantize 8-bit", "quantize 4-bit",
+         "vocab trim, unseen at rank 32", "prune 50%", "lowrank 0.9"]
 
 
 def peak_rss_mb() -> float:
@@ -149,8 +153,9 @@ def main() -> None:
     if partial.is_file():
         for line in partial.read_text().splitlines():
             rec = json.loads(line)
-            if rec.get("base") == str(Path(args.base).resolve()) and rec.get("epochs") == args.epochs:
-                done[rec["name"]] = rec  # measured earlier in this benchmark, same model
+            if (rec.get("base") == str(Path(args.base).resolve()) and rec.get("epochs") == args.epochs
+                    and ENTRIES.get(rec["name"]) == rec["pipeline"]):
+                done[rec["name"]] = rec  # measured earlier in this benchmark, same model and entry
     for name in names:
         if name in done:
             continue
@@ -173,7 +178,7 @@ def write(records: dict, args: argparse.Namespace) -> None:
     base = records.get("fp32")
     peer = records.get("onnx-int8 (peer)")
     rows = []
-    for r in records.values():
+    for r in (records[name] for name in ENTRIES if name in records):
         row = dict(r)
         row["ratio"] = r["fp32_bytes"] / r["bytes"]
         if base:

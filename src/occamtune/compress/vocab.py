@@ -4,7 +4,15 @@ A multilingual or general-domain vocabulary is mostly rows a given task never lo
 Abdaoui et al. 2020 ("Load What You Need: Smaller Versions of Multilingual BERT") the word
 embedding matrix is cut down to the tokens seen in the training corpus (plus the special tokens
 and, as a floor, the `keep_top` lowest ids). Input ids stay in the tokenizer's id space: the new
-`TrimmedEmbedding` maps old id -> new row through an int32 buffer, unseen ids -> [UNK]'s row.
+`TrimmedEmbedding` maps old id -> new row through an int32 buffer.
+
+What an unseen id (a test word piece the training corpus never used) becomes:
+    rank = 0: [UNK]'s row. On CoNLL-2003 with the fine-tuned MiniLM, 2.7% of test sub-words are
+        unseen in training and test F1 drops by about 5 points.
+    rank = r > 0: its row projected onto the r leading principal directions of the embedding
+        matrix (mean + code @ basis, r numbers per dropped row): a cheap, still informative
+        vector, at a fraction of a full row's bytes (benchmarks/compression.py measures r = 32
+        and 64 against [UNK]).
 """
 
 from __future__ import annotations
@@ -40,30 +48,42 @@ class VocabTrimConfig(CompressionConfig):
     Attributes:
         min_count: keep tokens seen at least this many times.
         keep_top: also keep ids [0, keep_top) (the low ids of a WordPiece vocabulary).
+        rank: dropped rows are kept as rank-`rank` codes on the matrix's principal directions
+            (at most half the embedding size); 0 maps them to [UNK] instead.
     """
 
     name = "vocab"
     min_count: int = 1
     keep_top: int = 0
+    rank: int = 64
 
     def __post_init__(self) -> None:
         check_range(self, "min_count", 1, 1 << 40)
         check_range(self, "keep_top", 0, 1 << 40)
+        check_range(self, "rank", 0, 1 << 20)
 
 
 class TrimmedEmbedding(nn.Module):
     """An embedding over a subset of a vocabulary, looked up with the original ids.
 
+    `remap[id]` is the row of a kept id in `embedding`, or `rows + j` for the j-th dropped id
+    kept at low rank: `basis(fallback[j])` (the Linear's bias is the mean row).
+
     Args:
         vocab_size: size of the original id space.
         rows: number of kept rows.
         dim: embedding size.
+        fallback_rows: number of dropped rows kept at low rank (0: none).
+        rank: their rank.
     """
 
-    def __init__(self, vocab_size: int, rows: int, dim: int) -> None:
+    def __init__(self, vocab_size: int, rows: int, dim: int, fallback_rows: int = 0,
+                 rank: int = 0) -> None:
         super().__init__()
         self.register_buffer("remap", torch.zeros(vocab_size, dtype=torch.int32))  # old -> new id
         self.embedding = nn.Embedding(rows, dim)
+        self.fallback = nn.Embedding(fallback_rows, rank) if fallback_rows and rank else None
+        self.basis = nn.Linear(rank, dim) if self.fallback is not None else None
 
     @property
     def weight(self) -> torch.Tensor:
@@ -74,14 +94,31 @@ class TrimmedEmbedding(nn.Module):
         return self.remap.numel()
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
-        return self.embedding(self.remap[input_ids].long())  # (B, T) -> (B, T, D)
+        idx = self.remap[input_ids].long()  # (B, T)
+        if self.fallback is None:
+            return self.embedding(idx)  # (B, T, D)
+        rows = self.embedding.num_embeddings
+        kept = self.embedding(idx.clamp(max=rows - 1))  # (B, T, D)
+        low = self.basis(self.fallback((idx - rows).clamp(min=0)))  # (B, T, r) -> (B, T, D)
+        return torch.where((idx >= rows).unsqueeze(-1), low, kept)
 
 
 @structure_op("vocab")
 def _rebuild_vocab(model: TaskModel, params: dict[str, Any]) -> None:
     emb = model.encoder.embeddings
     old = emb.word_embeddings
-    emb.word_embeddings = TrimmedEmbedding(old.num_embeddings, params["rows"], old.weight.shape[1])
+    emb.word_embeddings = TrimmedEmbedding(old.num_embeddings, params["rows"], old.weight.shape[1],
+                                           params.get("fallback_rows", 0), params.get("rank", 0))
+
+
+def principal_codes(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(codes (V, r), basis (r, D), mean (D,)) with weight ~ mean + codes @ basis (truncated SVD
+    of the centred matrix)."""
+    w = weight.detach().float()
+    mean = w.mean(dim=0)
+    _, _, vh = torch.linalg.svd(w - mean, full_matrices=False)
+    basis = vh[:rank]  # (r, D)
+    return (w - mean) @ basis.T, basis, mean
 
 
 def special_ids(ctx: CompressContext, vocab_size: int) -> tuple[list[int], int]:
@@ -113,13 +150,29 @@ def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> T
     vocab_size = old.num_embeddings
     special, unk = special_ids(ctx, vocab_size)
     keep = kept_ids(config, ctx.token_counts(), special, vocab_size)
-    _rebuild_vocab(model, {"rows": len(keep)})
+    dim = old.weight.shape[1]
+    rank = config.rank
+    if rank > dim // 2:  # codes of more than half the width barely save anything
+        log.warning("vocab: rank %d is too large for embeddings of size %d; using %d", rank, dim,
+                    dim // 2)
+        rank = dim // 2
+    dropped = sorted(set(range(vocab_size)) - set(keep)) if rank else []
+    params = {"rows": len(keep), "fallback_rows": len(dropped), "rank": rank if dropped else 0}
+    _rebuild_vocab(model, params)
     new = model.encoder.embeddings.word_embeddings
     index = torch.tensor(keep)
     with torch.no_grad():
         new.embedding.weight.copy_(old.weight.detach()[index])
         new.remap.fill_(keep.index(unk))
         new.remap[index] = torch.arange(len(keep), dtype=torch.int32)
-    record_structure(model, "vocab", rows=len(keep))
-    step_info(model, rows_kept=len(keep), rows_before=vocab_size)
+        if new.fallback is not None:
+            codes, basis, mean = principal_codes(old.weight, rank)
+            drop = torch.tensor(dropped)
+            new.fallback.weight.copy_(codes[drop])
+            new.basis.weight.copy_(basis.T)
+            new.basis.bias.copy_(mean)
+            new.remap[drop] = len(keep) + torch.arange(len(dropped), dtype=torch.int32)
+    record_structure(model, "vocab", **params)
+    step_info(model, rows_kept=len(keep), rows_before=vocab_size, low_rank_rows=len(dropped),
+              rank=params["rank"])
     return model

@@ -29,8 +29,11 @@ class SearchSpace:
         lowrank_energy: singular-value energy kept by low-rank factorisation (only without
             unstructured sparsity).
         vocab_trim: whether to trim the vocabulary to the training corpus.
+        vocab_rank: rank at which a trimmed vocabulary keeps the rows it drops (0: [UNK]).
+        vocab_min_count: a trimmed vocabulary keeps the full rows of tokens seen this often.
         bits: weight bits for quantization; 32 means no quantization.
         group_size: quantization group size.
+        quant_epochs: quantization-aware training epochs before rounding (0: none).
     """
 
     distill_layers: tuple[int, ...] = (0, 4, 3, 2)
@@ -40,8 +43,11 @@ class SearchSpace:
     sparsity: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9)
     lowrank_energy: tuple[float, ...] = (0.0, 0.9, 0.95)
     vocab_trim: tuple[bool, ...] = (False, True)
+    vocab_rank: int = 32
+    vocab_min_count: int = 1
     bits: tuple[int, ...] = (8, 6, 4, 3)
     group_size: int = 64
+    quant_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -58,6 +64,10 @@ class SearchSpace:
         _check("bits", self.bits, lambda v: 2 <= v <= 8 or v == 32)
         if self.group_size < 1:
             raise ConfigError(f"search space group_size must be >= 1, got {self.group_size}")
+        if self.vocab_rank < 0 or self.quant_epochs < 0 or self.vocab_min_count < 1:
+            raise ConfigError(f"search space vocab_rank and quant_epochs must be >= 0 and "
+                              f"vocab_min_count >= 1, got {self.vocab_rank}, {self.quant_epochs} "
+                              f"and {self.vocab_min_count}")
 
     def for_teacher(self, num_layers: int) -> SearchSpace:
         """This space with student depths the teacher can give (fewer layers than it has)."""
@@ -116,9 +126,10 @@ def build_pipeline(params: dict[str, Any], space: SearchSpace) -> list[Any]:
     if params.get("lowrank_energy", 0.0):
         steps.append(LowRankConfig(energy=float(params["lowrank_energy"])))
     if params.get("vocab_trim", False):
-        steps.append(VocabTrimConfig())
+        steps.append(VocabTrimConfig(min_count=space.vocab_min_count, rank=space.vocab_rank))
     if params.get("bits", 32) != 32:
-        steps.append(QuantizeConfig(bits=int(params["bits"]), group_size=space.group_size))
+        steps.append(QuantizeConfig(bits=int(params["bits"]), group_size=space.group_size,
+                                    epochs=space.quant_epochs))
     return steps
 
 
@@ -140,5 +151,6 @@ def parse_space(overrides: list[str] | None) -> SearchSpace:
                               f"of {', '.join(sorted(names))}")
         key = key.strip()
         values = [yaml.safe_load(v) for v in raw.split(",")]
-        kwargs[key] = values[0] if key in ("group_size", "distill_epochs") else tuple(values)
+        scalar = ("group_size", "distill_epochs", "vocab_rank", "vocab_min_count", "quant_epochs")
+        kwargs[key] = values[0] if key in scalar else tuple(values)
     return SearchSpace(**kwargs)

@@ -78,3 +78,38 @@ def test_int8_runtime_stays_close() -> None:
     assert any(type(m).__name__ == "Linear" and "quantized" in type(m).__module__
                for m in to_int8_runtime(model).modules())
     torch.testing.assert_close(fast, ref, atol=0.1, rtol=0.1)
+
+
+def test_fake_quantize_rounds_forward_and_passes_gradients_straight_through() -> None:
+    from occamtune.compress.quantize import FakeQuantize
+
+    w = torch.randn(4, 16, requires_grad=True)
+    out = FakeQuantize(3, 8)(w)
+    codes, scales = quantize_tensor(w, 3, 8)
+    torch.testing.assert_close(out, dequantize(codes, scales, 8))
+    (out * torch.arange(16.0)).sum().backward()
+    torch.testing.assert_close(w.grad, torch.arange(16.0).expand(4, 16))
+
+
+def test_quantization_aware_training_trains_then_leaves_exact_codes() -> None:
+    from occamtune.compress.quantize import quantized_codes
+    from occamtune.tasks import get_task
+    from tests.fixtures.tiny_models import tiny_context
+
+    batches = tiny_batches()
+    task = get_task("ner")
+
+    def loss(m: nn.Module) -> float:
+        with torch.no_grad():
+            return sum(float(task.loss(m(**b), b)) for b in batches)
+
+    untrained = compress(tiny_task_model(), [QuantizeConfig(bits=3, group_size=8)], CompressContext())
+    calls: list[float] = []
+    qat = compress(tiny_task_model(), [QuantizeConfig(bits=3, group_size=8, epochs=10)],
+                   tiny_context(calls=calls))
+    assert len(calls) == 40 and calls[-1] < calls[0]
+    for _, module in qat.named_modules():  # parametrizations gone, weights are their codes
+        assert not hasattr(module, "parametrizations")
+    assert quantized_codes(qat.encoder.encoder.layer[0].attention.self.query) is not None
+    assert quantized_codes(qat.encoder.embeddings.word_embeddings) is not None
+    assert loss(qat) < 0.8 * loss(untrained)

@@ -1,4 +1,4 @@
-"""Vocabulary trimming: seen ids keep their vectors, unseen ones fall back to [UNK]."""
+"""Vocabulary trimming: seen ids keep their vectors, unseen ones fall back to [UNK] or low rank."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_trim_keeps_seen_rows_and_maps_unseen_to_unk() -> None:
 
     model = tiny_task_model()
     old = model.encoder.embeddings.word_embeddings.weight.detach().clone()
-    model = compress(model, [VocabTrimConfig(min_count=2, keep_top=8)],
+    model = compress(model, [VocabTrimConfig(min_count=2, keep_top=8, rank=0)],
                      _ctx({10: 5, 11: 1, 50: 2, 119: 3}))
     emb = model.encoder.embeddings.word_embeddings
     assert isinstance(emb, TrimmedEmbedding) and emb.remap.dtype == torch.int32
@@ -32,3 +32,37 @@ def test_trim_keeps_seen_rows_and_maps_unseen_to_unk() -> None:
     torch.testing.assert_close(out[0, :3], old[[10, 50, 119]])
     torch.testing.assert_close(out[0, 3], old[1])  # 11 seen once < min_count -> [UNK]
     torch.testing.assert_close(out[0, 4], old[1])
+
+
+def test_dropped_rows_fall_back_to_their_principal_projection(tmp_path) -> None:
+    from occamtune.compress import save_artifact
+    from occamtune.models import load_model
+    from tests.fixtures.tiny import tiny_tokenizer
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    model = tiny_task_model()
+    old = model.encoder.embeddings.word_embeddings.weight.detach().clone()  # (120, 32)
+    model = compress(model, [VocabTrimConfig(rank=4)], _ctx({10: 5, 50: 2}))
+    emb = model.encoder.embeddings.word_embeddings
+    assert emb.embedding.num_embeddings == 7 and emb.fallback.weight.shape == (113, 4)
+    assert model.compression_log[-1]["low_rank_rows"] == 113
+    mean = old.mean(0)
+    _, _, vh = torch.linalg.svd(old - mean, full_matrices=False)
+    expected = mean + (old[[11, 60]] - mean) @ vh[:4].T @ vh[:4]  # rank-4 projection
+    out = emb(torch.tensor([[10, 11, 60, 50]]))
+    torch.testing.assert_close(out[0, [0, 3]], old[[10, 50]])
+    torch.testing.assert_close(out[0, 1:3], expected, atol=1e-5, rtol=1e-4)
+    err_low = (out[0, 1:3] - old[[11, 60]]).norm()
+    err_unk = (old[[1, 1]] - old[[11, 60]]).norm()
+    assert err_low < err_unk  # closer to the true rows than [UNK]
+    save_artifact(model, tiny_tokenizer(tmp_path / "tok"), tmp_path / "a", codec="none",
+                  half_floats=False)
+    loaded, _, _ = load_model(tmp_path / "a")
+    torch.testing.assert_close(loaded.encoder.embeddings.word_embeddings(torch.tensor([[10, 11, 60, 50]])), out)
+
+
+def test_rank_is_capped_at_half_the_embedding_size() -> None:
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    model = compress(tiny_task_model(), [VocabTrimConfig(rank=64)], _ctx({10: 5}))
+    assert model.encoder.embeddings.word_embeddings.fallback.weight.shape == (114, 16)  # 120 - 5 specials - id 10
