@@ -5,7 +5,8 @@ Files:
         little-endian manifest length, the JSON manifest and the binary payload. The manifest
         lists the structural changes to replay on a fresh encoder (factorised Linears, pruned
         heads and FFN sizes, shared layers, trimmed vocabulary...) and, per tensor, its name,
-        shape, encoding and byte ranges: k-bit packed codes + fp16 scales for quantized weights,
+        shape, encoding and byte ranges: k-bit codes (one per byte under zstd/lzma, which code
+        them near their entropy; bit-packed without a codec) + fp16 scales for quantized weights,
         a bitmask + nonzero values for sparse tensors, fp16 for other matrices, fp32 for vectors
         and the task head, raw integers for integer buffers, an alias for shared tensors.
     config.json, tokenizer files: the encoder config and the tokenizer.
@@ -67,21 +68,23 @@ def _decompress(data: bytes, codec: str) -> bytes:
     raise ModelError(f"unknown codec {codec!r} in artifact; known: {', '.join(CODECS)}")
 
 
-def _encode_one(model: TaskModel, name: str, tensor: torch.Tensor,
-                half_floats: bool) -> tuple[dict, dict]:
+def _encode_one(model: TaskModel, name: str, tensor: torch.Tensor, half_floats: bool,
+                byte_codes: bool) -> tuple[dict, dict]:
     module_name, _, attr = name.rpartition(".")
     module = model.get_submodule(module_name) if module_name else model
     quant = quantized_codes(module) if attr == "weight" else None
     if quant is not None:
-        return encode_quant(*quant)
+        return encode_quant(*quant, byte_codes=byte_codes)
     if not tensor.is_floating_point():
         return encode_raw(tensor)
     small = tensor.dim() < 2 or name.startswith("head.")
     return encode_float(tensor, half=half_floats and not small)
 
 
-def pack_model(model: TaskModel, half_floats: bool = True) -> tuple[dict[str, Any], bytes]:
-    """The manifest and the payload of a model's weights (shared tensors stored once)."""
+def pack_model(model: TaskModel, half_floats: bool = True,
+               byte_codes: bool = False) -> tuple[dict[str, Any], bytes]:
+    """The manifest and the payload of a model's weights (shared tensors stored once);
+    `byte_codes`: quantized codes one per byte, for an entropy coder (else bit-packed)."""
     entries, chunks, offset = [], [], 0
     first_name: dict[tuple, str] = {}
     for name, tensor in model.state_dict().items():
@@ -91,7 +94,7 @@ def pack_model(model: TaskModel, half_floats: bool = True) -> tuple[dict[str, An
             entries.append({**base, "enc": "alias", "of": first_name[key]})
             continue
         first_name[key] = name
-        entry, parts = _encode_one(model, name, tensor.cpu(), half_floats)
+        entry, parts = _encode_one(model, name, tensor.cpu(), half_floats, byte_codes)
         entry = {**base, **entry, "parts": {}}
         for part, data in parts.items():
             entry["parts"][part] = [offset, len(data)]
@@ -112,7 +115,7 @@ def write_occ(model: TaskModel, path: Path, codec: str = "zstd", half_floats: bo
     """Write `model.occ`; returns its size in bytes."""
     if codec not in CODECS:
         raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
-    manifest, payload = pack_model(model, half_floats)
+    manifest, payload = pack_model(model, half_floats, byte_codes=codec != "none")
     head = json.dumps(manifest, separators=(",", ":")).encode()
     blob = struct.pack("<Q", len(head)) + head + payload
     data = MAGIC + codec.encode() + b"\n" + _compress(blob, codec)

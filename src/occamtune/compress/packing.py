@@ -55,18 +55,31 @@ def _read_mask(data: bytes, n: int) -> np.ndarray:
     return np.unpackbits(np.frombuffer(data, dtype=np.uint8))[:n].astype(bool)
 
 
-def encode_quant(codes: torch.Tensor, scales: torch.Tensor, bits: int, group: int) -> tuple[dict, dict]:
-    """k-bit codes (dense, or bitmask + nonzero codes when that is smaller) and fp16 scales."""
+def encode_quant(codes: torch.Tensor, scales: torch.Tensor, bits: int, group: int,
+                 byte_codes: bool = False) -> tuple[dict, dict]:
+    """k-bit codes and fp16 scales.
+
+    Codes are bit-packed (dense, or bitmask + nonzero codes when that is smaller), or with
+    `byte_codes` stored one per byte for an entropy coder to compress: the codes of a weight
+    matrix are far from uniform (a third of 3-bit codes are 0), and zstd's Huffman stage, seeing
+    whole symbols, codes them near their entropy. Measured on the fine-tuned MiniLM's 22.5M
+    weights: 3-bit codes take 2.47 bits each this way against 2.99 packed (entropy 2.43), 4-bit
+    3.50 against 4.00; zeros of a pruned matrix come out as cheaply as a bitmask would.
+    """
     qmax = 2 ** (bits - 1) - 1
     flat = codes.numpy().ravel().astype(np.int16)
     unsigned = (flat + qmax).astype(np.uint8)  # [0, 2 qmax] fits k bits
+    entry: dict[str, Any] = {"enc": "quant", "bits": bits, "group": group,
+                             "scales_shape": list(scales.shape)}
+    parts = {"scales": scales.to(torch.float16).numpy().tobytes()}
+    if byte_codes:
+        entry["layout"] = "bytes"
+        parts["codes"] = unsigned.tobytes()
+        return entry, parts
     mask = flat != 0
     nnz = int(mask.sum())
     dense_size = -(-flat.size * bits // 8)
     sparse_size = -(-flat.size // 8) + -(-nnz * bits // 8)
-    entry: dict[str, Any] = {"enc": "quant", "bits": bits, "group": group,
-                             "scales_shape": list(scales.shape)}
-    parts = {"scales": scales.to(torch.float16).numpy().tobytes()}
     if sparse_size < dense_size:
         entry["nnz"] = nnz
         parts["mask"] = _mask_parts(mask)
@@ -81,7 +94,9 @@ def decode_quant(entry: dict, parts: dict[str, bytes]) -> tuple[torch.Tensor, to
     shape, bits = entry["shape"], entry["bits"]
     n = int(np.prod(shape))
     qmax = 2 ** (bits - 1) - 1
-    if "nnz" in entry:
+    if entry.get("layout") == "bytes":
+        unsigned = np.frombuffer(parts["codes"], dtype=np.uint8)[:n]
+    elif "nnz" in entry:
         mask = _read_mask(parts["mask"], n)
         unsigned = np.full(n, qmax, dtype=np.uint8)
         unsigned[mask] = unpack_bits(parts["codes"], bits, entry["nnz"])

@@ -62,11 +62,18 @@ def test_4bit_artifact_much_smaller_than_fp32_safetensors(tokenizer, tmp_path) -
     sizes = save_artifact(small, tokenizer, tmp_path / "q4", meta={"fp32_bytes": fp32})
     assert sizes["model_occ"] < fp32 / 4, sizes
     assert sizes["ratio"] > 4
-    manifest, _ = read_occ(tmp_path / "q4" / "model.occ")
+    save_artifact(small, tokenizer, tmp_path / "raw", codec="none")
+    manifest, _ = read_occ(tmp_path / "raw" / "model.occ")
     quant = [t for t in manifest["tensors"] if t["enc"] == "quant"]
     assert {t["bits"] for t in quant} == {4}
-    for t in quant:  # codes packed at 4 bits (or fewer bytes when sparse)
+    for t in quant:  # without an entropy coder: codes packed at 4 bits (fewer bytes when sparse)
         assert t["parts"]["codes"][1] <= -(-int(np.prod(t["shape"])) * 4 // 8)
+    packed_codes = sum(t["parts"]["codes"][1] for t in quant)
+    manifest, _ = read_occ(tmp_path / "q4" / "model.occ")
+    coded = [t for t in manifest["tensors"] if t["enc"] == "quant"]
+    assert {t.get("layout") for t in coded} == {"bytes"}  # one code per byte for zstd
+    others = (tmp_path / "raw" / "model.occ").stat().st_size - packed_codes
+    assert sizes["model_occ"] < others + 0.95 * packed_codes  # Gaussian codes: below 4 bits each
 
 
 def test_int8_runtime_stays_close() -> None:
