@@ -44,9 +44,9 @@ class CompressContext:
     """What the caller gives the methods: training, calibration data and corpus statistics.
 
     Attributes:
-        finetune: `finetune(model, *, loss_fn=None, step_hook=None, epochs=None) -> TaskModel`
-            trains `model` on the run's training data with the run's settings and returns the
-            best model. `loss_fn(model, batch)` replaces the task loss; `step_hook(step, total)`
+        finetune: `finetune(model, *, loss_fn=None, step_hook=None, epochs=None, lr=None)
+            -> TaskModel` trains `model` on the run's training data with the run's settings
+            (`epochs`, `lr`: other than the run's) and returns the best model. `loss_fn(model, batch)` replaces the task loss; `step_hook(step, total)`
             runs after every optimizer step.
         calibration: yields a few input batches (input_ids, attention_mask, token_type_ids,
             shape_ids, labels, first).
@@ -54,6 +54,7 @@ class CompressContext:
         seed: seed set before each method runs.
         tokenizer: optional; gives the special-token ids to vocabulary trimming (without it,
             the BERT conventions are assumed, see `vocab.py`).
+        lr: the run's learning rate, for methods that set theirs relative to it.
     """
 
     finetune: Callable[..., TaskModel] | None = None
@@ -61,6 +62,7 @@ class CompressContext:
     token_counts: Callable[[], dict[int, int]] | None = None
     seed: int = 13
     tokenizer: Any = None
+    lr: float | None = None
 
 
 def register(config_cls: type[CompressionConfig]) -> Callable[[Handler], Handler]:

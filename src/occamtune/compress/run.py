@@ -38,8 +38,9 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
     train = splits["train"].features
 
     def finetune(model: Any, *, loss_fn: Any = None, step_hook: Any = None,
-                 epochs: float | None = None) -> Any:
-        tcfg = dataclasses.replace(cfg.train, epochs=epochs or cfg.train.epochs)
+                 epochs: float | None = None, lr: float | None = None) -> Any:
+        tcfg = dataclasses.replace(cfg.train, epochs=epochs or cfg.train.epochs,
+                                   lr=lr or cfg.train.lr)
         return fit_model(model, splits, cfg, progress=progress, loss_fn=loss_fn,
                          step_hook=step_hook, train_cfg=tcfg).model
 
@@ -56,7 +57,7 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
         return dict(counts)
 
     return CompressContext(finetune=finetune, calibration=calibration, token_counts=token_counts,
-                           seed=cfg.train.seed, tokenizer=tokenizer)
+                           seed=cfg.train.seed, tokenizer=tokenizer, lr=cfg.train.lr)
 
 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,

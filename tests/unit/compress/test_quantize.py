@@ -120,3 +120,23 @@ def test_quantization_aware_training_trains_then_leaves_exact_codes() -> None:
     assert quantized_codes(qat.encoder.encoder.layer[0].attention.self.query) is not None
     assert quantized_codes(qat.encoder.embeddings.word_embeddings) is not None
     assert loss(qat) < 0.8 * loss(untrained)
+
+
+def test_quantization_aware_training_runs_at_a_tenth_of_the_run_lr_with_soft_labels() -> None:
+    import dataclasses
+
+    from tests.fixtures.tiny_models import tiny_context
+
+    ctx = dataclasses.replace(tiny_context(), lr=2e-3)
+    seen: dict = {}
+    inner = ctx.finetune
+
+    def finetune(model, *, loss_fn=None, step_hook=None, epochs=None, lr=None):
+        seen.update(lr=lr, loss_fn=loss_fn)
+        return inner(model, loss_fn=loss_fn, epochs=epochs, lr=lr)
+
+    ctx.finetune = finetune
+    compress(tiny_task_model(), [QuantizeConfig(bits=4, group_size=8, epochs=1)], ctx)
+    assert seen["lr"] == pytest.approx(2e-4) and seen["loss_fn"] is not None
+    compress(tiny_task_model(), [QuantizeConfig(bits=4, group_size=8, epochs=1, lr=5e-5)], ctx)
+    assert seen["lr"] == 5e-5
