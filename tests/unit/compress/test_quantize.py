@@ -71,9 +71,27 @@ def test_4bit_artifact_much_smaller_than_fp32_safetensors(tokenizer, tmp_path) -
     packed_codes = sum(t["parts"]["codes"][1] for t in quant)
     manifest, _ = read_occ(tmp_path / "q4" / "model.occ")
     coded = [t for t in manifest["tensors"] if t["enc"] == "quant"]
-    assert {t.get("layout") for t in coded} == {"bytes"}  # one code per byte for zstd
+    assert {t.get("layout") for t in coded} == {None}  # 4 bits divide 8: packed
     others = (tmp_path / "raw" / "model.occ").stat().st_size - packed_codes
     assert sizes["model_occ"] < others + 0.95 * packed_codes  # Gaussian codes: below 4 bits each
+
+
+@pytest.mark.parametrize(("bits", "layout"), [(3, "bytes"), (5, "bytes"), (4, None), (2, None)])
+def test_codes_one_per_byte_under_zstd_when_bits_do_not_divide_8(bits: int, layout) -> None:
+    import zstandard
+
+    from occamtune.compress.packing import decode_quant, encode_quant
+
+    w = torch.randn(512, 512)  # Gaussian weights: most codes near 0
+    codes, scales = quantize_tensor(w, bits, 64)
+    entry, parts = encode_quant(codes, scales, bits, 64, byte_codes=True)
+    assert entry.get("layout") == layout
+    back, back_scales = decode_quant({**entry, "shape": [512, 512]}, parts)
+    assert torch.equal(back, codes) and torch.equal(back_scales, scales)
+    if layout:  # after zstd, whole codes per byte beat codes straddling bytes
+        _, packed = encode_quant(codes, scales, bits, 64, byte_codes=False)
+        size = lambda p: len(zstandard.ZstdCompressor(level=19).compress(p["codes"]))  # noqa: E731
+        assert size(parts) < 0.95 * size(packed)
 
 
 def test_int8_runtime_stays_close() -> None:
