@@ -27,7 +27,6 @@ RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 2  # alternating speed measurements of each model and the fp32 one
 DISTILL_EPOCHS = 6  # other methods that train use --epochs
 D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
-D4 = f"distill(layers=4, epochs={DISTILL_EPOCHS})"
 SMALL = "vocab(min_count=2, rank=32), quantize(bits=3, group_size=128, epochs=1)"  # + 1 epoch QAT
 
 ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
@@ -42,11 +41,10 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "vocab trim, unseen at rank 64": "vocab(rank=64)",
     "quantize 3-bit g128, QAT 1 epoch": "quantize(bits=3, group_size=128, epochs=1)",
     f"distill 3 layers ({DISTILL_EPOCHS} epochs)": D3,
-    f"distill 4 layers ({DISTILL_EPOCHS} epochs)": D4,
     "pipeline: distill3 + int8": f"{D3}, quantize(bits=8, embeddings=false)",
-    "pipeline: distill4 + int8": f"{D4}, quantize(bits=8, embeddings=false)",
     "pipeline: vocab + 3-bit QAT": SMALL,
-    "pipeline: distill4 + vocab + 3-bit QAT": f"{D4}, {SMALL}",
+    "pipeline: vocab r32 + 4-bit": "vocab(rank=32), quantize(bits=4)",
+    "pipeline: vocab r64 + 4-bit": "vocab(rank=64), quantize(bits=4)",
     "pipeline: distill3 + vocab + 3-bit QAT": f"{D3}, {SMALL}",
     "prune 50%": "prune(sparsity=0.5)",
     "prune 70% one-shot": "prune(sparsity=0.7)",

@@ -28,8 +28,7 @@ TEMPLATE = """<!DOCTYPE html>
 <body>
 <h1>Shrink report</h1>
 <p class="muted">Run <code>{{ s.run_folder }}</code>, task {{ s.task }}, metric {{ s.metric }},
-max drop {{ s.max_drop }} on dev. {{ s.trials.complete }} candidates measured
-({{ s.trials.pruned }} pruned early, {{ s.trials.failed }} failed) in {{ fmt(s.search_wall_s) }} s.</p>
+max drop {{ s.max_drop }} on dev. {{ trials }} in {{ fmt(s.search_wall_s) }} s.</p>
 {% if s.chosen_pipeline is not none %}
 <h2>Chosen model</h2>
 <p><code>{{ s.chosen_pipeline }}</code> (trial {{ s.chosen_trial }})</p>
@@ -72,13 +71,15 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 
 def render_html(summary: dict[str, Any], cards: list[tuple[str, str]], header: list[str],
-                rows: list[tuple[list[str], bool]], frontier_png: bytes, dl_png: bytes) -> str:
-    """The report page; every value is HTML-escaped (Jinja2 autoescape)."""
+                rows: list[tuple[list[str], bool]], frontier_png: bytes, dl_png: bytes,
+                trials: str = "") -> str:
+    """The report page; every value is HTML-escaped (Jinja2 autoescape). `trials` says how many
+    candidates the search measured."""
     from jinja2 import Environment
 
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(TEMPLATE).render(
-        s=_Attr(summary), css=CSS, cards=cards, header=header, rows=rows, fmt=fmt,
+        s=_Attr(summary), css=CSS, cards=cards, header=header, rows=rows, fmt=fmt, trials=trials,
         frontier_png=base64.b64encode(frontier_png).decode("ascii"),
         dl_png=base64.b64encode(dl_png).decode("ascii"),
     )

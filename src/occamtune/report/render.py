@@ -72,7 +72,7 @@ def render_markdown(summary: dict[str, Any], rows: list[tuple[list[str], bool]],
     s = summary
     parts = [f"# Shrink report: {s.get('run_folder')}",
              (f"Task {s.get('task')}, metric {s.get('metric')}, max drop {s.get('max_drop')} "
-              f"on dev; {_trials(s)} in {fmt(s.get('search_wall_s'))} s.")]
+              f"on dev; {trials_text(s, len(rows))} in {fmt(s.get('search_wall_s'))} s.")]
     if s.get("chosen_pipeline") is not None:
         parts += [f"## Chosen model (trial {s.get('chosen_trial')})", f"`{s['chosen_pipeline']}`",
                   md_table(["", "value"], [[k, v] for k, v in summary_cards(s)])]
@@ -86,10 +86,12 @@ def render_markdown(summary: dict[str, Any], rows: list[tuple[list[str], bool]],
     return "\n\n".join(parts) + "\n"
 
 
-def _trials(s: dict[str, Any]) -> str:
+def trials_text(s: dict[str, Any], distinct: int) -> str:
+    """E.g. "5 distinct pipelines measured in 54 trials (7 pruned early, 0 failed)": a pipeline
+    sampled again counts as a trial, its measurement is reused."""
     t = s.get("trials") or {}
-    return (f"{t.get('complete', 0)} candidates measured ({t.get('pruned', 0)} pruned early, "
-            f"{t.get('failed', 0)} failed)")
+    return (f"{distinct} distinct pipelines measured in {t.get('complete', 0)} trials "
+            f"({t.get('pruned', 0)} pruned early, {t.get('failed', 0)} failed)")
 
 
 def write_report(shrink_folder: str | Path) -> tuple[Path, Path]:
@@ -105,7 +107,8 @@ def write_report(shrink_folder: str | Path) -> tuple[Path, Path]:
     (folder / images["frontier"]).write_bytes(frontier)
     (folder / images["dl"]).write_bytes(dl)
     rows = candidate_rows(candidates, summary)
-    html = render_html(summary, summary_cards(summary), HEADER, rows, frontier, dl)
+    html = render_html(summary, summary_cards(summary), HEADER, rows, frontier, dl,
+                       trials_text(summary, len(rows)))
     atomic_write_text(folder / "report.html", html)
     atomic_write_text(folder / "report.md", render_markdown(summary, rows, images))
     return folder / "report.html", folder / "report.md"

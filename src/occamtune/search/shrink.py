@@ -189,14 +189,30 @@ def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> A
     return objective
 
 
-def _duplicate(trial: Any, pipeline: str) -> dict[str, Any] | None:
-    """A completed trial's record for the same pipeline (sampled again): reused, not recomputed."""
-    for other in trial.study.get_trials(deepcopy=False):
-        done = rec.trial_record(other)
-        if done is not None and done.get("pipeline") == pipeline and "duplicate_of" not in done:
-            trial.set_user_attr("duplicate_of", other.number)
-            return done
-    return None
+def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any] | None:
+    """A completed trial's record for the same pipeline (sampled again): reused, not recomputed.
+
+    When an earlier trial (another worker's) is still measuring the same pipeline, wait for it;
+    when one was pruned, this one is pruned too. Only earlier trials are waited for, so two
+    workers never wait on each other.
+    """
+    import optuna
+
+    while True:
+        waiting = False
+        for other in trial.study.get_trials(deepcopy=False):
+            if other.number >= trial.number or other.user_attrs.get("pipeline") != pipeline:
+                continue
+            done = rec.trial_record(other)
+            if done is not None and "duplicate_of" not in done:
+                trial.set_user_attr("duplicate_of", other.number)
+                return done
+            if other.state.name == "PRUNED":
+                raise optuna.TrialPruned(f"same pipeline as trial {other.number}, pruned")
+            waiting = waiting or other.state.name == "RUNNING"
+        if not waiting:
+            return None
+        time.sleep(poll_s)
 
 
 def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float | None,

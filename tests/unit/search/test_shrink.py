@@ -102,3 +102,38 @@ def test_steps_that_fine_tune_are_cached() -> None:
     assert is_trained(StructuredPruneConfig()) and is_trained(LowRankConfig())
     assert is_trained(PruneConfig(sparsity=0.5, gradual=True)) and is_trained(PruneConfig(sparsity=0.5))
     assert not is_trained(QuantizeConfig(bits=4))
+
+
+def test_a_pipeline_another_worker_is_measuring_is_waited_for_not_redone() -> None:
+    import threading
+
+    from occamtune.search.shrink import _duplicate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "maximize", "minimize"])
+    first, second = study.ask(), study.ask()
+    first.set_user_attr("pipeline", "quantize(bits=4)")  # measuring, as another worker would
+    second.set_user_attr("pipeline", "quantize(bits=4)")
+    found: list = []
+    waiter = threading.Thread(target=lambda: found.append(_duplicate(second, "quantize(bits=4)", 0.01)))
+    waiter.start()
+    waiter.join(0.2)
+    assert waiter.is_alive() and not found  # still waiting for the first trial
+    for key, value in {"bytes": 10, "dev_metric": 90.0, "latency_ms": 1.0}.items():
+        first.set_user_attr(key, value)
+    study.tell(first, [10, 90.0, 1.0])
+    waiter.join(5)
+    assert found and found[0]["bytes"] == 10 and second.user_attrs["duplicate_of"] == first.number
+
+
+def test_a_pipeline_pruned_before_is_pruned_again() -> None:
+    from occamtune.search.shrink import _duplicate
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(directions=["minimize", "maximize", "minimize"])
+    first = study.ask()
+    first.set_user_attr("pipeline", "quantize(bits=2)")
+    study.tell(first, state=optuna.trial.TrialState.PRUNED)
+    with pytest.raises(optuna.TrialPruned, match="same pipeline as trial 0"):
+        _duplicate(study.ask(), "quantize(bits=2)", 0.01)
+    assert _duplicate(study.ask(), "quantize(bits=8)", 0.01) is None
