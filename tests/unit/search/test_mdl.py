@@ -43,3 +43,16 @@ def test_separable_data_compresses_well() -> None:
 def test_portions_are_checked() -> None:
     with pytest.raises(ValueError, match="end at 1.0"):
         prequential_codelength("ner", ".", "x", portions=(0.1, 0.5))
+
+
+def test_the_penalty_chosen_on_sent_examples_keeps_few_shot_blocks_below_uniform() -> None:
+    rng = np.random.default_rng(0)
+    ys = [np.array([i % 2]) for i in range(300)]  # weak signal in 1 of 64 noisy dimensions
+    xs = [np.concatenate([[0.5 * (2.0 * y[0] - 1.0)], rng.normal(size=63)])[None].astype(np.float32)
+          for y in ys]
+    ends = block_ends(300, (0.02, 0.05, 0.1, 0.25, 1.0))
+    chosen = online_code(xs, ys, 2, ends, ProbeConfig())
+    fixed = online_code(xs, ys, 2, ends, ProbeConfig(l2=1e-3))
+    assert all(b["l2"] is not None for b in chosen[1:])
+    assert sum(b["bits"] for b in chosen) < sum(b["bits"] for b in fixed)
+    assert sum(b["bits"] for b in chosen) < 300  # better than the uniform code
