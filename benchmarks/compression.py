@@ -33,7 +33,7 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "fp32": "",
     "onnx-int8 (peer)": "onnx-int8",
     "quantize 8-bit": "quantize(bits=8)",
-    "quantize 4-bit": "quantize(bits=4)",
+    "quantize 4-bit": "quantize(bits=4, group_size=64)",
     "quantize 3-bit": "quantize(bits=3, group_size=32)",
     "int8 dynamic (fp32 embeddings)": "quantize(bits=8, embeddings=false)",
     "vocab trim, unseen -> [UNK]": "vocab(rank=0)",
