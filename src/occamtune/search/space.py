@@ -29,7 +29,7 @@ class SearchSpace:
         lowrank_energy: singular-value energy kept by low-rank factorisation (only without
             unstructured sparsity).
         vocab_trim: whether to trim the vocabulary to the training corpus.
-        vocab_rank: rank at which a trimmed vocabulary keeps the rows it drops (0: [UNK]).
+        vocab_rank: ranks at which a trimmed vocabulary keeps the rows it drops (0: [UNK]).
         vocab_min_count: a trimmed vocabulary keeps the full rows of tokens seen this often.
         bits: weight bits for quantization; 32 means no quantization.
         group_size: quantization group size.
@@ -43,7 +43,7 @@ class SearchSpace:
     sparsity: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9)
     lowrank_energy: tuple[float, ...] = (0.0, 0.9, 0.95)
     vocab_trim: tuple[bool, ...] = (False, True)
-    vocab_rank: int = 32
+    vocab_rank: tuple[int, ...] = (32, 64)
     vocab_min_count: int = 1
     bits: tuple[int, ...] = (8, 6, 4, 3)
     group_size: int = 64
@@ -64,10 +64,10 @@ class SearchSpace:
         _check("bits", self.bits, lambda v: 2 <= v <= 8 or v == 32)
         if self.group_size < 1:
             raise ConfigError(f"search space group_size must be >= 1, got {self.group_size}")
-        if self.vocab_rank < 0 or self.quant_epochs < 0 or self.vocab_min_count < 1:
-            raise ConfigError(f"search space vocab_rank and quant_epochs must be >= 0 and "
-                              f"vocab_min_count >= 1, got {self.vocab_rank}, {self.quant_epochs} "
-                              f"and {self.vocab_min_count}")
+        _check("vocab_rank", self.vocab_rank, lambda v: v >= 0)
+        if self.quant_epochs < 0 or self.vocab_min_count < 1:
+            raise ConfigError(f"search space quant_epochs must be >= 0 and vocab_min_count >= 1, "
+                              f"got {self.quant_epochs} and {self.vocab_min_count}")
 
     def for_teacher(self, num_layers: int) -> SearchSpace:
         """This space with student depths the teacher can give (fewer layers than it has)."""
@@ -78,8 +78,9 @@ class SearchSpace:
         """Number of distinct pipelines in the space."""
         dense = len(self.lowrank_energy) if 0.0 in self.sparsity else 0
         tail = dense + len([s for s in self.sparsity if s > 0])
-        return (len(self.distill_layers) * len(self.heads) * len(self.ffn) * tail
-                * len(self.vocab_trim) * len(self.bits))
+        vocab = (False in self.vocab_trim) + (True in self.vocab_trim) * len(self.vocab_rank)
+        return (len(self.distill_layers) * len(self.heads) * len(self.ffn) * tail * vocab
+                * len(self.bits))
 
 
 def _check(name: str, values: tuple, ok: Any) -> None:
@@ -99,6 +100,8 @@ def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
     params["lowrank_energy"] = (trial.suggest_categorical("lowrank_energy", space.lowrank_energy)
                                 if params["sparsity"] == 0.0 else 0.0)
     params["vocab_trim"] = trial.suggest_categorical("vocab_trim", space.vocab_trim)
+    if params["vocab_trim"]:
+        params["vocab_rank"] = trial.suggest_categorical("vocab_rank", space.vocab_rank)
     params["bits"] = trial.suggest_categorical("bits", space.bits)
     return params
 
@@ -126,7 +129,8 @@ def build_pipeline(params: dict[str, Any], space: SearchSpace) -> list[Any]:
     if params.get("lowrank_energy", 0.0):
         steps.append(LowRankConfig(energy=float(params["lowrank_energy"])))
     if params.get("vocab_trim", False):
-        steps.append(VocabTrimConfig(min_count=space.vocab_min_count, rank=space.vocab_rank))
+        rank = params.get("vocab_rank", space.vocab_rank[0])
+        steps.append(VocabTrimConfig(min_count=space.vocab_min_count, rank=int(rank)))
     if params.get("bits", 32) != 32:
         steps.append(QuantizeConfig(bits=int(params["bits"]), group_size=space.group_size,
                                     epochs=space.quant_epochs))
@@ -151,6 +155,6 @@ def parse_space(overrides: list[str] | None) -> SearchSpace:
                               f"of {', '.join(sorted(names))}")
         key = key.strip()
         values = [yaml.safe_load(v) for v in raw.split(",")]
-        scalar = ("group_size", "distill_epochs", "vocab_rank", "vocab_min_count", "quant_epochs")
+        scalar = ("group_size", "distill_epochs", "vocab_min_count", "quant_epochs")
         kwargs[key] = values[0] if key in scalar else tuple(values)
     return SearchSpace(**kwargs)

@@ -25,7 +25,7 @@ def test_parse_space_from_flags() -> None:
     space = parse_space(["bits=4,3", "vocab_trim=false", "group_size=32", "vocab_rank=16",
                          "quant_epochs=0.5"])
     assert space.bits == (4, 3) and space.vocab_trim == (False,) and space.group_size == 32
-    assert space.vocab_rank == 16 and space.quant_epochs == 0.5
+    assert space.vocab_rank == (16,) and space.quant_epochs == 0.5
     with pytest.raises(ConfigError, match="FIELD=v1,v2"):
         parse_space(["colour=red"])
 
@@ -42,8 +42,10 @@ def test_pipeline_order_and_skipped_steps() -> None:
     names = [type(c).__name__ for c in build_pipeline(params, SearchSpace())]
     assert names == ["DistillConfig", "StructuredPruneConfig", "PruneConfig", "VocabTrimConfig",
                      "QuantizeConfig"]
-    steps = build_pipeline(params, SearchSpace(vocab_rank=16, quant_epochs=1.0))
-    assert steps[-2].rank == 16 and steps[-1].epochs == 1.0  # the space's scalars reach the steps
+    steps = build_pipeline({**params, "vocab_rank": 16}, SearchSpace(quant_epochs=1.0))
+    assert steps[-2].rank == 16 and steps[-1].epochs == 1.0  # the choices reach the steps
+    assert SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                       vocab_trim=(False, True), vocab_rank=(32, 64), bits=(4,)).size() == 3
     none = {"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0, "lowrank_energy": 0.0,
             "vocab_trim": False, "bits": 32}
     assert build_pipeline(none, SearchSpace(bits=(32,))) == []
