@@ -216,7 +216,8 @@ def write(records: dict, args: argparse.Namespace) -> None:
 def _targets(rows: list[dict], base: dict | None, peer: dict | None) -> dict:
     if not base:
         return {}
-    ok = [r for r in rows if r.get("f1_drop", 99) <= 1.0]
+    ok = [r for r in rows if r.get("f1_drop", 99) <= 1.0  # occamtune's own models
+          and r["name"] not in (base["name"], peer and peer["name"])]
     best_small = max(ok, key=lambda r: r["ratio"], default=None)
     best_fast = max(ok, key=lambda r: r.get("speedup_b32", 0), default=None)
     out = {"smallest_within_1f1": best_small and {k: best_small[k] for k in ("name", "ratio", "f1_drop")},

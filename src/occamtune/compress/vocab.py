@@ -7,8 +7,8 @@ and, as a floor, the `keep_top` lowest ids). Input ids stay in the tokenizer's i
 `TrimmedEmbedding` maps old id -> new row through an int32 buffer.
 
 What an unseen id (a test word piece the training corpus never used) becomes:
-    rank = 0: [UNK]'s row. On CoNLL-2003 with the fine-tuned MiniLM, 2.7% of test sub-words are
-        unseen in training and test F1 drops by about 5 points.
+    rank = 0: [UNK]'s row. On CoNLL-2003 with the fine-tuned MiniLM, where a few percent of test
+        sub-words are unseen in training, test F1 drops by about 5 points.
     rank = r > 0: its row projected onto the r leading principal directions of the embedding
         matrix (mean + code @ basis, r numbers per dropped row): a cheap, still informative
         vector, at a fraction of a full row's bytes (benchmarks/compression.py measures r = 32
