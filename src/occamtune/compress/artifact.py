@@ -5,10 +5,11 @@ Files:
         little-endian manifest length, the JSON manifest and the binary payload. The manifest
         lists the structural changes to replay on a fresh encoder (factorised Linears, pruned
         heads and FFN sizes, shared layers, trimmed vocabulary...) and, per tensor, its name,
-        shape, encoding and byte ranges: k-bit codes (bit-packed; for widths not dividing 8
-        one per byte under zstd/lzma, whose byte-wise coding then sees whole codes) + fp16 scales for quantized weights,
-        a bitmask + nonzero values for sparse tensors, fp16 for other matrices, fp32 for vectors
-        and the task head, raw integers for integer buffers, an alias for shared tensors.
+        shape, encoding and byte ranges: k-bit codes + fp16 scales for quantized weights (codes
+        bit-packed, or for widths not dividing 8 one per byte under zstd/lzma, whose byte-wise
+        coding then sees whole codes), a bitmask + nonzero values for sparse tensors, fp16 for
+        other matrices, fp32 for vectors and the task head, raw integers for integer buffers,
+        an alias for shared tensors.
     config.json, tokenizer files: the encoder config and the tokenizer.
     occamtune.json: `{"artifact": true, "head": ..., "pipeline": [...], "structure": [...], ...}`.
     card.json, card.md: the model card.

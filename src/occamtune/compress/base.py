@@ -46,8 +46,9 @@ class CompressContext:
     Attributes:
         finetune: `finetune(model, *, loss_fn=None, step_hook=None, epochs=None, lr=None)
             -> TaskModel` trains `model` on the run's training data with the run's settings
-            (`epochs`, `lr`: other than the run's) and returns the best model. `loss_fn(model, batch)` replaces the task loss; `step_hook(step, total)`
-            runs after every optimizer step.
+            (`epochs`, `lr`: other than the run's) and returns the best model.
+            `loss_fn(model, batch)` replaces the task loss; `step_hook(step, total)` runs after
+            every optimizer step.
         calibration: yields a few input batches (input_ids, attention_mask, token_type_ids,
             shape_ids, labels, first).
         token_counts: token-id counts over the training corpus.

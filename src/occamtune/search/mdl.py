@@ -15,8 +15,8 @@ penalty separates them perfectly and then codes the next block with confident mi
 the uniform code (measured on SST-2 with l2 = 1e-3: 1.56 bits per binary label). So by default
 each block chooses its penalty from `L2_GRID`, fitting on the first 90% of the examples already
 sent and scoring the last 10% (the choice uses only sent data, so the code stays decodable), then
-refits on all of them. NER labels each word through the vector of its
-first sub-word; classification codes each text through its mean-pooled vector.
+refits on all of them. NER labels each word through the vector of its first sub-word;
+classification codes each text through its mean-pooled vector.
 
     prequential_codelength("ner", "data/conll2003", "minilm")["compression"]
 """
@@ -85,9 +85,13 @@ def prequential_codelength(task: str, data_folder: str, model_name: str,
             "labels_coded": n_labels, "num_classes": len(labels), "online_bits": online,
             "uniform_bits": uniform, "compression": uniform / online if online > 0 else math.inf,
             "bits_per_label": online / max(n_labels, 1), "blocks": blocks,
-            "probe": f"linear, L-BFGS, l2={(probe or ProbeConfig()).l2 or 'chosen per block'}",
+            "probe": f"linear, L-BFGS, l2={_l2_name(probe or ProbeConfig())}",
             "seed": seed,
             "seconds": time.perf_counter() - start}
+
+
+def _l2_name(probe: ProbeConfig) -> str:
+    return "chosen per block" if probe.l2 is None else f"{probe.l2:g}"
 
 
 def _check_portions(portions: tuple[float, ...]) -> None:
@@ -195,7 +199,7 @@ def online_code(xs: list[np.ndarray], ys: list[np.ndarray], num_classes: int, en
             l2 = probe.l2 if probe.l2 is not None else choose_l2(xs[:start], ys[:start],
                                                                  num_classes, probe)
             weights = fit_probe(np.concatenate(xs[:start]), np.concatenate(ys[:start]),
-                                num_classes, ProbeConfig(l2=l2, max_iter=probe.max_iter))
+                                num_classes, l2, probe.max_iter)
             bits = code_bits(weights, np.concatenate(xs[start:end]), y_block)
         blocks.append({"start": start, "end": end, "examples": end - start,
                        "labels": len(y_block), "bits": float(bits),
@@ -226,14 +230,14 @@ def choose_l2(xs: list[np.ndarray], ys: list[np.ndarray], num_classes: int,
         return L2_GRID[-1]
     x_fit, y_fit = np.concatenate(xs[:n_fit]), np.concatenate(ys[:n_fit])
     x_val, y_val = np.concatenate(xs[n_fit:]), np.concatenate(ys[n_fit:])
-    bits = {l2: code_bits(fit_probe(x_fit, y_fit, num_classes,
-                                    ProbeConfig(l2=l2, max_iter=probe.max_iter)), x_val, y_val)
+    bits = {l2: code_bits(fit_probe(x_fit, y_fit, num_classes, l2, probe.max_iter), x_val, y_val)
             for l2 in L2_GRID}
     return min(bits, key=bits.get)
 
 
-def fit_probe(x: np.ndarray, y: np.ndarray, num_classes: int, cfg: ProbeConfig) -> Probe:
-    """Multinomial logistic regression on standardised features (statistics from `x` only)."""
+def fit_probe(x: np.ndarray, y: np.ndarray, num_classes: int, l2: float, max_iter: int) -> Probe:
+    """Multinomial logistic regression on standardised features (statistics from `x` only), with
+    penalty `l2` on the weights, `max_iter` L-BFGS iterations."""
     torch.manual_seed(0)
     xt = torch.from_numpy(x)
     mean, std = xt.mean(0), xt.std(0, unbiased=False).clamp(min=1e-6)
@@ -241,11 +245,11 @@ def fit_probe(x: np.ndarray, y: np.ndarray, num_classes: int, cfg: ProbeConfig) 
     linear = nn.Linear(x.shape[1], num_classes)
     nn.init.zeros_(linear.weight)
     nn.init.zeros_(linear.bias)
-    opt = torch.optim.LBFGS(linear.parameters(), max_iter=cfg.max_iter, line_search_fn="strong_wolfe")
+    opt = torch.optim.LBFGS(linear.parameters(), max_iter=max_iter, line_search_fn="strong_wolfe")
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = nn.functional.cross_entropy(linear(z), target) + (cfg.l2 or 0.0) * linear.weight.pow(2).sum()
+        loss = nn.functional.cross_entropy(linear(z), target) + l2 * linear.weight.pow(2).sum()
         loss.backward()
         return loss
 

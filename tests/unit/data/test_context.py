@@ -33,7 +33,7 @@ def test_context_surrounds_a_sentence_within_its_document(tiny_tokenizer) -> Non
         assert all(len(getattr(c, f)) == len(c.input_ids)
                    for f in ("word_index", "first", "label_ids", "shape_ids"))
     middle = ctx[1]
-    pieces = lambda i: tiny_tokenizer(SENTS[i], is_split_into_words=True,  # noqa: E731
+    pieces = lambda i: tiny_tokenizer(SENTS[i], is_split_into_words=True,
                                       add_special_tokens=False)["input_ids"]
     n = len(middle.input_ids) - len(plain[1].input_ids)
     assert n == 8
