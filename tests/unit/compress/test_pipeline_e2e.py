@@ -14,7 +14,7 @@ from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_mod
 
 
 def test_distill_prune_quantize_round_trips(tokenizer, tmp_path) -> None:
-    configs = parse_pipeline("distill(layers=1), prune(sparsity=0.5), quantize(bits=4)")
+    configs = parse_pipeline("distill(layers=1), prune(sparsity=0.5), quantize(bits=4, dynamic=true)")
     model = compress(tiny_task_model(layers=2), configs, tiny_context())
     assert len(model.encoder.encoder.layer) == 1
     zeros = sum(int((m.weight == 0).sum()) for m in prunable(model).values())
@@ -31,7 +31,7 @@ def test_distill_prune_quantize_round_trips(tokenizer, tmp_path) -> None:
         torch.testing.assert_close(served(**batch), ref, atol=0.05, rtol=0.05)
     assert meta["artifact"] and [p["method"] for p in meta["pipeline"]] == ["distill", "prune", "quantize"]
     card = json.loads((tmp_path / "card.json").read_text())
-    assert card["pipeline"] == "distill(layers=1), prune, quantize(bits=4)"
+    assert card["pipeline"] == "distill(layers=1), prune, quantize(bits=4, dynamic=true)"
     assert card["bytes_on_disk"] == sizes["model_occ"]
     assert "compression ratio" in (tmp_path / "card.md").read_text()
 

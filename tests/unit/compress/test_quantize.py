@@ -17,6 +17,7 @@ from occamtune.compress import (
 from occamtune.compress.artifact import read_occ
 from occamtune.compress.packing import pack_bits, unpack_bits
 from occamtune.compress.quantize import dequantize, quantize_tensor
+from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_task_model
 
 
@@ -158,3 +159,14 @@ def test_quantization_aware_training_runs_at_a_tenth_of_the_run_lr_with_soft_lab
     assert seen["lr"] == pytest.approx(2e-4) and seen["loss_fn"] is not None
     compress(tiny_task_model(), [QuantizeConfig(bits=4, group_size=8, epochs=1, lr=5e-5)], ctx)
     assert seen["lr"] == 5e-5
+
+
+def test_int8_kernels_by_default_only_at_8_bits() -> None:
+    ctx = CompressContext()
+    runtime = {bits: compress(tiny_task_model(), [QuantizeConfig(bits=bits)], ctx).int8_runtime
+               for bits in (8, 4)}
+    assert runtime == {8: True, 4: False}
+    assert compress(tiny_task_model(), [QuantizeConfig(bits=4, dynamic=True)], ctx).int8_runtime
+    assert not compress(tiny_task_model(), [QuantizeConfig(bits=8, dynamic=False)], ctx).int8_runtime
+    with pytest.raises(ConfigError, match="dynamic must be true, false or null"):
+        QuantizeConfig(dynamic="yes")

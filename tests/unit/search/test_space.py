@@ -23,11 +23,13 @@ def test_for_teacher_keeps_only_smaller_students() -> None:
 
 def test_parse_space_from_flags() -> None:
     space = parse_space(["bits=4,3", "vocab_trim=false", "group_size=32", "vocab_rank=16",
-                         "quant_epochs=0.5"])
+                         "quant_epochs=0.5", "rounding=nearest"])
     assert space.bits == (4, 3) and space.vocab_trim == (False,) and space.group_size == 32
-    assert space.vocab_rank == (16,) and space.quant_epochs == 0.5
+    assert space.vocab_rank == (16,) and space.quant_epochs == 0.5 and space.rounding == "nearest"
     with pytest.raises(ConfigError, match="FIELD=v1,v2"):
         parse_space(["colour=red"])
+    with pytest.raises(ConfigError, match="rounding must be one of nearest, gptq"):
+        parse_space(["rounding=floor"])
 
 
 def test_size_counts_lowrank_only_without_sparsity() -> None:
@@ -44,6 +46,7 @@ def test_pipeline_order_and_skipped_steps() -> None:
                      "QuantizeConfig"]
     steps = build_pipeline({**params, "vocab_rank": 16}, SearchSpace(quant_epochs=1.0))
     assert steps[-2].rank == 16 and steps[-1].epochs == 1.0  # the choices reach the steps
+    assert steps[-1].rounding == "gptq"  # the space's default
     assert SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
                        vocab_trim=(False, True), vocab_rank=(32, 64), bits=(4,)).size() == 3
     none = {"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0, "lowrank_energy": 0.0,
