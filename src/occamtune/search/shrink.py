@@ -31,6 +31,7 @@ from occamtune.search.trial import (
     Hopeless,
     Measure,
     Teacher,
+    latency_ms,
     load_teacher,
     measure_base,
     run_candidate,
@@ -261,7 +262,7 @@ def finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchS
     test = None
     if chosen is not None:
         src = _chosen_source(chosen, teacher, space, out, m)
-        test = _confirm_on_test(study, chosen, teacher, src)
+        test = _confirm_on_test(study, chosen, teacher, src, m)
         rec.write_json(src / "shrink_choice.json", {**chosen, "test": test})
         if (out / "chosen").resolve() != src.resolve():
             rec.replace_folder(src, out / "chosen")
@@ -283,19 +284,26 @@ def _chosen_source(chosen: dict[str, Any], teacher: Teacher, space: SearchSpace,
     return src
 
 
-def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher,
-                     folder: Path) -> dict[str, Any] | None:
-    """The chosen model's test metric: evaluated once per chosen trial, then read from the study."""
+def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher, folder: Path,
+                     m: Measure) -> dict[str, Any] | None:
+    """The chosen model's test metric, and its latency timed in alternation with the fp32
+    model's (the search's own latencies were taken minutes apart, on a machine whose load
+    changes): evaluated once per chosen trial, then read from the study."""
     key = f"test:{chosen['trial']}"
-    if key in study.user_attrs:
+    if "latency_ms" in study.user_attrs.get(key, {}):  # (studies before paired timing lack it)
         return study.user_attrs[key]
     if "test" not in teacher.splits:
         return None
     from occamtune.api import write_eval
     from occamtune.models import load_model
 
-    metrics = write_eval(load_model(folder)[0], teacher.splits["test"], folder, "test")
+    model = load_model(folder)[0]
+    metrics = write_eval(model, teacher.splits["test"], folder, "test")
     test = {"metric": float(metrics[teacher.metric]), "data_bits": float(metrics["data_bits"])}
+    feats = teacher.splits["dev"].features[:m.latency_sentences]
+    for _ in range(2):  # rounds: chosen, fp32, chosen, fp32
+        for name, run in (("latency_ms", model), ("base_latency_ms", teacher.model)):
+            test[name] = test.get(name, 0.0) + latency_ms(run, feats, m.latency_batch) / 2
     study.set_user_attr(key, test)
     return test
 
@@ -322,6 +330,10 @@ def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict |
                   "size_ratio": teacher.fp32_bytes / chosen["bytes"],
                   "latency_ratio": base["latency_ms"] / chosen["latency_ms"],
                   "dev_drop": chosen["dev_drop"]})
+        if test and "latency_ms" in test:  # timed side by side with the fp32 model
+            s.update({"chosen_latency_ms": test["latency_ms"],
+                      "base_latency_ms": test["base_latency_ms"],
+                      "latency_ratio": test["base_latency_ms"] / test["latency_ms"]})
         if test and base.get("test_metric") is not None:
             s["test_drop"] = base["test_metric"] - test["metric"]
     for split in ("dev", "test"):

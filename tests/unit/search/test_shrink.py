@@ -37,6 +37,9 @@ def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_ru
     assert s["base_bytes"] == (tiny_run / "model.safetensors").stat().st_size
     for key in ("base_test_f1", "chosen_test_f1", "search_wall_s", "chosen_pipeline"):
         assert s[key] is not None, key
+    test = _study(out).user_attrs[f"test:{s['chosen_trial']}"]  # timed side by side at the end
+    assert s["chosen_latency_ms"] == test["latency_ms"] > 0
+    assert s["latency_ratio"] == test["base_latency_ms"] / test["latency_ms"]
     model, _, _ = load_model(out / "chosen")
     assert (out / "chosen" / "eval_test.json").is_file()
     assert [r["trial"] for r in result.records] == [r["trial"] for r in records]
@@ -91,7 +94,8 @@ def test_the_search_stops_once_the_space_is_covered(tmp_path, tiny_run) -> None:
     assert space.size() == 2
     result = shrink(tiny_run, tmp_path / "s", max_drop=100.0, budget_trials=30, space=space,
                     progress=False)
-    assert {r["pipeline"] for r in result.records} == {"quantize", "quantize(bits=4)"}
+    assert {r["pipeline"] for r in result.records} == {"quantize(rounding=gptq)",
+                                                        "quantize(bits=4, rounding=gptq)"}
     assert result.summary["trials"]["complete"] < 30
 
 
