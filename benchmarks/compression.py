@@ -9,7 +9,9 @@ model with the run's own training data and settings (methods that train use --ep
 packed artifact, load it back as a user would, and measure bytes on disk, test entity F1, and
 sentences/s at batch 1 and batch 32. The fp32 model's speed is measured in the same subprocess,
 alternating with the entry's (two rounds each), and each speed-up is the ratio of the two: the
-ratios hold when the machine is busy, the absolute sentences/s do not.
+ratios hold when the machine is busy, the absolute sentences/s do not. An entry written
+`<pipeline> | onnx-int8` exports the compressed model (e.g. a distilled student) to ONNX and
+quantizes it as the peer does: occamtune's compression with ONNX Runtime as the CPU runtime.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 2  # alternating speed measurements of each model and the fp32 one
 DISTILL_EPOCHS = 6  # other methods that train use --epochs
 D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
+D4 = f"distill(layers=4, epochs={DISTILL_EPOCHS})"
 SMALL = "vocab(min_count=2, rank=32), quantize(bits=3, group_size=128, epochs=1)"  # + 1 epoch QAT
 
 ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
@@ -34,7 +37,10 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "onnx-int8 (peer)": "onnx-int8",
     "quantize 8-bit": "quantize(bits=8)",
     "quantize 4-bit": "quantize(bits=4, group_size=64)",
+    "quantize 4-bit, int8 kernels": "quantize(bits=4, group_size=64, dynamic=true)",
     "quantize 3-bit": "quantize(bits=3, group_size=32)",
+    "quantize 4-bit GPTQ": "quantize(bits=4, group_size=64, rounding=gptq)",
+    "quantize 3-bit GPTQ": "quantize(bits=3, group_size=64, rounding=gptq)",
     "int8 dynamic (fp32 embeddings)": "quantize(bits=8, embeddings=false)",
     "vocab trim, unseen -> [UNK]": "vocab(rank=0)",
     "vocab trim, unseen at rank 32": "vocab(rank=32)",
@@ -42,9 +48,22 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "quantize 3-bit g128, QAT 1 epoch": "quantize(bits=3, group_size=128, epochs=1)",
     f"distill 3 layers ({DISTILL_EPOCHS} epochs)": D3,
     "pipeline: distill3 + int8": f"{D3}, quantize(bits=8, embeddings=false)",
+    f"distill 4 layers ({DISTILL_EPOCHS} epochs)": D4,
+    "pipeline: distill4 + int8": f"{D4}, quantize(bits=8, embeddings=false)",
+    "pipeline: distill4, ONNX Runtime int8": f"{D4} | onnx-int8",
+    "pipeline: distill4 + vocab r64 + 4-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=4, rounding=gptq)",
+    "pipeline: distill4 + vocab (min count 2) r64 + 4-bit GPTQ g128":
+        f"{D4}, vocab(min_count=2, rank=64), quantize(bits=4, group_size=128, rounding=gptq)",
+    "pipeline: distill4 + vocab r64 + 3-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=3, rounding=gptq)",
     "pipeline: vocab + 3-bit QAT": SMALL,
     "pipeline: vocab r32 + 4-bit": "vocab(rank=32), quantize(bits=4)",
     "pipeline: vocab r64 + 4-bit": "vocab(rank=64), quantize(bits=4)",
+    "pipeline: vocab r64 + 4-bit GPTQ": "vocab(rank=64), quantize(bits=4, rounding=gptq)",
+    "pipeline: vocab r64 + 3-bit GPTQ": "vocab(rank=64), quantize(bits=3, rounding=gptq)",
+    "pipeline: vocab (min count 2) r64 + 4-bit GPTQ g128":
+        "vocab(min_count=2, rank=64), quantize(bits=4, group_size=128, rounding=gptq)",
+    "pipeline: vocab r64 + 3-bit GPTQ, 4-bit embeddings":
+        "vocab(rank=64), quantize(bits=3, rounding=gptq, embedding_bits=4)",
     "pipeline: distill3 + vocab + 3-bit QAT": f"{D3}, {SMALL}",
     "prune 50%": "prune(sparsity=0.5)",
     "prune 70% one-shot": "prune(sparsity=0.7)",
@@ -98,26 +117,28 @@ def one(args: argparse.Namespace) -> dict:
     pipeline = ENTRIES[args.one]
     start = time.perf_counter()
     out = {"name": args.one, "pipeline": pipeline}
-    if pipeline == "":
+    steps, _, runtime = pipeline.partition(" | ")  # "<pipeline> | onnx-int8": then exported
+    folder = Path(args.workdir) / "compressed" / args.one.replace(" ", "_").replace(":", "")
+    if steps in ("", "onnx-int8"):
         out["bytes"] = fp32_bytes
-        run = model
-    elif pipeline == "onnx-int8":
-        from occamtune.export import OnnxTaskModel, export_onnx
-
-        path = export_onnx(model, Path(args.workdir) / "peer" / "model.int8.onnx", quantize_int8=True)
-        out["bytes"] = path.stat().st_size
-        run = OnnxTaskModel(path, model.head_config, threads=args.threads)
+        run = small = model
     else:
         cfg.train.epochs = args.epochs
         ctx = make_context(cfg, splits, tok, progress=False)
-        configs = parse_pipeline(pipeline)
+        configs = parse_pipeline(steps)
         small, configs = _cached_student(model, tok, configs, ctx, Path(args.workdir) / "cache", args.epochs)
         small = compress(small, configs, ctx) if configs else small
-        folder = Path(args.workdir) / "compressed" / args.one.replace(" ", "_").replace(":", "")
         sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride", "context") if k in meta}})
         out["sizes"] = sizes
         out["bytes"] = sum(f.stat().st_size for f in folder.glob("model.occ"))
         run, _, _ = load_model(folder)  # what a user gets back (int8 kernels where asked for)
+    if "onnx-int8" in (steps, runtime):  # the peer: ONNX Runtime int8 of the model (or student)
+        from occamtune.export import OnnxTaskModel, export_onnx
+
+        target = Path(args.workdir) / "peer" if steps == "onnx-int8" else folder
+        path = export_onnx(small, target / "model.int8.onnx", quantize_int8=True)
+        out["bytes"] = path.stat().st_size
+        run = OnnxTaskModel(path, model.head_config, threads=args.threads)
     out["compress_s"] = time.perf_counter() - start
     out.update(measure(run, splits, args.n_speed, reference=None if run is model else model))
     out["peak_rss_mb"] = peak_rss_mb()

@@ -10,13 +10,15 @@ peer, ONNX Runtime int8 dynamic quantization of the same model, is measured on d
 drawn on the report's frontier plot.
 
 The default search space of `occamtune shrink` holds four student depths, each a distillation
-(13 minutes or more each on two cores), and quantization-aware training costs an epoch per
-candidate. benchmarks/compression.py measured what they give here: a 3-layer student distilled
-for 6 epochs loses 2.3 test F1, and 3-bit weights with an epoch of quantization-aware training
-4.4 (6 layers) to 6.9 (3 layers); none of them stays within 1 F1. This benchmark therefore
-searches, on the fine-tuned model itself, vocabulary trimming (dropped rows kept at rank 32 or
-64) or not and 8, 4 or 3 bits (`--space` changes it; `--space` with no values uses the default
-space).
+of 20 minutes or more on two cores, and more settings than one budget can measure.
+benchmarks/compression.py measured which are worth it here: a 4-layer student distilled for 6
+epochs loses 0.35 test F1 alone but 1.43 with vocabulary trimming and 4-bit weights (13.9x), a
+3-layer one 2.3 alone; 3-bit weights rounded with GPTQ lose 1.6. A run with the 4-layer student
+in the space had not finished that one distillation when its 37-minute budget ran out (on a
+machine shared with benchmarks/compression.py).
+This benchmark therefore searches, on the fine-tuned model itself, vocabulary trimming (dropped
+rows kept at rank 32 or 64) or not and 8, 4 or 3 bits rounded with GPTQ (the space's default):
+9 pipelines (`--space` changes it; `--space` with no values uses the default space).
 """
 
 from __future__ import annotations
