@@ -39,6 +39,7 @@ from occamtune.search.trial import (
 
 DIRECTIONS = ["minimize", "maximize", "minimize"]  # bytes, dev metric, latency
 MAX_FAILS = 3
+LATENCY_ROUNDS = 2  # the chosen model and the fp32 one timed in alternation, this many times each
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
 
@@ -301,9 +302,9 @@ def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher, folde
     metrics = write_eval(model, teacher.splits["test"], folder, "test")
     test = {"metric": float(metrics[teacher.metric]), "data_bits": float(metrics["data_bits"])}
     feats = teacher.splits["dev"].features[:m.latency_sentences]
-    for _ in range(2):  # rounds: chosen, fp32, chosen, fp32
+    for _ in range(LATENCY_ROUNDS):
         for name, run in (("latency_ms", model), ("base_latency_ms", teacher.model)):
-            test[name] = test.get(name, 0.0) + latency_ms(run, feats, m.latency_batch) / 2
+            test[name] = test.get(name, 0.0) + latency_ms(run, feats, m.latency_batch) / LATENCY_ROUNDS
     study.set_user_attr(key, test)
     return test
 
@@ -326,14 +327,14 @@ def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict |
         s.update({"chosen_trial": chosen["trial"], "chosen_pipeline": chosen["pipeline"],
                   "chosen_bytes": chosen["bytes"], "chosen_dev_metric": chosen["dev_metric"],
                   "chosen_test_metric": test["metric"] if test else None,
-                  "chosen_latency_ms": chosen["latency_ms"], "chosen_data_bits": chosen["data_bits"],
+                  "chosen_data_bits": chosen["data_bits"],
                   "size_ratio": teacher.fp32_bytes / chosen["bytes"],
-                  "latency_ratio": base["latency_ms"] / chosen["latency_ms"],
                   "dev_drop": chosen["dev_drop"]})
-        if test and "latency_ms" in test:  # timed side by side with the fp32 model
-            s.update({"chosen_latency_ms": test["latency_ms"],
-                      "base_latency_ms": test["base_latency_ms"],
-                      "latency_ratio": test["base_latency_ms"] / test["latency_ms"]})
+        # Timed side by side with the fp32 model when confirmed on test, else the search's own.
+        timed = test if test and "latency_ms" in test else \
+            {"latency_ms": chosen["latency_ms"], "base_latency_ms": base["latency_ms"]}
+        s.update({"chosen_latency_ms": timed["latency_ms"], "base_latency_ms": timed["base_latency_ms"],
+                  "latency_ratio": timed["base_latency_ms"] / timed["latency_ms"]})
         if test and base.get("test_metric") is not None:
             s["test_drop"] = base["test_metric"] - test["metric"]
     for split in ("dev", "test"):
