@@ -11,7 +11,9 @@ sentences/s at batch 1 and batch 32. The fp32 model's speed is measured in the s
 alternating with the entry's (two rounds each), and each speed-up is the ratio of the two: the
 ratios hold when the machine is busy, the absolute sentences/s do not. An entry written
 `<pipeline> | onnx-int8` exports the compressed model (e.g. a distilled student) to ONNX and
-quantizes it as the peer does: occamtune's compression with ONNX Runtime as the CPU runtime.
+quantizes it with ONNX Runtime as `occamtune export` does (int8 with one scale per output channel):
+occamtune's compression with ONNX Runtime as the CPU runtime. The peer keeps ONNX Runtime's
+defaults (one scale per matrix).
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ ROUNDS = 2  # alternating speed measurements of each model and the fp32 one
 DISTILL_EPOCHS = 6  # other methods that train use --epochs
 D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
 D4 = f"distill(layers=4, epochs={DISTILL_EPOCHS})"
+FFN30 = "structured(heads=0, ffn=0.3, epochs=2)"  # with the unpruned student as teacher
 SMALL = "vocab(min_count=2, rank=32), quantize(bits=3, group_size=128, epochs=1)"  # + 1 epoch QAT
 
 ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
@@ -51,10 +54,17 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     f"distill 4 layers ({DISTILL_EPOCHS} epochs)": D4,
     "pipeline: distill4 + int8": f"{D4}, quantize(bits=8, embeddings=false)",
     "pipeline: distill4, ONNX Runtime int8": f"{D4} | onnx-int8",
+    "pipeline: distill4, ONNX Runtime int8 per matrix (its default)": f"{D4} | onnx-int8-per-matrix",
+    "pipeline: distill4 + structured FFN 30%, ONNX Runtime int8": f"{D4}, {FFN30} | onnx-int8",
     "pipeline: distill4 + vocab r64 + 4-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=4, rounding=gptq)",
     "pipeline: distill4 + vocab (min count 2) r64 + 4-bit GPTQ g128":
         f"{D4}, vocab(min_count=2, rank=64), quantize(bits=4, group_size=128, rounding=gptq)",
     "pipeline: distill4 + vocab r64 + 3-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=3, rounding=gptq)",
+    "pipeline: vocab r32 + codebook + 4-bit GPTQ": "vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
+    "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit GPTQ":
+        f"{D4}, {FFN30}, vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
+    "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit QAT":
+        f"{D4}, {FFN30}, vocab(rank=32), codebook(), quantize(bits=4, epochs=1)",
     "pipeline: vocab + 3-bit QAT": SMALL,
     "pipeline: vocab r32 + 4-bit": "vocab(rank=32), quantize(bits=4)",
     "pipeline: vocab r64 + 4-bit": "vocab(rank=64), quantize(bits=4)",
@@ -124,7 +134,7 @@ def one(args: argparse.Namespace) -> dict:
         run = small = model
     else:
         cfg.train.epochs = args.epochs
-        ctx = make_context(cfg, splits, tok, progress=False)
+        ctx = make_context(cfg, splits, tok, progress=False, teacher=model)  # QAT learns from it
         configs = parse_pipeline(steps)
         small, configs = _cached_student(model, tok, configs, ctx, Path(args.workdir) / "cache", args.epochs)
         small = compress(small, configs, ctx) if configs else small
@@ -132,11 +142,13 @@ def one(args: argparse.Namespace) -> dict:
         out["sizes"] = sizes
         out["bytes"] = sum(f.stat().st_size for f in folder.glob("model.occ"))
         run, _, _ = load_model(folder)  # what a user gets back (int8 kernels where asked for)
-    if "onnx-int8" in (steps, runtime):  # the peer: ONNX Runtime int8 of the model (or student)
+    if "onnx-int8" in (steps, runtime[:9]):  # ONNX Runtime int8 of the model (or student)
         from occamtune.export import OnnxTaskModel, export_onnx
 
-        target = Path(args.workdir) / "peer" if steps == "onnx-int8" else folder
-        path = export_onnx(small, target / "model.int8.onnx", quantize_int8=True)
+        peer = steps == "onnx-int8"  # the peer runs with ONNX Runtime's defaults
+        target = Path(args.workdir) / "peer" if peer else folder
+        per_channel = not peer and runtime != "onnx-int8-per-matrix"
+        path = export_onnx(small, target / "model.int8.onnx", quantize_int8=True, per_channel=per_channel)
         out["bytes"] = path.stat().st_size
         run = OnnxTaskModel(path, model.head_config, threads=args.threads)
     out["compress_s"] = time.perf_counter() - start
@@ -147,22 +159,29 @@ def one(args: argparse.Namespace) -> dict:
     return out
 
 
+TRAINED = ("distill", "structured")  # steps whose result is cached between entries
+
+
 def _cached_student(model, tok, configs: list, ctx, cache: Path, epochs: float) -> tuple:
-    """A pipeline that starts with distillation reuses the student another entry trained (same
-    teacher, same distill config, same epochs): returns (model, the configs left to apply)."""
+    """A pipeline that starts with training steps (distillation, structured pruning) reuses what
+    another entry trained with the same teacher, steps and epochs: returns (model, the configs
+    left to apply)."""
     import copy
 
     from occamtune.compress import compress, format_pipeline, save_artifact
     from occamtune.models import load_model
 
-    if not configs or configs[0].name != "distill":
-        return copy.deepcopy(model), configs
-    folder = cache / f"{format_pipeline(configs[:1])}-epochs{epochs:g}".replace(" ", "")
-    if (folder / "occamtune.json").is_file():
-        return load_model(folder, runtime=False)[0], configs[1:]
-    student = compress(copy.deepcopy(model), configs[:1], ctx)
-    save_artifact(student, tok, folder, codec="none", half_floats=False)  # lossless
-    return student, configs[1:]
+    model = copy.deepcopy(model)
+    n = 0
+    while n < len(configs) and configs[n].name in TRAINED:
+        n += 1
+        folder = cache / f"{format_pipeline(configs[:n])}-epochs{epochs:g}".replace(" ", "")
+        if (folder / "occamtune.json").is_file():
+            model = load_model(folder, runtime=False)[0]
+        else:
+            model = compress(model, configs[n - 1:n], ctx)
+            save_artifact(model, tok, folder, codec="none", half_floats=False)  # lossless
+    return model, configs[n:]
 
 
 def main() -> None:

@@ -84,6 +84,13 @@ def _compress(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export(args: argparse.Namespace) -> int:
+    from occamtune.export import export_run
+
+    print(json.dumps(export_run(args.model, args.output, int8=not args.fp32, overwrite=args.overwrite)))
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from occamtune.serve.app import serve
 
@@ -134,6 +141,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
     p.add_argument("--quiet", action="store_true")
     p.set_defaults(func=_compress)
+
+    p = sub.add_parser("export", help="export a model to ONNX Runtime (int8 by default) for fast CPU "
+                                      "inference; evaluate, predict and serve take the folder")
+    p.add_argument("model", help="a trained run folder or a compressed artifact folder")
+    p.add_argument("--output", required=True)
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (no int8 quantization)")
+    p.add_argument("--overwrite", action="store_true")
+    p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="serve a model over HTTP (POST /predict)")
     p.add_argument("model")

@@ -220,6 +220,16 @@ def load_model(folder: str | Path, runtime: bool = True) -> tuple[TaskModel, Any
 
     folder = Path(folder)
     meta = read_meta(folder)
+    if meta.get("onnx"):  # `occamtune export`: runs on ONNX Runtime, cannot be trained further
+        from occamtune.export import OnnxTaskModel
+
+        if not runtime:
+            raise ModelError(f"{folder} is an ONNX export: it runs (evaluate, predict, serve) but "
+                             f"cannot be trained or compressed; use the run it came from "
+                             f"({meta.get('source', 'see its occamtune.json')})")
+        model = OnnxTaskModel(folder / meta["onnx"], HeadConfig(**meta["head"]),
+                              pad_id=int(meta.get("pad_id", 0)))
+        return model, AutoTokenizer.from_pretrained(folder), meta
     if meta.get("artifact"):
         from occamtune.compress.artifact import load_artifact
 

@@ -115,3 +115,36 @@ def test_slow_tokenizer_is_refused_for_ner(monkeypatch) -> None:
     with pytest.raises(ModelError, match="fast tokenizer"):
         load_tokenizer("some/model", "ner")
     assert load_tokenizer("some/model", "classify") is slow  # classification does not need one
+
+
+@pytest.mark.parametrize("flags", [["--fp32"], []])
+def test_export_onnx_runs_like_the_run(run_dir: Path, tmp_path: Path, capsys, flags) -> None:
+    from occamtune import inference
+    from occamtune.compress.run import load_run_data
+    from occamtune.models import load_model
+
+    out = tmp_path / "onnx"
+    assert main(["export", str(run_dir), "--output", str(out), *flags]) == 0
+    assert json.loads(capsys.readouterr().out)["int8"] is (not flags)
+    onnx, tok, _ = load_model(out)
+    torch_model = load_model(run_dir)[0]
+    _, splits = load_run_data(run_dir, tok, torch_model.labels)
+    feats = splits["test"].features
+    a, b = inference.run_model(onnx, feats), inference.run_model(torch_model, feats)
+    close = [abs(x - y).max() < (1e-4 if flags else 0.5) for x, y in zip(a, b)]
+    assert all(close)  # fp32: the same numbers; int8: near them
+    assert main(["evaluate", str(out), "--split", "test"]) == 0
+    assert 0 <= json.loads(capsys.readouterr().out)["f1"] <= 100
+    assert main(["predict", str(out), "John Smith visited Paris ."]) == 0
+    assert len(json.loads(capsys.readouterr().out)["words"]) == 5
+
+
+def test_export_refuses_to_overwrite_and_to_train_on(run_dir: Path, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "onnx"
+    assert main(["export", str(run_dir), "--output", str(out)]) == 0
+    capsys.readouterr()
+    assert main(["export", str(run_dir), "--output", str(out)]) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert main(["compress", str(out), "--pipeline", "quantize(bits=8)", "--output",
+                 str(tmp_path / "c")]) == 2
+    assert "ONNX export" in capsys.readouterr().err

@@ -14,6 +14,7 @@ from occamtune.compress.base import (
     compress,
     register,
 )
+from occamtune.compress.codebook import CodebookConfig
 from occamtune.compress.distill import DistillConfig
 from occamtune.compress.feature import FeatureExtractConfig
 from occamtune.compress.lora import LoraConfig
@@ -32,6 +33,7 @@ from occamtune.compress.vocab import VocabTrimConfig
 
 __all__ = [
     "METHODS",
+    "CodebookConfig",
     "CompressContext",
     "CompressionConfig",
     "DistillConfig",

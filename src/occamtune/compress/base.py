@@ -9,6 +9,8 @@ the rebuild functions registered with `@structure_op(op)`.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, fields
@@ -56,6 +58,9 @@ class CompressContext:
         tokenizer: optional; gives the special-token ids to vocabulary trimming (without it,
             the BERT conventions are assumed, see `vocab.py`).
         lr: the run's learning rate, for methods that set theirs relative to it.
+        teacher: the uncompressed model the pipeline started from (`compress` sets it to a
+            frozen copy of its input when not given); quantization-aware training learns from
+            its soft labels, so that it recovers the losses of every earlier step too.
     """
 
     finetune: Callable[..., TaskModel] | None = None
@@ -64,6 +69,7 @@ class CompressContext:
     seed: int = 13
     tokenizer: Any = None
     lr: float | None = None
+    teacher: TaskModel | None = None
 
 
 def register(config_cls: type[CompressionConfig]) -> Callable[[Handler], Handler]:
@@ -122,6 +128,8 @@ def compress(model: TaskModel, configs: list[CompressionConfig],
         ConfigError: a config of an unregistered type, or a method missing what it needs.
     """
     ctx = ctx or CompressContext()
+    if ctx.teacher is None and len(configs) > 1:  # later steps may learn from the original
+        ctx = dataclasses.replace(ctx, teacher=copy.deepcopy(model).eval())
     log = list(getattr(model, "compression_log", []))
     for config in configs:
         handler = HANDLERS.get(type(config))

@@ -140,14 +140,14 @@ def hidden_loss(student: list[torch.Tensor], teacher: tuple, keep: list[int],
     return total / len(keep)
 
 
-@register(DistillConfig)
-def _distill(model: TaskModel, config: DistillConfig, ctx: CompressContext) -> TaskModel:
-    finetune = need_finetune(ctx, "distill")
-    teacher = model.eval()  # frozen: only run under no_grad, never given to the optimizer
-    keep = pick_layers(len(teacher.encoder.encoder.layer), config.layers, config.pick)
-    student = make_student(teacher, keep)
-    for p in student.parameters():
-        p.requires_grad_(True)
+def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, config: DistillConfig,
+                       keep: list[int] | None = None, epochs: float | None = None,
+                       lr: float | None = None) -> TaskModel:
+    """Fine-tune `student` through `finetune` on the distillation loss against the frozen
+    `teacher`: soft labels, gold labels and (with config.hidden_weight) the MSE of student layer j
+    against teacher layer keep[j] (default: the same layer; the hidden sizes must match)."""
+    teacher = teacher.eval()  # only run under no_grad, never given to the optimizer
+    keep = list(range(len(student.encoder.encoder.layer))) if keep is None else keep
     tap = LayerTap(student)
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -162,9 +162,19 @@ def _distill(model: TaskModel, config: DistillConfig, ctx: CompressContext) -> T
         return loss
 
     try:
-        trainable = count_parameters(student, trainable_only=True)
-        student = finetune(student, loss_fn=loss_fn, epochs=config.epochs)
+        return finetune(student, loss_fn=loss_fn, epochs=epochs, lr=lr)
     finally:
         tap.close()
+
+
+@register(DistillConfig)
+def _distill(model: TaskModel, config: DistillConfig, ctx: CompressContext) -> TaskModel:
+    finetune = need_finetune(ctx, "distill")
+    keep = pick_layers(len(model.encoder.encoder.layer), config.layers, config.pick)
+    student = make_student(model, keep)
+    for p in student.parameters():
+        p.requires_grad_(True)
+    trainable = count_parameters(student, trainable_only=True)
+    student = train_with_teacher(student, model, finetune, config, keep, epochs=config.epochs)
     step_info(student, trainable=trainable, kept_layers=keep)
     return student

@@ -199,25 +199,20 @@ class FakeQuantize(nn.Module):
 
 
 def train_quantized(model: TaskModel, config: QuantizeConfig, ctx: CompressContext) -> TaskModel:
-    """Quantization-aware training of every target weight, the float model as teacher (float
-    weights kept, not yet rounded)."""
-    from occamtune.compress.distill import DistillConfig, distill_loss
+    """Quantization-aware training of every target weight (float weights kept, not yet
+    rounded), on the soft labels of the pipeline's uncompressed model (ctx.teacher), else of the
+    float model itself. Logits only: the teacher may have other layers than a student."""
+    from occamtune.compress.distill import DistillConfig, train_with_teacher
 
     finetune = need_finetune(ctx, "quantize with epochs")
-    teacher = copy.deepcopy(model).eval()
-    soft = DistillConfig()  # DistilBERT's mix: T = 2, half soft labels, half gold labels
-    targets = [m for _, m in quantize_targets(model, config.embeddings)]
-    for module in targets:
+    teacher = ctx.teacher if ctx.teacher is not None else copy.deepcopy(model)
+    soft = DistillConfig(hidden_weight=0.0)  # DistilBERT's mix: T = 2, half soft, half gold labels
+    for _, module in quantize_targets(model, config.embeddings):
         parametrize.register_parametrization(module, "weight",
                                              FakeQuantize(bits_of(module, config), config.group_size))
-
-    def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        with torch.no_grad():
-            t_logits = teacher(**batch)
-        return distill_loss(m(**batch), t_logits, batch, soft)
-
     try:
-        model = finetune(model, loss_fn=loss_fn, epochs=config.epochs, lr=config.lr or _run_lr(ctx))
+        model = train_with_teacher(model, teacher, finetune, soft, epochs=config.epochs,
+                                   lr=config.lr or _run_lr(ctx))
     finally:
         for _, module in quantize_targets(model, config.embeddings):
             if parametrize.is_parametrized(module, "weight"):

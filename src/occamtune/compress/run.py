@@ -29,8 +29,9 @@ def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tupl
 
 
 def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: bool = True,
-                 calib_batches: int = 8) -> Any:
-    """A CompressContext whose finetune trains on the run's training data with its settings."""
+                 calib_batches: int = 8, teacher: Any = None) -> Any:
+    """A CompressContext whose finetune trains on the run's training data with its settings;
+    `teacher`: the run's fine-tuned model, when pipelines are applied piece by piece to it."""
     from occamtune.api import fit_model
     from occamtune.compress import CompressContext
     from occamtune.data.encode import Collator
@@ -57,7 +58,7 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
         return dict(counts)
 
     return CompressContext(finetune=finetune, calibration=calibration, token_counts=token_counts,
-                           seed=cfg.train.seed, tokenizer=tokenizer, lr=cfg.train.lr)
+                           seed=cfg.train.seed, tokenizer=tokenizer, lr=cfg.train.lr, teacher=teacher)
 
 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,

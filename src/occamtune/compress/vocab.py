@@ -147,6 +147,9 @@ def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> T
     old = model.encoder.embeddings.word_embeddings
     if isinstance(old, TrimmedEmbedding):
         raise ConfigError("vocab: the vocabulary is already trimmed")
+    if not isinstance(old, nn.Embedding):
+        raise ConfigError("vocab: the word embeddings are already coded; put `vocab` before "
+                          "`codebook`")
     vocab_size = old.num_embeddings
     special, unk = special_ids(ctx, vocab_size)
     keep = kept_ids(config, ctx.token_counts(), special, vocab_size)

@@ -1,7 +1,8 @@
 """The search space: which compression pipelines the search may try.
 
 A pipeline is built in a fixed order, each step optional:
-distill -> structured prune -> unstructured prune -> low-rank -> vocabulary trim -> quantize.
+distill -> structured prune -> unstructured prune -> low-rank -> vocabulary trim -> embedding
+codebook -> quantize.
 Unstructured pruning and low-rank factorisation are alternatives (a truncated SVD of a sparse
 matrix gives dense factors, losing the sparsity), so low-rank is only tried when sparsity is 0.
 Every field is a tuple of allowed values; restrict a field to one value to fix that step.
@@ -31,6 +32,7 @@ class SearchSpace:
         vocab_trim: whether to trim the vocabulary to the training corpus.
         vocab_rank: ranks at which a trimmed vocabulary keeps the rows it drops (0: [UNK]).
         vocab_min_count: a trimmed vocabulary keeps the full rows of tokens seen this often.
+        codebook: whether to store the word-embedding rows as product-quantization codes.
         bits: weight bits for quantization; 32 means no quantization.
         group_size: quantization group size.
         quant_epochs: quantization-aware training epochs before rounding (0: none).
@@ -49,6 +51,7 @@ class SearchSpace:
     vocab_trim: tuple[bool, ...] = (False, True)
     vocab_rank: tuple[int, ...] = (32, 64)
     vocab_min_count: int = 1
+    codebook: tuple[bool, ...] = (False, True)
     bits: tuple[int, ...] = (8, 6, 4, 3)
     group_size: int = 64
     quant_epochs: float = 0.0
@@ -90,7 +93,7 @@ class SearchSpace:
         tail = dense + len([s for s in self.sparsity if s > 0])
         vocab = (False in self.vocab_trim) + (True in self.vocab_trim) * len(self.vocab_rank)
         return (len(self.distill_layers) * len(self.heads) * len(self.ffn) * tail * vocab
-                * len(self.bits))
+                * len(self.codebook) * len(self.bits))
 
 
 def _check(name: str, values: tuple, ok: Any) -> None:
@@ -112,6 +115,7 @@ def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
     params["vocab_trim"] = trial.suggest_categorical("vocab_trim", space.vocab_trim)
     if params["vocab_trim"]:
         params["vocab_rank"] = trial.suggest_categorical("vocab_rank", space.vocab_rank)
+    params["codebook"] = trial.suggest_categorical("codebook", space.codebook)
     params["bits"] = trial.suggest_categorical("bits", space.bits)
     return params
 
@@ -119,6 +123,7 @@ def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
 def build_pipeline(params: dict[str, Any], space: SearchSpace) -> list[Any]:
     """The list of compression configs for a point of the space, in the fixed order."""
     from occamtune.compress import (
+        CodebookConfig,
         DistillConfig,
         LowRankConfig,
         PruneConfig,
@@ -141,6 +146,8 @@ def build_pipeline(params: dict[str, Any], space: SearchSpace) -> list[Any]:
     if params.get("vocab_trim", False):
         rank = params.get("vocab_rank", space.vocab_rank[0])
         steps.append(VocabTrimConfig(min_count=space.vocab_min_count, rank=int(rank)))
+    if params.get("codebook", False):
+        steps.append(CodebookConfig())
     if params.get("bits", 32) != 32:
         steps.append(QuantizeConfig(bits=int(params["bits"]), group_size=space.group_size,
                                     epochs=space.quant_epochs, rounding=space.rounding))

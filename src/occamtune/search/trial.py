@@ -69,8 +69,9 @@ def load_teacher(run_folder: str | Path) -> Teacher:
     weights = folder / WEIGHTS_FILE
     stat = weights.stat()
     identity = hashlib.sha1(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
-    return Teacher(folder, model, tok, meta, cfg, splits, make_context(cfg, splits, tok, progress=False),
-                   stat.st_size, get_task(cfg.task).metric, identity[:12])
+    ctx = make_context(cfg, splits, tok, progress=False, teacher=model)
+    return Teacher(folder, model, tok, meta, cfg, splits, ctx, stat.st_size,
+                   get_task(cfg.task).metric, identity[:12])
 
 
 def dev_slice(teacher: Teacher, n: int) -> tuple[Any, list[Any]]:

@@ -46,7 +46,7 @@ def test_every_method_round_trips_with_defaults() -> None:
 
 
 @pytest.mark.parametrize(("text", "needle"), [
-    ("squeeze(bits=3)", "choose one of distill"),
+    ("squeeze(bits=3)", "choose one of codebook, distill"),
     ("quantize(bit=3)", "valid options: bits, group_size"),
     ("quantize(bits=9)", "bits must be in [2, 8], got 9"),
     ("prune(sparsity=1.0)", "sparsity must be in [0.0, 1.0), got 1.0"),

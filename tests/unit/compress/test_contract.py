@@ -10,6 +10,7 @@ import torch
 
 from occamtune.compress import (
     METHODS,
+    CodebookConfig,
     DistillConfig,
     FeatureExtractConfig,
     LoraConfig,
@@ -36,6 +37,7 @@ CASES = {
     "prune": PruneConfig(sparsity=0.6),
     "structured": StructuredPruneConfig(heads=0.5, ffn=0.5),
     "vocab": VocabTrimConfig(),
+    "codebook": CodebookConfig(size=16),
     "lowrank": LowRankConfig(energy=0.5, min_rank=2),
     "feature": FeatureExtractConfig(last_k=2),
     "lora": LoraConfig(r=2, targets=("query", "value")),

@@ -170,3 +170,24 @@ def test_int8_kernels_by_default_only_at_8_bits() -> None:
     assert not compress(tiny_task_model(), [QuantizeConfig(bits=8, dynamic=False)], ctx).int8_runtime
     with pytest.raises(ConfigError, match="dynamic must be true, false or null"):
         QuantizeConfig(dynamic="yes")
+
+
+def test_quantization_aware_training_in_a_pipeline_learns_from_the_uncompressed_model(monkeypatch) -> None:
+    """QAT after other steps learns from the model the pipeline started from (whose logits
+    differ from the pruned model's), so it can recover their losses too."""
+    import importlib
+
+    from occamtune.compress import PruneConfig
+    from tests.fixtures.tiny_models import tiny_context
+
+    distill = importlib.import_module("occamtune.compress.distill")
+    teachers = []
+    monkeypatch.setattr(distill, "train_with_teacher",
+                        lambda model, teacher, *a, **k: teachers.append(teacher) or model)
+    model = tiny_task_model()
+    batch = tiny_batches(n=1)[0]
+    original = model.eval()(**batch).detach()
+    compress(model, [PruneConfig(sparsity=0.9), QuantizeConfig(bits=4, group_size=8, epochs=1)],
+             tiny_context())
+    torch.testing.assert_close(teachers[0].eval()(**batch), original)
+    assert not torch.allclose(model.eval()(**batch), original, atol=1e-3)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from occamtune.compress import CompressContext, StructuredPruneConfig, compress
@@ -32,3 +33,48 @@ def test_keeps_the_strongest_heads_exactly() -> None:
     kept_q = layer.attention.self.query.weight[d:2 * d].clone()
     compress(model, [StructuredPruneConfig(heads=0.75, ffn=0.0)], CompressContext())
     assert torch.equal(layer.attention.self.query.weight, kept_q)
+
+
+@pytest.mark.parametrize("teacher, share_of_ce", [(True, 0.5), (False, 1.0)])
+def test_recovery_learns_from_the_unpruned_model(teacher: bool, share_of_ce: float) -> None:
+    """With nothing pruned the student is its teacher: the distillation loss is then only the
+    (1 - alpha) = 0.5 gold-label share (KL and hidden MSE are 0); without a teacher, plain CE."""
+    from torch import nn
+
+    from occamtune.tasks import get_task
+
+    model = tiny_task_model()
+    for m in model.modules():
+        if isinstance(m, nn.Dropout):
+            m.p = 0.0  # train mode without noise: student and teacher outputs agree exactly
+    batch = tiny_batches(n=1)[0]
+    ce = float(get_task("ner").loss(model.eval()(**batch), batch))
+    seen = []
+
+    def finetune(m, *, loss_fn=None, step_hook=None, epochs=None, lr=None):
+        m.train()
+        seen.append(float((loss_fn or (lambda m, b: get_task("ner").loss(m(**b), b)))(m, batch)))
+        return m.eval()
+
+    compress(model, [StructuredPruneConfig(heads=0.0, ffn=0.0, teacher=teacher)],
+             CompressContext(finetune=finetune))
+    assert seen == [pytest.approx(share_of_ce * ce, rel=1e-5)]
+
+
+@pytest.mark.parametrize("importance, kept", [("activation", False), ("magnitude", True)])
+def test_activation_importance_drops_a_large_but_silent_neuron(importance: str, kept: bool) -> None:
+    """Neuron 0 has the largest weights but never fires (a bias far below zero): ranked on
+    calibration activations it goes first; ranked by weights it stays."""
+    from tests.fixtures.tiny_models import tiny_context
+
+    model = tiny_task_model(layers=1)
+    layer = model.encoder.encoder.layer[0]
+    marker = torch.full((32,), 7.0)
+    with torch.no_grad():
+        layer.intermediate.dense.weight[0] = 5.0  # the largest row by far
+        layer.intermediate.dense.bias[0] = -1e4  # GELU(very negative) = 0 on every token
+        layer.output.dense.weight[:, 0] = marker
+    ctx = tiny_context(train=False)
+    compress(model, [StructuredPruneConfig(heads=0.0, ffn=0.25, importance=importance)], ctx)
+    columns = layer.output.dense.weight.T  # (kept neurons, hidden)
+    assert any(torch.equal(c, marker) for c in columns) is kept

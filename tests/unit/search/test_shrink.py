@@ -12,7 +12,7 @@ from occamtune.search.shrink import shrink
 from occamtune.search.space import SearchSpace
 
 SPACE = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0, 0.5), lowrank_energy=(0.0,),
-                    vocab_trim=(False,), bits=(8, 4))
+                    vocab_trim=(False,), codebook=(False,), bits=(8, 4))
 
 
 def _study(out) -> optuna.Study:
@@ -90,7 +90,7 @@ def test_a_budget_is_required(tmp_path, tiny_run) -> None:
 
 def test_the_search_stops_once_the_space_is_covered(tmp_path, tiny_run) -> None:
     space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
-                        vocab_trim=(False,), bits=(8, 4))
+                        vocab_trim=(False,), codebook=(False,), bits=(8, 4))
     assert space.size() == 2
     result = shrink(tiny_run, tmp_path / "s", max_drop=100.0, budget_trials=30, space=space,
                     progress=False)

@@ -34,21 +34,21 @@ def test_parse_space_from_flags() -> None:
 
 def test_size_counts_lowrank_only_without_sparsity() -> None:
     space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0, 0.5), lowrank_energy=(0.0, 0.9),
-                        vocab_trim=(False,), bits=(8,))
+                        vocab_trim=(False,), bits=(8,), codebook=(False,))
     assert space.size() == 3  # dense, dense+lowrank, sparse
 
 
 def test_pipeline_order_and_skipped_steps() -> None:
     params = {"distill_layers": 3, "heads": 0.0, "ffn": 0.25, "sparsity": 0.8, "lowrank_energy": 0.0,
-              "vocab_trim": True, "bits": 4}
+              "vocab_trim": True, "codebook": True, "bits": 4}
     names = [type(c).__name__ for c in build_pipeline(params, SearchSpace())]
     assert names == ["DistillConfig", "StructuredPruneConfig", "PruneConfig", "VocabTrimConfig",
-                     "QuantizeConfig"]
+                     "CodebookConfig", "QuantizeConfig"]
     steps = build_pipeline({**params, "vocab_rank": 16}, SearchSpace(quant_epochs=1.0))
-    assert steps[-2].rank == 16 and steps[-1].epochs == 1.0  # the choices reach the steps
+    assert steps[-3].rank == 16 and steps[-1].epochs == 1.0  # the choices reach the steps
     assert steps[-1].rounding == "gptq"  # the space's default
     assert SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
-                       vocab_trim=(False, True), vocab_rank=(32, 64), bits=(4,)).size() == 3
+                       vocab_trim=(False, True), vocab_rank=(32, 64), bits=(4,)).size() == 6
     none = {"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0, "lowrank_energy": 0.0,
             "vocab_trim": False, "bits": 32}
     assert build_pipeline(none, SearchSpace(bits=(32,))) == []
@@ -56,9 +56,10 @@ def test_pipeline_order_and_skipped_steps() -> None:
 
 def test_suggest_with_an_optuna_trial() -> None:
     trial = optuna.trial.FixedTrial({"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0,
-                                     "lowrank_energy": 0.9, "vocab_trim": False, "bits": 8})
+                                     "lowrank_energy": 0.9, "vocab_trim": False, "codebook": False,
+                                     "bits": 8})
     names = [type(c).__name__ for c in suggest(trial, SearchSpace())]
     assert names == ["LowRankConfig", "QuantizeConfig"]
     sparse = optuna.trial.FixedTrial({"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.5,
-                                      "vocab_trim": False, "bits": 8})
+                                      "vocab_trim": False, "codebook": True, "bits": 8})
     assert suggest_params(sparse, SearchSpace())["lowrank_energy"] == 0.0

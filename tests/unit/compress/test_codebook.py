@@ -1,0 +1,65 @@
+"""Product-quantized word embeddings: k-means finds the clusters, the codes decode to the
+centroids, and the method composes with vocabulary trimming and the artifact."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from occamtune.compress import CodebookConfig, VocabTrimConfig, compress, load_artifact, save_artifact
+from occamtune.compress.codebook import CodebookEmbedding, kmeans
+from occamtune.errors import ConfigError
+from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
+
+
+def test_kmeans_finds_separated_clusters() -> None:
+    g = torch.Generator().manual_seed(0)
+    centres = torch.tensor([[0.0, 0.0], [10.0, 0.0], [0.0, 10.0]])
+    label = torch.arange(300) % 3
+    x = (centres[label] + 0.1 * torch.randn(300, 2, generator=g)).unsqueeze(0)  # one sub-space
+    found, assign = kmeans(x, 3, iters=20, generator=torch.Generator().manual_seed(1))
+    for k in range(3):  # each true cluster is one found cluster, centred where it should be
+        members = assign[0, label == k]
+        assert (members == members[0]).all()
+        assert torch.allclose(found[0, members[0]], centres[k], atol=0.05)
+
+
+def test_rows_decode_to_their_centroids() -> None:
+    emb = CodebookEmbedding(rows=3, dim=2, subspaces=2, size=4)
+    with torch.no_grad():
+        emb.codebooks.copy_(torch.arange(16.0).view(2, 4, 2))
+        emb.codes.copy_(torch.tensor([[0, 3], [1, 1], [2, 0]], dtype=torch.uint8))
+    assert emb.weight.tolist() == [[0, 1, 14, 15], [2, 3, 10, 11], [4, 5, 8, 9]]
+    assert emb(torch.tensor([[2, 0]])).tolist() == [[[4, 5, 8, 9], [0, 1, 14, 15]]]
+
+
+def test_as_many_centroids_as_rows_is_exact() -> None:
+    model = tiny_task_model()
+    batch = tiny_batches(n=1)[0]
+    before = model.eval()(**batch)
+    rows = model.encoder.embeddings.word_embeddings.num_embeddings
+    small = compress(model, [CodebookConfig(dim=8, size=min(256, rows))], tiny_context(train=False))
+    assert rows <= 256
+    torch.testing.assert_close(small.eval()(**batch), before)
+
+
+def test_after_vocab_codes_the_kept_rows_and_reloads(tokenizer, tmp_path) -> None:
+    model = compress(tiny_task_model(), [VocabTrimConfig(rank=4), CodebookConfig(size=8)],
+                     tiny_context(train=False))
+    words = model.encoder.embeddings.word_embeddings
+    assert isinstance(words.embedding, CodebookEmbedding) and words.fallback is not None
+    assert words.embedding.codebooks.shape == (8, 8, 4)  # 32 wide: 8 sub-spaces of 4, 8 centroids
+    batch = tiny_batches(n=1, seed=3)[0]
+    save_artifact(model, tokenizer, tmp_path / "a")
+    loaded = load_artifact(tmp_path / "a")
+    torch.testing.assert_close(loaded(**batch), model.eval()(**batch), atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("configs, needle", [
+    ([CodebookConfig(dim=5)], "must divide the embedding width 32"),
+    ([CodebookConfig(), VocabTrimConfig()], "put `vocab` before `codebook`"),
+    ([CodebookConfig(), CodebookConfig()], "already coded"),
+])
+def test_misuse_is_a_config_error(configs, needle: str) -> None:
+    with pytest.raises(ConfigError, match=needle):
+        compress(tiny_task_model(), configs, tiny_context(train=False))
