@@ -17,8 +17,9 @@ epochs loses 0.35 test F1 alone but 1.43 with vocabulary trimming and 4-bit weig
 in the space had not finished that one distillation when its 37-minute budget ran out (on a
 machine shared with benchmarks/compression.py).
 This benchmark therefore searches, on the fine-tuned model itself, vocabulary trimming (dropped
-rows kept at rank 32 or 64) or not and 8, 4 or 3 bits rounded with GPTQ (the space's default):
-9 pipelines (`--space` changes it; `--space` with no values uses the default space).
+rows kept at rank 32 or 64) or not, the embedding rows as product-quantization codes (`codebook`)
+or not, and 8, 4 or 3 bits rounded with GPTQ (the space's default): 18 pipelines (`--space`
+changes it; `--space` with no values uses the default space).
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0", "sparsity=0.0", "lowrank_energy=0.0",
-         "vocab_trim=true,false", "vocab_rank=32,64", "bits=8,4,3", "group_size=64"]
+         "vocab_trim=true,false", "vocab_rank=32,64", "codebook=false,true", "bits=8,4,3",
+         "group_size=64"]
 
 
 def measure_peer(base: Path, out: Path) -> dict:

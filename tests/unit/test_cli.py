@@ -148,3 +148,16 @@ def test_export_refuses_to_overwrite_and_to_train_on(run_dir: Path, tmp_path: Pa
     assert main(["compress", str(out), "--pipeline", "quantize(bits=8)", "--output",
                  str(tmp_path / "c")]) == 2
     assert "ONNX export" in capsys.readouterr().err
+
+
+def test_export_a_compressed_artifact(run_dir: Path, tmp_path: Path, capsys) -> None:
+    small, onnx = tmp_path / "small", tmp_path / "onnx"
+    assert main(["compress", str(run_dir), "--pipeline", "vocab(rank=4), codebook(size=8), quantize(bits=4)",
+                 "--output", str(small), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["export", str(small), "--output", str(onnx), "--fp32"]) == 0
+    capsys.readouterr()
+    for folder in (small, onnx):  # the export answers as the artifact does
+        assert main(["evaluate", str(folder), "--split", "test"]) == 0
+    f1 = [json.loads(line)["f1"] for line in capsys.readouterr().out.splitlines()]
+    assert f1[0] == pytest.approx(f1[1], abs=1e-6)
