@@ -22,11 +22,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable
-from contextlib import ExitStack
 
 import torch
 from torch import nn
 
+from occamtune.compress.calibrate import token_means
 from occamtune.compress.quantize import group_of, group_scales
 
 BLOCK = 128  # columns rounded per lazy batch update (the paper's B)
@@ -36,29 +36,12 @@ _LAYER = re.compile(r"^(.*\.layer\.\d+)\.")
 def hessians(model: nn.Module, modules: dict[str, nn.Linear],
              batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> dict[str, torch.Tensor]:
     """`X^T X / n` of each Linear's inputs over the calibration batches (padding left out)."""
-    sums = {name: torch.zeros(m.in_features, m.in_features, dtype=torch.float64)
-            for name, m in modules.items()}
-    counts = dict.fromkeys(modules, 0)
-    mask: list[torch.Tensor] = []
+    def second_moment(x: torch.Tensor) -> torch.Tensor:
+        x = x.double()
+        return x.T @ x
 
-    def hook(name: str) -> Callable[..., None]:
-        def record(_module: nn.Module, args: tuple, _out: torch.Tensor) -> None:
-            x = args[0].detach()
-            if mask and x.shape[:-1] == mask[0].shape:
-                x = x[mask[0]]  # (n_tokens, in)
-            x = x.reshape(-1, x.shape[-1]).double()
-            sums[name] += x.T @ x
-            counts[name] += x.shape[0]
-        return record
-
-    with ExitStack() as stack, torch.no_grad():
-        for name, module in modules.items():
-            stack.callback(module.register_forward_hook(hook(name)).remove)
-        model.eval()
-        for batch in batches():
-            mask[:] = [batch["attention_mask"].bool()] if "attention_mask" in batch else []
-            model(**batch)
-    return {name: (sums[name] / max(counts[name], 1)).float() for name in modules}
+    means = token_means(model, modules, batches, second_moment)
+    return {name: torch.as_tensor(h).float() for name, h in means.items()}
 
 
 def gptq_round(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_size: int,

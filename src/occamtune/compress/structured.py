@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import copy
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -37,6 +37,7 @@ from occamtune.compress.base import (
     step_info,
     structure_op,
 )
+from occamtune.compress.calibrate import token_means
 from occamtune.compress.distill import DistillConfig, train_with_teacher
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
@@ -129,31 +130,12 @@ def neuron_importance(layer: nn.Module, rms: torch.Tensor | None = None) -> torc
     return layer.intermediate.dense.weight.detach().norm(dim=1) * w_out
 
 
-def activation_rms(model: TaskModel, batches: Iterable[dict[str, torch.Tensor]]) -> list[torch.Tensor]:
+def activation_rms(model: TaskModel,
+                   batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> list[torch.Tensor]:
     """Per layer, (intermediate,) root mean square of each FFN neuron's output over real tokens."""
-    sums: list[torch.Tensor | float] = [0.0] * len(model.encoder.encoder.layer)
-    count = [0]
-    mask: list[torch.Tensor] = []
-
-    def hook(i: int) -> Any:
-        def fn(module: nn.Module, args: Any, out: torch.Tensor) -> None:
-            real = out[mask[0].bool()]  # (N real tokens, intermediate)
-            sums[i] = sums[i] + real.pow(2).sum(dim=0)
-        return fn
-
-    handles = [layer.intermediate.register_forward_hook(hook(i))
-               for i, layer in enumerate(model.encoder.encoder.layer)]
-    model.eval()
-    try:
-        with torch.no_grad():
-            for batch in batches:
-                mask[:] = [batch["attention_mask"]]
-                count[0] += int(batch["attention_mask"].sum())
-                model(**batch)
-    finally:
-        for h in handles:
-            h.remove()
-    return [(s / max(1, count[0])).sqrt() for s in sums]
+    layers = {str(i): layer.intermediate for i, layer in enumerate(model.encoder.encoder.layer)}
+    means = token_means(model, layers, batches, lambda x: x.pow(2).sum(dim=0), inputs=False)
+    return [means[str(i)].sqrt() for i in range(len(layers))]
 
 
 def _n_keep(n: int, fraction: float) -> int:
@@ -189,7 +171,7 @@ def _structured(model: TaskModel, config: StructuredPruneConfig, ctx: CompressCo
         if ctx.calibration is None:
             log.warning("structured: no calibration batches; ranking FFN neurons by weights alone")
         else:
-            rms = list(activation_rms(model, ctx.calibration()))
+            rms = list(activation_rms(model, ctx.calibration))
     kept = [prune_layer(model, i, config, rms[i]) for i in range(len(layers))]
     if teacher is not None:
         model = train_with_teacher(model, teacher, ctx.finetune, DistillConfig(), epochs=config.epochs)

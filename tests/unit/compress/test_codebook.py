@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 import torch
 
-from occamtune.compress import CodebookConfig, VocabTrimConfig, compress, load_artifact, save_artifact
+from occamtune.compress import (
+    CodebookConfig,
+    VocabTrimConfig,
+    compress,
+    load_artifact,
+    save_artifact,
+)
 from occamtune.compress.codebook import CodebookEmbedding, kmeans
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model

@@ -1,0 +1,44 @@
+"""Statistics of module inputs or outputs over the calibration batches, per real token.
+
+GPTQ needs each Linear's input second moment X^T X / n; structured pruning needs each FFN
+neuron's mean squared activation. Both are means over the real (not padding) tokens of a
+calibration pass, gathered by forward hooks: one function serves both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from contextlib import ExitStack
+
+import torch
+from torch import nn
+
+
+def token_means(model: nn.Module, modules: dict[str, nn.Module],
+                batches: Callable[[], Iterable[dict[str, torch.Tensor]]],
+                stat: Callable[[torch.Tensor], torch.Tensor], inputs: bool = True) -> dict[str, torch.Tensor]:
+    """Per module, the sum of `stat(x)` over the calibration batches divided by the number of
+    real tokens, where x is (n_tokens, features): the module's first input (`inputs`) or its
+    output, padding positions left out."""
+    sums: dict[str, torch.Tensor | float] = dict.fromkeys(modules, 0.0)
+    counts = dict.fromkeys(modules, 0)
+    mask: list[torch.Tensor] = []
+
+    def hook(name: str) -> Callable[..., None]:
+        def record(_module: nn.Module, args: tuple, out: torch.Tensor) -> None:
+            x = (args[0] if inputs else out).detach()
+            if mask and x.shape[:-1] == mask[0].shape:
+                x = x[mask[0]]  # (n_tokens, features)
+            x = x.reshape(-1, x.shape[-1])
+            sums[name] = sums[name] + stat(x)
+            counts[name] += x.shape[0]
+        return record
+
+    with ExitStack() as stack, torch.no_grad():
+        for name, module in modules.items():
+            stack.callback(module.register_forward_hook(hook(name)).remove)
+        model.eval()
+        for batch in batches():
+            mask[:] = [batch["attention_mask"].bool()] if "attention_mask" in batch else []
+            model(**batch)
+    return {name: sums[name] / max(counts[name], 1) for name in modules}
