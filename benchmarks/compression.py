@@ -58,11 +58,16 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + structured FFN 30%, ONNX Runtime int8": f"{D4}, {FFN30} | onnx-int8",
     "pipeline: distill4 + structured FFN 20%, ONNX Runtime int8":
         f"{D4}, structured(heads=0, ffn=0.2, epochs=2) | onnx-int8",
+    "pipeline: distill4 + structured FFN 20% (4 epochs), ONNX Runtime int8":
+        f"{D4}, structured(heads=0, ffn=0.2, epochs=4) | onnx-int8",
+    "pipeline: distill4 + structured FFN 10%, ONNX Runtime int8":
+        f"{D4}, structured(heads=0, ffn=0.1, epochs=2) | onnx-int8",
     "pipeline: distill4 + vocab r64 + 4-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=4, rounding=gptq)",
     "pipeline: distill4 + vocab (min count 2) r64 + 4-bit GPTQ g128":
         f"{D4}, vocab(min_count=2, rank=64), quantize(bits=4, group_size=128, rounding=gptq)",
     "pipeline: distill4 + vocab r64 + 3-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=3, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ": "vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
+    "pipeline: vocab r64 + codebook + 4-bit GPTQ": "vocab(rank=64), codebook(), quantize(bits=4, rounding=gptq)",
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit GPTQ":
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit QAT":
