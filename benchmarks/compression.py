@@ -273,6 +273,11 @@ def _targets(rows: list[dict], base: dict | None, peer: dict | None) -> dict:
     if peer_row and best_fast:  # ratios to the fp32 speed measured beside each: comparable
         out["fastest_vs_peer_b32"] = best_fast["speedup_b32"] / peer_row["speedup_b32"]
         out["peer_f1_drop"] = peer_row.get("f1_drop")
+        at_peer = [r for r in ok if r["test_f1"] >= peer_row["test_f1"]]
+        best = max(at_peer, key=lambda r: r.get("speedup_b32", 0), default=None)
+        out["fastest_at_peer_f1_or_better"] = best and {
+            "name": best["name"], "speedup_b32": best["speedup_b32"], "f1_drop": best["f1_drop"],
+            "vs_peer_b32": best["speedup_b32"] / peer_row["speedup_b32"]}
     return out
 
 
