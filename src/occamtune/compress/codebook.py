@@ -38,6 +38,8 @@ from occamtune.compress.base import (
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
+CHUNK = 8  # sub-spaces clustered at once: distances of (CHUNK, rows, size) floats, ~250 MB at 30k rows
+
 
 @dataclass(frozen=True)
 class CodebookConfig(CompressionConfig):
@@ -107,17 +109,17 @@ def _rebuild_codebook(model: TaskModel, params: dict[str, Any]) -> None:
                                             params["size"]))
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(x: torch.Tensor, k: int, iters: int, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means in each of S sub-spaces at once.
 
     Args:
         x: (S, N, d) points.
+        start: (k,) distinct point indices, the first centroids.
     Returns:
         (centroids (S, k, d), assignment (S, N)); a centroid left without points keeps its place.
     """
-    s, n, d = x.shape
-    start = torch.randperm(n, generator=generator)[:k]
-    centroids = x[:, start].clone()  # (S, k, d): k distinct rows as the first centroids
+    s, _, d = x.shape
+    centroids = x[:, start].clone()  # (S, k, d)
     for _ in range(iters):
         assign = torch.cdist(x, centroids).argmin(dim=-1)  # (S, N)
         sums = torch.zeros_like(centroids).scatter_add_(1, assign.unsqueeze(-1).expand(-1, -1, d), x)
@@ -137,7 +139,9 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
         raise ConfigError(f"codebook: dim must divide the embedding width {width}, got {config.dim}")
     subspaces, size = width // config.dim, min(config.size, rows)
     x = old.weight.detach().float().reshape(rows, subspaces, config.dim).transpose(0, 1)  # (S, N, d)
-    centroids, assign = kmeans(x, size, config.iters, torch.Generator().manual_seed(ctx.seed))
+    start = torch.randperm(rows, generator=torch.Generator().manual_seed(ctx.seed))[:size]
+    parts = [kmeans(x[i:i + CHUNK], size, config.iters, start) for i in range(0, subspaces, CHUNK)]
+    centroids, assign = torch.cat([c for c, _ in parts]), torch.cat([a for _, a in parts])
     params = {"rows": rows, "dim": config.dim, "subspaces": subspaces, "size": size}
     _rebuild_codebook(model, params)
     new = getattr(holder, attr)
