@@ -149,7 +149,7 @@ def one(args: argparse.Namespace) -> dict:
         out["sizes"] = sizes
         out["bytes"] = sum(f.stat().st_size for f in folder.glob("model.occ"))
         run, _, _ = load_model(folder)  # what a user gets back (int8 kernels where asked for)
-    if "onnx-int8" in (steps, runtime[:9]):  # ONNX Runtime int8 of the model (or student)
+    if steps == "onnx-int8" or runtime.startswith("onnx-int8"):  # ONNX Runtime int8 of the model (or student)
         from occamtune.export import OnnxTaskModel, export_onnx
 
         peer = steps == "onnx-int8"  # the peer runs with ONNX Runtime's defaults

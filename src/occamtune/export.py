@@ -64,14 +64,10 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     """Export the model of a run or artifact folder to `output`: model.onnx (int8 unless `int8`
     is False), its tokenizer, and an occamtune.json saying so, so that `load_model` and every
     command that takes a model folder run it on ONNX Runtime."""
-    from occamtune.errors import ConfigError
-    from occamtune.models import META_FILE, load_model
+    from occamtune.models import META_FILE, clear_output, load_model
 
     folder, output = Path(folder), Path(output)
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output folder {output} exists; pass --overwrite to replace it")
-        shutil.rmtree(output)
+    clear_output(output, overwrite)
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -169,6 +170,14 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
         seen.add(id(p))
         total += p.numel()
     return total
+
+
+def clear_output(output: Path, overwrite: bool) -> None:
+    """Remove a non-empty output folder when `overwrite`, else refuse with a clear error."""
+    if output.exists() and any(output.iterdir()):
+        if not overwrite:
+            raise ConfigError(f"output folder {output} exists; pass --overwrite to replace it")
+        shutil.rmtree(output)
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:

@@ -35,6 +35,7 @@ from occamtune.compress.base import (
     step_info,
     structure_op,
 )
+from occamtune.compress.vocab import TrimmedEmbedding
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
@@ -97,7 +98,7 @@ def _holder(model: TaskModel) -> tuple[nn.Module, str]:
     `vocab` ran before, else the encoder's word embeddings themselves."""
     emb = model.encoder.embeddings
     words = emb.word_embeddings
-    if isinstance(getattr(words, "embedding", None), nn.Module):  # vocab.TrimmedEmbedding
+    if isinstance(words, TrimmedEmbedding):
         return words, "embedding"
     return emb, "word_embeddings"
 

@@ -148,23 +148,25 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
     against teacher layer keep[j] (default: the same layer; the hidden sizes must match)."""
     teacher = teacher.eval()  # only run under no_grad, never given to the optimizer
     keep = list(range(len(student.encoder.encoder.layer))) if keep is None else keep
-    tap = LayerTap(student)
+    tap = LayerTap(student) if config.hidden_weight > 0 else None
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        if tap is None:  # soft and gold labels only
+            with torch.no_grad():
+                t_logits = teacher(**batch)
+            return distill_loss(m(**batch), t_logits, batch, config)
         tap.take()
         logits = m(**batch)
         with torch.no_grad():
             t_logits, t_hidden = teacher.forward_with_hidden(**batch)
-        loss = distill_loss(logits, t_logits, batch, config)
-        if config.hidden_weight > 0:
-            loss = loss + config.hidden_weight * hidden_loss(tap.take(), t_hidden, keep,
-                                                             batch["attention_mask"])
-        return loss
+        return distill_loss(logits, t_logits, batch, config) + config.hidden_weight * hidden_loss(
+            tap.take(), t_hidden, keep, batch["attention_mask"])
 
     try:
         return finetune(student, loss_fn=loss_fn, epochs=epochs, lr=lr)
     finally:
-        tap.close()
+        if tap is not None:
+            tap.close()
 
 
 @register(DistillConfig)

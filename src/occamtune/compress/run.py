@@ -66,13 +66,10 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     """Compress the model in `folder` with `pipeline` (string form or a YAML file) into `output`."""
     from occamtune.api import write_eval
     from occamtune.compress import compress, parse_pipeline, pipeline_from_yaml, save_artifact
-    from occamtune.models import WEIGHTS_FILE, load_model
+    from occamtune.models import WEIGHTS_FILE, clear_output, load_model
 
     output = Path(output)
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output folder {output} exists; pass --overwrite to replace it")
-        shutil.rmtree(output)
+    clear_output(output, overwrite)
     p = Path(pipeline)
     configs = pipeline_from_yaml(p.read_text()) if p.suffix in (".yaml", ".yml") and p.is_file() \
         else parse_pipeline(pipeline)
