@@ -78,6 +78,9 @@ class TrainConfig:
     group_by_length: bool = True
     max_steps: int = 0  # 0 = no limit
     threads: int = 0  # 0 = torch's default
+    # decay of an exponential moving average of the weights, evaluated and kept instead of the
+    # raw weights (Polyak averaging); 0 turns it off
+    ema: float = 0.0
 
     def __post_init__(self) -> None:
         checks = [
@@ -90,6 +93,7 @@ class TrainConfig:
             (0 <= self.warmup < 1, f"train.warmup must be a fraction in [0, 1), got {self.warmup}"),
             (self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}"),
             (self.patience >= 1, f"train.patience must be >= 1, got {self.patience}"),
+            (0 <= self.ema < 1, f"train.ema must be a decay in [0, 1) (0: off), got {self.ema}"),
         ]
         for ok, message in checks:
             if not ok:

@@ -40,8 +40,10 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
 
     def finetune(model: Any, *, loss_fn: Any = None, step_hook: Any = None,
                  epochs: float | None = None, lr: float | None = None) -> Any:
+        # no weight averaging in compression's fine-tunes: not measured there, and QAT would
+        # average float weights whose rounding is what counts
         tcfg = dataclasses.replace(cfg.train, epochs=epochs or cfg.train.epochs,
-                                   lr=lr or cfg.train.lr)
+                                   lr=lr or cfg.train.lr, ema=0.0)
         return fit_model(model, splits, cfg, progress=progress, loss_fn=loss_fn,
                          step_hook=step_hook, train_cfg=tcfg).model
 

@@ -3,7 +3,9 @@
 AdamW (no weight decay on biases and LayerNorm) or SGD, warm-up then linear/cosine decay, gradient
 clipping, length-grouped dynamic-padding batches, evaluation on dev every epoch or every N steps,
 early stopping with patience, the best weights kept, and exact resume after an interruption: model,
-optimizer, scheduler, RNG and the position in the (seeded) data order are checkpointed.
+optimizer, scheduler, RNG and the position in the (seeded) data order are checkpointed. With
+`train.ema`, an exponential moving average of the weights (torch's `AveragedModel`) is what gets
+evaluated, kept and saved.
 """
 
 from __future__ import annotations
@@ -81,6 +83,20 @@ def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.AdamW(groups, lr=cfg.lr)
 
 
+def ema_update(decay: float) -> Callable[..., None]:
+    """`AveragedModel`'s multi_avg_fn for an EMA whose decay warms up as min(decay, (1 + n) / (10 + n))
+    after n updates (TensorFlow's ExponentialMovingAverage with num_updates): torch's own
+    get_ema_multi_avg_fn keeps a fixed decay, so the average would hold on to the pretrained
+    weights for thousands of steps, longer than a fine-tune of a few epochs lasts."""
+
+    def update(averaged: list[torch.Tensor], current: list[torch.Tensor], n: torch.Tensor) -> None:
+        steps = float(n)
+        keep = min(decay, (1 + steps) / (10 + steps))
+        torch._foreach_lerp_(averaged, current, 1 - keep)
+
+    return update
+
+
 def make_scheduler(optimizer: torch.optim.Optimizer, cfg: TrainConfig, total: int) -> Any:
     from transformers import get_scheduler
 
@@ -126,6 +142,12 @@ class Trainer:
         self.scheduler = make_scheduler(optimizer, cfg, self.total)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
         self.acc.register_for_checkpointing(self.scheduler)
+        self.ema = None
+        if cfg.ema:
+            from torch.optim.swa_utils import AveragedModel
+
+            self.ema = AveragedModel(self.acc.unwrap_model(self.model), multi_avg_fn=ema_update(cfg.ema))
+            self.ema.requires_grad_(False)
         self.state = TrainState()
         self.history: list[dict[str, Any]] = []
         self.best_weights: dict[str, torch.Tensor] | None = None
@@ -159,6 +181,8 @@ class Trainer:
         model = self.acc.unwrap_model(self.model)
         if self.best_weights is not None:
             model.load_state_dict(self.best_weights)
+        elif self.ema is not None:  # no dev evaluation: the average is the result
+            model.load_state_dict(self.ema.module.state_dict())
         model.eval()
         return FitResult(model, self.state, self.history)
 
@@ -205,12 +229,18 @@ class Trainer:
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
+        if self.ema is not None:
+            self.ema.update_parameters(self.acc.unwrap_model(self.model))
         if self.step_hook is not None:
             self.step_hook(self.state.global_step + 1, self.total)
         return float(loss.detach())
 
+    def _evaluated_model(self) -> nn.Module:
+        """The weights evaluated, kept as best and returned: the moving average when on."""
+        return self.ema.module if self.ema is not None else self.acc.unwrap_model(self.model)
+
     def _evaluate(self) -> None:
-        model = self.acc.unwrap_model(self.model)
+        model = self._evaluated_model()
         model.eval()
         with torch.no_grad():
             metrics = self.evaluate_fn(model)
@@ -251,6 +281,9 @@ class Trainer:
             if self.best_weights is not None:
                 save_file({k: v.contiguous() for k, v in self.best_weights.items()},
                           str(folder / "best.safetensors"))
+            if self.ema is not None:
+                save_file({k: v.contiguous() for k, v in self.ema.state_dict().items()},
+                          str(folder / "ema.safetensors"))
             (folder / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
 
     def _maybe_resume(self) -> None:
@@ -263,6 +296,8 @@ class Trainer:
         self.state = TrainState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))
         if (folder / "best.safetensors").is_file():
             self.best_weights = load_file(str(folder / "best.safetensors"))
+        if self.ema is not None:
+            self.ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
         self.acc.print(f"resuming from {folder} at step {self.state.global_step}")
 
 

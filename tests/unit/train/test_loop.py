@@ -40,12 +40,14 @@ def test_existing_output_needs_overwrite(tmp_path, conll_tiny, tiny_model_dir) -
     train(_cfg(tmp_path, conll_tiny, tiny_model_dir, "train.epochs=1", "overwrite=true"), progress=False)
 
 
-def test_resume_gives_the_same_weights(tmp_path, conll_tiny, tiny_model_dir, monkeypatch) -> None:
+@pytest.mark.parametrize("ema", ["0", "0.9"])
+def test_resume_gives_the_same_weights(tmp_path, conll_tiny, tiny_model_dir, monkeypatch, ema) -> None:
     from safetensors.torch import load_file
 
     from occamtune.train import loop
 
-    full = train(_cfg(tmp_path / "a", conll_tiny, tiny_model_dir, "train.eval_every=2"), progress=False)
+    extra = ("train.eval_every=2", f"train.ema={ema}")
+    full = train(_cfg(tmp_path / "a", conll_tiny, tiny_model_dir, *extra), progress=False)
     ref = load_file(str(full.output / "model.safetensors"))
 
     calls = {"n": 0}
@@ -58,7 +60,7 @@ def test_resume_gives_the_same_weights(tmp_path, conll_tiny, tiny_model_dir, mon
         return original(self, batch)
 
     monkeypatch.setattr(loop.Trainer, "_step", crash_after_five)
-    cfg = _cfg(tmp_path / "b", conll_tiny, tiny_model_dir, "train.eval_every=2")
+    cfg = _cfg(tmp_path / "b", conll_tiny, tiny_model_dir, *extra)
     with pytest.raises(KeyboardInterrupt):
         train(cfg, progress=False)
     assert (tmp_path / "b" / "run" / "checkpoint" / "state.json").is_file()
@@ -67,6 +69,41 @@ def test_resume_gives_the_same_weights(tmp_path, conll_tiny, tiny_model_dir, mon
     got = load_file(str(resumed.output / "model.safetensors"))
     for key in ref:
         torch.testing.assert_close(got[key], ref[key], msg=key)
+
+
+def test_ema_update_warms_up_then_keeps_the_decay() -> None:
+    from occamtune.train.loop import ema_update
+
+    avg, update = [torch.zeros(2)], ema_update(0.5)
+    update(avg, [torch.ones(2)], torch.tensor(0))  # keeps min(0.5, 1/10) of the average
+    torch.testing.assert_close(avg[0], torch.full((2,), 0.9))
+    update(avg, [torch.ones(2) * 2], torch.tensor(100))  # keeps 0.5
+    torch.testing.assert_close(avg[0], torch.full((2,), 1.45))
+
+
+def test_ema_weights_are_the_ones_kept(tmp_path, conll_tiny, tiny_model_dir, monkeypatch) -> None:
+    """With train.ema, the weights evaluated on dev and kept are the moving average's."""
+    from occamtune.train import loop
+
+    raw, averaged = [], []
+    original = loop.Trainer._evaluate
+
+    def evaluate(self):
+        raw.append({k: v.clone() for k, v in self.acc.unwrap_model(self.model).state_dict().items()})
+        averaged.append({k: v.clone() for k, v in self.ema.module.state_dict().items()})
+        original(self)
+
+    monkeypatch.setattr(loop.Trainer, "_evaluate", evaluate)
+    run = train(_cfg(tmp_path, conll_tiny, tiny_model_dir, "train.ema=0.9", "train.epochs=3",
+                     "train.patience=5"), progress=False)
+    kept = run.model.state_dict()
+
+    def same(a: dict) -> bool:
+        return all(torch.equal(kept[k], a[k]) for k in a)
+
+    assert len(averaged) == 3
+    assert any(same(a) for a in averaged)
+    assert not any(same(r) for r in raw)
 
 
 def test_no_weight_decay_on_bias_and_layernorm() -> None:

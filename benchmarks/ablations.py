@@ -1,0 +1,86 @@
+"""What parts of occamtune's NER recipe bring, on CoNLL-2003 with the uncased MiniLM.
+
+    python -m benchmarks.ablations
+    -> benchmarks/results/ablations.json and .md
+
+The reference is vs_hf.py's occamtune run (benchmarks/work/ner-occamtune.json, the shipped config).
+Each variant trains the same config (same seed, 3 epochs, batch 32) with one setting changed, into
+benchmarks/work/ner-<variant>; a folder that already holds that run (eval_test.json, and the
+variant's settings in its config.yaml) is reused. Reported: dev entity F1 after each epoch and test
+F1 of the kept (best dev) weights.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "benchmarks" / "work"
+RESULTS = ROOT / "benchmarks" / "results"
+VARIANTS = {  # folder suffix -> (description, overrides of the shipped config)
+    "noshape": ("without word-shape features", {"model.shape_features": False}),
+    "ema0.99": ("weight EMA, decay 0.99", {"train.ema": 0.99}),
+    "ema0.998": ("weight EMA, decay 0.998", {"train.ema": 0.998}),
+}
+
+
+def _get(cfg: dict, dotted: str):
+    for key in dotted.split("."):
+        cfg = cfg.get(key, {}) if isinstance(cfg, dict) else {}
+    return cfg
+
+
+def _dev_curve(folder: Path) -> list[float]:
+    lines = (folder / "metrics.jsonl").read_text().splitlines()
+    return [r["dev_f1"] for r in map(json.loads, lines) if "dev_f1" in r]
+
+
+def _run(name: str, overrides: dict) -> Path:
+    """The variant's run folder, trained unless it already holds this variant's run."""
+    import occamtune
+    from occamtune.config import load_config
+
+    folder = WORK / f"ner-{name}"
+    if (folder / "eval_test.json").is_file() and (folder / "config.yaml").is_file():
+        cfg = yaml.safe_load((folder / "config.yaml").read_text())
+        if all(_get(cfg, k) == v for k, v in overrides.items()):
+            return folder
+    sets = [f"{k}={str(v).lower() if isinstance(v, bool) else v}" for k, v in overrides.items()]
+    cfg = load_config(ROOT / "configs" / "ner-conll2003.yaml",
+                      [f"data.path={ROOT.parent / 'shared' / 'data' / 'conll2003'}",
+                       f"output={folder}", "overwrite=true", "train.epochs=3", "train.batch_size=32",
+                       "train.seed=13", *sets])
+    occamtune.train(cfg, progress=False)
+    return folder
+
+
+def main() -> None:
+    record = WORK / "ner-occamtune.json"
+    if not record.is_file():
+        sys.exit("run `python -m benchmarks.vs_hf --task ner` first (the shipped recipe's run)")
+    ref = json.loads(record.read_text())
+    rows = {"shipped config": {"dev_by_epoch": _dev_curve(Path(ref["model_dir"])), "dev_f1": ref["dev"],
+                               "test_f1": ref["test"]}}
+    for name, (description, overrides) in VARIANTS.items():
+        folder = _run(name, overrides)
+        test = json.loads((folder / "eval_test.json").read_text())["f1"]
+        curve = _dev_curve(folder)
+        rows[description] = {"dev_by_epoch": curve, "dev_f1": max(curve), "test_f1": test,
+                             "overrides": overrides}
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "ablations.json").write_text(json.dumps(rows, indent=2))
+    md = ["| MiniLM-L6 (uncased), CoNLL-2003 | dev F1 after epoch 1 / 2 / 3 | dev F1 (kept) | test F1 |",
+          "|---|---|---|---|"]
+    for description, r in rows.items():
+        curve = " / ".join(f"{v:.2f}" for v in r["dev_by_epoch"])
+        md.append(f"| {description} | {curve} | {r['dev_f1']:.2f} | {r['test_f1']:.2f} |")
+    (RESULTS / "ablations.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
