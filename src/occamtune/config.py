@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import asdict, dataclass, field
@@ -134,6 +135,7 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
 
 
 def _coerce(tp: Any, value: Any, key: str) -> Any:
+    value = yaml_number(value)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value or {}, key + ".")
     args = typing.get_args(tp)
@@ -164,9 +166,20 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
     return data
 
 
+_EXPONENT_FLOAT = re.compile(r"[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+")
+
+
+def yaml_number(value: Any) -> Any:
+    """`value`, or the float it spells when PyYAML left it a string: YAML 1.1 reads `1e-4`
+    (an exponent without a dot) as text, where every user means a number."""
+    if isinstance(value, str) and _EXPONENT_FLOAT.fullmatch(value.strip()):
+        return float(value)
+    return value
+
+
 def _parse_value(raw: str) -> Any:
     value = yaml.safe_load(raw)
-    if isinstance(value, str):  # YAML reads 1e-4 as a string; numbers are meant
+    if isinstance(value, str):  # an override's number in any spelling float() reads
         try:
             return float(value)
         except ValueError:

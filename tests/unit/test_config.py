@@ -22,6 +22,15 @@ def test_dotted_override_changes_value_and_type() -> None:
     assert cfg.data.max_length == 64
 
 
+def test_exponent_without_a_dot_in_a_yaml_file_is_a_number(tmp_path: Path) -> None:
+    path = tmp_path / "run.yaml"
+    path.write_text("task: ner\ntrain:\n  lr: 1e-4\n  ema: 9.9e-1\n", encoding="utf-8")
+    cfg = load_config(path)
+    assert cfg.train.lr == pytest.approx(1e-4) and cfg.train.ema == pytest.approx(0.99)
+    with pytest.raises(ConfigError, match="train.lr.*must be float"):
+        load_config(None, ["train.lr=fast"])
+
+
 def test_unknown_key_names_the_valid_ones() -> None:
     with pytest.raises(ConfigError, match=r"train.lrr.*train.lr"):
         load_config(None, ["train.lrr=1"])

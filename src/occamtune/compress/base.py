@@ -172,8 +172,9 @@ def check_range(config: Any, name: str, lo: float, hi: float, lo_open: bool = Fa
                 hi_open: bool = False) -> None:
     """ConfigError naming the method, field, range and value when a field is out of range."""
     value = getattr(config, name)
-    ok = (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not ok:
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    ok = number and (lo < value if lo_open else lo <= value) and (value < hi if hi_open else value <= hi)
+    if not ok:
         rng = f"{'(' if lo_open else '['}{lo}, {hi}{')' if hi_open else ']'}"
         raise ConfigError(f"{config.name}: {name} must be in {rng}, got {value!r}")
 

@@ -9,6 +9,7 @@ from typing import Any
 import yaml
 
 from occamtune.compress.base import METHODS, CompressionConfig, config_fields
+from occamtune.config import yaml_number
 from occamtune.errors import ConfigError
 
 _OPEN, _CLOSE = "([{", ")]}"
@@ -40,7 +41,7 @@ def make_config(method: str, values: dict[str, Any]) -> CompressionConfig:
     for key in values:
         if key not in valid:
             raise ConfigError(f"{method}: unknown option {key!r}; valid options: {', '.join(valid)}")
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in values.items()}
+    values = {k: tuple(v) if isinstance(v, list) else yaml_number(v) for k, v in values.items()}
     return cls(**values)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from occamtune.config import yaml_number
 from occamtune.errors import ConfigError
 
 
@@ -171,7 +172,7 @@ def parse_space(overrides: list[str] | None) -> SearchSpace:
             raise ConfigError(f"search space override {item!r} must be FIELD=v1,v2 with FIELD one "
                               f"of {', '.join(sorted(names))}")
         key = key.strip()
-        values = [yaml.safe_load(v) for v in raw.split(",")]
+        values = [yaml_number(yaml.safe_load(v)) for v in raw.split(",")]
         scalar = ("group_size", "distill_epochs", "vocab_min_count", "quant_epochs", "rounding")
         kwargs[key] = values[0] if key in scalar else tuple(values)
     return SearchSpace(**kwargs)

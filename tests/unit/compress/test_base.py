@@ -29,6 +29,9 @@ def test_parse_pipeline_reads_yaml_scalars() -> None:
                              "quantize(bits=4), lora(targets=[query, key])")
     assert configs == [DistillConfig(layers=3), PruneConfig(sparsity=0.8, gradual=True),
                        QuantizeConfig(bits=4), LoraConfig(targets=("query", "key"))]
+    # YAML 1.1 reads an exponent without a dot as text; a number is meant
+    assert parse_pipeline("quantize(epochs=1, lr=1e-4)")[0].lr == pytest.approx(1e-4)
+    assert pipeline_from_yaml("- {method: quantize, epochs: 1, lr: 5E-5}")[0].lr == pytest.approx(5e-5)
 
 
 def test_format_pipeline_shows_changed_fields_and_round_trips() -> None:
@@ -54,6 +57,7 @@ def test_every_method_round_trips_with_defaults() -> None:
     ("distill(layers=3", "unbalanced"),
     ("prune(0.5)", "must be key=value"),
     ("distill(epochs=-1)", "epochs must be a positive number"),
+    ("quantize(epochs=1, lr=fast)", "lr must be in (0.0, 1.0], got 'fast'"),
 ])
 def test_bad_pipelines_name_the_problem(text: str, needle: str) -> None:
     with pytest.raises(ConfigError) as err:

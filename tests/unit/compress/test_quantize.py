@@ -53,6 +53,25 @@ def test_quantize_covers_linears_and_embeddings() -> None:
         assert module.weight.unique().numel() <= 16 * module.qscales.numel()
 
 
+@pytest.mark.parametrize("epochs", [0, 1])
+def test_ffn_bits_apply_to_the_feed_forward_linears_only(epochs: int) -> None:
+    from occamtune.compress.quantize import quantized_codes
+    from tests.fixtures.tiny_models import tiny_context
+
+    model = compress(tiny_task_model(), [QuantizeConfig(bits=4, ffn_bits=2, group_size=8, epochs=epochs)],
+                     tiny_context())
+    bits = {n: quantized_codes(m)[2] for n, m in model.named_modules()
+            if isinstance(m, (nn.Linear, nn.Embedding)) and quantized_codes(m) is not None}
+    ffn = {n for n in bits if n.endswith("intermediate.dense")
+           or (n.endswith(".output.dense") and ".attention." not in n)}
+    assert len(ffn) == 2 * len(model.encoder.encoder.layer)
+    assert {bits[n] for n in ffn} == {2}
+    assert {b for n, b in bits.items() if n not in ffn} == {4}  # attention, embeddings, head
+    assert any(".attention." in n for n in bits) and any(n.startswith("head.") for n in bits)
+    with pytest.raises(ConfigError, match="ffn_bits"):
+        QuantizeConfig(ffn_bits=9)
+
+
 def test_4bit_artifact_much_smaller_than_fp32_safetensors(tokenizer, tmp_path) -> None:
     from occamtune.models import WEIGHTS_FILE, save_model
 
@@ -191,3 +210,21 @@ def test_quantization_aware_training_in_a_pipeline_learns_from_the_uncompressed_
              tiny_context())
     torch.testing.assert_close(teachers[0].eval()(**batch), original)
     assert not torch.allclose(model.eval()(**batch), original, atol=1e-3)
+
+
+def test_quantization_aware_training_matches_the_teachers_layers_when_it_has_the_same(monkeypatch) -> None:
+    import importlib
+
+    from occamtune.compress import DistillConfig
+    from tests.fixtures.tiny_models import tiny_context
+
+    distill = importlib.import_module("occamtune.compress.distill")
+    weights = []
+    monkeypatch.setattr(distill, "train_with_teacher",
+                        lambda model, teacher, finetune, config, *a, **k: weights.append(config.hidden_weight) or model)
+    qat = [QuantizeConfig(bits=4, group_size=8, epochs=1, hidden_weight=0.5)]
+    compress(tiny_task_model(), qat, tiny_context())  # teacher: the float model itself
+    compress(tiny_task_model(), [DistillConfig(layers=1, epochs=1), *qat], tiny_context())
+    assert weights == [0.5, 1.0, 0.0]  # QAT; the distillation; QAT of the 1-layer student
+    with pytest.raises(ConfigError, match="hidden_weight"):
+        QuantizeConfig(hidden_weight=-1.0)
