@@ -74,6 +74,8 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), quantize(bits=4, epochs=1)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ, 3-bit FFN":
         "vocab(rank=32), codebook(), quantize(bits=4, ffn_bits=3, rounding=gptq)",
+    "pipeline: vocab r32 + codebook + 4-bit, 3-bit FFN, QAT 2 epochs":
+        "vocab(rank=32), codebook(), quantize(bits=4, ffn_bits=3, epochs=2, hidden_weight=1)",
     "pipeline: vocab + 3-bit QAT": SMALL,
     "pipeline: vocab r32 + 4-bit": "vocab(rank=32), quantize(bits=4)",
     "pipeline: vocab r64 + 4-bit": "vocab(rank=64), quantize(bits=4)",

@@ -15,9 +15,9 @@ rounding were the identity; then the trained weights are quantized as above. The
 to live with its own rounding, which post-training rounding at 3 bits or fewer does not allow.
 The model before quantization is the teacher (soft labels, as in TernaryBERT, Zhang et al. 2020,
 and, when it has the same layers, `hidden_weight` x the MSE of each layer's output against the
-teacher's) and the learning rate a tenth of the run's by default: the model is already trained, and one
-epoch at the full rate moves it away from its optimum (measured: 4-bit, 1 epoch at the run's
-rate, no teacher: dev F1 -1.16 on CoNLL-2003).
+teacher's) and the learning rate a tenth of the run's by default: the model is already trained,
+and one epoch at the full rate moves it away from its optimum (measured: 4-bit, 1 epoch at the
+run's rate, no teacher: dev F1 -1.16 on CoNLL-2003).
 
 `rounding="gptq"` rounds the Linear weights with GPTQ (see `gptq.py`) on the run's calibration
 batches instead of to the nearest code: same codes and scales format, lower output error. After
