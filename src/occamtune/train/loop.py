@@ -297,6 +297,11 @@ class Trainer:
         if (folder / "best.safetensors").is_file():
             self.best_weights = load_file(str(folder / "best.safetensors"))
         if self.ema is not None:
+            if not (folder / "ema.safetensors").is_file():
+                from occamtune.errors import ConfigError
+
+                raise ConfigError(f"the checkpoint in {folder} was written without train.ema: resume "
+                                  f"with the settings it was started with, or start over (--overwrite)")
             self.ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
         self.acc.print(f"resuming from {folder} at step {self.state.global_step}")
 

@@ -65,6 +65,12 @@ def test_resume_gives_the_same_weights(tmp_path, conll_tiny, tiny_model_dir, mon
         train(cfg, progress=False)
     assert (tmp_path / "b" / "run" / "checkpoint" / "state.json").is_file()
     monkeypatch.setattr(loop.Trainer, "_step", original)
+    if ema == "0":  # the checkpoint has no average to resume with train.ema on
+        from occamtune.errors import ConfigError
+
+        with pytest.raises(ConfigError, match="without train.ema"):
+            train(_cfg(tmp_path / "b", conll_tiny, tiny_model_dir, "train.eval_every=2", "train.ema=0.9"),
+                  progress=False)
     resumed = train(cfg, progress=False)  # same command again: resumes
     got = load_file(str(resumed.output / "model.safetensors"))
     for key in ref:
