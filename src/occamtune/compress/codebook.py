@@ -150,6 +150,7 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
         new.codebooks.copy_(centroids)
         new.codes.copy_(assign.T.to(torch.uint8))
     record_structure(model, "codebook", **params)
-    error = (new.weight - old.weight.detach()).pow(2).sum() / old.weight.detach().pow(2).sum()
+    with torch.no_grad():  # a number for the card, not a loss
+        error = (new.weight - old.weight).pow(2).sum() / old.weight.pow(2).sum()
     step_info(model, rows=rows, subspaces=subspaces, size=size, relative_error=round(float(error), 5))
     return model
