@@ -37,7 +37,7 @@ def group_of(name: str) -> str:
 def main() -> None:
     import zstandard
 
-    from occamtune.compress.artifact import ARTIFACT_FILE, _parts, read_occ
+    from occamtune.compress.artifact import ARTIFACT_FILE, entry_parts, read_occ
     from occamtune.compress.packing import decode_quant
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -48,10 +48,11 @@ def main() -> None:
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
     for entry in manifest["tensors"]:
         group = groups[group_of(entry["name"])]
-        for part, data in _parts(entry, payload).items() if "parts" in entry else []:
+        parts = entry_parts(entry, payload) if "parts" in entry else {}
+        for part, data in parts.items():
             group[f"{part}_zstd_bytes"] += len(zstd.compress(data))
         if entry["enc"] == "quant":
-            codes = decode_quant(entry, _parts(entry, payload))[0].numpy().ravel().astype(np.int16)
+            codes = decode_quant(entry, parts)[0].numpy().ravel().astype(np.int16)
             freq = np.bincount(codes - codes.min()) / codes.size
             freq = freq[freq > 0]
             group["codes"] += codes.size

@@ -19,6 +19,7 @@ from occamtune.models import (
     TaskModel,
     atomic_write_text,
     build_model,
+    clear_output,
     count_parameters,
     is_uncased,
     load_model,
@@ -53,14 +54,10 @@ class Run:
 
 def prepare_output(output: Path, overwrite: bool) -> bool:
     """Make the output folder; True when an interrupted run there should be resumed."""
-    if output.exists() and any(output.iterdir()):
-        if overwrite:
-            shutil.rmtree(output)
-        elif (output / "checkpoint" / "state.json").is_file() and not (output / "model.safetensors").exists():
-            return True
-        else:
-            raise ConfigError(f"output folder {output} exists and is not empty; pass --overwrite "
-                              "to replace it, or choose another --output")
+    interrupted = (output / "checkpoint" / "state.json").is_file() and not (output / "model.safetensors").exists()
+    if interrupted and not overwrite:
+        return True
+    clear_output(output, overwrite)
     output.mkdir(parents=True, exist_ok=True)
     return False
 

@@ -176,7 +176,8 @@ def clear_output(output: Path, overwrite: bool) -> None:
     """Remove a non-empty output folder when `overwrite`, else refuse with a clear error."""
     if output.exists() and any(output.iterdir()):
         if not overwrite:
-            raise ConfigError(f"output folder {output} exists; pass --overwrite to replace it")
+            raise ConfigError(f"output folder {output} exists and is not empty; pass --overwrite "
+                              "to replace it, or choose another --output")
         shutil.rmtree(output)
 
 

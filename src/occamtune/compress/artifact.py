@@ -176,7 +176,7 @@ def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: s
     return sizes
 
 
-def _parts(entry: dict, payload: bytes) -> dict[str, bytes]:
+def entry_parts(entry: dict, payload: bytes) -> dict[str, bytes]:
     return {k: payload[o:o + n] for k, (o, n) in entry["parts"].items()}
 
 
@@ -204,7 +204,7 @@ def load_artifact(folder: str | Path, runtime: bool = False) -> TaskModel:
         if entry["enc"] == "alias":
             state[entry["name"]] = state[source["name"]]
         else:
-            state[entry["name"]] = decode_tensor(entry, _parts(entry, payload))
+            state[entry["name"]] = decode_tensor(entry, entry_parts(entry, payload))
     model.load_state_dict(state, strict=True)
     _reattach_codes(model, manifest, payload)
     model.compression_log = meta.get("steps", [])
@@ -219,7 +219,7 @@ def _reattach_codes(model: TaskModel, manifest: dict, payload: bytes) -> None:
 
     for entry in manifest["tensors"]:
         if entry["enc"] == "quant":
-            codes, scales = decode_quant(entry, _parts(entry, payload))
+            codes, scales = decode_quant(entry, entry_parts(entry, payload))
             attach_codes(model.get_submodule(entry["name"].rpartition(".")[0]), codes, scales,
                          entry["bits"], entry["group"])
 
