@@ -128,7 +128,7 @@ def one(args: argparse.Namespace) -> dict:
 
     from occamtune.compress import compress, parse_pipeline, save_artifact
     from occamtune.compress.run import load_run_data, make_context
-    from occamtune.models import WEIGHTS_FILE, load_model
+    from occamtune.models import WEIGHTS_FILE, load_model, weights_identity
 
     torch.set_num_threads(args.threads)
     base = Path(args.base)
@@ -137,7 +137,7 @@ def one(args: argparse.Namespace) -> dict:
     fp32_bytes = (base / WEIGHTS_FILE).stat().st_size
     pipeline = ENTRIES[args.one]
     start = time.perf_counter()
-    out = {"name": args.one, "pipeline": pipeline}
+    out = {"name": args.one, "pipeline": pipeline, "base_id": weights_identity(base)}
     steps, _, runtime = pipeline.partition(" | ")  # "<pipeline> | onnx-int8": then exported
     folder = Path(args.workdir) / "compressed" / args.one.replace(" ", "_").replace(":", "")
     if steps in ("", "onnx-int8"):
@@ -147,7 +147,8 @@ def one(args: argparse.Namespace) -> dict:
         cfg.train.epochs = args.epochs
         ctx = make_context(cfg, splits, tok, progress=False, teacher=model)  # QAT learns from it
         configs = parse_pipeline(steps)
-        small, configs = _cached_student(model, tok, configs, ctx, Path(args.workdir) / "cache", args.epochs)
+        small, configs = _cached_student(model, tok, configs, ctx,
+                                         Path(args.workdir) / "cache" / out["base_id"], args.epochs)
         small = compress(small, configs, ctx) if configs else small
         sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride", "context") if k in meta}})
         out["sizes"] = sizes
@@ -175,8 +176,8 @@ TRAINED = ("distill", "structured")  # steps whose result is cached between entr
 
 def _cached_student(model, tok, configs: list, ctx, cache: Path, epochs: float) -> tuple:
     """A pipeline that starts with training steps (distillation, structured pruning) reuses what
-    another entry trained with the same teacher, steps and epochs: returns (model, the configs
-    left to apply)."""
+    another entry trained with the same steps and epochs from the same teacher (`cache` is the
+    teacher's own folder): returns (model, the configs left to apply)."""
     import copy
 
     from occamtune.compress import compress, format_pipeline, save_artifact
@@ -212,15 +213,19 @@ def main() -> None:
         return
     if not (Path(args.base) / "model.safetensors").is_file():
         sys.exit(f"no fine-tuned model at {args.base}: run `python -m benchmarks.vs_hf --task ner` first")
+    from occamtune.models import weights_identity
+
     names = args.only or (QUICK if args.quick else list(ENTRIES))
     partial = RESULTS / "compression.partial.jsonl"
+    base_id = weights_identity(args.base)
     done = {}
     if partial.is_file():
         for line in partial.read_text().splitlines():
             rec = json.loads(line)
-            if (rec.get("base") == str(Path(args.base).resolve()) and rec.get("epochs") == args.epochs
+            if (rec.get("base_id") == base_id and rec.get("epochs") == args.epochs
                     and ENTRIES.get(rec["name"]) == rec["pipeline"] and "fp32_sents_per_s_b32" in rec):
                 done[rec["name"]] = rec  # measured earlier in this benchmark, same model and entry
+                # (base_id: a model trained again in the same folder is another model)
     for name in names:
         if name in done:
             continue

@@ -4,7 +4,7 @@
 
 The full runs of vs_hf.py report throughput too, but they last long enough for the machine's load
 to change between them. Here each round trains both sides for the same number of steps (same
-model, batch 32, lr 1e-4), one after the other, and the ratio of medians is reported, so a busy
+model, batch 32, each side with its own recipe as in vs_hf.py), one after the other, and the ratio of medians is reported, so a busy
 neighbour slows both alike. Writes results/throughput_<task>.json.
 """
 

@@ -172,6 +172,17 @@ def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
     return total
 
 
+def weights_identity(folder: str | Path) -> str:
+    """A short id of a run folder's weights file (path, size, modification time): whatever is
+    cached under it is not reused once the model is trained again."""
+    import hashlib
+
+    weights = Path(folder) / WEIGHTS_FILE
+    stat = weights.stat()
+    key = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
+    return hashlib.sha1(key.encode()).hexdigest()[:12]
+
+
 def clear_output(output: Path, overwrite: bool) -> None:
     """Remove a non-empty output folder when `overwrite`, else refuse with a clear error."""
     if output.exists() and any(output.iterdir()):

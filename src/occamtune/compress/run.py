@@ -41,9 +41,12 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
     def finetune(model: Any, *, loss_fn: Any = None, step_hook: Any = None,
                  epochs: float | None = None, lr: float | None = None) -> Any:
         # no weight averaging in compression's fine-tunes: not measured there, and QAT would
-        # average float weights whose rounding is what counts
-        tcfg = dataclasses.replace(cfg.train, epochs=epochs or cfg.train.epochs,
-                                   lr=lr or cfg.train.lr, ema=0.0)
+        # average float weights whose rounding is what counts. A method's own learning rate
+        # (QAT's is a tenth of the run's) scales the head's too, keeping the run's ratio.
+        rate = lr or cfg.train.lr
+        head_lr = cfg.train.head_lr and cfg.train.head_lr * rate / cfg.train.lr
+        tcfg = dataclasses.replace(cfg.train, epochs=epochs or cfg.train.epochs, lr=rate,
+                                   head_lr=head_lr, ema=0.0)
         return fit_model(model, splits, cfg, progress=progress, loss_fn=loss_fn,
                          step_hook=step_hook, train_cfg=tcfg).model
 

@@ -69,7 +69,8 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
         output: folder for candidates, records, the chosen model and the summary.
         max_drop: the largest allowed loss of the dev metric (F1 or accuracy points).
         budget_trials: trials this process runs (each worker counts its own).
-        budget_seconds: stop starting new trials after this many seconds.
+        budget_seconds: the search's time: no trial starts after it, nor once the median
+            trial so far would not end within it (a trial is not cut short).
         storage: Optuna storage URL; default `sqlite:///<output>/study.db`.
         study_name: the study to create or join; default "shrink".
         seed: sampler seed (offset by the trials already in the study, so a resumed search or a
@@ -222,11 +223,17 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
               space_size: int | None = None) -> None:
     """Run trials; a failing pipeline is recorded and skipped, but MAX_FAILS failures in a row
     (a broken method or setup rather than one bad pipeline) stop the search with the error.
-    The search also stops once every pipeline of the space has been measured."""
+    The search also stops once every pipeline of the space has been measured, and, with a
+    `timeout`, before a trial the median of this session's trials says would end after it
+    (Optuna's own timeout only stops starting trials, so the last one overran the budget)."""
+    import statistics
+
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n_trials, desc="shrink", unit="trial", disable=not progress, dynamic_ncols=True)
     fails: list[str] = []
+    start = time.monotonic()
+    ends, durations = [start], []  # a trial's time here is from the previous one's end to its own
 
     def after_trial(study: Any, trial: Any) -> None:
         records = rec.study_records(study)
@@ -239,6 +246,10 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
             t.user_attrs.get("pipeline") for t in study.get_trials(deepcopy=False)
             if t.state.name == "PRUNED"}
         if space_size is not None and len(tried - {None}) >= space_size:
+            study.stop()
+        ends.append(time.monotonic())
+        durations.append(ends[-1] - ends[-2])
+        if timeout is not None and ends[-1] - start + statistics.median(durations) > timeout:
             study.stop()
         bar.update(1)
         bar.set_description(f"trial {bar.n} of {n_trials or '?'}")

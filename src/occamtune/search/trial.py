@@ -60,18 +60,15 @@ class Measure:
 def load_teacher(run_folder: str | Path) -> Teacher:
     """Load the trained run, its encoded splits and a compression context (no progress bars)."""
     from occamtune.compress.run import load_run_data, make_context
-    from occamtune.models import WEIGHTS_FILE, load_model
+    from occamtune.models import WEIGHTS_FILE, load_model, weights_identity
     from occamtune.tasks import get_task
 
     folder = Path(run_folder)
     model, tok, meta = load_model(folder, runtime=False)
     cfg, splits = load_run_data(folder, tok, model.labels)
-    weights = folder / WEIGHTS_FILE
-    stat = weights.stat()
-    identity = hashlib.sha1(f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()
     ctx = make_context(cfg, splits, tok, progress=False, teacher=model)
-    return Teacher(folder, model, tok, meta, cfg, splits, ctx, stat.st_size,
-                   get_task(cfg.task).metric, identity[:12])
+    return Teacher(folder, model, tok, meta, cfg, splits, ctx, (folder / WEIGHTS_FILE).stat().st_size,
+                   get_task(cfg.task).metric, weights_identity(folder))
 
 
 def dev_slice(teacher: Teacher, n: int) -> tuple[Any, list[Any]]:

@@ -83,6 +83,26 @@ def test_a_study_with_other_settings_is_refused(tmp_path, tiny_run) -> None:
         shrink(tiny_run, out, max_drop=0.5, budget_trials=1, space=SPACE, progress=False)
 
 
+def test_a_model_trained_again_in_the_same_folder_is_another_model(tmp_path, tiny_run) -> None:
+    import os
+    from pathlib import Path
+
+    from occamtune.models import WEIGHTS_FILE, weights_identity
+
+    out = tmp_path / "shrink"
+    shrink(tiny_run, out, max_drop=100.0, budget_trials=1, space=SPACE, progress=False)
+    weights = Path(tiny_run) / WEIGHTS_FILE
+    stat, before = weights.stat(), weights_identity(tiny_run)
+    os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))  # as a new training writes
+    try:
+        assert weights_identity(tiny_run) != before
+        with pytest.raises(ConfigError, match="other settings"):
+            shrink(tiny_run, out, max_drop=100.0, budget_trials=1, space=SPACE, progress=False)
+    finally:
+        os.utime(weights, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert weights_identity(tiny_run) == before
+
+
 def test_a_budget_is_required(tmp_path, tiny_run) -> None:
     with pytest.raises(ConfigError, match="budget"):
         shrink(tiny_run, tmp_path / "x")
@@ -141,3 +161,23 @@ def test_a_pipeline_pruned_before_is_pruned_again() -> None:
     with pytest.raises(optuna.TrialPruned, match="same pipeline as trial 0"):
         _duplicate(study.ask(), "quantize(bits=2)", 0.01)
     assert _duplicate(study.ask(), "quantize(bits=8)", 0.01) is None
+
+
+def test_a_time_budget_does_not_start_a_trial_that_would_end_after_it(tmp_path, monkeypatch) -> None:
+    """Optuna's timeout only stops starting trials; the search also stops when the median trial
+    so far would not end within the budget, so the last trial does not overrun it."""
+    import importlib
+    from types import SimpleNamespace
+
+    shrink_module = importlib.import_module("occamtune.search.shrink")
+    clock = [100.0]
+    monkeypatch.setattr(shrink_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+
+    def objective(trial):  # each trial takes 30 s on the search's clock (Optuna's own: far less)
+        clock[0] += 30.0
+        return 1.0, 1.0, 1.0
+
+    study = optuna.create_study(directions=shrink_module.DIRECTIONS)
+    shrink_module._optimize(study, objective, None, 200.0, 1.0, SimpleNamespace(metric="f1"),
+                            tmp_path, False)
+    assert len(study.trials) == 6  # the 6th ends at 180 s; a 7th would end at 210 s
