@@ -32,6 +32,7 @@ ROUNDS = 2  # alternating speed measurements of each model and the fp32 one
 DISTILL_EPOCHS = 6  # other methods that train use --epochs
 D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
 D4 = f"distill(layers=4, epochs={DISTILL_EPOCHS})"
+D5 = f"distill(layers=5, epochs={DISTILL_EPOCHS})"
 FFN30 = "structured(heads=0, ffn=0.3, epochs=2)"  # with the unpruned student as teacher
 SMALL = "vocab(min_count=2, rank=32), quantize(bits=3, group_size=128, epochs=1)"  # + 1 epoch QAT
 
@@ -55,6 +56,7 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + int8": f"{D4}, quantize(bits=8, embeddings=false)",
     "pipeline: distill4, ONNX Runtime int8": f"{D4} | onnx-int8",
     "pipeline: distill4, ONNX Runtime int8 per matrix (its default)": f"{D4} | onnx-int8-per-matrix",
+    "pipeline: distill5, ONNX Runtime int8": f"{D5} | onnx-int8",
     "pipeline: distill4 + structured FFN 30%, ONNX Runtime int8": f"{D4}, {FFN30} | onnx-int8",
     "pipeline: distill4 + structured FFN 20%, ONNX Runtime int8":
         f"{D4}, structured(heads=0, ffn=0.2, epochs=2) | onnx-int8",
@@ -68,10 +70,24 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + vocab r64 + 3-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=3, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ": "vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
     "pipeline: vocab r64 + codebook + 4-bit GPTQ": "vocab(rank=64), codebook(), quantize(bits=4, rounding=gptq)",
+    "pipeline: vocab r32 + codebook (uniform k-means) + 4-bit GPTQ":
+        "vocab(rank=32), codebook(weighting=uniform), quantize(bits=4, rounding=gptq)",
+    "pipeline: vocab r64 + codebook (uniform k-means) + 4-bit GPTQ":
+        "vocab(rank=64), codebook(weighting=uniform), quantize(bits=4, rounding=gptq)",
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit GPTQ":
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit QAT":
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), quantize(bits=4, epochs=1)",
+    "pipeline: distill4 + vocab r32 + codebook + 4-bit GPTQ":
+        f"{D4}, vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
+    "pipeline: distill4 + vocab r32 + codebook + 4-bit g128, QAT 3 epochs + GPTQ":
+        f"{D4}, vocab(rank=32), codebook(), quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq)",
+    "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit g128, QAT 3 epochs + GPTQ":
+        f"{D4}, {FFN30}, vocab(rank=32), codebook(), "
+        "quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq)",
+    "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs + GPTQ":
+        f"{D4}, {FFN30}, vocab(rank=32), codebook(), "
+        "quantize(bits=4, group_size=128, epochs=6, lr=1e-4, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ, 3-bit FFN":
         "vocab(rank=32), codebook(), quantize(bits=4, ffn_bits=3, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit, 3-bit FFN, QAT 2 epochs":
@@ -206,6 +222,10 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n-speed", type=int, default=512, help="test sentences timed")
     p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "compression"))
+    p.add_argument("--rerun", action="store_true",
+                   help="measure the --only entries again even when recorded for this model (a "
+                        "speed pass on an idle machine); the new record replaces the old in the "
+                        "table, both stay in compression.partial.jsonl")
     p.add_argument("--one", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
@@ -227,7 +247,7 @@ def main() -> None:
                 done[rec["name"]] = rec  # measured earlier in this benchmark, same model and entry
                 # (base_id: a model trained again in the same folder is another model)
     for name in names:
-        if name in done:
+        if name in done and not (args.rerun and args.only):
             continue
         print("running", name, flush=True)
         cmd = [sys.executable, "-m", "benchmarks.compression", "--one", name, "--base", args.base,

@@ -12,10 +12,11 @@ drawn on the report's frontier plot.
 The default search space of `occamtune shrink` holds four student depths, each a distillation
 of 20 minutes or more on two cores, and more settings than one budget can measure.
 benchmarks/compression.py measured which are worth it here: a 4-layer student distilled for 6
-epochs loses 0.35 test F1 alone but 1.43 with vocabulary trimming and 4-bit weights (13.9x), a
-3-layer one 2.3 alone; 3-bit weights rounded with GPTQ lose 1.6. A run with the 4-layer student
-in the space had not finished that one distillation when its 37-minute budget ran out (on a
-machine shared with benchmarks/compression.py).
+epochs (34 minutes on one thread, more than this benchmark's whole budget) loses 0.52 test F1
+alone and 1.84 with vocabulary trimming, codebook and 4-bit weights (17.1x); 3-bit weights
+rounded with GPTQ lose 1.97 on the 6-layer model. A run with the 4-layer student in the space had
+not finished that one distillation when its 37-minute budget ran out (on a machine shared with
+benchmarks/compression.py).
 This benchmark therefore searches, on the fine-tuned model itself, vocabulary trimming (dropped
 rows kept at rank 32 or 64) or not, the embedding rows as product-quantization codes (`codebook`)
 or not, and 8, 4 or 3 bits rounded with GPTQ (the space's default): 18 pipelines (`--space`

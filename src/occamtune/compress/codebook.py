@@ -13,6 +13,12 @@ bits number by number; a codebook spends them on the sub-vectors that occur. Che
 the fine-tuned MiniLM (CoNLL-2003 dev F1 91.88, only the kept rows coded): 2 bits per number as
 codebooks 91.61, as 2-bit rounding (group 64) 85.42, 3-bit rounding 91.67, 4-bit 91.78.
 
+The k-means weighs each row by how often its token occurs in the training corpus (plus one):
+a sentence reads "the" and "," far more often than a rare word piece, so the centroids should fit
+the frequent rows best, the error that matters being the one per token read, not per table row.
+Measured by `benchmarks/compression.py` (CoNLL-2003 test F1, vocabulary r32 + codebook + 4-bit
+GPTQ, fp32 88.48): 87.47 with count weights, 87.00 with every row alike.
+
 k-means is written here in torch (Lloyd's iterations, all sub-spaces batched, seeded from
 `ctx.seed`): scikit-learn's KMeans would run it one sub-space at a time and add a dependency for
 twenty lines.
@@ -39,6 +45,7 @@ from occamtune.compress.vocab import TrimmedEmbedding
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
+WEIGHTINGS = ("count", "uniform")
 CHUNK = 8  # sub-spaces clustered at once: distances of (CHUNK, rows, size) floats, ~250 MB at 30k rows
 
 
@@ -50,17 +57,24 @@ class CodebookConfig(CompressionConfig):
         dim: numbers per sub-vector (must divide the embedding width).
         size: centroids per sub-space codebook (at most 256: one byte per index).
         iters: k-means iterations.
+        weighting: how much each row counts in the k-means: "count" (by how often its token
+            occurs in the training corpus, plus one: the expected error over the tokens a model
+            reads, not over the rows of a table) or "uniform" (every row alike).
     """
 
     name = "codebook"
     dim: int = 4
     size: int = 256
     iters: int = 25
+    weighting: str = "count"
 
     def __post_init__(self) -> None:
         check_range(self, "dim", 1, 1 << 16)
         check_range(self, "size", 2, 256)
         check_range(self, "iters", 1, 10_000)
+        if self.weighting not in WEIGHTINGS:
+            raise ConfigError(f"codebook: weighting must be one of {', '.join(WEIGHTINGS)}, "
+                              f"got {self.weighting!r}")
 
 
 class CodebookEmbedding(nn.Module):
@@ -110,23 +124,46 @@ def _rebuild_codebook(model: TaskModel, params: dict[str, Any]) -> None:
                                             params["size"]))
 
 
-def kmeans(x: torch.Tensor, k: int, iters: int, start: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def kmeans(x: torch.Tensor, k: int, iters: int, start: torch.Tensor,
+           weights: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
     """Lloyd's k-means in each of S sub-spaces at once.
 
     Args:
         x: (S, N, d) points.
         start: (k,) distinct point indices, the first centroids.
+        weights: (N,) positive weight of each point (None: all 1): a centroid is the weighted
+            mean of its points, which minimises the weighted squared error.
     Returns:
         (centroids (S, k, d), assignment (S, N)); a centroid left without points keeps its place.
     """
-    s, _, d = x.shape
+    s, n, d = x.shape
+    w = (torch.ones(n, dtype=x.dtype) if weights is None else weights.to(x.dtype)).expand(s, n)
     centroids = x[:, start].clone()  # (S, k, d)
     for _ in range(iters):
         assign = torch.cdist(x, centroids).argmin(dim=-1)  # (S, N)
-        sums = torch.zeros_like(centroids).scatter_add_(1, assign.unsqueeze(-1).expand(-1, -1, d), x)
-        counts = torch.zeros(s, k, dtype=x.dtype).scatter_add_(1, assign, torch.ones_like(assign, dtype=x.dtype))
-        centroids = torch.where(counts.unsqueeze(-1) > 0, sums / counts.clamp(min=1).unsqueeze(-1), centroids)
+        sums = torch.zeros_like(centroids).scatter_add_(
+            1, assign.unsqueeze(-1).expand(-1, -1, d), x * w.unsqueeze(-1))
+        mass = torch.zeros(s, k, dtype=x.dtype).scatter_add_(1, assign, w)
+        centroids = torch.where(mass.unsqueeze(-1) > 0, sums / mass.clamp(min=1e-12).unsqueeze(-1), centroids)
     return centroids, torch.cdist(x, centroids).argmin(dim=-1)
+
+
+def _row_weights(holder: nn.Module, rows: int, ctx: CompressContext) -> torch.Tensor:
+    """(rows,) 1 + the training-corpus count of each row's token (rows of a trimmed vocabulary
+    are found through its id -> row map)."""
+    if ctx.token_counts is None:
+        raise ConfigError('codebook: weighting="count" needs token counts of the training corpus: '
+                          'give a CompressContext with `token_counts`, or weighting="uniform"')
+    counts = ctx.token_counts()
+    ids = torch.tensor(list(counts), dtype=torch.long)
+    n = torch.tensor(list(counts.values()), dtype=torch.float64)
+    if isinstance(holder, TrimmedEmbedding):
+        keep = (ids >= 0) & (ids < holder.remap.numel())
+        ids, n = holder.remap[ids[keep]].long(), n[keep]
+    keep = (ids >= 0) & (ids < rows)  # a dropped token (row >= rows) has no row of its own here
+    weights = torch.ones(rows, dtype=torch.float64)
+    weights.index_add_(0, ids[keep], n[keep])
+    return weights.float()
 
 
 @register(CodebookConfig)
@@ -140,8 +177,12 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
         raise ConfigError(f"codebook: dim must divide the embedding width {width}, got {config.dim}")
     subspaces, size = width // config.dim, min(config.size, rows)
     x = old.weight.detach().float().reshape(rows, subspaces, config.dim).transpose(0, 1)  # (S, N, d)
-    start = torch.randperm(rows, generator=torch.Generator().manual_seed(ctx.seed))[:size]
-    parts = [kmeans(x[i:i + CHUNK], size, config.iters, start) for i in range(0, subspaces, CHUNK)]
+    weights = _row_weights(holder, rows, ctx) if config.weighting == "count" else None
+    gen = torch.Generator().manual_seed(ctx.seed)
+    start = (torch.randperm(rows, generator=gen)[:size] if weights is None  # distinct seeds
+             else torch.multinomial(weights, size, replacement=False, generator=gen))
+    parts = [kmeans(x[i:i + CHUNK], size, config.iters, start, weights)
+             for i in range(0, subspaces, CHUNK)]
     centroids, assign = torch.cat([c for c, _ in parts]), torch.cat([a for _, a in parts])
     params = {"rows": rows, "dim": config.dim, "subspaces": subspaces, "size": size}
     _rebuild_codebook(model, params)

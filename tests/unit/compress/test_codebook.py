@@ -13,7 +13,8 @@ from occamtune.compress import (
     load_artifact,
     save_artifact,
 )
-from occamtune.compress.codebook import CodebookEmbedding, kmeans
+from occamtune.compress.base import CompressContext
+from occamtune.compress.codebook import CodebookEmbedding, _row_weights, kmeans
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
 
@@ -28,6 +29,41 @@ def test_kmeans_finds_separated_clusters() -> None:
         members = assign[0, label == k]
         assert (members == members[0]).all()
         assert torch.allclose(found[0, members[0]], centres[k], atol=0.05)
+
+
+def test_weighted_kmeans_serves_the_heavy_points() -> None:
+    # one centroid for three points: uniform weights put it at their mean, a point that weighs
+    # 98 of 100 pulls it to within 2% of the way to the others
+    x = torch.tensor([[[0.0], [10.0], [20.0]]])
+    uniform, _ = kmeans(x, 1, iters=3, start=torch.tensor([1]))
+    heavy, _ = kmeans(x, 1, iters=3, start=torch.tensor([1]), weights=torch.tensor([98.0, 1.0, 1.0]))
+    assert uniform.item() == pytest.approx(10.0)
+    assert heavy.item() == pytest.approx(0.3)
+
+
+def test_row_weights_follow_token_counts_through_a_trimmed_vocabulary() -> None:
+    model = compress(tiny_task_model(), [VocabTrimConfig(rank=0)], tiny_context(train=False))
+    words = model.encoder.embeddings.word_embeddings
+    ctx = CompressContext(token_counts=lambda: {int(words.remap.nonzero()[0]): 7, 10**6: 3})
+    rows = words.embedding.num_embeddings
+    weights = _row_weights(words, rows, ctx)
+    row = int(words.remap[int(words.remap.nonzero()[0])])
+    assert weights[row] == 8.0  # 1 + its count; an id outside the vocabulary is ignored
+    assert weights.sum() == rows + 7
+
+
+def test_weighted_codebook_is_closer_on_frequent_tokens() -> None:
+    ctx = tiny_context(train=False)
+    counts = ctx.token_counts()
+    ids = torch.tensor(sorted(counts, key=counts.get, reverse=True)[:5])  # the most frequent
+    errors = {}
+    for weighting in ("count", "uniform"):
+        model = tiny_task_model()
+        before = model.encoder.embeddings.word_embeddings.weight[ids].detach().clone()
+        model = compress(model, [CodebookConfig(size=4, weighting=weighting)], ctx)
+        after = model.encoder.embeddings.word_embeddings.weight[ids].detach()
+        errors[weighting] = float((after - before).pow(2).sum())
+    assert errors["count"] < errors["uniform"]
 
 
 def test_rows_decode_to_their_centroids() -> None:
@@ -69,3 +105,11 @@ def test_after_vocab_codes_the_kept_rows_and_reloads(tokenizer, tmp_path) -> Non
 def test_misuse_is_a_config_error(configs, needle: str) -> None:
     with pytest.raises(ConfigError, match=needle):
         compress(tiny_task_model(), configs, tiny_context(train=False))
+
+
+def test_weighting_is_checked_and_count_needs_token_counts() -> None:
+    with pytest.raises(ConfigError, match="weighting must be one of count, uniform"):
+        CodebookConfig(weighting="zipf")
+    with pytest.raises(ConfigError, match='needs token counts.*weighting="uniform"'):
+        compress(tiny_task_model(), [CodebookConfig(size=8)], CompressContext())
+    compress(tiny_task_model(), [CodebookConfig(size=8, weighting="uniform")], CompressContext())
