@@ -70,6 +70,7 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + vocab r64 + 3-bit GPTQ": f"{D4}, vocab(rank=64), quantize(bits=3, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ": "vocab(rank=32), codebook(), quantize(bits=4, rounding=gptq)",
     "pipeline: vocab r64 + codebook + 4-bit GPTQ": "vocab(rank=64), codebook(), quantize(bits=4, rounding=gptq)",
+    "pipeline: codebook + 4-bit GPTQ": "codebook(), quantize(bits=4, rounding=gptq)",
     "pipeline: vocab r32 + codebook (uniform k-means) + 4-bit GPTQ":
         "vocab(rank=32), codebook(weighting=uniform), quantize(bits=4, rounding=gptq)",
     "pipeline: vocab r64 + codebook (uniform k-means) + 4-bit GPTQ":
@@ -88,6 +89,9 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs + GPTQ":
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=6, lr=1e-4, rounding=gptq)",
+    "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs at lr 2e-4 + GPTQ":
+        f"{D4}, {FFN30}, vocab(rank=32), codebook(), "
+        "quantize(bits=4, group_size=128, epochs=6, lr=2e-4, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ, 3-bit FFN":
         "vocab(rank=32), codebook(), quantize(bits=4, ffn_bits=3, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit, 3-bit FFN, QAT 2 epochs":
