@@ -9,7 +9,8 @@ model with the run's own training data and settings (methods that train use --ep
 packed artifact, load it back as a user would, and measure bytes on disk, test entity F1, and
 sentences/s at batch 1 and batch 32. The fp32 model's speed is measured in the same subprocess,
 alternating with the entry's (two rounds each), and each speed-up is the ratio of the two: the
-ratios hold when the machine is busy, the absolute sentences/s do not. An entry written
+ratios hold better than the absolute sentences/s when the machine is busy, but still move with
+the load (measure the rows to be compared together, or again with --rerun on an idle machine). An entry written
 `<pipeline> | onnx-int8` exports the compressed model (e.g. a distilled student) to ONNX and
 quantizes it with ONNX Runtime as `occamtune export` does (int8 with one scale per output channel):
 occamtune's compression with ONNX Runtime as the CPU runtime. The peer keeps ONNX Runtime's
