@@ -19,6 +19,7 @@ from occamtune.models import (
     TaskModel,
     atomic_write_text,
     build_model,
+    check_max_length,
     clear_output,
     count_parameters,
     is_uncased,
@@ -85,6 +86,7 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     name = cfg.model.name
     if (Path(name) / "occamtune.json").is_file():
         model, tok, _ = load_model(name, runtime=False)
+        check_max_length(model, cfg.data.max_length, name)
         missing = sorted(set(labels) - set(model.labels))
         if missing:
             raise ConfigError(f"the new data has labels {missing} that model {name} does not know "
@@ -172,6 +174,7 @@ class Predictor:
         self.max_length = int(self.meta.get("max_length", 128))
         self.stride = int(self.meta.get("stride", 32))
         self.context = int(self.meta.get("context", 0))
+        check_max_length(self.model, self.max_length, folder)
 
     @property
     def labels(self) -> list[str]:

@@ -228,6 +228,26 @@ def read_meta(folder: str | Path) -> dict:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
+def max_positions(model: nn.Module) -> int | None:
+    """The longest input (special tokens included) the encoder's absolute position embeddings
+    allow, or None when it has none to bound it (e.g. relative or rotary positions)."""
+    encoder = getattr(model, "encoder", model)
+    pos = getattr(getattr(encoder, "embeddings", None), "position_embeddings", None)
+    kind = getattr(getattr(encoder, "config", None), "position_embedding_type", "absolute")
+    if not isinstance(pos, nn.Embedding) or kind != "absolute":
+        return None
+    # RoBERTa-style encoders number positions from padding_idx + 1
+    return pos.num_embeddings - (pos.padding_idx + 1 if pos.padding_idx is not None else 0)
+
+
+def check_max_length(model: nn.Module, max_length: int, source: Any) -> None:
+    """A clear error when inputs of `max_length` sub-words would run past the position table."""
+    limit = max_positions(model)
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"max_length {max_length} is longer than the {limit} positions of model "
+                          f"{source}; use a max_length of at most {limit}")
+
+
 def load_model(folder: str | Path, runtime: bool = True) -> tuple[TaskModel, Any, dict]:
     """Load a saved task model (fp32 safetensors or packed artifact) with its tokenizer and meta.
 

@@ -61,6 +61,9 @@ class CompressContext:
         teacher: the uncompressed model the pipeline started from (`compress` sets it to a
             frozen copy of its input when not given); quantization-aware training learns from
             its soft labels, so that it recovers the losses of every earlier step too.
+        max_length: the longest input the run feeds the model (its `data.max_length`, special
+            tokens included; longer texts are windowed): `vocab(positions=true)` keeps only
+            that many position embeddings.
     """
 
     finetune: Callable[..., TaskModel] | None = None
@@ -70,6 +73,7 @@ class CompressContext:
     tokenizer: Any = None
     lr: float | None = None
     teacher: TaskModel | None = None
+    max_length: int | None = None
 
 
 def register(config_cls: type[CompressionConfig]) -> Callable[[Handler], Handler]:

@@ -63,7 +63,8 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
         return dict(counts)
 
     return CompressContext(finetune=finetune, calibration=calibration, token_counts=token_counts,
-                           seed=cfg.train.seed, tokenizer=tokenizer, lr=cfg.train.lr, teacher=teacher)
+                           seed=cfg.train.seed, tokenizer=tokenizer, lr=cfg.train.lr, teacher=teacher,
+                           max_length=cfg.data.max_length)
 
 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,

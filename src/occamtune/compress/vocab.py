@@ -13,6 +13,11 @@ What an unseen id (a test word piece the training corpus never used) becomes:
         matrix (mean + code @ basis, r numbers per dropped row): a cheap, still informative
         vector, at a fraction of a full row's bytes (benchmarks/compression.py measures r = 32
         and 64 against [UNK]).
+
+With `positions=true` the position embeddings are cut the same way: a run reads at most
+`data.max_length` positions (longer texts are windowed), so the rows past it are never looked
+up (MiniLM: 512 rows, 128 used at the default max_length). The saved config's
+`max_position_embeddings` says so, and a longer max_length is refused at load.
 """
 
 from __future__ import annotations
@@ -50,12 +55,14 @@ class VocabTrimConfig(CompressionConfig):
         keep_top: also keep ids [0, keep_top) (the low ids of a WordPiece vocabulary).
         rank: dropped rows are kept as rank-`rank` codes on the matrix's principal directions
             (at most half the embedding size); 0 maps them to [UNK] instead.
+        positions: also keep only the position embeddings the run uses (its max_length).
     """
 
     name = "vocab"
     min_count: int = 1
     keep_top: int = 0
     rank: int = 64
+    positions: bool = False
 
     def __post_init__(self) -> None:
         check_range(self, "min_count", 1, 1 << 40)
@@ -178,4 +185,37 @@ def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> T
     record_structure(model, "vocab", **params)
     step_info(model, rows_kept=len(keep), rows_before=vocab_size, low_rank_rows=len(dropped),
               rank=params["rank"])
+    if config.positions:
+        step_info(model, positions_kept=trim_positions(model, ctx.max_length))
     return model
+
+
+def trim_positions(model: TaskModel, max_length: int | None) -> int:
+    """Keep the first `max_length` absolute position embeddings; returns how many are kept.
+
+    Written here: Hugging Face has `resize_token_embeddings` for the vocabulary but nothing for
+    positions. The encoder's config is updated too, so the saved model rebuilds at this size.
+    """
+    if max_length is None:
+        raise ConfigError("vocab: positions=true needs the run's max_length (a CompressContext "
+                          "with `max_length`)")
+    emb = model.encoder.embeddings
+    old = getattr(emb, "position_embeddings", None)
+    config = model.encoder.config
+    if not isinstance(old, nn.Embedding) or getattr(config, "position_embedding_type",
+                                                    "absolute") != "absolute":
+        raise ConfigError(f"vocab: positions=true needs absolute position embeddings; "
+                          f"{type(model.encoder).__name__} has none to cut")
+    rows = max_length + (old.padding_idx + 1 if old.padding_idx is not None else 0)  # RoBERTa: + 2
+    if rows >= old.num_embeddings:
+        return old.num_embeddings
+    new = nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx)
+    with torch.no_grad():
+        new.weight.copy_(old.weight[:rows])
+    emb.position_embeddings = new
+    for name in ("position_ids", "token_type_ids"):  # (1, max_positions) buffers of BERT-likes
+        buf = getattr(emb, name, None)
+        if isinstance(buf, torch.Tensor) and buf.dim() == 2 and buf.shape[1] > rows:
+            setattr(emb, name, buf[:, :rows].clone())
+    config.max_position_embeddings = rows
+    return rows

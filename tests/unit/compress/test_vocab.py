@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from occamtune.compress import CompressContext, VocabTrimConfig, compress
@@ -66,3 +67,42 @@ def test_rank_is_capped_at_half_the_embedding_size() -> None:
 
     model = compress(tiny_task_model(), [VocabTrimConfig(rank=64)], _ctx({10: 5}))
     assert model.encoder.embeddings.word_embeddings.fallback.weight.shape == (114, 16)  # 120 - 5 specials - id 10
+
+
+def test_positions_keeps_the_rows_the_run_reads_and_reloads(tmp_path) -> None:
+    from occamtune.compress import save_artifact
+    from occamtune.errors import ConfigError
+    from occamtune.models import check_max_length, load_model
+    from tests.fixtures.tiny import tiny_tokenizer
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    model = tiny_task_model()
+    model.eval()
+    ids = torch.tensor([[2, 10, 50, 11, 3]])
+    before = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    full = model.encoder.embeddings.position_embeddings.num_embeddings
+    ctx = _ctx({10: 5, 50: 2, 11: 1})
+    ctx.max_length = 16
+    assert full > 16
+    model = compress(model, [VocabTrimConfig(rank=4, positions=True)], ctx)
+    emb = model.encoder.embeddings
+    assert emb.position_embeddings.num_embeddings == 16 == model.encoder.config.max_position_embeddings
+    assert model.compression_log[-1]["positions_kept"] == 16
+    after = model(input_ids=ids, attention_mask=torch.ones_like(ids))
+    torch.testing.assert_close(after, before)  # seen ids, positions < 16: the same outputs
+    save_artifact(model, tiny_tokenizer(tmp_path / "tok"), tmp_path / "a", codec="none",
+                  half_floats=False)
+    loaded, _, _ = load_model(tmp_path / "a")
+    assert loaded.encoder.embeddings.position_embeddings.num_embeddings == 16
+    torch.testing.assert_close(loaded(input_ids=ids, attention_mask=torch.ones_like(ids)), after)
+    check_max_length(loaded, 16, "a")
+    with pytest.raises(ConfigError, match="at most 16"):
+        check_max_length(loaded, 17, "a")
+
+
+def test_positions_needs_the_runs_max_length() -> None:
+    from occamtune.errors import ConfigError
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    with pytest.raises(ConfigError, match="max_length"):
+        compress(tiny_task_model(), [VocabTrimConfig(positions=True)], _ctx({10: 5}))
