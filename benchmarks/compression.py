@@ -93,6 +93,15 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs at lr 2e-4 + GPTQ":
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=6, lr=2e-4, rounding=gptq)",
+    "pipeline: distill5 + FFN 53% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs + GPTQ":
+        f"{D5}, structured(heads=0, ffn=0.53, epochs=2), vocab(rank=32), codebook(), "
+        "quantize(bits=4, group_size=128, epochs=6, lr=1e-4, rounding=gptq)",
+    "pipeline: structured FFN 70% + vocab r32 + codebook + 4-bit g128, QAT 3 epochs + GPTQ":
+        "structured(heads=0, ffn=0.7, epochs=2), vocab(rank=32), codebook(), "
+        "quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq)",
+    "pipeline: structured FFN 70% + vocab r32 + codebook + 4-bit g128, QAT 3 epochs on hidden states + GPTQ":
+        "structured(heads=0, ffn=0.7, epochs=2), vocab(rank=32), codebook(), "
+        "quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq, hidden_weight=1)",
     "pipeline: vocab r32 + codebook + 4-bit GPTQ, 3-bit FFN":
         "vocab(rank=32), codebook(), quantize(bits=4, ffn_bits=3, rounding=gptq)",
     "pipeline: vocab r32 + codebook + 4-bit, 3-bit FFN, QAT 2 epochs":

@@ -30,15 +30,21 @@ def test_two_workers_share_one_study(tmp_path, tiny_model_dir) -> None:
     workers = [subprocess.Popen(
         [sys.executable, "-m", "occamtune.cli", "shrink", str(run), "--output",
          str(tmp_path / f"worker{i}"), "--storage", storage, "--study", "s", "--trials", "2",
-         "--max-drop", "100", "--seed", str(i), "--quiet", "--space", *SPACE],
+         "--max-drop", "100", "--seed", str(i), "--quiet", "--space", *SPACE,
+         *(["--no-finalize"] if i else [])],
         env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for i in range(2)]
     results = [w.communicate(timeout=300) for w in workers]
     for w, (out, err) in zip(workers, results):
         assert w.returncode == 0, err[-3000:]
-        assert json.loads(out.strip().splitlines()[-1])["chosen_bytes"] > 0
+    assert json.loads(results[0][0].strip().splitlines()[-1])["chosen_bytes"] > 0
+    assert not (tmp_path / "worker1" / "shrink.json").exists()  # --no-finalize: trials only
     study = optuna.load_study(study_name="s", storage=storage)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(study.trials) == 4 and len(complete) == 4
     assert len({t.user_attrs["worker"] for t in complete}) == 2
-    summaries = [json.loads((tmp_path / f"worker{i}" / "shrink.json").read_text()) for i in range(2)]
-    assert max(s["trials"]["complete"] for s in summaries) == 4
+    from occamtune.search.shrink import shrink
+    from occamtune.search.space import parse_space
+
+    final = shrink(run, tmp_path / "worker0", max_drop=100.0, budget_seconds=0.0, storage=storage,
+                   study_name="s", space=parse_space(SPACE), progress=False)  # choose from all
+    assert final.summary["trials"]["complete"] == 4 == len(optuna.load_study(study_name="s", storage=storage).trials)

@@ -44,6 +44,8 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--space", nargs="*", default=[], metavar="FIELD=V1,V2",
                    help="restrict the search space, e.g. bits=4,3 distill_layers=0,3")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--no-finalize", action="store_true",
+                   help="only run trials (a worker); another process on the study chooses")
     p.set_defaults(func=_shrink)
 
     p = subparsers.add_parser("report", help="write report.html and report.md for a shrink folder")
@@ -66,7 +68,8 @@ def _shrink(args: argparse.Namespace) -> int:
     result = shrink(args.model, args.output, max_drop=args.max_drop, budget_trials=args.trials,
                     budget_seconds=parse_duration(args.budget) if args.budget else None,
                     storage=args.storage, study_name=args.study, seed=args.seed,
-                    space=parse_space(args.space), progress=not args.quiet)
+                    space=parse_space(args.space), progress=not args.quiet,
+                    finalize_search=not args.no_finalize)
     keys = ("trials", "base_bytes", "chosen_bytes", "size_ratio", "base_dev_metric",
             "chosen_dev_metric", "base_test_metric", "chosen_test_metric", "chosen_pipeline",
             "search_wall_s")

@@ -16,6 +16,8 @@ from typing import Any
 from occamtune.config import yaml_number
 from occamtune.errors import ConfigError
 
+RETRY_ATTR = "retry_of"  # user attribute of a trial the search queued to retry another with QAT
+
 
 @dataclass(frozen=True)
 class SearchSpace:
@@ -27,16 +29,24 @@ class SearchSpace:
         distill_epochs: epochs of distillation; None uses the run's own epochs.
         heads: fractions of attention heads removed by structured pruning.
         ffn: fractions of feed-forward neurons removed by structured pruning.
+        prune_epochs: epochs of recovery fine-tuning after structured pruning; None uses the
+            run's own epochs.
         sparsity: unstructured magnitude-pruning sparsities.
         lowrank_energy: singular-value energy kept by low-rank factorisation (only without
             unstructured sparsity).
         vocab_trim: whether to trim the vocabulary to the training corpus.
         vocab_rank: ranks at which a trimmed vocabulary keeps the rows it drops (0: [UNK]).
         vocab_min_count: a trimmed vocabulary keeps the full rows of tokens seen this often.
+        vocab_positions: a trimmed vocabulary also keeps only the position embeddings the run
+            reads (its max_length): fewer bytes, the same outputs.
         codebook: whether to store the word-embedding rows as product-quantization codes.
         bits: weight bits for quantization; 32 means no quantization.
         group_size: quantization group size.
-        quant_epochs: quantization-aware training epochs before rounding (0: none).
+        quant_epochs: quantization-aware training epochs before rounding (0: none). Every
+            candidate gets the first value; the later ones are retries: QAT keeps a pipeline's
+            bytes and costs epochs of training, so the search spends it only on a candidate that
+            missed the tolerance narrowly and would be the smallest yet (see `shrink`).
+        quant_lr: learning rate of quantization-aware training (None: a tenth of the run's).
         rounding: how quantization rounds the Linear weights: "gptq" (on the run's calibration
             batches, a minute per candidate on two cores; benchmarks/compression.py, 3 bits on
             CoNLL-2003: test F1 86.32 at group 64 against 84.49 rounding to nearest at group
@@ -47,18 +57,23 @@ class SearchSpace:
     distill_epochs: float | None = None
     heads: tuple[float, ...] = (0.0,)
     ffn: tuple[float, ...] = (0.0, 0.25, 0.5)
+    prune_epochs: float | None = None
     sparsity: tuple[float, ...] = (0.0, 0.5, 0.7, 0.8, 0.9)
     lowrank_energy: tuple[float, ...] = (0.0, 0.9, 0.95)
     vocab_trim: tuple[bool, ...] = (False, True)
     vocab_rank: tuple[int, ...] = (32, 64)
     vocab_min_count: int = 1
+    vocab_positions: bool = True
     codebook: tuple[bool, ...] = (False, True)
     bits: tuple[int, ...] = (8, 6, 4, 3)
     group_size: int = 64
-    quant_epochs: float = 0.0
+    quant_epochs: tuple[float, ...] = (0.0,)
+    quant_lr: float | None = None
     rounding: str = "gptq"
 
     def __post_init__(self) -> None:
+        if isinstance(self.quant_epochs, (int, float)):  # one value, as before it was searched
+            object.__setattr__(self, "quant_epochs", (float(self.quant_epochs),))
         for f in fields(self):
             value = getattr(self, f.name)
             if isinstance(value, list):  # from YAML / JSON
@@ -79,9 +94,13 @@ class SearchSpace:
         if self.rounding not in ROUNDINGS:
             raise ConfigError(f"search space rounding must be one of {', '.join(ROUNDINGS)}, "
                               f"got {self.rounding!r}")
-        if self.quant_epochs < 0 or self.vocab_min_count < 1:
-            raise ConfigError(f"search space quant_epochs must be >= 0 and vocab_min_count >= 1, "
-                              f"got {self.quant_epochs} and {self.vocab_min_count}")
+        _check("quant_epochs", self.quant_epochs, lambda v: v >= 0)
+        if self.vocab_min_count < 1:
+            raise ConfigError(f"search space vocab_min_count must be >= 1, got {self.vocab_min_count}")
+        for name in ("prune_epochs", "quant_lr"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise ConfigError(f"search space {name} must be > 0 (or unset), got {value}")
 
     def for_teacher(self, num_layers: int) -> SearchSpace:
         """This space with student depths the teacher can give (fewer layers than it has)."""
@@ -89,7 +108,7 @@ class SearchSpace:
         return SearchSpace(**{**asdict(self), "distill_layers": depths})
 
     def size(self) -> int:
-        """Number of distinct pipelines in the space."""
+        """Number of distinct pipelines the sampler proposes (QAT retries not counted)."""
         dense = len(self.lowrank_energy) if 0.0 in self.sparsity else 0
         tail = dense + len([s for s in self.sparsity if s > 0])
         vocab = (False in self.vocab_trim) + (True in self.vocab_trim) * len(self.vocab_rank)
@@ -118,6 +137,12 @@ def suggest_params(trial: Any, space: SearchSpace) -> dict[str, Any]:
         params["vocab_rank"] = trial.suggest_categorical("vocab_rank", space.vocab_rank)
     params["codebook"] = trial.suggest_categorical("codebook", space.codebook)
     params["bits"] = trial.suggest_categorical("bits", space.bits)
+    if params["bits"] != 32 and len(space.quant_epochs) > 1:
+        # QAT keeps a pipeline's bytes and costs epochs of training, so it is not sampled: the
+        # search asks for it (a trial enqueued with RETRY_ATTR) when a candidate misses narrowly
+        retry = RETRY_ATTR in (getattr(trial, "user_attrs", None) or {})
+        params["quant_epochs"] = (trial.suggest_categorical("quant_epochs", space.quant_epochs)
+                                  if retry else space.quant_epochs[0])
     return params
 
 
@@ -139,19 +164,23 @@ def build_pipeline(params: dict[str, Any], space: SearchSpace) -> list[Any]:
         steps.append(DistillConfig(layers=int(params["distill_layers"]), **extra))
     if params.get("heads", 0.0) or params.get("ffn", 0.0):
         steps.append(StructuredPruneConfig(heads=float(params.get("heads", 0.0)),
-                                             ffn=float(params.get("ffn", 0.0))))
+                                             ffn=float(params.get("ffn", 0.0)),
+                                             epochs=space.prune_epochs))
     if params.get("sparsity", 0.0):
         steps.append(PruneConfig(sparsity=float(params["sparsity"])))
     if params.get("lowrank_energy", 0.0):
         steps.append(LowRankConfig(energy=float(params["lowrank_energy"])))
     if params.get("vocab_trim", False):
         rank = params.get("vocab_rank", space.vocab_rank[0])
-        steps.append(VocabTrimConfig(min_count=space.vocab_min_count, rank=int(rank)))
+        steps.append(VocabTrimConfig(min_count=space.vocab_min_count, rank=int(rank),
+                                     positions=space.vocab_positions))
     if params.get("codebook", False):
         steps.append(CodebookConfig())
     if params.get("bits", 32) != 32:
+        epochs = float(params.get("quant_epochs", space.quant_epochs[0]))
         steps.append(QuantizeConfig(bits=int(params["bits"]), group_size=space.group_size,
-                                    epochs=space.quant_epochs, rounding=space.rounding))
+                                    epochs=epochs, lr=space.quant_lr if epochs else None,
+                                    rounding=space.rounding))
     return steps
 
 
@@ -173,6 +202,7 @@ def parse_space(overrides: list[str] | None) -> SearchSpace:
                               f"of {', '.join(sorted(names))}")
         key = key.strip()
         values = [yaml_number(yaml.safe_load(v)) for v in raw.split(",")]
-        scalar = ("group_size", "distill_epochs", "vocab_min_count", "quant_epochs", "rounding")
+        scalar = ("group_size", "distill_epochs", "prune_epochs", "vocab_min_count",
+                  "vocab_positions", "quant_lr", "rounding")
         kwargs[key] = values[0] if key in scalar else tuple(values)
     return SearchSpace(**kwargs)

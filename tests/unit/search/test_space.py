@@ -25,7 +25,7 @@ def test_parse_space_from_flags() -> None:
     space = parse_space(["bits=4,3", "vocab_trim=false", "group_size=32", "vocab_rank=16",
                          "quant_epochs=0.5", "rounding=nearest"])
     assert space.bits == (4, 3) and space.vocab_trim == (False,) and space.group_size == 32
-    assert space.vocab_rank == (16,) and space.quant_epochs == 0.5 and space.rounding == "nearest"
+    assert space.vocab_rank == (16,) and space.quant_epochs == (0.5,) and space.rounding == "nearest"
     assert parse_space(["sparsity=0,5e-1"]).sparsity == (0, 0.5)
     with pytest.raises(ConfigError, match="FIELD=v1,v2"):
         parse_space(["colour=red"])
