@@ -93,6 +93,10 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill4 + FFN 30% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs at lr 2e-4 + GPTQ":
         f"{D4}, {FFN30}, vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=6, lr=2e-4, rounding=gptq)",
+    "pipeline: distill5 + structured FFN 53%": f"{D5}, structured(heads=0, ffn=0.53, epochs=2)",
+    "structured FFN 70%": "structured(heads=0, ffn=0.7, epochs=2)",
+    "pipeline: distill5 + structured FFN 53%, ONNX Runtime int8":
+        f"{D5}, structured(heads=0, ffn=0.53, epochs=2) | onnx-int8",
     "pipeline: distill5 + FFN 53% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs + GPTQ":
         f"{D5}, structured(heads=0, ffn=0.53, epochs=2), vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=6, lr=1e-4, rounding=gptq)",

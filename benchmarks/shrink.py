@@ -13,14 +13,20 @@ The default search space of `occamtune shrink` holds four student depths, each a
 of 20 minutes or more on two cores, and more settings than one budget can measure.
 benchmarks/compression.py measured which are worth it here: a 4-layer student distilled for 6
 epochs (34 minutes on one thread, more than this benchmark's whole budget) loses 0.52 test F1
-alone and 1.84 with vocabulary trimming, codebook and 4-bit weights (17.1x); 3-bit weights
-rounded with GPTQ lose 1.97 on the 6-layer model. A run with the 4-layer student in the space had
-not finished that one distillation when its 37-minute budget ran out (on a machine shared with
-benchmarks/compression.py).
-This benchmark therefore searches, on the fine-tuned model itself, vocabulary trimming (dropped
-rows kept at rank 32 or 64) or not, the embedding rows as product-quantization codes (`codebook`)
-or not, and 8, 4 or 3 bits rounded with GPTQ (the space's default): 18 pipelines (`--space`
-changes it; `--space` with no values uses the default space).
+alone; removing 70% of the feed-forward neurons of the 6-layer model itself (structured pruning,
+2 epochs of recovery with the unpruned model as teacher, 10 minutes on one thread) loses 0.35
+before quantization and reaches 20x with the vocabulary trimmed, codebook and 4-bit weights;
+3-bit weights lose 1.97 on the 6-layer model alone (and every 3-bit candidate of a first search
+with this space and 3 bits in it was pruned as hopeless). This benchmark therefore searches, on
+the fine-tuned model: 68% of the feed-forward neurons removed (with the position rows cut to the
+run's max_length, 68% gives the bytes 70% gave) or none; vocabulary trimming (dropped rows at
+rank 32 or 64) or none; the embedding rows as product-quantization codes or not; 4-bit weights
+in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of quantization-aware training
+(lr 1e-4) for the candidates the search retries (a narrow miss smaller than the best kept). With
+3 epochs (before the search queued training first and deferred duplicates) a QAT retry took 19
+minutes beside another and the search ended 6 minutes past its budget.
+`--space` changes it; `--space` with no values uses the default space. `--workers 2 --threads 1`
+runs two processes on the study, one per core (the fine-tune that sets the budget ran on both).
 """
 
 from __future__ import annotations
@@ -32,9 +38,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
-SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0", "sparsity=0.0", "lowrank_energy=0.0",
-         "vocab_trim=true,false", "vocab_rank=32,64", "codebook=false,true", "bits=8,4,3",
-         "group_size=64"]
+SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0,0.68", "prune_epochs=2", "sparsity=0.0",
+         "lowrank_energy=0.0", "vocab_trim=true,false", "vocab_rank=32,64", "codebook=false,true",
+         "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
 
 
 def measure_peer(base: Path, out: Path) -> dict:
@@ -75,6 +81,24 @@ def study_wall_s(out: Path) -> float:
     return (max(ends) - min(starts)).total_seconds() if starts else 0.0
 
 
+def start_workers(args: argparse.Namespace, base: Path, out: Path, budget: float) -> list:
+    """`--workers - 1` more processes on the same study and output folder (shared cache of
+    trained students), started now with the same time budget; they only run trials."""
+    import os
+    import subprocess
+
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), os.environ.get("PYTHONPATH", "")])}
+    if args.threads:
+        env["OMP_NUM_THREADS"] = str(args.threads)
+    out.mkdir(parents=True, exist_ok=True)
+    return [subprocess.Popen(
+        [sys.executable, "-m", "occamtune.cli", "shrink", str(base), "--output", str(out),
+         "--max-drop", str(args.max_drop), "--budget", f"{budget:.0f}", "--seed", str(13 + i),
+         "--quiet", "--no-finalize", "--space", *args.space],
+        env=env, stdout=subprocess.DEVNULL, stderr=open(out / f"worker{i}.log", "w"))
+        for i in range(1, args.workers)]
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "occamtune"))
@@ -86,6 +110,9 @@ def main() -> None:
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "shrink"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--workers", type=int, default=1,
+                   help="processes searching the one study (`occamtune shrink --no-finalize` "
+                        "beside this one), each on --threads threads")
     p.add_argument("--name", default="shrink", help="results/<name>.json and .md")
     p.add_argument("--no-new-trials", action="store_true",
                    help="only finalize a search that ran (or was stopped) earlier in --output")
@@ -107,9 +134,17 @@ def main() -> None:
                  "`python -m benchmarks.vs_hf --task ner` first")
     finetune_wall = finetune_wall_s(record)
     budget = args.budget_factor * finetune_wall
+    space = parse_space(args.space)
+    workers = [] if args.no_new_trials else start_workers(args, base, out, budget)
     result = shrink(base, out, max_drop=args.max_drop,
                     budget_seconds=0.0 if args.no_new_trials else budget,
-                    space=parse_space(args.space), progress=True)
+                    space=space, progress=True)
+    if workers:  # their last trials may end after this process's: choose again once all are done
+        for w in workers:
+            if w.wait():
+                sys.exit(f"a shrink worker failed (exit {w.returncode})")
+        result = shrink(base, out, max_drop=args.max_drop, budget_seconds=0.0, space=space,
+                        progress=False)
     search_wall = study_wall_s(out)
     summary = dict(result.summary)
     summary["peer"] = measure_peer(base, out)

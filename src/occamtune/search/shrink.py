@@ -5,7 +5,10 @@ The search is an Optuna multi-objective study (bytes down, dev metric up, latenc
 storage: a SQLite file in the output folder by default, or any database URL. Several processes or
 hosts started with the same `storage` and `study_name` share the work; a search started again on
 the same storage continues where it stopped (finished trials are kept; a trial a killed worker
-left running is failed after its heartbeat stops and retried once).
+left running is failed after its heartbeat stops and retried once). Optuna's TPE sampler proposes
+the pipelines, except where their cost decides what fits in the budget: `schedule.py` queues the
+training of students first, QAT retries of narrow misses, and the cheap pipelines that reuse a
+cached student, and defers a proposal whose student another worker is training.
 
     result = shrink("runs/ner", "runs/ner-shrink", max_drop=1.0, budget_seconds=90 * 60)
 
@@ -26,6 +29,12 @@ from typing import Any
 
 from occamtune.errors import ConfigError
 from occamtune.search import records as rec
+from occamtune.search.schedule import (
+    DEFERRED_ATTR,
+    check_retry_still_smallest,
+    defer_if_being_trained,
+    queue_next,
+)
 from occamtune.search.space import RETRY_ATTR, SearchSpace, build_pipeline, suggest_params
 from occamtune.search.trial import (
     Hopeless,
@@ -96,8 +105,13 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
     study = open_study(storage or f"sqlite:///{out.resolve()}/study.db", study_name or "shrink",
                        seed, space, teacher, max_drop)
     objective = _objective(teacher, space, out, m)
+
+    def plan() -> None:  # what to measure next when its cost matters (see schedule.py)
+        queue_next(study, space, teacher, out / "cache", max_drop, m.prune_factor)
+
+    plan()
     _optimize(study, objective, budget_trials, budget_seconds, max_drop, teacher, out, progress,
-              space.size(), retry=lambda: queue_qat_retry(study, space, max_drop, m.prune_factor))
+              space.size(), plan=plan)
     if not finalize_search:
         _record_session(study, started)
         return ShrinkResult(out, {"trials": rec.trial_counts(study)}, None, rec.study_records(study))
@@ -179,7 +193,8 @@ def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> A
         pipeline = format_pipeline(configs)
         trial.set_user_attr("pipeline", pipeline)
         if RETRY_ATTR in trial.user_attrs:
-            _check_retry_still_smallest(trial, max_drop=m.max_drop)
+            check_retry_still_smallest(trial, max_drop=m.max_drop)
+        defer_if_being_trained(trial, configs, space, teacher, out / "cache")
         record = _duplicate(trial, pipeline)
         if record is None:
             try:
@@ -199,48 +214,6 @@ def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> A
     return objective
 
 
-def queue_qat_retry(study: Any, space: SearchSpace, max_drop: float, factor: float) -> None:
-    """Queue one quantization-aware-training retry: of the candidates that missed `max_drop` by
-    less than `factor` times it (on dev) and are smaller than the best one that kept it, the
-    smallest, with the next QAT epochs of the space. QAT keeps the bytes and trains the model to
-    its own rounding: it recovers the losses of every step before it (benchmarks/compression.py:
-    distilled student + structured pruning + vocabulary + codebook + 4-bit, test F1 86.16 rounded
-    with GPTQ, 87.21 after 6 epochs of QAT). One retry waits at a time (a free worker takes it),
-    smallest first: when it keeps the tolerance, the larger near-misses are not worth their
-    training any more (a queued retry is dropped then, see `_check_retry_still_smallest`)."""
-    if len(space.quant_epochs) < 2:
-        return
-    trials = study.get_trials(deepcopy=False)
-    if any(RETRY_ATTR in t.user_attrs for t in trials if t.state.name == "WAITING"):
-        return
-    records = rec.study_records(study)
-    best = rec.choose(records, max_drop)
-    limit = best["bytes"] if best else float("inf")
-    asked = {(t.user_attrs.get(RETRY_ATTR)) for t in trials}
-    ladder = list(space.quant_epochs)
-    near = sorted((r for r in records if max_drop < r["dev_drop"] <= factor * max_drop
-                   and r["bytes"] < limit and r["trial"] not in asked and "duplicate_of" not in r
-                   and r["params"].get("bits", 32) != 32
-                   and ladder.index(r["params"].get("quant_epochs", ladder[0])) + 1 < len(ladder)),
-                  key=lambda r: (r["bytes"], r["dev_drop"]))
-    if near:
-        r = near[0]
-        step = ladder[ladder.index(r["params"].get("quant_epochs", ladder[0])) + 1]
-        study.enqueue_trial({**r["params"], "quant_epochs": step},
-                            user_attrs={RETRY_ATTR: r["trial"], "retry_bytes": r["bytes"]},
-                            skip_if_exists=True)
-
-
-def _check_retry_still_smallest(trial: Any, max_drop: float) -> None:
-    """A queued QAT retry is dropped when a model at least as small kept the tolerance since."""
-    import optuna
-
-    best = rec.choose(rec.study_records(trial.study), max_drop)
-    if best is not None and best["bytes"] <= trial.user_attrs.get("retry_bytes", 0):
-        raise optuna.TrialPruned(f"trial {best['trial']} ({best['bytes']:,} B) keeps the "
-                                 f"tolerance and is no larger")
-
-
 def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any] | None:
     """A completed trial's record for the same pipeline (sampled again): reused, not recomputed.
 
@@ -253,7 +226,8 @@ def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any]
     while True:
         waiting = False
         for other in trial.study.get_trials(deepcopy=False):
-            if other.number >= trial.number or other.user_attrs.get("pipeline") != pipeline:
+            if (other.number >= trial.number or other.user_attrs.get("pipeline") != pipeline
+                    or other.user_attrs.get(DEFERRED_ATTR)):
                 continue
             done = rec.trial_record(other)
             if done is not None and "duplicate_of" not in done:
@@ -269,11 +243,11 @@ def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any]
 
 def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float | None,
               max_drop: float, teacher: Teacher, out: Path, progress: bool,
-              space_size: int | None = None, retry: Any = None) -> None:
+              space_size: int | None = None, plan: Any = None) -> None:
     """Run trials; a failing pipeline is recorded and skipped, but MAX_FAILS failures in a row
     (a broken method or setup rather than one bad pipeline) stop the search with the error.
-    After each trial `retry()` may queue a QAT retry (`queue_qat_retry`), which the next free
-    worker takes first. The search also stops once every pipeline of the space has been measured
+    After each trial `plan()` may queue the next trial (`schedule.queue_next`), which the next
+    free worker takes first. The search also stops once every pipeline of the space has been measured
     and no retry waits, and, with a
     `timeout`, before a trial the median of this session's trials says would end after it
     (Optuna's own timeout only stops starting trials, so the last one overran the budget)."""
@@ -293,19 +267,21 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         fails[:] = fails + [trial.system_attrs.get("fail_reason", "?")] if trial.state.name == "FAIL" else []
         if len(fails) >= MAX_FAILS:
             study.stop()
-        if retry is not None:
-            retry()
+        if plan is not None:
+            plan()
         trials = study.get_trials(deepcopy=False)
         tried = {r["pipeline"] for r in records} | {
-            t.user_attrs.get("pipeline") for t in trials if t.state.name == "PRUNED"}
+            t.user_attrs.get("pipeline") for t in trials
+            if t.state.name == "PRUNED" and not t.user_attrs.get(DEFERRED_ATTR)}
         sampled = {p for p in tried if p is not None} - {
             t.user_attrs.get("pipeline") for t in trials if RETRY_ATTR in t.user_attrs}
         waiting = any(t.state.name == "WAITING" for t in trials)
         if space_size is not None and len(sampled) >= space_size and not waiting:
             study.stop()
         ends.append(time.monotonic())
-        durations.append(ends[-1] - ends[-2])
-        if timeout is not None and ends[-1] - start + statistics.median(durations) > timeout:
+        if not trial.user_attrs.get(DEFERRED_ATTR):  # (a deferred trial takes no time)
+            durations.append(ends[-1] - ends[-2])
+        if timeout is not None and durations and ends[-1] - start + statistics.median(durations) > timeout:
             study.stop()
         bar.update(1)
         bar.set_description(f"trial {bar.n} of {n_trials or '?'}")

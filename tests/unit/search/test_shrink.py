@@ -191,34 +191,3 @@ def _done(study, number_bytes: int, drop: float, params: dict) -> None:
              "dev_drop": drop, "latency_ms": 1.0}
     study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
                                               values=[number_bytes, 90.0 - drop, 1.0], user_attrs=attrs))
-
-
-def test_a_narrow_miss_smaller_than_the_best_is_retried_with_qat_one_at_a_time() -> None:
-    from occamtune.search.shrink import _check_retry_still_smallest, queue_qat_retry
-    from occamtune.search.space import build_pipeline, suggest_params
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    space = SearchSpace(distill_layers=(0,), ffn=(0.0, 0.5), sparsity=(0.0,), lowrank_energy=(0.0,),
-                        vocab_trim=(False,), codebook=(False,), bits=(8, 4), quant_epochs=(0, 2))
-    study = optuna.create_study(directions=["minimize", "maximize", "minimize"])
-    _done(study, 500, 0.5, {"ffn": 0.0, "bits": 8})     # keeps 1.0: the best, 500 B
-    _done(study, 300, 5.0, {"ffn": 0.0, "bits": 4})     # misses by far: not retried
-    _done(study, 200, 1.8, {"ffn": 0.5, "bits": 8})     # narrow miss
-    _done(study, 100, 2.5, {"ffn": 0.5, "bits": 4})     # narrow miss, the smallest: first
-    _done(study, 600, 1.2, {"ffn": 0.0, "bits": 4})     # larger than the best: never
-    queue_qat_retry(study, space, max_drop=1.0, factor=3.0)
-    queue_qat_retry(study, space, max_drop=1.0, factor=3.0)  # one waits already: nothing more
-    waiting = [t for t in study.trials if t.state.name == "WAITING"]
-    assert len(waiting) == 1 and waiting[0].user_attrs == {"retry_of": 3, "retry_bytes": 100}
-    trial = study.ask()
-    params = suggest_params(trial, space)
-    assert params["quant_epochs"] == 2 and params["ffn"] == 0.5 and params["bits"] == 4
-    assert build_pipeline(params, space)[-1].epochs == 2.0
-    _check_retry_still_smallest(trial, max_drop=1.0)  # still the smallest: goes on
-    assert suggest_params(study.ask(), space).get("quant_epochs", 0) == 0  # sampled: no QAT
-    _done(study, 90, 0.2, {"ffn": 0.5, "bits": 4})  # meanwhile a smaller model kept the tolerance
-    with pytest.raises(optuna.TrialPruned, match="no larger"):
-        _check_retry_still_smallest(trial, max_drop=1.0)
-    _done(study, 80, 1.5, {"ffn": 0.5, "bits": 8})  # a new near miss, smaller than the best
-    queue_qat_retry(study, space, max_drop=1.0, factor=3.0)  # a running retry does not block
-    assert [t.user_attrs["retry_of"] for t in study.trials if t.state.name == "WAITING"] == [8]
