@@ -31,6 +31,7 @@ from occamtune.errors import ConfigError
 from occamtune.search import records as rec
 from occamtune.search.schedule import (
     DEFERRED_ATTR,
+    QUEUED_ATTR,
     check_retry_still_smallest,
     defer_if_being_trained,
     queue_next,
@@ -248,17 +249,15 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
     (a broken method or setup rather than one bad pipeline) stop the search with the error.
     After each trial `plan()` may queue the next trial (`schedule.queue_next`), which the next
     free worker takes first. The search also stops once every pipeline of the space has been measured
-    and no retry waits, and, with a
-    `timeout`, before a trial the median of this session's trials says would end after it
-    (Optuna's own timeout only stops starting trials, so the last one overran the budget)."""
-    import statistics
-
+    and no retry waits, and, with a `timeout`, before a trial that `_expected_seconds` says would
+    end after it (Optuna's own timeout only stops starting trials, so the last one overran)."""
     from tqdm.auto import tqdm
 
     bar = tqdm(total=n_trials, desc="shrink", unit="trial", disable=not progress, dynamic_ncols=True)
     fails: list[str] = []
     start = time.monotonic()
-    ends, durations = [start], []  # a trial's time here is from the previous one's end to its own
+    ends = [start]  # a trial's time here is from the previous one's end to its own
+    durations: dict[str, list[float]] = {}  # by kind: "sampled" or what schedule.py queued
 
     def after_trial(study: Any, trial: Any) -> None:
         records = rec.study_records(study)
@@ -279,9 +278,10 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         if space_size is not None and len(sampled) >= space_size and not waiting:
             study.stop()
         ends.append(time.monotonic())
-        if not trial.user_attrs.get(DEFERRED_ATTR):  # (a deferred trial takes no time)
-            durations.append(ends[-1] - ends[-2])
-        if timeout is not None and durations and ends[-1] - start + statistics.median(durations) > timeout:
+        if not (trial.user_attrs.get(DEFERRED_ATTR) or "duplicate_of" in trial.user_attrs):
+            kind = trial.user_attrs.get(QUEUED_ATTR, "sampled")  # (deferred, reused: no time)
+            durations.setdefault(kind, []).append(ends[-1] - ends[-2])
+        if timeout is not None and ends[-1] - start + _expected_seconds(study, durations) > timeout:
             study.stop()
         bar.update(1)
         bar.set_description(f"trial {bar.n} of {n_trials or '?'}")
@@ -295,6 +295,28 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         bar.close()
     if len(fails) >= MAX_FAILS:
         raise RuntimeError(f"{len(fails)} trials failed in a row; the last: {fails[-1]}")
+
+
+def _expected_seconds(study: Any, durations: dict[str, list[float]]) -> float:
+    """How long the next trial will take. A queued one (schedule.py) as long as the longest of its
+    kind so far, in any worker (a student's training, a QAT retry and a pipeline reusing a cached
+    student differ tenfold), or as the longest trial here when none of its kind has ended; a
+    sampled one as the median of this worker's sampled trials (reused ones not counted)."""
+    import statistics
+
+    trials = study.get_trials(deepcopy=False)
+    waiting = [t for t in trials if t.state.name == "WAITING"]
+    every = [d for v in durations.values() for d in v]
+    if waiting:
+        kind = waiting[0].user_attrs.get(QUEUED_ATTR, "sampled")
+        seen = durations.get(kind, []) + [
+            (t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+            if t.user_attrs.get(QUEUED_ATTR) == kind and t.state.name == "COMPLETE"
+            and t.datetime_start and t.datetime_complete and "duplicate_of" not in t.user_attrs]
+        if seen or kind != "sampled":
+            return max(seen or every, default=0.0)
+    sampled = durations.get("sampled") or every
+    return statistics.median(sampled) if sampled else 0.0
 
 
 def finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchSpace,

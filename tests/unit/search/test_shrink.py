@@ -191,3 +191,37 @@ def _done(study, number_bytes: int, drop: float, params: dict) -> None:
              "dev_drop": drop, "latency_ms": 1.0}
     study.add_trial(optuna.trial.create_trial(params=params, distributions=dists,
                                               values=[number_bytes, 90.0 - drop, 1.0], user_attrs=attrs))
+
+
+def test_a_queued_retry_as_long_as_the_last_one_is_not_started_past_the_budget(tmp_path, monkeypatch) -> None:
+    """A QAT retry takes ten times a sampled trial: the stop rule expects the longest of its kind
+    (from any worker), not the median of the sampled trials."""
+    import datetime
+    import importlib
+    from types import SimpleNamespace
+
+    from optuna.distributions import CategoricalDistribution
+
+    shrink_module = importlib.import_module("occamtune.search.shrink")
+    clock = [100.0]
+    monkeypatch.setattr(shrink_module, "time", SimpleNamespace(monotonic=lambda: clock[0]))
+    study = optuna.create_study(directions=shrink_module.DIRECTIONS)
+    t0 = datetime.datetime(2026, 1, 1)
+    study.add_trial(optuna.trial.FrozenTrial(  # a retry another worker ran: 600 s
+        number=0, state=optuna.trial.TrialState.COMPLETE, value=None, values=[1, 1, 1],
+        datetime_start=t0, datetime_complete=t0 + datetime.timedelta(seconds=600),
+        params={"bits": 4}, distributions={"bits": CategoricalDistribution([4, 8])},
+        user_attrs={"queued": "retry"}, system_attrs={}, intermediate_values={}, trial_id=0))
+
+    def objective(trial):
+        clock[0] += 30.0
+        return 1.0, 1.0, 1.0
+
+    def plan():
+        if len(study.trials) == 2:
+            study.enqueue_trial({"bits": 8}, user_attrs={"queued": "retry"})
+
+    shrink_module._optimize(study, objective, None, 300.0, 1.0, SimpleNamespace(metric="f1"),
+                            tmp_path, False, plan=plan)
+    states = [t.state.name for t in study.trials]
+    assert states == ["COMPLETE", "COMPLETE", "WAITING"]  # 30 s in, a 600 s retry would end past 300 s
