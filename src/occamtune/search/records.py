@@ -54,10 +54,11 @@ def study_records(study: Any) -> list[dict[str, Any]]:
 
 
 def trial_counts(study: Any) -> dict[str, int]:
-    """Trials per state: complete, pruned, failed, running."""
-    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0}
+    """Trials per state: complete, pruned, failed, running, waiting (queued, not started)."""
+    counts = {"complete": 0, "pruned": 0, "failed": 0, "running": 0, "waiting": 0}
     for t in study.get_trials(deepcopy=False):
-        key = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed"}.get(t.state.name, "running")
+        key = {"COMPLETE": "complete", "PRUNED": "pruned", "FAIL": "failed",
+               "WAITING": "waiting"}.get(t.state.name, "running")
         counts[key] += 1
     return counts
 
