@@ -68,7 +68,7 @@ def next_training(configs: list[Any], teacher: Any, cache: Path) -> str | None:
     return None
 
 
-def being_trained(study: Any, space: SearchSpace, teacher: Any, cache: Path,
+def being_trained(study: Any, teacher: Any, cache: Path,
                   exclude: int | None = None) -> dict[str, int]:
     """{prefix text: trial number} of what the running trials (but `exclude`) are training."""
     from occamtune.compress import parse_pipeline
@@ -101,7 +101,7 @@ def queue_next(study: Any, space: SearchSpace, teacher: Any, cache: Path, max_dr
     if any(t.state.name == "WAITING" for t in trials):
         return None
     tried = {t.user_attrs.get("pipeline") for t in trials if not t.user_attrs.get(DEFERRED_ATTR)}
-    training = being_trained(study, space, teacher, cache)
+    training = being_trained(study, teacher, cache)
     points = []  # (params, pipeline, what it would train first, whether it trains anything)
     for point in space_points(space):
         configs = build_pipeline(point, space)
@@ -179,14 +179,13 @@ def _retry(study: Any, space: SearchSpace, max_drop: float, factor: float,
     return {**r["params"], "quant_epochs": step}, r
 
 
-def defer_if_being_trained(trial: Any, configs: list[Any], space: SearchSpace, teacher: Any,
-                           cache: Path) -> None:
+def defer_if_being_trained(trial: Any, configs: list[Any], teacher: Any, cache: Path) -> None:
     """Prune (for now) a pipeline whose first training step another running trial is training:
     the sampler may propose it again once that step is cached, at no training cost."""
     import optuna
 
     step = next_training(configs, teacher, cache)
-    other = being_trained(trial.study, space, teacher, cache, exclude=trial.number).get(step)
+    other = being_trained(trial.study, teacher, cache, exclude=trial.number).get(step)
     if step is not None and other is not None:
         trial.set_user_attr(DEFERRED_ATTR, True)
         raise optuna.TrialPruned(f"trial {other} is training {step}; deferred")

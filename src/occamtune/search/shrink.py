@@ -195,7 +195,7 @@ def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> A
         trial.set_user_attr("pipeline", pipeline)
         if RETRY_ATTR in trial.user_attrs:
             check_retry_still_smallest(trial, max_drop=m.max_drop)
-        defer_if_being_trained(trial, configs, space, teacher, out / "cache")
+        defer_if_being_trained(trial, configs, teacher, out / "cache")
         record = _duplicate(trial, pipeline)
         if record is None:
             try:
