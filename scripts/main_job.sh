@@ -2,7 +2,8 @@
 # The main job, small enough for a few minutes on 2 CPU cores: fine-tune MiniLM on part of
 # CoNLL-2003, evaluate on the test set, compress (vocabulary trim, 4-bit), evaluate again, export
 # to ONNX Runtime int8 and evaluate that, then a
-# short shrink search (no training steps in its space) and its report.
+# short shrink search (its first trial prunes 50% of the weights and fine-tunes briefly; the
+# others need no training) and its report.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OT=.venv/bin/occamtune
