@@ -40,11 +40,12 @@ def test_two_workers_share_one_study(tmp_path, tiny_model_dir) -> None:
     assert not (tmp_path / "worker1" / "shrink.json").exists()  # --no-finalize: trials only
     study = optuna.load_study(study_name="s", storage=storage)
     complete = [t for t in study.trials if t.state.name == "COMPLETE"]
-    assert len(study.trials) == 4 and len(complete) == 4
-    assert len({t.user_attrs["worker"] for t in complete}) == 2
+    assert len(complete) == 4  # 2 each; a proposal whose pruning the other was training is
+    assert all(t.user_attrs.get("deferred") for t in study.trials if t.state.name != "COMPLETE")
+    assert len({t.user_attrs["worker"] for t in complete}) == 2  # deferred, and not counted
     from occamtune.search.shrink import shrink
     from occamtune.search.space import parse_space
 
     final = shrink(run, tmp_path / "worker0", max_drop=100.0, budget_seconds=0.0, storage=storage,
                    study_name="s", space=parse_space(SPACE), progress=False)  # choose from all
-    assert final.summary["trials"]["complete"] == 4 == len(optuna.load_study(study_name="s", storage=storage).trials)
+    assert final.summary["trials"]["complete"] == 4

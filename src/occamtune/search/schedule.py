@@ -28,6 +28,7 @@ has kept the tolerance since it was queued.
 from __future__ import annotations
 
 import itertools
+import time
 from pathlib import Path
 from typing import Any
 
@@ -179,13 +180,21 @@ def _retry(study: Any, space: SearchSpace, max_drop: float, factor: float,
     return {**r["params"], "quant_epochs": step}, r
 
 
-def defer_if_being_trained(trial: Any, configs: list[Any], teacher: Any, cache: Path) -> None:
-    """Prune (for now) a pipeline whose first training step another running trial is training:
-    the sampler may propose it again once that step is cached, at no training cost."""
+def defer_if_being_trained(trial: Any, configs: list[Any], teacher: Any, cache: Path,
+                           wait_s: float = 5.0) -> None:
+    """Prune (for now) a pipeline whose first training step another running trial is training
+    (after `wait_s`, so that a worker does not spin through proposals): the sampler may propose
+    it again once that step is cached, at no training cost. Deferred trials do not count
+    toward a worker's `--trials`."""
     import optuna
 
-    step = next_training(configs, teacher, cache)
-    other = being_trained(trial.study, teacher, cache, exclude=trial.number).get(step)
+    deadline = time.monotonic() + wait_s
+    while True:
+        step = next_training(configs, teacher, cache)
+        other = being_trained(trial.study, teacher, cache, exclude=trial.number).get(step)
+        if step is None or other is None or time.monotonic() >= deadline:
+            break
+        time.sleep(min(1.0, wait_s))
     if step is not None and other is not None:
         trial.set_user_attr(DEFERRED_ATTR, True)
         raise optuna.TrialPruned(f"trial {other} is training {step}; deferred")

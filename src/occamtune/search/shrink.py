@@ -258,6 +258,7 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
     start = time.monotonic()
     ends = [start]  # a trial's time here is from the previous one's end to its own
     durations: dict[str, list[float]] = {}  # by kind: "sampled" or what schedule.py queued
+    counted = [0]  # this process's trials toward n_trials
 
     def after_trial(study: Any, trial: Any) -> None:
         records = rec.study_records(study)
@@ -277,6 +278,9 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         waiting = any(t.state.name == "WAITING" for t in trials)
         if space_size is not None and len(sampled) >= space_size and not waiting:
             study.stop()
+        counted[0] += not trial.user_attrs.get(DEFERRED_ATTR)  # a deferred trial did nothing
+        if n_trials is not None and counted[0] >= n_trials:
+            study.stop()
         ends.append(time.monotonic())
         if not (trial.user_attrs.get(DEFERRED_ATTR) or "duplicate_of" in trial.user_attrs):
             kind = trial.user_attrs.get(QUEUED_ATTR, "sampled")  # (deferred, reused: no time)
@@ -289,7 +293,7 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
                                                f"{best['dev_metric']:.2f}" if best else "none yet"))
 
     try:
-        study.optimize(objective, n_trials=n_trials, timeout=timeout, callbacks=[after_trial],
+        study.optimize(objective, n_trials=None, timeout=timeout, callbacks=[after_trial],  # (counted)
                        catch=(Exception,), gc_after_trial=True)
     finally:
         bar.close()

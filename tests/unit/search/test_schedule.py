@@ -84,7 +84,7 @@ def test_training_goes_first_once_then_cached_tails_most_compressed_first(tmp_pa
     other = study.ask()  # the sampler proposes a pipeline with the same training step: deferred
     same = build_pipeline({"ffn": 0.5, "codebook": False, "bits": 8}, space)
     with pytest.raises(optuna.TrialPruned, match=f"trial {trial.number} is training"):
-        defer_if_being_trained(other, same, TEACHER, tmp_path)
+        defer_if_being_trained(other, same, TEACHER, tmp_path, wait_s=0.1)
     assert other.user_attrs[DEFERRED_ATTR]
     defer_if_being_trained(study.ask(), build_pipeline({"ffn": 0.0, "bits": 8}, space), TEACHER,
                            tmp_path)  # nothing to train: goes on
