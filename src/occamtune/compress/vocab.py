@@ -191,7 +191,8 @@ def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> T
 
 
 def trim_positions(model: TaskModel, max_length: int | None) -> int:
-    """Keep the first `max_length` absolute position embeddings; returns how many are kept.
+    """Keep the first `max_length` absolute position embeddings; returns how many are kept (0
+    when the encoder has no absolute position table: nothing to cut, a warning).
 
     Written here: Hugging Face has `resize_token_embeddings` for the vocabulary but nothing for
     positions. The encoder's config is updated too, so the saved model rebuilds at this size.
@@ -204,8 +205,9 @@ def trim_positions(model: TaskModel, max_length: int | None) -> int:
     config = model.encoder.config
     if not isinstance(old, nn.Embedding) or getattr(config, "position_embedding_type",
                                                     "absolute") != "absolute":
-        raise ConfigError(f"vocab: positions=true needs absolute position embeddings; "
-                          f"{type(model.encoder).__name__} has none to cut")
+        log.warning("vocab: positions=true: %s has no absolute position embeddings to cut",
+                    type(model.encoder).__name__)
+        return 0
     rows = max_length + (old.padding_idx + 1 if old.padding_idx is not None else 0)  # RoBERTa: + 2
     if rows >= old.num_embeddings:
         return old.num_embeddings

@@ -45,7 +45,7 @@ class SearchSpace:
         quant_epochs: quantization-aware training epochs before rounding (0: none). Every
             candidate gets the first value; the later ones are retries: QAT keeps a pipeline's
             bytes and costs epochs of training, so the search spends it only on a candidate that
-            missed the tolerance narrowly and would be the smallest yet (see `shrink`).
+            missed the tolerance narrowly and would be the smallest yet (see `schedule.py`).
         quant_lr: learning rate of quantization-aware training (None: a tenth of the run's).
         rounding: how quantization rounds the Linear weights: "gptq" (on the run's calibration
             batches, a minute per candidate on two cores; benchmarks/compression.py, 3 bits on

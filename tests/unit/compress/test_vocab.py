@@ -106,3 +106,14 @@ def test_positions_needs_the_runs_max_length() -> None:
 
     with pytest.raises(ConfigError, match="max_length"):
         compress(tiny_task_model(), [VocabTrimConfig(positions=True)], _ctx({10: 5}))
+
+
+def test_positions_on_an_encoder_without_an_absolute_table_is_a_no_op() -> None:
+    from occamtune.compress.vocab import trim_positions
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    model = tiny_task_model()
+    model.encoder.config.position_embedding_type = "relative_key"  # no table to cut
+    rows = model.encoder.embeddings.position_embeddings.num_embeddings
+    assert trim_positions(model, 16) == 0
+    assert model.encoder.embeddings.position_embeddings.num_embeddings == rows
