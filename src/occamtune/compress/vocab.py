@@ -39,7 +39,7 @@ from occamtune.compress.base import (
     structure_op,
 )
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel
+from occamtune.models import TaskModel, max_positions
 
 log = logging.getLogger(__name__)
 BERT_SPECIAL = (0, 100, 101, 102, 103)  # [PAD], [UNK], [CLS], [SEP], [MASK] in BERT's vocab.txt
@@ -200,17 +200,16 @@ def trim_positions(model: TaskModel, max_length: int | None) -> int:
     if max_length is None:
         raise ConfigError("vocab: positions=true needs the run's max_length (a CompressContext "
                           "with `max_length`)")
-    emb = model.encoder.embeddings
-    old = getattr(emb, "position_embeddings", None)
-    config = model.encoder.config
-    if not isinstance(old, nn.Embedding) or getattr(config, "position_embedding_type",
-                                                    "absolute") != "absolute":
+    limit = max_positions(model)
+    if limit is None:
         log.warning("vocab: positions=true: %s has no absolute position embeddings to cut",
                     type(model.encoder).__name__)
         return 0
-    rows = max_length + (old.padding_idx + 1 if old.padding_idx is not None else 0)  # RoBERTa: + 2
-    if rows >= old.num_embeddings:
+    emb = model.encoder.embeddings
+    old = emb.position_embeddings
+    if max_length >= limit:
         return old.num_embeddings
+    rows = old.num_embeddings - limit + max_length  # RoBERTa-style tables start 2 rows in
     new = nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx)
     with torch.no_grad():
         new.weight.copy_(old.weight[:rows])
@@ -219,5 +218,5 @@ def trim_positions(model: TaskModel, max_length: int | None) -> int:
         buf = getattr(emb, name, None)
         if isinstance(buf, torch.Tensor) and buf.dim() == 2 and buf.shape[1] > rows:
             setattr(emb, name, buf[:, :rows].clone())
-    config.max_position_embeddings = rows
+    model.encoder.config.max_position_embeddings = rows
     return rows

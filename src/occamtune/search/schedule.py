@@ -69,13 +69,13 @@ def next_training(configs: list[Any], teacher: Any, cache: Path) -> str | None:
     return None
 
 
-def being_trained(study: Any, teacher: Any, cache: Path,
+def being_trained(trials: list[Any], teacher: Any, cache: Path,
                   exclude: int | None = None) -> dict[str, int]:
-    """{prefix text: trial number} of what the running trials (but `exclude`) are training."""
+    """{prefix text: trial number} of what the running `trials` (but `exclude`) are training."""
     from occamtune.compress import parse_pipeline
 
     out = {}
-    for t in study.get_trials(deepcopy=False):
+    for t in trials:
         pipeline = t.user_attrs.get("pipeline")
         if t.state.name == "RUNNING" and t.number != exclude and pipeline:
             step = next_training(parse_pipeline(pipeline), teacher, cache)
@@ -102,7 +102,7 @@ def queue_next(study: Any, space: SearchSpace, teacher: Any, cache: Path, max_dr
     if any(t.state.name == "WAITING" for t in trials):
         return None
     tried = {t.user_attrs.get("pipeline") for t in trials if not t.user_attrs.get(DEFERRED_ATTR)}
-    training = being_trained(study, teacher, cache)
+    training = being_trained(trials, teacher, cache)
     points = []  # (params, pipeline, what it would train first, whether it trains anything)
     for point in space_points(space):
         configs = build_pipeline(point, space)
@@ -191,7 +191,8 @@ def defer_if_being_trained(trial: Any, configs: list[Any], teacher: Any, cache: 
     deadline = time.monotonic() + wait_s
     while True:
         step = next_training(configs, teacher, cache)
-        other = being_trained(trial.study, teacher, cache, exclude=trial.number).get(step)
+        other = being_trained(trial.study.get_trials(deepcopy=False), teacher, cache,
+                              exclude=trial.number).get(step)
         if step is None or other is None or time.monotonic() >= deadline:
             break
         time.sleep(min(1.0, wait_s))

@@ -285,7 +285,7 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         if not (trial.user_attrs.get(DEFERRED_ATTR) or "duplicate_of" in trial.user_attrs):
             kind = trial.user_attrs.get(QUEUED_ATTR, "sampled")  # (deferred, reused: no time)
             durations.setdefault(kind, []).append(ends[-1] - ends[-2])
-        if timeout is not None and ends[-1] - start + _expected_seconds(study, durations) > timeout:
+        if timeout is not None and ends[-1] - start + _expected_seconds(trials, durations) > timeout:
             study.stop()
         bar.update(1)
         bar.set_description(f"trial {bar.n} of {n_trials or '?'}")
@@ -301,14 +301,13 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         raise RuntimeError(f"{len(fails)} trials failed in a row; the last: {fails[-1]}")
 
 
-def _expected_seconds(study: Any, durations: dict[str, list[float]]) -> float:
+def _expected_seconds(trials: list[Any], durations: dict[str, list[float]]) -> float:
     """How long the next trial will take. A queued one (schedule.py) as long as the longest of its
     kind so far, in any worker (a student's training, a QAT retry and a pipeline reusing a cached
     student differ tenfold), or as the longest trial here when none of its kind has ended; a
     sampled one as the median of this worker's sampled trials (reused ones not counted)."""
     import statistics
 
-    trials = study.get_trials(deepcopy=False)
     waiting = [t for t in trials if t.state.name == "WAITING"]
     every = [d for v in durations.values() for d in v]
     if waiting:
