@@ -304,18 +304,24 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
 def _expected_seconds(trials: list[Any], durations: dict[str, list[float]]) -> float:
     """How long the next trial will take. A queued one (schedule.py) as long as the longest of its
     kind so far, in any worker (a student's training, a QAT retry and a pipeline reusing a cached
-    student differ tenfold), or as the longest trial here when none of its kind has ended; a
-    sampled one as the median of this worker's sampled trials (reused ones not counted)."""
+    student differ tenfold); when none of its kind has ended, a "cached" one (it trains nothing)
+    as the longest sampled trial, and any other as the longest trial here; a sampled one as the
+    median of this worker's sampled trials. Trials reused from an earlier identical one (no time
+    spent) are not counted."""
     import statistics
+
+    def ended(kind: str) -> list[float]:
+        return [(t.datetime_complete - t.datetime_start).total_seconds() for t in trials
+                if t.user_attrs.get(QUEUED_ATTR, "sampled") == kind and t.state.name == "COMPLETE"
+                and t.datetime_start and t.datetime_complete and "duplicate_of" not in t.user_attrs]
 
     waiting = [t for t in trials if t.state.name == "WAITING"]
     every = [d for v in durations.values() for d in v]
     if waiting:
         kind = waiting[0].user_attrs.get(QUEUED_ATTR, "sampled")
-        seen = durations.get(kind, []) + [
-            (t.datetime_complete - t.datetime_start).total_seconds() for t in trials
-            if t.user_attrs.get(QUEUED_ATTR) == kind and t.state.name == "COMPLETE"
-            and t.datetime_start and t.datetime_complete and "duplicate_of" not in t.user_attrs]
+        seen = durations.get(kind, []) + ended(kind)
+        if not seen and kind == "cached":  # measured like a sampled pipeline: nothing to train
+            seen = durations.get("sampled", []) + ended("sampled")
         if seen or kind != "sampled":
             return max(seen or every, default=0.0)
     sampled = durations.get("sampled") or every

@@ -225,3 +225,32 @@ def test_a_queued_retry_as_long_as_the_last_one_is_not_started_past_the_budget(t
                             tmp_path, False, plan=plan)
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "WAITING"]  # 30 s in, a 600 s retry would end past 300 s
+
+
+def _trial(state: str, seconds: float = 0.0, **attrs):
+    from datetime import datetime, timedelta
+    from types import SimpleNamespace
+
+    start = datetime(2026, 1, 1)
+    return SimpleNamespace(state=SimpleNamespace(name=state), user_attrs=attrs,
+                           datetime_start=start if state != "WAITING" else None,
+                           datetime_complete=start + timedelta(seconds=seconds) if state == "COMPLETE" else None)
+
+
+def test_the_stop_rule_expects_a_trial_by_its_kind() -> None:
+    from occamtune.search.shrink import _expected_seconds
+
+    done = [_trial("COMPLETE", 600, queued="train"), _trial("COMPLETE", 60),
+            _trial("COMPLETE", 800, queued="retry"), _trial("COMPLETE", 1, duplicate_of=1)]
+    here = {"train": [600.0], "sampled": [60.0]}
+    # a retry: as long as the longest retry, in any worker
+    assert _expected_seconds(done + [_trial("WAITING", queued="retry")], here) == 800
+    # a first cached pipeline (it trains nothing): as the longest sampled one, not the training
+    assert _expected_seconds(done + [_trial("WAITING", queued="cached")], here) == 60
+    # once cached ones have ended: the longest of them
+    ended = done + [_trial("COMPLETE", 90, queued="cached"), _trial("WAITING", queued="cached")]
+    assert _expected_seconds(ended, here) == 90
+    # a first kind never seen that trains: the longest trial here
+    assert _expected_seconds([_trial("WAITING", queued="train")], here) == 600
+    # nothing queued: the median of this worker's sampled trials
+    assert _expected_seconds(done, {"sampled": [10.0, 30.0, 500.0]}) == 30

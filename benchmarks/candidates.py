@@ -1,0 +1,112 @@
+"""Single pipelines measured the way the shrink search measures a candidate, to choose its space.
+
+    python -m benchmarks.candidates --threads 1 [--only NAME ...] [--rerun]
+    -> benchmarks/results/candidates.json and .md
+
+Each entry is compressed from the fine-tuned model of vs_hf.py (benchmarks/work/occamtune) by the
+search's own trial code (`occamtune.search.trial.run_candidate`: trained steps cached by pipeline
+prefix in benchmarks/work/candidates/cache, the artifact saved and its dev F1 measured as loaded
+from disk), without the search's early stop on the dev slice. Reported: bytes of model.occ, the
+ratio to the fp32 safetensors, dev F1 and its drop from the fine-tuned model's, and the seconds
+the entry took (training included unless a cached step served it). An entry already in the
+results is kept unless `--rerun`; run two at a time (one per core) with `--threads 1`.
+
+The questions these answered (CoNLL-2003, MiniLM-L6, 20x = 4,514,436 bytes):
+- where the bytes of a 20x artifact can come from: the embedding rows (coarser codebooks, fewer
+  full rows) or the feed-forward neurons;
+- whether the pruning recovery and the quantization-aware training (QAT) gain from being one
+  training instead of two: "fused" entries prune with a hundredth of an epoch of recovery (the
+  least `structured` takes) and leave the recovery to 4 epochs of QAT, which learns from the
+  unpruned model (the same time as 2 epochs of recovery and 2 of QAT).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+WORK = ROOT / "benchmarks" / "work" / "candidates"
+V32 = "vocab(rank=32, positions=true)"
+Q4 = "quantize(bits=4, group_size=128, rounding=gptq)"
+QAT4 = "quantize(bits=4, group_size=128, epochs=4, lr=1e-4, rounding=gptq"
+S68 = "structured(heads=0, ffn=0.68"
+ENTRIES = {  # name -> pipeline
+    "vocab r32 + codebook d4 + 4-bit": f"{V32}, codebook(dim=4), {Q4}",
+    "vocab r32 + codebook d6 + 4-bit": f"{V32}, codebook(dim=6), {Q4}",
+    "vocab r32 + codebook d8 + 4-bit": f"{V32}, codebook(dim=8), {Q4}",
+    "vocab r32 min_count 2 + codebook + 4-bit":
+        f"vocab(rank=32, min_count=2, positions=true), codebook, {Q4}",
+    "vocab r32 min_count 3 + codebook + 4-bit":
+        f"vocab(rank=32, min_count=3, positions=true), codebook, {Q4}",
+    "FFN 35% (2 epochs)": "structured(heads=0, ffn=0.35, epochs=2)",
+    "FFN 35% + vocab r32 + codebook d8 + 4-bit":
+        f"structured(heads=0, ffn=0.35, epochs=2), {V32}, codebook(dim=8), {Q4}",
+    "FFN 35% + vocab r32 + codebook d8 + 4-bit, QAT 2":
+        f"structured(heads=0, ffn=0.35, epochs=2), {V32}, codebook(dim=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq)",
+    "vocab r32 + codebook, then FFN 68% (2 epochs) + 4-bit":
+        f"{V32}, codebook, {S68}, epochs=2), {Q4}",
+    "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4":
+        f"{S68}, epochs=0.01), {V32}, codebook, {QAT4})",
+    "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 at lr 2e-4":
+        f"{S68}, epochs=0.01), {V32}, codebook, "
+        "quantize(bits=4, group_size=128, epochs=4, lr=2e-4, rounding=gptq)",
+    "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 with hidden-state loss":
+        f"{S68}, epochs=0.01), {V32}, codebook, {QAT4}, hidden_weight=1)",
+    "fused: FFN 77% + vocab r64 + codebook + 4-bit, QAT 4":
+        f"structured(heads=0, ffn=0.77, epochs=0.01), vocab(rank=64, positions=true), codebook, {QAT4})",
+}
+
+
+def measure(names: list[str], base: Path) -> Iterator[tuple[str, dict]]:
+    from occamtune.compress import parse_pipeline
+    from occamtune.search.trial import Measure, load_teacher, measure_base, run_candidate
+
+    teacher = load_teacher(base)
+    teacher.base = measure_base(teacher, Measure())
+    no_early_stop = Measure(prune_factor=float("inf"))
+    for i, name in enumerate(names):
+        r = run_candidate(teacher, parse_pipeline(ENTRIES[name]), WORK / "artifacts" / str(i),
+                          WORK / "cache", no_early_stop)
+        record = {"pipeline": ENTRIES[name], "bytes": r["bytes"],
+                     "ratio": teacher.fp32_bytes / r["bytes"], "dev_f1": r["dev_metric"],
+                     "dev_drop": teacher.base["dev_metric"] - r["dev_metric"],
+                     "seconds": r["seconds"], "base_dev_f1": teacher.base["dev_metric"]}
+        print(json.dumps({name: record}), flush=True)
+        yield name, record
+
+
+def write(records: dict[str, dict]) -> None:
+    (RESULTS / "candidates.json").write_text(json.dumps(records, indent=2) + "\n")
+    lines = ["| entry | bytes | x smaller | dev F1 | dev drop | seconds |", "|---|---|---|---|---|---|"]
+    for name, r in sorted(records.items(), key=lambda kv: kv[1]["bytes"]):
+        lines.append(f"| {name} | {r['bytes']:,} | {r['ratio']:.2f} | {r['dev_f1']:.2f} | "
+                     f"{r['dev_drop']:.2f} | {r['seconds']:.0f} |")
+    (RESULTS / "candidates.md").write_text("\n".join(lines) + "\n")
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "occamtune"))
+    p.add_argument("--only", nargs="*", choices=list(ENTRIES), help="entry names (default: all)")
+    p.add_argument("--rerun", action="store_true", help="measure entries already in the results")
+    p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    args = p.parse_args()
+    if args.threads:
+        import torch
+
+        torch.set_num_threads(args.threads)
+    path = RESULTS / "candidates.json"
+    records = json.loads(path.read_text()) if path.is_file() else {}
+    todo = [n for n in (args.only or ENTRIES) if args.rerun or n not in records]
+    for name, record in measure(todo, Path(args.base)) if todo else ():
+        records[name] = record
+        write(records)  # after each entry: a run stopped keeps what it measured
+
+
+if __name__ == "__main__":
+    main()
