@@ -62,7 +62,7 @@ def frontier_plot(candidates: list[dict], summary: dict[str, Any]) -> bytes:
     ax.set_ylabel(f"{metric}")
     ax.set_title(f"Size against {metric}")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=8, loc="lower right")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))  # outside: no marker hidden
     return _png(fig)
 
 
