@@ -9,7 +9,9 @@ prefix in benchmarks/work/candidates/cache, the artifact saved and its dev F1 me
 from disk), without the search's early stop on the dev slice. Reported: bytes of model.occ, the
 ratio to the fp32 safetensors, dev F1 and its drop from the fine-tuned model's, and the seconds
 the entry took (training included unless a cached step served it). An entry already in the
-results is kept unless `--rerun`; run two at a time (one per core) with `--threads 1`.
+results is kept unless `--rerun`; run two at a time (one per core) with `--threads 1`. Each
+record notes its torch threads: k-means and GPTQ round a little differently with their number
+(the codebook-d6 entry lost 1.62 dev F1 at one thread, 1.49 at two).
 
 The questions these answered (CoNLL-2003, MiniLM-L6, 20x = 4,514,436 bytes):
 - where the bytes of a 20x artifact can come from: the embedding rows (coarser codebooks, fewer
@@ -23,6 +25,7 @@ The questions these answered (CoNLL-2003, MiniLM-L6, 20x = 4,514,436 bytes):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -57,25 +60,31 @@ ENTRIES = {  # name -> pipeline
         "quantize(bits=4, group_size=128, epochs=4, lr=2e-4, rounding=gptq)",
     "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 with hidden-state loss":
         f"{S68}, epochs=0.01), {V32}, codebook, {QAT4}, hidden_weight=1)",
+    "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 5 with hidden-state loss":
+        f"{S68}, epochs=0.01), {V32}, codebook, "
+        "quantize(bits=4, group_size=128, epochs=5, lr=1e-4, rounding=gptq, hidden_weight=1)",
     "fused: FFN 77% + vocab r64 + codebook + 4-bit, QAT 4":
         f"structured(heads=0, ffn=0.77, epochs=0.01), vocab(rank=64, positions=true), codebook, {QAT4})",
 }
 
 
 def measure(names: list[str], base: Path) -> Iterator[tuple[str, dict]]:
+    import torch
+
     from occamtune.compress import parse_pipeline
     from occamtune.search.trial import Measure, load_teacher, measure_base, run_candidate
 
     teacher = load_teacher(base)
     teacher.base = measure_base(teacher, Measure())
     no_early_stop = Measure(prune_factor=float("inf"))
-    for i, name in enumerate(names):
-        r = run_candidate(teacher, parse_pipeline(ENTRIES[name]), WORK / "artifacts" / str(i),
-                          WORK / "cache", no_early_stop)
+    for name in names:  # one folder per entry: two runs side by side never share one
+        folder = WORK / "artifacts" / hashlib.sha1(name.encode()).hexdigest()[:12]
+        r = run_candidate(teacher, parse_pipeline(ENTRIES[name]), folder, WORK / "cache", no_early_stop)
         record = {"pipeline": ENTRIES[name], "bytes": r["bytes"],
-                     "ratio": teacher.fp32_bytes / r["bytes"], "dev_f1": r["dev_metric"],
-                     "dev_drop": teacher.base["dev_metric"] - r["dev_metric"],
-                     "seconds": r["seconds"], "base_dev_f1": teacher.base["dev_metric"]}
+                  "ratio": teacher.fp32_bytes / r["bytes"], "dev_f1": r["dev_metric"],
+                  "dev_drop": teacher.base["dev_metric"] - r["dev_metric"],
+                  "seconds": r["seconds"], "base_dev_f1": teacher.base["dev_metric"],
+                  "threads": torch.get_num_threads()}
         print(json.dumps({name: record}), flush=True)
         yield name, record
 

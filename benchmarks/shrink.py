@@ -28,7 +28,7 @@ minutes beside another and the search ended 6 minutes past its budget.
 No 20x pipeline measured so far keeps 1.0 dev F1 within this budget (dev drops): the 20x one
 of this space loses 1.86, 1.41 after 2 epochs of QAT (these searches); pruning without recovery
 and 4 epochs of QAT instead (one training of the same length, benchmarks/candidates.py) 1.29,
-1.19 with a hidden-state loss; the same with 77% of the neurons removed and vocabulary rank 64,
+1.19 with a hidden-state loss (5 epochs on two threads, 14 minutes: 1.27); the same with 77% of the neurons removed and vocabulary rank 64,
 1.51. Nor can the bytes come from the embedding rows instead: coarser codebooks (6 or 8
 numbers per code) or fewer full rows (only tokens seen twice or more) lose 0.5 to 1.6 more F1 on
 the unpruned model for 300 to 670 KB, the bytes of 10 to 22% of the feed-forward neurons
