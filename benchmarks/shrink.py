@@ -28,8 +28,8 @@ minutes beside another and the search ended 6 minutes past its budget.
 No 20x pipeline measured so far keeps 1.0 dev F1 within this budget (dev drops): the 20x one
 of this space loses 1.86, 1.41 after 2 epochs of QAT (these searches); pruning without recovery
 and 4 epochs of QAT instead (one training of the same length, benchmarks/candidates.py) 1.29,
-1.19 with a hidden-state loss (5 epochs on two threads, 14 minutes: 1.27); the same with 77% of the neurons removed and vocabulary rank 64,
-1.51. Nor can the bytes come from the embedding rows instead: coarser codebooks (6 or 8
+1.19 with a hidden-state loss (5 epochs on two threads, 14 minutes: 1.27); the same with 77% of
+the neurons removed and vocabulary rank 64, 1.51. Nor can the bytes come from the embedding rows instead: coarser codebooks (6 or 8
 numbers per code) or fewer full rows (only tokens seen twice or more) lose 0.5 to 1.6 more F1 on
 the unpruned model for 300 to 670 KB, the bytes of 10 to 22% of the feed-forward neurons
 (removing 35% of them costs 0.21 before quantization).
@@ -94,8 +94,8 @@ def screenshot(html: Path, png: Path) -> None:
     import shutil
     import subprocess
 
-    exe = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")
-                if shutil.which(n)), None)
+    exe = next(filter(None, map(shutil.which, ("chromium", "chromium-browser", "google-chrome"))),
+               None)
     if exe is None:
         sys.exit("--screenshot needs Chromium on the PATH (Debian: apt-get install chromium)")
     png.parent.mkdir(parents=True, exist_ok=True)
@@ -161,10 +161,11 @@ def main() -> None:
     budget = args.budget_factor * finetune_wall
     space = parse_space(args.space)
     workers = [] if args.no_new_trials else start_workers(args, base, out, budget)
+    # with workers, their last trials may end after this process's: choose once all are done
     result = shrink(base, out, max_drop=args.max_drop,
                     budget_seconds=0.0 if args.no_new_trials else budget,
-                    space=space, progress=True)
-    if workers:  # their last trials may end after this process's: choose again once all are done
+                    space=space, progress=True, finalize_search=not workers)
+    if workers:
         for w in workers:
             if w.wait():
                 sys.exit(f"a shrink worker failed (exit {w.returncode})")
