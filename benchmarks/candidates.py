@@ -19,7 +19,10 @@ The questions these answered (CoNLL-2003, MiniLM-L6, 20x = 4,514,436 bytes):
 - whether the pruning recovery and the quantization-aware training (QAT) gain from being one
   training instead of two: "fused" entries prune with a hundredth of an epoch of recovery (the
   least `structured` takes) and leave the recovery to 4 epochs of QAT, which learns from the
-  unpruned model (the same time as 2 epochs of recovery and 2 of QAT).
+  unpruned model (the same time as 2 epochs of recovery and 2 of QAT);
+- what the least-squares refit of structured pruning (now its default; the entries measured
+  before it pin `refit=false`) changes: "refit" entries prune with no recovery at all
+  (`epochs=0`), the refit alone, then QAT.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ V32 = "vocab(rank=32, positions=true)"
 Q4 = "quantize(bits=4, group_size=128, rounding=gptq)"
 QAT4 = "quantize(bits=4, group_size=128, epochs=4, lr=1e-4, rounding=gptq"
 S68 = "structured(heads=0, ffn=0.68"
+OLD = "refit=false, "  # measured before structured pruning refit its layers (now the default)
 ENTRIES = {  # name -> pipeline
     "vocab r32 + codebook d4 + 4-bit": f"{V32}, codebook(dim=4), {Q4}",
     "vocab r32 + codebook d6 + 4-bit": f"{V32}, codebook(dim=6), {Q4}",
@@ -45,26 +49,33 @@ ENTRIES = {  # name -> pipeline
         f"vocab(rank=32, min_count=2, positions=true), codebook, {Q4}",
     "vocab r32 min_count 3 + codebook + 4-bit":
         f"vocab(rank=32, min_count=3, positions=true), codebook, {Q4}",
-    "FFN 35% (2 epochs)": "structured(heads=0, ffn=0.35, epochs=2)",
+    "FFN 35% (2 epochs)": "structured(heads=0, ffn=0.35, refit=false, epochs=2)",
     "FFN 35% + vocab r32 + codebook d8 + 4-bit":
-        f"structured(heads=0, ffn=0.35, epochs=2), {V32}, codebook(dim=8), {Q4}",
+        f"structured(heads=0, ffn=0.35, refit=false, epochs=2), {V32}, codebook(dim=8), {Q4}",
     "FFN 35% + vocab r32 + codebook d8 + 4-bit, QAT 2":
-        f"structured(heads=0, ffn=0.35, epochs=2), {V32}, codebook(dim=8), "
+        f"structured(heads=0, ffn=0.35, refit=false, epochs=2), {V32}, codebook(dim=8), "
         "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq)",
     "vocab r32 + codebook, then FFN 68% (2 epochs) + 4-bit":
-        f"{V32}, codebook, {S68}, epochs=2), {Q4}",
+        f"{V32}, codebook, {S68}, {OLD}epochs=2), {Q4}",
     "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4":
-        f"{S68}, epochs=0.01), {V32}, codebook, {QAT4})",
+        f"{S68}, {OLD}epochs=0.01), {V32}, codebook, {QAT4})",
     "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 at lr 2e-4":
-        f"{S68}, epochs=0.01), {V32}, codebook, "
+        f"{S68}, {OLD}epochs=0.01), {V32}, codebook, "
         "quantize(bits=4, group_size=128, epochs=4, lr=2e-4, rounding=gptq)",
     "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 with hidden-state loss":
-        f"{S68}, epochs=0.01), {V32}, codebook, {QAT4}, hidden_weight=1)",
+        f"{S68}, {OLD}epochs=0.01), {V32}, codebook, {QAT4}, hidden_weight=1)",
     "fused: FFN 68% + vocab r32 + codebook + 4-bit, QAT 5 with hidden-state loss":
-        f"{S68}, epochs=0.01), {V32}, codebook, "
+        f"{S68}, {OLD}epochs=0.01), {V32}, codebook, "
         "quantize(bits=4, group_size=128, epochs=5, lr=1e-4, rounding=gptq, hidden_weight=1)",
+    "refit FFN 68% (no recovery) + vocab r32 + codebook + 4-bit":
+        f"{S68}, epochs=0), {V32}, codebook, {Q4}",
+    "refit FFN 68% (no recovery) + vocab r32 + codebook + 4-bit, QAT 2 with hidden-state loss":
+        f"{S68}, epochs=0), {V32}, codebook, "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq, hidden_weight=1)",
+    "fused, refit: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 with hidden-state loss":
+        f"{S68}, epochs=0), {V32}, codebook, {QAT4}, hidden_weight=1)",
     "fused: FFN 77% + vocab r64 + codebook + 4-bit, QAT 4":
-        f"structured(heads=0, ffn=0.77, epochs=0.01), vocab(rank=64, positions=true), codebook, {QAT4})",
+        f"structured(heads=0, ffn=0.77, refit=false, epochs=0.01), vocab(rank=64, positions=true), codebook, {QAT4})",
 }
 
 
@@ -113,8 +124,10 @@ def main() -> None:
     records = json.loads(path.read_text()) if path.is_file() else {}
     todo = [n for n in (args.only or ENTRIES) if args.rerun or n not in records]
     for name, record in measure(todo, Path(args.base)) if todo else ():
-        records[name] = record
-        write(records)  # after each entry: a run stopped keeps what it measured
+        # after each entry (a run stopped keeps what it measured), merged with what a run beside
+        # this one wrote meanwhile
+        records = {**(json.loads(path.read_text()) if path.is_file() else {}), name: record}
+        write(records)
 
 
 if __name__ == "__main__":

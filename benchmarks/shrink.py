@@ -14,7 +14,7 @@ of 20 minutes or more on two cores, and more settings than one budget can measur
 benchmarks/compression.py measured which are worth it here: a 4-layer student distilled for 6
 epochs (34 minutes on one thread, more than this benchmark's whole budget) loses 0.52 test F1
 alone; removing 70% of the feed-forward neurons of the 6-layer model itself (structured pruning,
-2 epochs of recovery with the unpruned model as teacher, 10 minutes on one thread) loses 0.35
+2 epochs of recovery with the unpruned model as teacher, 10 minutes on one thread) lost 0.35
 before quantization and reaches 20x with the vocabulary trimmed, codebook and 4-bit weights;
 3-bit weights lose 1.97 on the 6-layer model alone (and every 3-bit candidate of a first search
 with this space and 3 bits in it was pruned as hopeless). This benchmark therefore searches, on
@@ -26,13 +26,14 @@ in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of quantization-a
 3 epochs (before the search queued training first and deferred duplicates) a QAT retry took 19
 minutes beside another and the search ended 6 minutes past its budget.
 No 20x pipeline measured so far keeps 1.0 dev F1 within this budget (dev drops): the 20x one
-of this space loses 1.86, 1.41 after 2 epochs of QAT (these searches); pruning without recovery
-and 4 epochs of QAT instead (one training of the same length, benchmarks/candidates.py) 1.29,
-1.19 with a hidden-state loss (5 epochs on two threads, 14 minutes: 1.27); the same with 77% of
-the neurons removed and vocabulary rank 64, 1.51. Nor can the bytes come from the embedding rows instead: coarser codebooks (6 or 8
-numbers per code) or fewer full rows (only tokens seen twice or more) lose 0.5 to 1.6 more F1 on
-the unpruned model for 300 to 670 KB, the bytes of 10 to 22% of the feed-forward neurons
-(removing 35% of them costs 0.21 before quantization).
+of this space lost 1.86 before structured pruning refit its layers, 1.41 after 2 epochs of QAT;
+with the refit, 1.52, and 2 epochs of QAT no longer help (1.64). Pruning with the refit and no
+recovery, then QAT with a hidden-state loss (benchmarks/candidates.py): 1.39 after 2 epochs,
+1.42 after 4; without the refit, 4 epochs gave 1.19 to 1.29, the same with 77% of the neurons
+removed and vocabulary rank 64, 1.51. Nor can the bytes come from the embedding rows instead:
+coarser codebooks (6 or 8 numbers per code) or fewer full rows (only tokens seen twice or more)
+lose 0.5 to 1.6 more F1 on the unpruned model for 300 to 670 KB, the bytes of 10 to 22% of the
+feed-forward neurons (removing 35% of them costs 0.21 before quantization).
 `--space` changes it; `--space` with no values uses the default space. `--workers 2 --threads 1`
 runs two processes on the study, one per core (the fine-tune that sets the budget ran on both).
 """

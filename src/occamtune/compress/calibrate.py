@@ -14,15 +14,22 @@ import torch
 from torch import nn
 
 
+class _Seen(Exception):
+    """Raised by the last hook of a batch to stop the forward pass early."""
+
+
 def token_means(model: nn.Module, modules: dict[str, nn.Module],
                 batches: Callable[[], Iterable[dict[str, torch.Tensor]]],
-                stat: Callable[[torch.Tensor], torch.Tensor], inputs: bool = True) -> dict[str, torch.Tensor]:
+                stat: Callable[[torch.Tensor], torch.Tensor], inputs: bool = True,
+                stop: bool = False) -> dict[str, torch.Tensor]:
     """Per module, the sum of `stat(x)` over the calibration batches divided by the number of
     real tokens, where x is (n_tokens, features): the module's first input (`inputs`) or its
-    output, padding positions left out."""
+    output, padding positions left out. `stop`: end each forward pass once every module has
+    been seen (modules called once per pass only: later layers then cost nothing)."""
     sums: dict[str, torch.Tensor | float] = dict.fromkeys(modules, 0.0)
     counts = dict.fromkeys(modules, 0)
     mask: list[torch.Tensor] = []
+    seen: set[str] = set()
 
     def hook(name: str) -> Callable[..., None]:
         def record(_module: nn.Module, args: tuple, out: torch.Tensor) -> None:
@@ -32,6 +39,9 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
             x = x.reshape(-1, x.shape[-1])
             sums[name] = sums[name] + stat(x)
             counts[name] += x.shape[0]
+            seen.add(name)
+            if stop and len(seen) == len(modules):
+                raise _Seen
         return record
 
     with ExitStack() as stack, torch.no_grad():
@@ -40,5 +50,9 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
         model.eval()
         for batch in batches():
             mask[:] = [batch["attention_mask"].bool()] if "attention_mask" in batch else []
-            model(**batch)
+            seen.clear()
+            try:
+                model(**batch)
+            except _Seen:
+                pass
     return {name: sums[name] / max(counts[name], 1) for name in modules}

@@ -29,7 +29,7 @@ def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tupl
 
 
 def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: bool = True,
-                 calib_batches: int = 8, teacher: Any = None) -> Any:
+                 calib_batches: int = 8, refit_batches: int = 32, teacher: Any = None) -> Any:
     """A CompressContext whose finetune trains on the run's training data with its settings;
     `teacher`: the run's fine-tuned model, when pipelines are applied piece by piece to it."""
     from occamtune.api import fit_model
@@ -50,10 +50,10 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
         return fit_model(model, splits, cfg, progress=progress, loss_fn=loss_fn,
                          step_hook=step_hook, train_cfg=tcfg).model
 
-    def calibration() -> Any:
+    def batches(n: int) -> Any:
         collate = Collator(tokenizer)
         bs = cfg.train.batch_size
-        for i in range(0, min(len(train), calib_batches * bs), bs):
+        for i in range(0, min(len(train), n * bs), bs):
             yield collate(train[i:i + bs])
 
     def token_counts() -> dict[int, int]:
@@ -62,7 +62,8 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
             counts.update(f["input_ids"] if isinstance(f, dict) else f.input_ids)
         return dict(counts)
 
-    return CompressContext(finetune=finetune, calibration=calibration, token_counts=token_counts,
+    return CompressContext(finetune=finetune, calibration=lambda: batches(calib_batches),
+                           refit_batches=lambda: batches(refit_batches), token_counts=token_counts,
                            seed=cfg.train.seed, tokenizer=tokenizer, lr=cfg.train.lr, teacher=teacher,
                            max_length=cfg.data.max_length)
 

@@ -30,7 +30,7 @@ class SearchSpace:
         heads: fractions of attention heads removed by structured pruning.
         ffn: fractions of feed-forward neurons removed by structured pruning.
         prune_epochs: epochs of recovery fine-tuning after structured pruning; None uses the
-            run's own epochs.
+            run's own epochs, 0 none (the layers are refit on calibration data).
         sparsity: unstructured magnitude-pruning sparsities.
         lowrank_energy: singular-value energy kept by low-rank factorisation (only without
             unstructured sparsity).
@@ -97,10 +97,10 @@ class SearchSpace:
         _check("quant_epochs", self.quant_epochs, lambda v: v >= 0)
         if self.vocab_min_count < 1:
             raise ConfigError(f"search space vocab_min_count must be >= 1, got {self.vocab_min_count}")
-        for name in ("prune_epochs", "quant_lr"):
-            value = getattr(self, name)
-            if value is not None and value <= 0:
-                raise ConfigError(f"search space {name} must be > 0 (or unset), got {value}")
+        if self.prune_epochs is not None and self.prune_epochs < 0:
+            raise ConfigError(f"search space prune_epochs must be >= 0 (or unset), got {self.prune_epochs}")
+        if self.quant_lr is not None and self.quant_lr <= 0:
+            raise ConfigError(f"search space quant_lr must be > 0 (or unset), got {self.quant_lr}")
 
     def for_teacher(self, num_layers: int) -> SearchSpace:
         """This space with student depths the teacher can give (fewer layers than it has)."""

@@ -107,15 +107,24 @@ def measure_base(teacher: Teacher, m: Measure) -> dict[str, Any]:
     return base
 
 
-def is_trained(config: Any) -> bool:
+def is_cached(config: Any) -> bool:
+    """Whether the model after this step is cached: a method that trains, even when told not to
+    (structured pruning with epochs=0 still measures and refits every layer)."""
     return type(config).__name__ in TRAINED_METHODS
 
 
-def prefix_key(teacher: Teacher, configs: list[Any]) -> str:
-    from occamtune.compress import format_pipeline
+def is_trained(config: Any) -> bool:
+    """Whether this step trains (what the search's schedule plans around)."""
+    return is_cached(config) and getattr(config, "epochs", None) != 0
 
-    text = f"{teacher.identity}|{format_pipeline(configs)}"
-    return hashlib.sha1(text.encode()).hexdigest()[:16]
+
+def prefix_key(teacher: Teacher, configs: list[Any]) -> str:
+    """The cache folder name of the model after `configs`: every field of every step, defaults
+    included, so that a step whose defaults changed (a new option) is not served an old model."""
+    import json
+
+    steps = json.dumps([c.to_dict() for c in configs], sort_keys=True)
+    return hashlib.sha1(f"{teacher.identity}|{steps}".encode()).hexdigest()[:16]
 
 
 def compress_cached(teacher: Teacher, configs: list[Any], cache: Path) -> nn.Module:
@@ -127,13 +136,13 @@ def compress_cached(teacher: Teacher, configs: list[Any], cache: Path) -> nn.Mod
     model, start = None, 0
     for i in range(len(configs), 0, -1):
         folder = cache / prefix_key(teacher, configs[:i])
-        if is_trained(configs[i - 1]) and (folder / "occamtune.json").is_file():
+        if is_cached(configs[i - 1]) and (folder / "occamtune.json").is_file():
             model, start = load_model(folder, runtime=False)[0], i
             break
     model = model if model is not None else copy.deepcopy(teacher.model)
     for i in range(start, len(configs)):
         model = compress(model, [configs[i]], teacher.ctx)
-        if is_trained(configs[i]):
+        if is_cached(configs[i]):
             _save_cache(teacher, model, cache / prefix_key(teacher, configs[:i + 1]))
     return model
 

@@ -7,6 +7,7 @@ import torch
 
 from occamtune.compress import CompressContext, StructuredPruneConfig, compress
 from occamtune.compress.structured import head_importance
+from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_task_model
 
 
@@ -75,6 +76,57 @@ def test_activation_importance_drops_a_large_but_silent_neuron(importance: str, 
         layer.intermediate.dense.bias[0] = -1e4  # GELU(very negative) = 0 on every token
         layer.output.dense.weight[:, 0] = marker
     ctx = tiny_context(train=False)
-    compress(model, [StructuredPruneConfig(heads=0.0, ffn=0.25, importance=importance)], ctx)
+    compress(model, [StructuredPruneConfig(heads=0.0, ffn=0.25, importance=importance, refit=False)], ctx)
     columns = layer.output.dense.weight.T  # (kept neurons, hidden)
     assert any(torch.equal(c, marker) for c in columns) is kept
+
+
+def test_refit_output_makes_up_for_inputs_the_kept_ones_explain() -> None:
+    """An input that is an affine function of a kept one (2 * x0 + 1) is removed; the refit puts
+    its weight on x0 and the bias: the outputs stay the same."""
+    from occamtune.compress.structured import refit_output, slice_linear
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 4, generator=g)
+    x[:, 3] = 2 * x[:, 0] + 1
+    old = torch.nn.Linear(4, 3)
+    keep = torch.tensor([0, 1, 2])
+    xa = torch.cat([x.double(), torch.ones(200, 1, dtype=torch.float64)], dim=1)
+    gram = xa.T @ xa / 200
+    new = slice_linear(old, keep, dim=1)
+    refit_output(old, new, gram, keep, damp=0.0)
+    torch.testing.assert_close(new(x[:, :3]), old(x), atol=1e-4, rtol=1e-4)
+    plain = slice_linear(old, keep, dim=1)  # without the refit the outputs move
+    assert (plain(x[:, :3]) - old(x)).abs().max() > 0.1
+
+
+@pytest.mark.parametrize("heads, ffn", [(0.0, 0.5), (0.5, 0.0)])
+def test_refit_brings_the_outputs_closer_to_the_unpruned_model(heads: float, ffn: float) -> None:
+    """On the calibration batches, the pruned model's logits are nearer the unpruned model's with
+    the output projections refit than without."""
+    import copy
+
+    from tests.fixtures.tiny_models import tiny_context
+
+    model = tiny_task_model()
+    ctx = tiny_context(train=False)
+    batch = tiny_batches()[0]
+    with torch.no_grad():
+        want = model(**batch)
+        errors = {}
+        for refit in (False, True):
+            config = StructuredPruneConfig(heads=heads, ffn=ffn, refit=refit)
+            pruned = compress(copy.deepcopy(model), [config], ctx)
+            errors[refit] = float((pruned(**batch) - want).pow(2).mean())
+    assert errors[True] < 0.7 * errors[False]
+
+
+def test_epochs_0_prunes_and_refits_without_training() -> None:
+    from tests.fixtures.tiny_models import tiny_context
+
+    calls: list = []
+    ctx = tiny_context(calls=calls)
+    model = compress(tiny_task_model(), [StructuredPruneConfig(heads=0.0, ffn=0.5, epochs=0)], ctx)
+    assert calls == [] and model.encoder.encoder.layer[0].output.dense.in_features == 32
+    with pytest.raises(ConfigError, match="epochs"):
+        StructuredPruneConfig(epochs=-1)

@@ -121,11 +121,14 @@ def test_the_search_stops_once_the_space_is_covered(tmp_path, tiny_run) -> None:
 
 def test_steps_that_fine_tune_are_cached() -> None:
     from occamtune.compress import LowRankConfig, PruneConfig, QuantizeConfig, StructuredPruneConfig
-    from occamtune.search.trial import is_trained
+    from occamtune.search.trial import is_cached, is_trained
 
     assert is_trained(StructuredPruneConfig()) and is_trained(LowRankConfig())
     assert is_trained(PruneConfig(sparsity=0.5, gradual=True)) and is_trained(PruneConfig(sparsity=0.5))
-    assert not is_trained(QuantizeConfig(bits=4))
+    assert not is_trained(QuantizeConfig(bits=4)) and not is_cached(QuantizeConfig(bits=4))
+    # pruned and refit without recovery: nothing for the schedule to plan, but still cached
+    no_recovery = StructuredPruneConfig(ffn=0.5, epochs=0)
+    assert not is_trained(no_recovery) and is_cached(no_recovery)
 
 
 def test_a_pipeline_another_worker_is_measuring_is_waited_for_not_redone() -> None:
