@@ -74,6 +74,12 @@ ENTRIES = {  # name -> pipeline
         "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq, hidden_weight=1)",
     "fused, refit: FFN 68% + vocab r32 + codebook + 4-bit, QAT 4 with hidden-state loss":
         f"{S68}, epochs=0), {V32}, codebook, {QAT4}, hidden_weight=1)",
+    "refit FFN 68% (2 epochs) + vocab r32 + codebook + 4-bit, QAT 2 rounded to nearest":
+        f"{S68}, epochs=2), {V32}, codebook, "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=nearest)",
+    "refit FFN 68% (2 epochs) + vocab r32 + codebook + 4-bit, QAT 2 with hidden-state loss":
+        f"{S68}, epochs=2), {V32}, codebook, "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq, hidden_weight=1)",
     "fused: FFN 77% + vocab r64 + codebook + 4-bit, QAT 4":
         f"structured(heads=0, ffn=0.77, refit=false, epochs=0.01), vocab(rank=64, positions=true), codebook, {QAT4})",
 }

@@ -27,7 +27,8 @@ in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of quantization-a
 minutes beside another and the search ended 6 minutes past its budget.
 No 20x pipeline measured so far keeps 1.0 dev F1 within this budget (dev drops): the 20x one
 of this space lost 1.86 before structured pruning refit its layers, 1.41 after 2 epochs of QAT;
-with the refit, 1.52, and 2 epochs of QAT no longer help (1.64). Pruning with the refit and no
+with the refit, 1.52, and 2 epochs of QAT no longer help (1.64; rounded to the nearest code
+after QAT, the rounding it trained with, instead of by GPTQ: 1.36). Pruning with the refit and no
 recovery, then QAT with a hidden-state loss (benchmarks/candidates.py): 1.39 after 2 epochs,
 1.42 after 4; without the refit, 4 epochs gave 1.19 to 1.29, the same with 77% of the neurons
 removed and vocabulary rank 64, 1.51. Nor can the bytes come from the embedding rows instead:

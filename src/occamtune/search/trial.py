@@ -120,10 +120,15 @@ def is_trained(config: Any) -> bool:
 
 def prefix_key(teacher: Teacher, configs: list[Any]) -> str:
     """The cache folder name of the model after `configs`: every field of every step, defaults
-    included, so that a step whose defaults changed (a new option) is not served an old model."""
+    included, so that a step whose defaults changed (a new option) is not served an old model;
+    numbers as floats, so that `ffn=0` and `ffn=0.0` are one step."""
     import json
 
-    steps = json.dumps([c.to_dict() for c in configs], sort_keys=True)
+    def number(v: Any) -> Any:
+        return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v
+
+    steps = json.dumps([{k: number(v) for k, v in c.to_dict().items()} for c in configs],
+                       sort_keys=True)
     return hashlib.sha1(f"{teacher.identity}|{steps}".encode()).hexdigest()[:16]
 
 

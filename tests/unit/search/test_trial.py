@@ -30,3 +30,15 @@ def test_distilled_student_is_trained_once(tmp_path, tiny_run, monkeypatch) -> N
 
 def test_measure_defaults() -> None:
     assert Measure().prune_factor * Measure().max_drop == 3.0
+
+
+def test_cache_keys_hold_every_field_and_read_numbers_alike() -> None:
+    from types import SimpleNamespace
+
+    from occamtune.compress import parse_pipeline
+    from occamtune.search.trial import prefix_key
+
+    teacher = SimpleNamespace(identity="t")
+    key = lambda text: prefix_key(teacher, parse_pipeline(text))
+    assert key("structured(heads=0, ffn=0.5)") == key("structured(heads=0.0, ffn=0.5)")
+    assert key("structured(ffn=0.5)") != key("structured(ffn=0.5, refit=false)")
