@@ -17,9 +17,10 @@ each cut the output projection (attention output, FFN output) is refit by least 
 the kept heads and neurons reproduce the unpruned layer's output on the calibration tokens (see
 `refit_output`); each layer is measured as the cuts before it left the model. On CoNLL-2003 with
 the fine-tuned MiniLM-L6 (dev F1 92.66), before any fine-tuning: 68% of the FFN neurons removed,
-77.25 without the refit, 90.10 with it; 35%, 89.46 and 92.11 (heads, whose ranking is by weights:
-25% removed, 65.47 and 80.34; benchmarks/refit.py). Fine-tunes afterwards when ctx.finetune is given (and epochs is
-not 0): by default with the unpruned model as teacher (its soft labels and every layer's output,
+77.25 without the refit, 90.10 with it; 35%, 89.46 and 92.11 (heads, whose ranking is by
+weights: 25% removed, 65.47 and 80.34; benchmarks/refit.py).
+
+Fine-tunes afterwards when ctx.finetune is given (and epochs is not 0): by default with the unpruned model as teacher (its soft labels and every layer's output,
 the loss of `distill`; the residual width is unchanged, so layer j matches layer j), which
 recovers more than the gold labels alone, as in Lagunas et al. 2021 and CoFi (Xia et al. 2022).
 """
@@ -62,15 +63,16 @@ class StructuredPruneConfig(CompressionConfig):
         heads: fraction of heads removed per layer, in [0, 1).
         ffn: fraction of feed-forward neurons removed per layer, in [0, 1).
         epochs: fine-tuning epochs afterwards (when ctx.finetune is given); None = the run's own;
-            0 = none (with `refit`, a minute on one core: a later quantization-aware training
-            can do the recovery).
+            0 = none (with `refit`, under a minute for MiniLM on one core: a later
+            quantization-aware training can do the recovery).
         teacher: fine-tune on the unpruned model's soft labels and hidden states (False: on the
             gold labels only).
         importance: how FFN neurons are ranked: "activation" (on ctx.calibration; weights alone
             when the context has none) or "magnitude".
         refit: after cutting a layer, refit its output projections (attention and feed-forward)
-            by least squares on ctx.calibration, so that the kept heads and neurons make up for
-            the removed ones (see `refit_output`); nothing to refit on without calibration.
+            by least squares on ctx.refit_batches (else ctx.calibration), so that the kept heads
+            and neurons make up for the removed ones (see `refit_output`); nothing to refit on
+            without calibration.
     """
 
     name = "structured"
