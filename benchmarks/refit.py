@@ -6,8 +6,8 @@ projections, on the fine-tuned MiniLM-L6 of CoNLL-2003 (dev F1).
 
 Each row prunes a copy of the fine-tuned model of vs_hf.py (benchmarks/work/occamtune) with
 `structured(..., refit=...)` and no recovery training, with the calibration batches of
-`occamtune compress` (batches of the run's training data; `--batches` of them for the refit),
-and measures dev F1 in memory. The numbers quoted in `occamtune/compress/structured.py` and
+`occamtune compress` (batches of 32 training sentences; the row's number of them for the
+refit), and measures dev F1 in memory. The numbers quoted in `occamtune/compress/structured.py` and
 `CompressContext.refit_batches` come from here.
 """
 
@@ -57,11 +57,12 @@ def main() -> None:
         ctx = make_context(teacher.cfg, teacher.splits, teacher.tokenizer, progress=False,
                            refit_batches=batches, teacher=teacher.model)
         ctx = dataclasses.replace(ctx, finetune=None)  # no recovery training
+        configs = parse_pipeline(pipeline)
         start = time.perf_counter()
-        model = compress(copy.deepcopy(teacher.model), parse_pipeline(pipeline), ctx)
+        model = compress(copy.deepcopy(teacher.model), configs, ctx)
         seconds = time.perf_counter() - start
         f1 = float(inference.evaluate(model, dev.dataset, dev.features)["f1"])
-        refit = "refit=false" not in pipeline
+        refit = configs[0].refit
         records.append({"pipeline": pipeline, "refit": refit, "refit_batches": batches if refit else 0,
                         "dev_f1": f1, "dev_drop": base - f1, "prune_seconds": seconds,
                         "threads": torch.get_num_threads()})

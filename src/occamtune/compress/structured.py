@@ -20,9 +20,10 @@ the fine-tuned MiniLM-L6 (dev F1 92.66), before any fine-tuning: 68% of the FFN 
 77.25 without the refit, 90.10 with it; 35%, 89.46 and 92.11 (heads, whose ranking is by
 weights: 25% removed, 65.47 and 80.34; benchmarks/refit.py).
 
-Fine-tunes afterwards when ctx.finetune is given (and epochs is not 0): by default with the unpruned model as teacher (its soft labels and every layer's output,
-the loss of `distill`; the residual width is unchanged, so layer j matches layer j), which
-recovers more than the gold labels alone, as in Lagunas et al. 2021 and CoFi (Xia et al. 2022).
+Fine-tunes afterwards when ctx.finetune is given (and epochs is not 0): by default with the
+unpruned model as teacher (its soft labels and every layer's output, the loss of `distill`; the
+residual width is unchanged, so layer j matches layer j), which recovers more than the gold
+labels alone, as in Lagunas et al. 2021 and CoFi (Xia et al. 2022).
 """
 
 from __future__ import annotations
