@@ -49,7 +49,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0,0.68", "prune_epochs=2", "sparsity=0.0",
-         "lowrank_energy=0.0", "vocab_trim=true,false", "vocab_rank=32,64", "codebook=false,true",
+         "lowrank_energy=0.0", "vocab_trim=true,false", "vocab_rank=32,128", "codebook=false,true",
          "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
 
 

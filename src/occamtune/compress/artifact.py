@@ -8,7 +8,8 @@ Files:
         shape, encoding and byte ranges: k-bit codes + fp16 scales for quantized weights (codes
         bit-packed, or for widths not dividing 8 one per byte under zstd/lzma, whose byte-wise
         coding then sees whole codes), a bitmask + nonzero values for sparse tensors, fp16 for
-        other matrices, fp32 for vectors and the task head, raw integers for integer buffers,
+        other float tensors (biases and LayerNorm vectors too: 1% of a 20x-smaller MiniLM in
+        fp32, measured to change no prediction), fp32 for the task head, raw integers for integer buffers,
         an alias for shared tensors.
     config.json, tokenizer files: the encoder config and the tokenizer.
     occamtune.json: `{"artifact": true, "head": ..., "pipeline": [...], "structure": [...], ...}`.
@@ -73,13 +74,24 @@ def _encode_one(model: TaskModel, name: str, tensor: torch.Tensor, half_floats: 
                 byte_codes: bool) -> tuple[dict, dict]:
     module_name, _, attr = name.rpartition(".")
     module = model.get_submodule(module_name) if module_name else model
-    quant = quantized_codes(module) if attr == "weight" else None
+    quant = quantized_codes(module, attr)
     if quant is not None:
-        return encode_quant(*quant, byte_codes=byte_codes)
+        return encode_quant(*quant, byte_codes=byte_codes, shape=tuple(tensor.shape))
     if not tensor.is_floating_point():
         return encode_raw(tensor)
-    small = tensor.dim() < 2 or name.startswith("head.")
-    return encode_float(tensor, half=half_floats and not small)
+    return encode_float(tensor, half=half_floats and not name.startswith("head."))
+
+
+def round_as_stored(model: TaskModel) -> None:
+    """Round in place the float tensors an artifact stores in fp16 (all but the k-bit coded ones
+    and the task head) to fp16 values, so that the model in memory is exactly the one on disk."""
+    with torch.no_grad():
+        for name, tensor in model.state_dict(keep_vars=True).items():
+            module_name, _, attr = name.rpartition(".")
+            module = model.get_submodule(module_name) if module_name else model
+            if (tensor.is_floating_point() and not name.startswith("head.")
+                    and quantized_codes(module, attr) is None):
+                tensor.copy_(tensor.half().float())
 
 
 def pack_model(model: TaskModel, half_floats: bool = True,
@@ -220,8 +232,9 @@ def _reattach_codes(model: TaskModel, manifest: dict, payload: bytes) -> None:
     for entry in manifest["tensors"]:
         if entry["enc"] == "quant":
             codes, scales = decode_quant(entry, entry_parts(entry, payload))
-            attach_codes(model.get_submodule(entry["name"].rpartition(".")[0]), codes, scales,
-                         entry["bits"], entry["group"])
+            module_name, _, attr = entry["name"].rpartition(".")
+            attach_codes(model.get_submodule(module_name), codes, scales, entry["bits"],
+                         entry["group"], attr)
 
 
 def artifact_bytes(folder: str | Path) -> int:

@@ -56,7 +56,7 @@ def _read_mask(data: bytes, n: int) -> np.ndarray:
 
 
 def encode_quant(codes: torch.Tensor, scales: torch.Tensor, bits: int, group: int,
-                 byte_codes: bool = False) -> tuple[dict, dict]:
+                 byte_codes: bool = False, shape: tuple[int, ...] | None = None) -> tuple[dict, dict]:
     """k-bit codes and fp16 scales.
 
     Codes are bit-packed (dense, or bitmask + nonzero codes when that is smaller). With
@@ -66,13 +66,16 @@ def encode_quant(codes: torch.Tensor, scales: torch.Tensor, bits: int, group: in
     (a third of 3-bit codes are 0). Measured on the fine-tuned MiniLM: the 3-bit artifact takes
     8.74 MB this way against 9.07 MB packed. Widths dividing 8 stay packed: each byte then holds
     whole codes and zstd sees their joint statistics (4-bit: 10.56 MB packed, 11.01 MB one per
-    byte).
+    byte). `shape`: the tensor's own shape when the codes are a 2-D view of it.
     """
+    shape = tuple(codes.shape) if shape is None else tuple(shape)
     qmax = 2 ** (bits - 1) - 1
     flat = codes.numpy().ravel().astype(np.int16)
     unsigned = (flat + qmax).astype(np.uint8)  # [0, 2 qmax] fits k bits
     entry: dict[str, Any] = {"enc": "quant", "bits": bits, "group": group,
                              "scales_shape": list(scales.shape)}
+    if tuple(codes.shape) != shape:  # a 2-D view, e.g. of a codebook's (S, k, d) centroids
+        entry["codes_shape"] = list(codes.shape)
     parts = {"scales": scales.to(torch.float16).numpy().tobytes()}
     if byte_codes and 8 % bits:
         entry["layout"] = "bytes"
@@ -104,7 +107,8 @@ def decode_quant(entry: dict, parts: dict[str, bytes]) -> tuple[torch.Tensor, to
         unsigned[mask] = unpack_bits(parts["codes"], bits, entry["nnz"])
     else:
         unsigned = unpack_bits(parts["codes"], bits, n)
-    codes = torch.from_numpy((unsigned.astype(np.int16) - qmax).astype(np.int8)).view(shape)
+    codes = torch.from_numpy((unsigned.astype(np.int16) - qmax).astype(np.int8))
+    codes = codes.view(entry.get("codes_shape", shape))
     scales = np.frombuffer(parts["scales"], dtype=np.float16).astype(np.float32)
     return codes, torch.from_numpy(scales.copy()).view(entry["scales_shape"])
 
@@ -149,7 +153,7 @@ def decode_tensor(entry: dict, parts: dict[str, bytes]) -> torch.Tensor:
     """The fp32 (or integer) tensor of a manifest entry."""
     if entry["enc"] == "quant":
         codes, scales = decode_quant(entry, parts)
-        return dequantize(codes, scales, entry["group"])
+        return dequantize(codes, scales, entry["group"]).view(entry["shape"])
     if entry["enc"] == "raw":
         return decode_raw(entry, parts)
     return decode_float(entry, parts)

@@ -157,22 +157,28 @@ def dequantize(codes: torch.Tensor, scales: torch.Tensor, group: int) -> torch.T
 
 
 def attach_codes(module: nn.Module, codes: torch.Tensor, scales: torch.Tensor, bits: int,
-                 group: int) -> None:
-    """Set `module.weight` to the dequantized codes and keep codes/scales for the artifact."""
+                 group: int, attr: str = "weight") -> None:
+    """Set `module.<attr>` (its weight, or a codebook's centroids) to the dequantized codes (a 2-D
+    view of it) and keep codes/scales for the artifact."""
+    target = getattr(module, attr)
     with torch.no_grad():
-        module.weight.copy_(dequantize(codes, scales, group))
+        target.copy_(dequantize(codes, scales, group).view(target.shape))
     module.register_buffer("qcodes", codes, persistent=False)
     module.register_buffer("qscales", scales, persistent=False)
-    module.qbits, module.qgroup = bits, group
+    module.qbits, module.qgroup, module.qattr = bits, group, attr
 
 
-def quantized_codes(module: nn.Module) -> tuple[torch.Tensor, torch.Tensor, int, int] | None:
-    """(codes, scales, bits, group) when the module's weight is still exactly its codes."""
+def quantized_codes(module: nn.Module,
+                    attr: str = "weight") -> tuple[torch.Tensor, torch.Tensor, int, int] | None:
+    """(codes, scales, bits, group) when the module's `attr` is still exactly its codes."""
     codes = getattr(module, "qcodes", None)
-    if codes is None or codes.shape != module.weight.shape:
+    if codes is None or getattr(module, "qattr", "weight") != attr:
+        return None
+    target = getattr(module, attr)
+    if codes.numel() != target.numel():
         return None
     if not torch.equal(dequantize(codes, module.qscales, module.qgroup),
-                       module.weight.detach().float()):
+                       target.detach().float().reshape(codes.shape)):
         return None
     return codes, module.qscales, int(module.qbits), int(module.qgroup)
 
@@ -275,6 +281,9 @@ def _quantize(model: TaskModel, config: QuantizeConfig, ctx: CompressContext) ->
                 codes, scales = quantize_tensor(module.weight, bits, config.group_size)
             attach_codes(module, codes, scales, bits, group_of(codes.shape[1], config.group_size))
             n_weights += codes.numel()
+    from occamtune.compress.artifact import round_as_stored  # artifact.py imports this module
+
+    round_as_stored(model)  # biases, LayerNorms...: what the artifact stores
     model.int8_runtime = config.bits == 8 if config.dynamic is None else config.dynamic
     step_info(model, quantized_weights=n_weights, bits=config.bits)
     return model

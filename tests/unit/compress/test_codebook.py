@@ -97,7 +97,68 @@ def test_after_vocab_codes_the_kept_rows_and_reloads(tokenizer, tmp_path) -> Non
     torch.testing.assert_close(loaded(**batch), model.eval()(**batch), atol=2e-3, rtol=2e-3)
 
 
+def test_fallback_dim_codes_the_dropped_rows_too_and_reloads(tokenizer, tmp_path) -> None:
+    model = compress(tiny_task_model(), [VocabTrimConfig(rank=4),
+                                         CodebookConfig(size=8, fallback_dim=2)],
+                     tiny_context(train=False))
+    words = model.encoder.embeddings.word_embeddings
+    assert isinstance(words.embedding, CodebookEmbedding)
+    assert isinstance(words.fallback, CodebookEmbedding)
+    assert words.fallback.codebooks.shape == (2, 8, 2)  # rank 4: 2 sub-spaces of 2, 8 centroids
+    dropped = int((words.remap >= words.embedding.num_embeddings).nonzero()[0])
+    row = int(words.remap[dropped]) - words.embedding.num_embeddings
+    expected = words.basis(words.fallback.codebooks[torch.arange(2), words.fallback.codes[row].long()]
+                           .flatten())
+    torch.testing.assert_close(words(torch.tensor([dropped]))[0], expected)
+    info = model.compression_log[-1]
+    assert info["fallback_rows"] == words.fallback.num_embeddings and info["fallback_error"] > 0
+    batch = tiny_batches(n=1, seed=3)[0]
+    save_artifact(model, tokenizer, tmp_path / "a")
+    loaded = load_artifact(tmp_path / "a")
+    assert isinstance(loaded.encoder.embeddings.word_embeddings.fallback, CodebookEmbedding)
+    torch.testing.assert_close(loaded(**batch), model.eval()(**batch), atol=2e-3, rtol=2e-3)
+
+
+def test_centroid_bits_store_the_centroids_as_codes(tokenizer, tmp_path) -> None:
+    from occamtune.compress.artifact import read_occ
+
+    def build(bits):
+        return compress(tiny_task_model(), [VocabTrimConfig(rank=4),
+                                            CodebookConfig(size=8, centroid_bits=bits)],
+                        tiny_context(train=False))
+
+    full, coded = build(None), build(4)
+    centroids = coded.encoder.embeddings.word_embeddings.embedding.codebooks
+    exact = full.encoder.embeddings.word_embeddings.embedding.codebooks
+    assert not torch.equal(centroids, exact)  # 4-bit centroids, 15 levels a sub-space
+    for s in range(8):  # each sub-space: one scale, at most 15 distinct values
+        assert centroids[s].unique().numel() <= 15
+    torch.testing.assert_close(centroids, exact, atol=0.25 * exact.abs().max().item(), rtol=0)
+    save_artifact(coded, tokenizer, tmp_path / "q")
+    save_artifact(full, tokenizer, tmp_path / "f")
+    manifest, _ = read_occ(tmp_path / "q" / "model.occ")
+    entry = next(e for e in manifest["tensors"] if e["name"].endswith("embedding.codebooks"))
+    assert entry["enc"] == "quant" and entry["bits"] == 4 and entry["codes_shape"] == [8, 32]
+    loaded = load_artifact(tmp_path / "q")
+    torch.testing.assert_close(loaded.encoder.embeddings.word_embeddings.embedding.codebooks,
+                               centroids)
+    batch = tiny_batches(n=1, seed=3)[0]
+    torch.testing.assert_close(loaded(**batch), coded.eval()(**batch), atol=2e-3, rtol=2e-3)
+    save_artifact(loaded, tokenizer, tmp_path / "again")  # the codes survive a reload
+    assert (tmp_path / "again" / "model.occ").read_bytes() == (tmp_path / "q" / "model.occ").read_bytes()
+
+
+def test_fallback_dim_without_low_rank_rows_is_a_no_op() -> None:
+    model = compress(tiny_task_model(), [VocabTrimConfig(rank=0),
+                                         CodebookConfig(size=8, fallback_dim=2)],
+                     tiny_context(train=False))
+    assert model.encoder.embeddings.word_embeddings.fallback is None
+    assert "fallback_rows" not in model.compression_log[-1]
+
+
 @pytest.mark.parametrize("configs, needle", [
+    ([VocabTrimConfig(rank=4), CodebookConfig(fallback_dim=3)],
+     "fallback_dim must divide the vocabulary's rank 4"),
     ([CodebookConfig(dim=5)], "must divide the embedding width 32"),
     ([CodebookConfig(), VocabTrimConfig()], "put `vocab` before `codebook`"),
     ([CodebookConfig(), CodebookConfig()], "already coded"),

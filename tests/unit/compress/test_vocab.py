@@ -117,3 +117,33 @@ def test_positions_on_an_encoder_without_an_absolute_table_is_a_no_op() -> None:
     rows = model.encoder.embeddings.position_embeddings.num_embeddings
     assert trim_positions(model, 16) == 0
     assert model.encoder.embeddings.position_embeddings.num_embeddings == rows
+
+
+@pytest.mark.parametrize("rank", [0, 4])
+def test_the_id_map_is_saved_as_a_mask_and_old_artifacts_still_load(rank: int, tmp_path) -> None:
+    from occamtune.compress import load_artifact, save_artifact
+    from occamtune.compress.artifact import read_occ
+    from tests.fixtures.tiny import tiny_tokenizer
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    tok = tiny_tokenizer(tmp_path / "tok")
+    model = compress(tiny_task_model(), [VocabTrimConfig(rank=rank)], _ctx({10: 5, 50: 2}))
+    emb = model.encoder.embeddings.word_embeddings
+    ids = torch.tensor([[10, 11, 60, 50, 1]])
+    save_artifact(model, tok, tmp_path / "new")
+    manifest, _ = read_occ(tmp_path / "new" / "model.occ")
+    assert not any(e["name"].endswith("remap") for e in manifest["tensors"])
+    assert "kept" in manifest["structure"][-1]
+    loaded = load_artifact(tmp_path / "new").encoder.embeddings.word_embeddings
+    assert torch.equal(loaded.remap, emb.remap) and int(emb.remap[11]) == (7 + 5 if rank else 1)  # after ids 5-9
+    torch.testing.assert_close(loaded(ids), emb(ids), atol=2e-3, rtol=2e-3)
+    # the format before the mask: the map saved with the weights, the record without it
+    emb._non_persistent_buffers_set.discard("remap")
+    model.occam_structure = [{k: v for k, v in r.items() if k not in ("kept", "unk_row")}
+                             for r in model.occam_structure]
+    save_artifact(model, tok, tmp_path / "old")
+    manifest, _ = read_occ(tmp_path / "old" / "model.occ")
+    assert any(e["name"].endswith("remap") for e in manifest["tensors"])
+    loaded = load_artifact(tmp_path / "old").encoder.embeddings.word_embeddings
+    assert torch.equal(loaded.remap, emb.remap)
+    torch.testing.assert_close(loaded(ids), emb(ids), atol=2e-3, rtol=2e-3)

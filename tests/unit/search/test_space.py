@@ -27,6 +27,12 @@ def test_parse_space_from_flags() -> None:
     assert space.bits == (4, 3) and space.vocab_trim == (False,) and space.group_size == 32
     assert space.vocab_rank == (16,) and space.quant_epochs == (0.5,) and space.rounding == "nearest"
     assert parse_space(["sparsity=0,5e-1"]).sparsity == (0, 0.5)
+    assert parse_space(["codebook_fallback_dim=4"]).codebook_fallback_dim == 4
+    assert parse_space(["qat_rounding=gptq"]).qat_rounding == "gptq"
+    with pytest.raises(ConfigError, match="qat_rounding must be one of nearest, gptq"):
+        parse_space(["qat_rounding=stochastic"])
+    with pytest.raises(ConfigError, match="codebook_fallback_dim must be >= 0"):
+        parse_space(["codebook_fallback_dim=-1"])
     with pytest.raises(ConfigError, match="FIELD=v1,v2"):
         parse_space(["colour=red"])
     with pytest.raises(ConfigError, match="rounding must be one of nearest, gptq"):
@@ -47,7 +53,15 @@ def test_pipeline_order_and_skipped_steps() -> None:
                      "CodebookConfig", "QuantizeConfig"]
     steps = build_pipeline({**params, "vocab_rank": 16}, SearchSpace(quant_epochs=1.0))
     assert steps[-3].rank == 16 and steps[-1].epochs == 1.0  # the choices reach the steps
-    assert steps[-1].rounding == "gptq"  # the space's default
+    assert steps[-1].rounding == "nearest"  # after QAT: the space's qat_rounding
+    assert build_pipeline(params, SearchSpace())[-1].rounding == "gptq"  # without: its rounding
+    assert build_pipeline(params, SearchSpace(quant_epochs=1.0,
+                                              qat_rounding="gptq"))[-1].rounding == "gptq"
+    assert steps[-2].fallback_dim == 8  # rank 16: its codes coded in sub-vectors of 8
+    assert build_pipeline({**params, "vocab_rank": 12}, SearchSpace())[-2].fallback_dim == 0
+    assert build_pipeline({**params, "vocab_trim": False}, SearchSpace())[-2].fallback_dim == 0
+    assert build_pipeline({**params, "vocab_rank": 16},
+                          SearchSpace(codebook_fallback_dim=0))[-2].fallback_dim == 0
     assert SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
                        vocab_trim=(False, True), vocab_rank=(32, 64), bits=(4,)).size() == 6
     none = {"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0, "lowrank_energy": 0.0,
