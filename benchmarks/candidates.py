@@ -22,7 +22,10 @@ The questions these answered (CoNLL-2003, MiniLM-L6, 20x = 4,514,436 bytes):
   unpruned model (the same time as 2 epochs of recovery and 2 of QAT);
 - what the least-squares refit of structured pruning (now its default; the entries measured
   before it pin `refit=false`) changes: "refit" entries prune with no recovery at all
-  (`epochs=0`), the refit alone, then QAT.
+  (`epochs=0`), the refit alone, then QAT;
+- how to code the rows of tokens unseen in training ("fallback"): low-rank codes quantized with
+  the weights, or product-quantization codes of their own (`codebook(fallback_dim=8)`), and how
+  to round after QAT (GPTQ, or to the nearest code, the rounding QAT trained with).
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "benchmarks" / "work" / "candidates"
 V32 = "vocab(rank=32, positions=true)"
+V128 = "vocab(rank=128, positions=true)"
 Q4 = "quantize(bits=4, group_size=128, rounding=gptq)"
 QAT4 = "quantize(bits=4, group_size=128, epochs=4, lr=1e-4, rounding=gptq"
 S68 = "structured(heads=0, ffn=0.68"
@@ -80,6 +84,22 @@ ENTRIES = {  # name -> pipeline
     "refit FFN 68% (2 epochs) + vocab r32 + codebook + 4-bit, QAT 2 with hidden-state loss":
         f"{S68}, epochs=2), {V32}, codebook, "
         "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq, hidden_weight=1)",
+    "refit FFN 68% (2 epochs) + vocab r32 + codebook + 4-bit":
+        f"{S68}, epochs=2), {V32}, codebook, {Q4}",
+    "refit FFN 68% (2 epochs) + vocab r32 + codebook, fallback d8 + 4-bit":
+        f"{S68}, epochs=2), {V32}, codebook(fallback_dim=8), {Q4}",
+    "refit FFN 68% (2 epochs) + vocab r64 + codebook, fallback d8 + 4-bit":
+        f"{S68}, epochs=2), vocab(rank=64, positions=true), codebook(fallback_dim=8), {Q4}",
+    "refit FFN 68% (2 epochs) + vocab r128 + codebook, fallback d8 + 4-bit":
+        f"{S68}, epochs=2), {V128}, codebook(fallback_dim=8), {Q4}",
+    "refit FFN 68% (2 epochs) + vocab r128 + codebook, fallback d8, 8-bit centroids + 4-bit":
+        f"{S68}, epochs=2), {V128}, codebook(fallback_dim=8, centroid_bits=8), {Q4}",
+    "refit FFN 68% (2 epochs) + vocab r128 + codebook, fallback d8 + 4-bit, QAT 2":
+        f"{S68}, epochs=2), {V128}, codebook(fallback_dim=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=gptq)",
+    "refit FFN 68% (2 epochs) + vocab r128 + codebook, fallback d8 + 4-bit, QAT 2 rounded to nearest":
+        f"{S68}, epochs=2), {V128}, codebook(fallback_dim=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4, rounding=nearest)",
     "fused: FFN 77% + vocab r64 + codebook + 4-bit, QAT 4":
         f"structured(heads=0, ffn=0.77, refit=false, epochs=0.01), vocab(rank=64, positions=true), codebook, {QAT4})",
 }

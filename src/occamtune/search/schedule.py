@@ -10,8 +10,9 @@ queued trial waits already, the first of:
    longest jobs first, so that they end within the budget (and a proposal whose training step
    another worker is training is deferred: no two workers train the same student);
 2. a QAT retry (`quant_epochs` beyond the first): of the candidates that missed the tolerance on
-   dev by less than `factor` times it and are smaller than the best one that kept it, the
-   smallest, with the next QAT epochs. QAT keeps the bytes and trains the model to its own
+   dev by less than `factor` times it (`Measure.retry_factor`, 1.5: a far miss is not worth ten
+   minutes) and are smaller than the best one that kept it, the smallest, with the next QAT
+   epochs. QAT keeps the bytes and trains the model to its own
    rounding, recovering the losses of every step before it (benchmarks/compression.py: distilled
    student + structured pruning + vocabulary + codebook + 4-bit, test F1 86.16 rounded with
    GPTQ, 87.21 after 6 epochs of QAT);

@@ -108,7 +108,7 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
     objective = _objective(teacher, space, out, m)
 
     def plan() -> None:  # what to measure next when its cost matters (see schedule.py)
-        queue_next(study, space, teacher, out / "cache", max_drop, m.prune_factor)
+        queue_next(study, space, teacher, out / "cache", max_drop, m.retry_factor)
 
     plan()
     _optimize(study, objective, budget_trials, budget_seconds, max_drop, teacher, out, progress,

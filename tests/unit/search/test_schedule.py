@@ -50,6 +50,7 @@ def test_a_narrow_miss_smaller_than_the_best_is_retried_with_qat(tmp_path) -> No
     _done(study, 200, 1.8, {"codebook": True, "bits": 8})    # narrow miss
     _done(study, 100, 2.5, {"codebook": True, "bits": 4})    # narrow miss, the smallest: first
     _done(study, 600, 1.2, {"codebook": False, "bits": 4})   # larger than the best: never
+    assert queue_next(study, space, TEACHER, tmp_path, max_drop=1.0, factor=1.5) is None  # far
     assert queue_next(study, space, TEACHER, tmp_path, max_drop=1.0, factor=3.0) == "retry"
     assert queue_next(study, space, TEACHER, tmp_path, max_drop=1.0, factor=3.0) is None  # one waits
     (waiting,) = _waiting(study)
