@@ -20,21 +20,22 @@ before quantization and reaches 20x with the vocabulary trimmed, codebook and 4-
 with this space and 3 bits in it was pruned as hopeless). This benchmark therefore searches, on
 the fine-tuned model: 68% of the feed-forward neurons removed (with the position rows cut to the
 run's max_length, 68% gives the bytes 70% gave) or none; vocabulary trimming (dropped rows at
-rank 32 or 64) or none; the embedding rows as product-quantization codes or not; 4-bit weights
-in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of quantization-aware training
-(lr 1e-4) for the candidates the search retries (a narrow miss smaller than the best kept). With
+rank 32 or 128; with the codebook, their rank-r codes are product-quantization codes too, in
+sub-vectors of 8: r / 8 bytes a row) or none; the embedding rows as product-quantization codes
+or not; 4-bit weights in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of
+quantization-aware training (lr 1e-4, then rounded to the nearest code) for the candidates the
+search retries (a miss within 1.5 times the tolerance, smaller than the best kept). With
 3 epochs (before the search queued training first and deferred duplicates) a QAT retry took 19
 minutes beside another and the search ended 6 minutes past its budget.
-No 20x pipeline measured so far keeps 1.0 dev F1 within this budget (dev drops): the 20x one
-of this space lost 1.86 before structured pruning refit its layers, 1.41 after 2 epochs of QAT;
-with the refit, 1.52, and 2 epochs of QAT no longer help (1.64; rounded to the nearest code
-after QAT, the rounding it trained with, instead of by GPTQ: 1.36). Pruning with the refit and no
-recovery, then QAT with a hidden-state loss (benchmarks/candidates.py): 1.39 after 2 epochs,
-1.42 after 4; without the refit, 4 epochs gave 1.19 to 1.29, the same with 77% of the neurons
-removed and vocabulary rank 64, 1.51. Nor can the bytes come from the embedding rows instead:
-coarser codebooks (6 or 8 numbers per code) or fewer full rows (only tokens seen twice or more)
-lose 0.5 to 1.6 more F1 on the unpruned model for 300 to 670 KB, the bytes of 10 to 22% of the
-feed-forward neurons (removing 35% of them costs 0.21 before quantization).
+The 20x pipelines of this space: with the rows of unseen word pieces as rank-32 codes quantized
+with the weights (16 bytes a row), the refit student lost 1.52 dev F1 and QAT brought back little
+(1.36 at best); as rank-128 codes in product quantization (the same 16 bytes a row), 1.12, and
+0.85 after 2 epochs of QAT rounded to the nearest code (GPTQ after QAT: 1.08). Rank 32 in codes
+of 8 (4 bytes a row, 21.4x) lost 1.76, 1.37 after QAT: a miss QAT cannot bring back, hence
+retries only within 1.5 times the tolerance. Coarser codebooks for the kept rows or fewer full
+rows (only tokens seen twice or more) lose 0.5 to 1.6 more F1 on the unpruned model for 300 to
+670 KB (benchmarks/results/candidates.md), and on the refit student 3-bit attention weights
+(22.1x, checked by hand) lost 1.85.
 `--space` changes it; `--space` with no values uses the default space. `--workers 2 --threads 1`
 runs two processes on the study, one per core (the fine-tune that sets the budget ran on both).
 """

@@ -42,10 +42,11 @@ class SearchSpace:
         codebook: whether to store the word-embedding rows as product-quantization codes.
         codebook_fallback_dim: with a codebook, the rank-r codes of the rows a trimmed
             vocabulary dropped are product-quantization codes too, r / this many bytes a row (0:
-            they are quantized with the weights, r / 2 bytes a row at 4 bits). Measured by hand
-            on CoNLL-2003 dev (68% of the feed-forward neurons removed, codebook, 4-bit GPTQ):
-            rank 32 quantized 1.52 F1 lost, rank 128 in codes of 8 numbers 1.12, at the same
-            bytes a row and 20.0x in all.
+            they are quantized with the weights, r / 2 bytes a row at 4 bits). Measured on
+            CoNLL-2003 dev (benchmarks/candidates.py: 68% of the feed-forward neurons removed,
+            codebook, 4-bit GPTQ): rank 32 quantized lost 1.52 F1 (20.5x in all), rank 128 in
+            codes of 8 numbers 1.12 (20.2x: 16 bytes a row either way, plus the codes' own
+            codebooks and a larger basis).
         bits: weight bits for quantization; 32 means no quantization.
         group_size: quantization group size.
         quant_epochs: quantization-aware training epochs before rounding (0: none). Every
