@@ -31,11 +31,11 @@ The 20x pipelines of this space: with the rows of unseen word pieces as rank-32 
 with the weights (16 bytes a row), the refit student lost 1.52 dev F1 and QAT brought back little
 (1.36 at best); as rank-128 codes in product quantization (the same 16 bytes a row), 1.12, and
 0.85 after 2 epochs of QAT rounded to the nearest code (GPTQ after QAT: 1.08). Rank 32 in codes
-of 8 (4 bytes a row, 21.4x) lost 1.76, 1.37 after QAT: a miss QAT cannot bring back, hence
-retries only within 1.5 times the tolerance. Coarser codebooks for the kept rows or fewer full
-rows (only tokens seen twice or more) lose 0.5 to 1.6 more F1 on the unpruned model for 300 to
-670 KB (benchmarks/results/candidates.md), and on the refit student 3-bit attention weights
-(22.1x, checked by hand) lost 1.85.
+of 8 (4 bytes a row, 21.4x) lost 1.76, 1.37 after QAT (in a run of this benchmark, stopped):
+a miss QAT cannot bring back, hence retries only within 1.5 times the tolerance. Coarser
+codebooks for the kept rows or fewer full rows (only tokens seen twice or more) lose 0.5 to 1.6
+more F1 on the unpruned model for 300 to 670 KB (benchmarks/results/candidates.md), and on the
+refit student 3-bit attention weights (22.1x, checked by hand) lost 1.85.
 `--space` changes it; `--space` with no values uses the default space. `--workers 2 --threads 1`
 runs two processes on the study, one per core (the fine-tune that sets the budget ran on both).
 """

@@ -60,8 +60,8 @@ class SearchSpace:
             32, fp32 87.89) or "nearest".
         qat_rounding: how a candidate with quantization-aware training rounds after it:
             "nearest", the rounding it trained with, by default. Measured on CoNLL-2003 dev
-            (68% of the feed-forward neurons removed and refit, vocabulary, codebook, 4-bit, 2
-            epochs of QAT): with rank-32 rows 1.36 F1 lost rounding to nearest, 1.64 by GPTQ;
+            (benchmarks/candidates.py: 68% of the feed-forward neurons removed and refit,
+            vocabulary, codebook, 4-bit, 2 epochs of QAT): with rank-32 rows 1.36 F1 lost rounding to nearest, 1.64 by GPTQ;
             with rank-128 rows in codes of 8, 0.85 and 1.08.
     """
 
