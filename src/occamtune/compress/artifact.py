@@ -71,16 +71,25 @@ def _decompress(data: bytes, codec: str) -> bytes:
     raise ModelError(f"unknown codec {codec!r} in artifact; known: {', '.join(CODECS)}")
 
 
+def _codes_of(model: TaskModel, name: str) -> tuple | None:
+    """The k-bit codes of the tensor `name` when its module keeps them exactly (`quantized_codes`)."""
+    module_name, _, attr = name.rpartition(".")
+    return quantized_codes(model.get_submodule(module_name) if module_name else model, attr)
+
+
+def _in_half(name: str) -> bool:
+    """Whether a float tensor without codes is stored in fp16 (all but the task head's)."""
+    return not name.startswith("head.")
+
+
 def _encode_one(model: TaskModel, name: str, tensor: torch.Tensor, half_floats: bool,
                 byte_codes: bool) -> tuple[dict, dict]:
-    module_name, _, attr = name.rpartition(".")
-    module = model.get_submodule(module_name) if module_name else model
-    quant = quantized_codes(module, attr)
+    quant = _codes_of(model, name)
     if quant is not None:
         return encode_quant(*quant, byte_codes=byte_codes, shape=tuple(tensor.shape))
     if not tensor.is_floating_point():
         return encode_raw(tensor)
-    return encode_float(tensor, half=half_floats and not name.startswith("head."))
+    return encode_float(tensor, half=half_floats and _in_half(name))
 
 
 def round_as_stored(model: TaskModel) -> None:
@@ -88,10 +97,7 @@ def round_as_stored(model: TaskModel) -> None:
     and the task head) to fp16 values, so that the model in memory is exactly the one on disk."""
     with torch.no_grad():
         for name, tensor in model.state_dict(keep_vars=True).items():
-            module_name, _, attr = name.rpartition(".")
-            module = model.get_submodule(module_name) if module_name else model
-            if (tensor.is_floating_point() and not name.startswith("head.")
-                    and quantized_codes(module, attr) is None):
+            if tensor.is_floating_point() and _in_half(name) and _codes_of(model, name) is None:
                 tensor.copy_(tensor.half().float())
 
 

@@ -190,9 +190,8 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
     if width % config.dim:
         raise ConfigError(f"codebook: dim must divide the embedding width {width}, got {config.dim}")
     weights = _row_weights(holder, rows, ctx) if config.weighting == "count" else None
-    error = _code_rows(model, holder, attr, config.dim, config, ctx.seed, weights)
-    info = {"rows": rows, "subspaces": width // config.dim, "size": min(config.size, rows),
-            "relative_error": error}
+    params, error = _code_rows(model, holder, attr, config.dim, config, ctx.seed, weights)
+    info = {k: params[k] for k in ("rows", "subspaces", "size")} | {"relative_error": error}
     fallback = getattr(holder, "fallback", None)
     if config.fallback_dim and isinstance(fallback, nn.Embedding):
         rank = fallback.weight.shape[1]
@@ -200,17 +199,18 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
             raise ConfigError(f"codebook: fallback_dim must divide the vocabulary's rank {rank}, "
                               f"got {config.fallback_dim}")
         # unseen in training, these rows have no counts to weigh them by
-        info["fallback_error"] = _code_rows(model, holder, "fallback", config.fallback_dim, config,
-                                            ctx.seed, None)
-        info["fallback_rows"] = fallback.weight.shape[0]
+        params, info["fallback_error"] = _code_rows(model, holder, "fallback", config.fallback_dim,
+                                                    config, ctx.seed, None)
+        info["fallback_rows"] = params["rows"]
     step_info(model, **info)
     return model
 
 
 def _code_rows(model: TaskModel, holder: nn.Module, attr: str, dim: int, config: CodebookConfig,
-               seed: int, weights: torch.Tensor | None) -> float:
+               seed: int, weights: torch.Tensor | None) -> tuple[dict[str, Any], float]:
     """Replace the nn.Embedding `holder.<attr>` by its product-quantization codes (sub-vectors of
-    `dim` numbers); returns the relative squared error of the coded rows."""
+    `dim` numbers); returns the structure record's params and the coded rows' relative squared
+    error."""
     old = getattr(holder, attr)
     rows, width = old.weight.shape
     subspaces, size = width // dim, min(config.size, rows)
@@ -235,4 +235,4 @@ def _code_rows(model: TaskModel, holder: nn.Module, attr: str, dim: int, config:
     record_structure(model, "codebook", **params)
     with torch.no_grad():  # a number for the card, not a loss
         error = (new.weight - old.weight).pow(2).sum() / old.weight.pow(2).sum()
-    return round(float(error), 5)
+    return params, round(float(error), 5)

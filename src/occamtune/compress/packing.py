@@ -47,11 +47,13 @@ def unpack_bits(data: bytes, bits: int, n: int) -> np.ndarray:
     return np.concatenate(out) if out else np.zeros(0, dtype=np.uint8)
 
 
-def _mask_parts(mask: np.ndarray) -> bytes:
+def pack_mask(mask: np.ndarray) -> bytes:
+    """A bool array as bits (8 to a byte)."""
     return np.packbits(mask.ravel()).tobytes()
 
 
-def _read_mask(data: bytes, n: int) -> np.ndarray:
+def unpack_mask(data: bytes, n: int) -> np.ndarray:
+    """The first `n` bools of `pack_mask`'s bytes."""
     return np.unpackbits(np.frombuffer(data, dtype=np.uint8))[:n].astype(bool)
 
 
@@ -87,7 +89,7 @@ def encode_quant(codes: torch.Tensor, scales: torch.Tensor, bits: int, group: in
     sparse_size = -(-flat.size // 8) + -(-nnz * bits // 8)
     if sparse_size < dense_size:
         entry["nnz"] = nnz
-        parts["mask"] = _mask_parts(mask)
+        parts["mask"] = pack_mask(mask)
         parts["codes"] = pack_bits(unsigned[mask], bits)
     else:
         parts["codes"] = pack_bits(unsigned, bits)
@@ -102,7 +104,7 @@ def decode_quant(entry: dict, parts: dict[str, bytes]) -> tuple[torch.Tensor, to
     if entry.get("layout") == "bytes":
         unsigned = np.frombuffer(parts["codes"], dtype=np.uint8)[:n]
     elif "nnz" in entry:
-        mask = _read_mask(parts["mask"], n)
+        mask = unpack_mask(parts["mask"], n)
         unsigned = np.full(n, qmax, dtype=np.uint8)
         unsigned[mask] = unpack_bits(parts["codes"], bits, entry["nnz"])
     else:
@@ -123,7 +125,7 @@ def encode_float(tensor: torch.Tensor, half: bool) -> tuple[dict, dict]:
     entry: dict[str, Any] = {"enc": "float16" if half else "float32"}
     if -(-flat.size // 8) + nnz * width < flat.size * width:
         entry["nnz"] = nnz
-        return entry, {"mask": _mask_parts(mask), "values": flat[mask].tobytes()}
+        return entry, {"mask": pack_mask(mask), "values": flat[mask].tobytes()}
     return entry, {"values": flat.tobytes()}
 
 
@@ -133,7 +135,7 @@ def decode_float(entry: dict, parts: dict[str, bytes]) -> torch.Tensor:
     values = np.frombuffer(parts["values"], dtype=dtype).astype(np.float32)
     if "nnz" in entry:
         full = np.zeros(n, dtype=np.float32)
-        full[_read_mask(parts["mask"], n)] = values
+        full[unpack_mask(parts["mask"], n)] = values
         values = full
     return torch.from_numpy(values.copy()).view(entry["shape"])
 

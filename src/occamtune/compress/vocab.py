@@ -27,7 +27,6 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -40,6 +39,7 @@ from occamtune.compress.base import (
     step_info,
     structure_op,
 )
+from occamtune.compress.packing import pack_mask, unpack_mask
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, max_positions
 
@@ -133,12 +133,11 @@ def remap_of(kept: torch.Tensor, unk_row: int, fallback: bool) -> torch.Tensor:
 
 def _mask_text(mask: torch.Tensor) -> str:
     """A bool mask as the base64 of its bits (a structure record is JSON)."""
-    return base64.b64encode(np.packbits(mask.numpy()).tobytes()).decode()
+    return base64.b64encode(pack_mask(mask.numpy())).decode()
 
 
 def _mask_of(text: str, n: int) -> torch.Tensor:
-    bits = np.unpackbits(np.frombuffer(base64.b64decode(text), dtype=np.uint8))[:n]
-    return torch.from_numpy(bits.astype(bool))
+    return torch.from_numpy(unpack_mask(base64.b64decode(text), n))
 
 
 @structure_op("vocab")
