@@ -14,13 +14,12 @@ import torch
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
 from occamtune.errors import ConfigError
+from occamtune.io import atomic_write_text, clear_output
 from occamtune.models import (
     HeadConfig,
     TaskModel,
-    atomic_write_text,
     build_model,
     check_max_length,
-    clear_output,
     count_parameters,
     is_uncased,
     load_model,

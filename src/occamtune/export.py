@@ -64,7 +64,8 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     """Export the model of a run or artifact folder to `output`: model.onnx (int8 unless `int8`
     is False), its tokenizer, and an occamtune.json saying so, so that `load_model` and every
     command that takes a model folder run it on ONNX Runtime."""
-    from occamtune.models import META_FILE, clear_output, load_model
+    from occamtune.io import clear_output
+    from occamtune.models import META_FILE, load_model
 
     folder, output = Path(folder), Path(output)
     clear_output(output, overwrite)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ import torch
 from torch import nn
 
 from occamtune.errors import ConfigError, ModelError
+from occamtune.io import atomic_write_text
 
 MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
 META_FILE = "occamtune.json"
@@ -181,23 +181,6 @@ def weights_identity(folder: str | Path) -> str:
     stat = weights.stat()
     key = f"{weights.resolve()}:{stat.st_size}:{stat.st_mtime_ns}"
     return hashlib.sha1(key.encode()).hexdigest()[:12]
-
-
-def clear_output(output: Path, overwrite: bool) -> None:
-    """Remove a non-empty output folder when `overwrite`, else refuse with a clear error."""
-    if output.exists() and any(output.iterdir()):
-        if not overwrite:
-            raise ConfigError(f"output folder {output} exists and is not empty; pass --overwrite "
-                              "to replace it, or choose another --output")
-        shutil.rmtree(output)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    """Write a file by temp file + rename, so a crash never leaves it half-written."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 def save_model(model: TaskModel, tokenizer: Any, folder: str | Path, meta: dict | None = None) -> Path:

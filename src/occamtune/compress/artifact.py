@@ -42,7 +42,8 @@ from occamtune.compress.packing import (
 )
 from occamtune.compress.quantize import quantized_codes, to_int8_runtime
 from occamtune.errors import ConfigError, ModelError
-from occamtune.models import META_FILE, HeadConfig, TaskModel, atomic_write_text, read_meta
+from occamtune.io import atomic_write_text
+from occamtune.models import META_FILE, HeadConfig, TaskModel, read_meta
 
 ARTIFACT_FILE = "model.occ"
 MAGIC = b"OCCAMv1\n"

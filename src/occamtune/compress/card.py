@@ -6,7 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from occamtune.models import TaskModel, atomic_write_text, count_parameters
+from occamtune.io import atomic_write_text
+from occamtune.models import TaskModel, count_parameters
 
 
 def card_data(model: TaskModel, info: dict[str, Any], sizes: dict[str, Any]) -> dict[str, Any]:

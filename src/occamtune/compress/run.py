@@ -73,7 +73,8 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     """Compress the model in `folder` with `pipeline` (string form or a YAML file) into `output`."""
     from occamtune.api import write_eval
     from occamtune.compress import compress, parse_pipeline, pipeline_from_yaml, save_artifact
-    from occamtune.models import WEIGHTS_FILE, clear_output, load_model
+    from occamtune.io import clear_output
+    from occamtune.models import WEIGHTS_FILE, load_model
 
     output = Path(output)
     clear_output(output, overwrite)

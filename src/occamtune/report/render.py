@@ -96,7 +96,7 @@ def trials_text(s: dict[str, Any], distinct: int) -> str:
 
 def write_report(shrink_folder: str | Path) -> tuple[Path, Path]:
     """Write `report.html`, `report.md`, `frontier.png` and `description_length.png`."""
-    from occamtune.models import atomic_write_text
+    from occamtune.io import atomic_write_text
 
     folder = Path(shrink_folder)
     summary, candidates = read_shrink_folder(folder)

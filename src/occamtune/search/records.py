@@ -17,7 +17,7 @@ RECORD_KEYS = ("pipeline", "bytes", "dev_metric", "dev_drop", "latency_ms", "mod
 
 def write_json(path: str | Path, obj: Any) -> None:
     """JSON, written by temp file + rename."""
-    from occamtune.models import atomic_write_text
+    from occamtune.io import atomic_write_text
 
     atomic_write_text(path, json.dumps(obj, indent=2, default=str))
 
@@ -86,7 +86,7 @@ def pareto_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 def write_records(output: Path, records: list[dict[str, Any]]) -> None:
     """`candidates.jsonl` (one record a line) and `frontier.json`."""
-    from occamtune.models import atomic_write_text
+    from occamtune.io import atomic_write_text
 
     atomic_write_text(output / "candidates.jsonl", "".join(json.dumps(r) + "\n" for r in records))
     write_json(output / "frontier.json", {

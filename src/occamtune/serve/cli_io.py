@@ -29,7 +29,7 @@ def read_texts(args: argparse.Namespace) -> list[str]:
 
 
 def predict_command(predictor: Any, args: argparse.Namespace) -> int:
-    from occamtune.models import atomic_write_text
+    from occamtune.io import atomic_write_text
 
     if args.conll:
         text = predict_conll(predictor, args.conll)
