@@ -1,212 +1,163 @@
-"""The public verbs: train, load, evaluate, predict (compress and shrink live in their packages)."""
+"""The public verbs. The CLI calls these and nothing else of the library's internals.
+
+    import occamtune
+    run = occamtune.train(occamtune.load_config("configs/quick-ner.yaml"))
+    occamtune.evaluate(run.output, split="test")
+    occamtune.predict(run.output, ["Angela Merkel met Emmanuel Macron in Paris ."])
+    occamtune.compress_run(run.output, "vocab(rank=32), codebook, quantize(bits=4)", "runs/small")
+    occamtune.shrink(run.output, "runs/shrunk", max_drop=1.0, budget_seconds=1800)
+    occamtune.export("runs/small", "runs/small-onnx")
+    occamtune.serve("runs/small", port=8000)
+"""
 
 from __future__ import annotations
 
-import json
-import shutil
-import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from occamtune import inference
-from occamtune.config import RunConfig, dump_config
+from occamtune.config import RunConfig
 from occamtune.errors import ConfigError
-from occamtune.io import atomic_write_text, clear_output
-from occamtune.models import (
-    HeadConfig,
-    TaskModel,
-    build_model,
-    check_max_length,
-    count_parameters,
-    is_uncased,
-    load_model,
-    load_tokenizer,
-    save_model,
-)
-from occamtune.report.tables import metrics_markdown
-from occamtune.tasks import get_task
-from occamtune.train.loop import Trainer
-from occamtune.train.prepare import (
-    Split,
-    check_labels,
-    encode_split,
-    label_set,
-    read_file,
-    read_splits,
-)
+from occamtune.inference import Predictor
+from occamtune.search.shrink import ShrinkResult
+from occamtune.search.shrink import shrink as _shrink
+from occamtune.search.space import SearchSpace
+from occamtune.train.run import Run, train_run
+
+__all__ = ["Predictor", "Run", "SearchSpace", "ShrinkResult", "codelength", "compress_run",
+           "evaluate", "export", "load", "predict", "report", "serve", "shrink", "train"]
 
 
-@dataclass
-class Run:
-    """A trained model with what it was trained on."""
+def train(config: RunConfig, progress: bool = True) -> Run:
+    """Fine-tune a pretrained model on a labelled data set.
 
-    model: TaskModel
-    tokenizer: Any
-    config: RunConfig
-    splits: dict[str, Split]
-    metrics: dict[str, Any]
-    train_sents_per_s: float
-    output: Path
+    Saves the best model on dev into `config.output` (safetensors, tokenizer, `occamtune.json`,
+    `config.yaml`), evaluates it on test when there is a test file, and writes `eval_test.json`
+    / `eval_test.md`. An interrupted run resumes when called again with the same config.
 
+    Args:
+        config: the run's settings (`load_config(path, overrides)` builds one).
+        progress: show a progress bar.
 
-def prepare_output(output: Path, overwrite: bool) -> bool:
-    """Make the output folder; True when an interrupted run there should be resumed."""
-    interrupted = (output / "checkpoint" / "state.json").is_file() and not (output / "model.safetensors").exists()
-    if interrupted and not overwrite:
-        return True
-    clear_output(output, overwrite)
-    output.mkdir(parents=True, exist_ok=True)
-    return False
-
-
-def is_main_process() -> bool:
-    """False on the other ranks of a multi-process launch (torchrun sets RANK)."""
-    import os
-
-    return int(os.environ.get("RANK", "0")) == 0
-
-
-def _agree(flag: bool) -> bool:
-    """Rank 0's decision (e.g. resume or not), shared with every process of a launch."""
-    import torch.distributed as dist
-
-    if not (dist.is_available() and dist.is_initialized()):
-        return flag
-    box = [flag]
-    dist.broadcast_object_list(box, src=0)
-    return bool(box[0])
-
-
-def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
-    """A fresh head on a pretrained encoder, or (continued training) a saved occamtune model."""
-    name = cfg.model.name
-    if (Path(name) / "occamtune.json").is_file():
-        model, tok, _ = load_model(name, runtime=False)
-        check_max_length(model, cfg.data.max_length, name)
-        missing = sorted(set(labels) - set(model.labels))
-        if missing:
-            raise ConfigError(f"the new data has labels {missing} that model {name} does not know "
-                              f"({model.labels}); train a new model from the base encoder instead")
-        return model, tok
-    tok = load_tokenizer(name, cfg.task)
-    shape = cfg.model.shape_features
-    if shape is None:
-        shape = cfg.task == "ner" and is_uncased(tok)
-    head = HeadConfig(task=cfg.task, labels=labels, dropout=cfg.model.dropout, shape_features=shape,
-                      pooling=cfg.model.pooling)
-    return build_model(name, head), tok
-
-
-def train(cfg: RunConfig, progress: bool = True) -> Run:
-    """Fine-tune `cfg.model.name` on `cfg.data`; save the best model (on dev) into `cfg.output`,
-    evaluate it on test, and write metrics as JSON and Markdown."""
-    from accelerate import PartialState
-
-    PartialState(cpu=not torch.cuda.is_available())  # joins a multi-process launch (no-op alone)
-    torch.manual_seed(cfg.train.seed)
-    output = Path(cfg.output)
-    main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
-    resume = prepare_output(output, cfg.overwrite) if main else False
-    resume = _agree(resume)
-    splits = read_splits(cfg.task, cfg.data, cfg.train.seed)
-    labels = label_set(cfg.task, splits["train"].dataset)
-    model, tok = initial_model(cfg, labels)
-    labels = model.labels
-    for split in splits.values():
-        check_labels(cfg.task, split, labels)
-        split.features = encode_split(cfg.task, split.dataset, tok, labels, cfg.data)
-    if main:
-        atomic_write_text(output / "config.yaml", dump_config(cfg))
-    fit = fit_model(model, splits, cfg, output=output, progress=progress and main, resume=resume)
-    model = fit.model
-    metrics = {"dev": fit.state.best, "best_step": fit.state.best_step}
-    if not main:
-        return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
-    save_model(model, tok, output, meta={"base_model": cfg.model.name, "max_length": cfg.data.max_length,
-                                         "stride": cfg.data.stride, "context": cfg.data.context,
-                                         "parameters": count_parameters(model)})
-    if "test" in splits:
-        metrics["test"] = write_eval(model, splits["test"], output, "test")
-    shutil.rmtree(output / "checkpoint", ignore_errors=True)
-    return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
-
-
-def fit_model(model: TaskModel, splits: dict[str, Split], cfg: RunConfig, output: Path | None = None,
-              progress: bool = True, resume: bool = False, loss_fn: Any = None,
-              step_hook: Any = None, train_cfg: Any = None) -> Any:
-    """Run the trainer on the encoded train split, early-stopping on dev."""
-    from occamtune.data.encode import Collator
-
-    task = get_task(cfg.task)
-    dev = splits["dev"]
-    trainer = Trainer(
-        model, splits["train"].features, train_cfg or cfg.train,
-        collate=Collator(pad_id=int(model.encoder.config.pad_token_id or 0)),
-        evaluate=lambda m: inference.evaluate(m, dev.dataset, dev.features, cfg.train.eval_batch_size),
-        metric=task.metric, loss=loss_fn or (lambda m, b: task.loss(m(**b), b)),
-        output=output, step_hook=step_hook, progress=progress,
-    )
-    return trainer.fit(resume=resume)
-
-
-def write_eval(model: TaskModel, split: Split, folder: Path, name: str) -> dict[str, Any]:
-    """Evaluate on a split; write `eval_<name>.json` and `eval_<name>.md` into `folder`."""
-    start = time.perf_counter()
-    metrics = inference.evaluate(model, split.dataset, split.features)
-    metrics["seconds"] = time.perf_counter() - start
-    metrics["file"] = split.path
-    atomic_write_text(folder / f"eval_{name}.json", json.dumps(metrics, indent=2))
-    atomic_write_text(folder / f"eval_{name}.md", metrics_markdown(model.head_config.task, metrics, split.path))
-    return metrics
-
-
-class Predictor:
-    """A loaded model ready for prediction: `occamtune.load("runs/ner").predict(["some text"])`."""
-
-    def __init__(self, folder: str | Path) -> None:
-        self.folder = Path(folder)
-        self.model, self.tokenizer, self.meta = load_model(folder)
-        self.task = self.model.head_config.task
-        self.max_length = int(self.meta.get("max_length", 128))
-        self.stride = int(self.meta.get("stride", 32))
-        self.context = int(self.meta.get("context", 0))
-        check_max_length(self.model, self.max_length, folder)
-
-    @property
-    def labels(self) -> list[str]:
-        return self.model.labels
-
-    def encode(self, dataset: Any) -> list[Any]:
-        from occamtune.config import DataConfig
-
-        data = DataConfig(max_length=self.max_length, stride=self.stride, context=self.context)
-        return encode_split(self.task, dataset, self.tokenizer, self.labels, data)
-
-    def evaluate_file(self, path: str | Path, name: str | None = None, write: bool = True) -> dict:
-        """Metrics on a labelled file; written into the model folder as eval_<name>.json/.md."""
-        dataset = read_file(self.task, path)
-        split = Split(name or Path(path).stem, str(path), dataset)
-        check_labels(self.task, split, self.labels)
-        split.features = self.encode(dataset)
-        if write:
-            return write_eval(self.model, split, self.folder, split.name)
-        return inference.evaluate(self.model, dataset, split.features)
-
-    def predict(self, texts: list[str]) -> list[dict[str, Any]]:
-        """Entities (NER) or a label (classify) with scores for each raw text."""
-        from occamtune.serve.predict import predict_texts
-
-        return predict_texts(self, texts)
+    Returns:
+        The trained model with its tokenizer, splits and metrics (`run.metrics["test"]`).
+    """
+    return train_run(config, progress=progress)
 
 
 def load(folder: str | Path) -> Predictor:
-    """Load a trained or compressed model folder for prediction and evaluation."""
+    """Load a trained, compressed or exported model folder for prediction and evaluation."""
     return Predictor(folder)
 
 
-def run_summary(run: Run) -> dict[str, Any]:
-    return {"output": str(run.output), "metrics": run.metrics, "train_sents_per_s": run.train_sents_per_s,
-            "config": asdict(run.config)}
+def evaluate(folder: str | Path, split: str = "test", file: str | Path | None = None,
+             write: bool = True) -> dict[str, Any]:
+    """Score a model folder on a split of the data it was trained on, or on any labelled file.
+
+    Args:
+        folder: a model folder (trained, compressed or exported).
+        split: "train", "dev" or "test": the file recorded in the folder's `config.yaml`.
+        file: a labelled file in the task's format (instead of `split`).
+        write: also write `eval_<name>.json` and `eval_<name>.md` into the folder.
+
+    Returns:
+        The task's metrics (e.g. `f1` and a per-type table for NER), `data_bits`, `n`, and
+        `files`: the reports written.
+    """
+    predictor = load(folder)
+    name = None
+    if file is None:
+        file, name = split_file(Path(folder), split), split
+    metrics = predictor.evaluate_file(file, name=name, write=write)
+    stem = name or Path(file).stem
+    if write:
+        metrics["files"] = [str(Path(folder) / f"eval_{stem}.{ext}") for ext in ("json", "md")]
+    return metrics
+
+
+def split_file(folder: Path, split: str) -> Path:
+    """The file of `split` recorded in a model folder's training config."""
+    from occamtune.config import load_config
+    from occamtune.train.prepare import split_paths
+
+    cfg_file = folder / "config.yaml"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{folder} has no config.yaml recording its data; name a file with --file")
+    paths = split_paths(load_config(cfg_file).data)
+    if split not in paths:
+        raise ConfigError(f"the data of {folder} has no {split!r} split (has: {sorted(paths)}); "
+                          "name a file with --file")
+    return paths[split]
+
+
+def predict(folder: str | Path, texts: list[str]) -> list[dict[str, Any]]:
+    """Predictions for raw texts: entities with offsets (NER) or a label with probabilities."""
+    return load(folder).predict(texts)
+
+
+def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,
+                 evaluate: bool = True, progress: bool = True) -> dict[str, Any]:
+    """Compress a trained run with a pipeline and write the packed artifact.
+
+    Args:
+        folder: a run folder written by `train`.
+        pipeline: e.g. `"distill(layers=3), prune(sparsity=0.8), quantize(bits=4)"`, or the path
+            of a YAML file listing `{method: name, **options}`.
+        output: the artifact folder to write.
+        overwrite: replace a non-empty `output`.
+        evaluate: score the artifact on the run's test split.
+        progress: show progress bars for the methods that train.
+
+    Returns:
+        `output`, `sizes` (bytes of model.occ, ratio to fp32), `fp32_bytes` and `test` metrics.
+    """
+    from occamtune.compress.run import compress_run as _compress_run
+
+    return _compress_run(folder, pipeline, output, overwrite=overwrite, evaluate=evaluate,
+                         progress=progress)
+
+
+def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
+           **options: Any) -> ShrinkResult:
+    """Search compression pipelines for the smallest model within `max_drop` of the run's dev
+    metric; the chosen model is confirmed once on test.
+
+    Args:
+        run_folder: a run folder written by `train`.
+        output: folder for candidates, the study, the chosen model and `summary.json`.
+        max_drop: the largest allowed loss of the task's metric, in points.
+        **options: `budget_trials`, `budget_seconds`, `storage`, `study_name`, `seed`, `space`
+            (a `SearchSpace`), `progress`, `finalize_search`: see `occamtune.search.shrink`.
+    """
+    return _shrink(run_folder, output, max_drop=max_drop, **options)
+
+
+def export(folder: str | Path, output: str | Path, int8: bool = True,
+           overwrite: bool = False) -> dict[str, Any]:
+    """Export a run or artifact folder to ONNX (int8 weights unless `int8=False`) for ONNX
+    Runtime; `load`, `evaluate`, `predict` and `serve` take the exported folder."""
+    from occamtune.export import export_run
+
+    return export_run(folder, output, int8=int8, overwrite=overwrite)
+
+
+def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
+    """Serve a model folder over HTTP: `POST /predict {"texts": [...]}`, `GET /health`."""
+    from occamtune.serve.app import serve as _serve
+
+    _serve(folder, host=host, port=port)
+
+
+def report(folder: str | Path) -> tuple[Path, Path]:
+    """Write `report.html` and `report.md` (frontier and description-length plots) for a shrink
+    output folder; returns their paths."""
+    from occamtune.report.render import write_report
+
+    return write_report(folder)
+
+
+def codelength(task: str, data: str | Path, model: str = "minilm", **options: Any) -> dict[str, Any]:
+    """Prequential code length of a data set's labels under a frozen encoder (Voita & Titov,
+    2020); `options`: `max_sentences`, `seed`, `max_length`, `batch_size`, `probe`."""
+    from occamtune.search.mdl import prequential_codelength
+
+    return prequential_codelength(task, str(data), model, **options)

@@ -10,7 +10,6 @@ usual way to make a BERT fast on CPU: occamtune measures its own artifacts again
 
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from occamtune.models import ModelFormat, RunMeta, load_model, register_format, write_meta
 
 INPUTS = ["input_ids", "attention_mask", "shape_ids"]
 
@@ -65,7 +66,6 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     is False), its tokenizer, and an occamtune.json saying so, so that `load_model` and every
     command that takes a model folder run it on ONNX Runtime."""
     from occamtune.io import clear_output
-    from occamtune.models import META_FILE, load_model
 
     folder, output = Path(folder), Path(output)
     clear_output(output, overwrite)
@@ -76,11 +76,9 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     tok.save_pretrained(tmp)
     if (folder / "config.yaml").is_file():  # the run's data, for `evaluate --split`
         shutil.copy(folder / "config.yaml", tmp / "config.yaml")
-    keep = {k: meta[k] for k in ("head", "base_model", "max_length", "stride", "context",
-                                 "fp32_bytes") if k in meta}
-    info = {**keep, "onnx": ONNX_FILE, "int8": int8, "source": str(folder),
-            "pad_id": int(getattr(model.encoder.config, "pad_token_id", 0) or 0)}
-    (tmp / META_FILE).write_text(json.dumps(info, indent=2), encoding="utf-8")
+    pad_id = int(getattr(model.encoder.config, "pad_token_id", 0) or 0)
+    write_meta(tmp, meta.derived("onnx", source=str(folder),
+                                 format_info={"onnx": ONNX_FILE, "int8": int8, "pad_id": pad_id}))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(output)
     return {"output": str(output), "bytes": (output / ONNX_FILE).stat().st_size, "int8": int8}
@@ -116,3 +114,12 @@ def _np(batch: dict[str, torch.Tensor], name: str) -> np.ndarray:
     if name in batch:
         return batch[name].numpy().astype(np.int64)
     return np.zeros_like(batch["input_ids"].numpy(), dtype=np.int64)
+
+
+def _load_onnx(folder: Path, meta: RunMeta, runtime: bool) -> OnnxTaskModel:
+    return OnnxTaskModel(folder / meta.format_info["onnx"], meta.head,
+                         pad_id=int(meta.format_info.get("pad_id", 0)))
+
+
+register_format(ModelFormat("onnx", _load_onnx, trainable=False,
+                            why="use the run it was exported from", title="an ONNX export"))

@@ -1,40 +1,37 @@
-"""Run a task model over encoded examples and turn its outputs into labels and metrics."""
+"""Run a task model over encoded examples, turn its outputs into labels and metrics, and load a
+model folder for prediction (`Predictor`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+import time
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from occamtune.tasks import get_task
+from occamtune.io import atomic_write_text
+from occamtune.tasks import Predictions, get_task
+
+__all__ = ["Predictions", "Predictor", "evaluate", "predict", "run_model", "throughput",
+           "write_eval"]
 
 
-@dataclass
-class Predictions:
-    """Per sentence (NER) or per text (classify): label names and log-probabilities.
-
-    For NER, `labels[i]` is one tag per word and `log_probs[i]` is (N_words, L); for
-    classification, `labels[i]` is one label and `log_probs[i]` is (L,).
-    """
-
-    labels: list[Any]
-    log_probs: list[np.ndarray]
+def _task(model: Any) -> Any:
+    return get_task(model.head_config.task)
 
 
 def run_model(model: nn.Module, features: list[Any], batch_size: int = 64) -> list[np.ndarray]:
     """The task's gathered outputs for every feature, in input order. Batches are formed from
     length-sorted features so that padding is minimal."""
-    from occamtune.data.encode import Collator
-
-    task = get_task(model.head_config.task)
-    collate = Collator(pad_id=_pad_id(model))
-    order = sorted(range(len(features)), key=lambda i: len(_ids(features[i])))
+    task = _task(model)
+    collate = task.collator(_pad_id(model))
+    order = sorted(range(len(features)), key=lambda i: task.feature_length(features[i]))
     out: list[np.ndarray | None] = [None] * len(features)
     model.eval()
-    with torch.inference_mode():  # (B, T, L) or (B, L) logits -> per-example log-probs
+    with torch.inference_mode():  # logits -> per-feature log-probs
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = collate([features[i] for i in idx])
@@ -44,29 +41,16 @@ def run_model(model: nn.Module, features: list[Any], batch_size: int = 64) -> li
 
 
 def predict(model: nn.Module, dataset: Any, features: list[Any], batch_size: int = 64) -> Predictions:
-    """Labels for every sentence / text of `dataset` (whose `features` were encoded from it)."""
-    task = get_task(model.head_config.task)
-    labels = model.head_config.labels
+    """Labels for every example of `dataset` (whose `features` were encoded from it)."""
     gathered = run_model(model, features, batch_size)
-    if task.name == "ner":
-        n_words = [len(s.words) for s in dataset.sentences]
-        word_lp = task.word_log_probs(features, gathered, n_words, len(labels))
-        paths = task.decode(word_lp, labels)
-        return Predictions([[labels[i] for i in p] for p in paths], word_lp)
-    return Predictions([labels[int(lp.argmax())] for lp in gathered], gathered)
-
-
-def gold_labels(dataset: Any) -> list[Any]:
-    if hasattr(dataset, "sentences"):
-        return [s.labels for s in dataset.sentences]
-    return [e.label for e in dataset.examples]
+    return _task(model).decode(gathered, dataset, features, model.head_config.labels)
 
 
 def evaluate(model: nn.Module, dataset: Any, features: list[Any], batch_size: int = 64) -> dict[str, Any]:
     """Task metrics of `model` on a labelled data set, plus the data code length in bits."""
-    task = get_task(model.head_config.task)
+    task = _task(model)
     preds = predict(model, dataset, features, batch_size)
-    gold = gold_labels(dataset)
+    gold = task.gold(dataset)
     metrics = task.score(gold, preds.labels)
     metrics["data_bits"] = data_bits(gold, preds.log_probs, model.head_config.labels)
     metrics["n"] = len(gold)
@@ -74,7 +58,8 @@ def evaluate(model: nn.Module, dataset: Any, features: list[Any], batch_size: in
 
 
 def data_bits(gold: list[Any], log_probs: list[np.ndarray], labels: list[str]) -> float:
-    """Sum over the evaluation set of -log2 p(gold label): the data part of a two-part code."""
+    """Sum over the evaluation set of -log2 p(gold label): the data part of a two-part code.
+    A gold entry is one label (log_probs (L,)) or a list of labels (log_probs (N, L))."""
     index = {lab: i for i, lab in enumerate(labels)}
     total = 0.0
     for g, lp in zip(gold, log_probs):
@@ -85,22 +70,76 @@ def data_bits(gold: list[Any], log_probs: list[np.ndarray], labels: list[str]) -
     return total / np.log(2)
 
 
+def write_eval(model: nn.Module, dataset: Any, features: list[Any], folder: Path, name: str,
+               source: str) -> dict[str, Any]:
+    """Evaluate on a data set; write `eval_<name>.json` and `eval_<name>.md` into `folder`."""
+    start = time.perf_counter()
+    metrics = evaluate(model, dataset, features)
+    metrics["seconds"] = time.perf_counter() - start
+    metrics["file"] = source
+    atomic_write_text(Path(folder) / f"eval_{name}.json", json.dumps(metrics, indent=2))
+    atomic_write_text(Path(folder) / f"eval_{name}.md", _task(model).render(metrics, source))
+    return metrics
+
+
 def _pad_id(model: nn.Module) -> int:
     if hasattr(model, "pad_id"):  # e.g. an ONNX Runtime session (occamtune.export.OnnxTaskModel)
         return int(model.pad_id)
     return int(getattr(model.encoder.config, "pad_token_id", 0) or 0)
 
 
-def _ids(feature: Any) -> list[int]:
-    return feature["input_ids"] if isinstance(feature, dict) else feature.input_ids
-
-
 def throughput(model: Any, features: list[Any], batch_size: int, warmup: int = 1) -> float:
     """Examples per second of `model` over `features` at `batch_size` (after `warmup` batches)."""
-    import time
-
     if warmup:
         run_model(model, features[: batch_size * warmup], batch_size)
     start = time.perf_counter()
     run_model(model, features, batch_size)
     return len(features) / (time.perf_counter() - start)
+
+
+class Predictor:
+    """A loaded model folder (any format) ready for prediction and evaluation.
+
+    `occamtune.load("runs/ner").predict(["some text"])`
+    """
+
+    def __init__(self, folder: str | Path) -> None:
+        from occamtune.models import check_max_length, load_model
+
+        self.folder = Path(folder)
+        self.model, self.tokenizer, self.meta = load_model(folder)
+        self.task = get_task(self.meta.head.task)
+        self.data = self.meta.data_config()
+        check_max_length(self.model, self.data.max_length, folder)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.model.labels
+
+    def encode(self, dataset: Any) -> list[Any]:
+        """Features of `dataset`, encoded as the training data was."""
+        return self.task.encode(dataset, self.tokenizer, self.labels, self.data)
+
+    def run(self, dataset: Any) -> Predictions:
+        """Predictions for every example of `dataset`."""
+        return predict(self.model, dataset, self.encode(dataset))
+
+    def evaluate_file(self, path: str | Path, name: str | None = None, write: bool = True) -> dict:
+        """Metrics on a labelled file; written into the model folder as eval_<name>.json/.md."""
+        dataset = self.task.read(path, self.data)
+        self.task.check_labels(dataset, self.labels)
+        features = self.encode(dataset)
+        if write:
+            return write_eval(self.model, dataset, features, self.folder, name or Path(path).stem,
+                              str(path))
+        return evaluate(self.model, dataset, features)
+
+    def predict(self, inputs: list[Any]) -> list[dict[str, Any]]:
+        """One result per raw input (a text): the task's labels, spans and scores."""
+        dataset = self.task.dataset_from_inputs(inputs)
+        preds = self.run(dataset)
+        return self.task.format_predictions(inputs, dataset, preds, self.labels)
+
+    def annotate_file(self, path: str | Path) -> str:
+        """A file of the task's format with a predicted label column added."""
+        return self.task.annotate_file(path, self.run)

@@ -13,7 +13,8 @@ Files:
         0.001), fp32 for the task head, raw integers for integer buffers, an alias for shared
         tensors.
     config.json, tokenizer files: the encoder config and the tokenizer.
-    occamtune.json: `{"artifact": true, "head": ..., "pipeline": [...], "structure": [...], ...}`.
+    occamtune.json: the run's metadata (`RunMeta`) with format "artifact" and, at the top
+        level, the pipeline, the steps' log, the structure records, the codec and the runtime.
     card.json, card.md: the model card.
 
 Loading never unpickles: weights are rebuilt from the manifest and raw bytes.
@@ -43,7 +44,15 @@ from occamtune.compress.packing import (
 from occamtune.compress.quantize import quantized_codes, to_int8_runtime
 from occamtune.errors import ConfigError, ModelError
 from occamtune.io import atomic_write_text
-from occamtune.models import META_FILE, HeadConfig, TaskModel, read_meta
+from occamtune.models import (
+    ModelFormat,
+    RunMeta,
+    TaskModel,
+    encoder_from_config,
+    read_meta,
+    register_format,
+    write_meta,
+)
 
 ARTIFACT_FILE = "model.occ"
 MAGIC = b"OCCAMv1\n"
@@ -160,7 +169,7 @@ def _pipeline(model: TaskModel) -> list[dict[str, Any]]:
 
 
 def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: str = "zstd",
-                  meta: dict | None = None, half_floats: bool = True) -> dict[str, Any]:
+                  meta: RunMeta | dict | None = None, half_floats: bool = True) -> dict[str, Any]:
     """Write the packed artifact of a (compressed) model into `folder`.
 
     Args:
@@ -168,7 +177,8 @@ def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: s
         tokenizer: its tokenizer (saved next to the weights).
         folder: output folder (created).
         codec: "zstd" (level 19), "lzma" or "none" for the whole blob.
-        meta: extra entries for occamtune.json and the card (`fp32_bytes`, `metrics`, `speed`...).
+        meta: the run's metadata (`RunMeta`; its format becomes "artifact"), or a dict of
+            entries for it and the card (`fp32_bytes`, `metrics`, `speed`...).
         half_floats: store non-quantized matrices in fp16 (False: fp32, lossless, e.g. to cache
             a trained intermediate model whose architecture safetensors cannot describe).
 
@@ -181,17 +191,20 @@ def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: s
     occ = write_occ(model, folder / ARTIFACT_FILE, codec, half_floats)
     atomic_write_text(folder / "config.json", model.encoder.config.to_json_string())
     tokenizer.save_pretrained(folder)
-    meta = dict(meta or {})
-    info = {"artifact": True, "head": asdict(model.head_config), "pipeline": _pipeline(model),
-            "steps": getattr(model, "compression_log", []),
-            "structure": getattr(model, "occam_structure", []), "codec": codec,
-            "int8_runtime": bool(getattr(model, "int8_runtime", False)), **meta}
-    atomic_write_text(folder / META_FILE, json.dumps(info, indent=2))
+    if not isinstance(meta, RunMeta):
+        meta = RunMeta.from_dict({"head": asdict(model.head_config), **(meta or {})})
+    meta = RunMeta(**{**vars(meta), "head": model.head_config, "format": "artifact",
+                      "format_info": {**meta.format_info, "pipeline": _pipeline(model),
+                                      "steps": getattr(model, "compression_log", []),
+                                      "structure": getattr(model, "occam_structure", []),
+                                      "codec": codec,
+                                      "int8_runtime": bool(getattr(model, "int8_runtime", False))}})
+    write_meta(folder, meta)
     sizes: dict[str, Any] = {"model_occ": occ}
-    if meta.get("fp32_bytes"):
-        sizes["fp32_bytes"] = int(meta["fp32_bytes"])
+    if meta.fp32_bytes:
+        sizes["fp32_bytes"] = int(meta.fp32_bytes)
         sizes["ratio"] = sizes["fp32_bytes"] / occ
-    write_card(folder, model, info, sizes)
+    write_card(folder, model, meta.to_dict(), sizes)
     sizes["folder"] = sum(p.stat().st_size for p in folder.iterdir() if p.is_file())
     return sizes
 
@@ -210,13 +223,10 @@ def load_artifact(folder: str | Path, runtime: bool = False) -> TaskModel:
     """
     from transformers import AutoConfig, AutoModel
 
-    from occamtune.models import _encoder_from_config
-
     folder = Path(folder)
     meta = read_meta(folder)
     manifest, payload = read_occ(folder / ARTIFACT_FILE)
-    model = TaskModel(_encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder)),
-                      HeadConfig(**meta["head"]))
+    model = TaskModel(encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder)), meta.head)
     replay_structure(model, manifest["structure"])
     state, by_name = {}, {e["name"]: e for e in manifest["tensors"]}
     for entry in manifest["tensors"]:
@@ -227,8 +237,8 @@ def load_artifact(folder: str | Path, runtime: bool = False) -> TaskModel:
             state[entry["name"]] = decode_tensor(entry, entry_parts(entry, payload))
     model.load_state_dict(state, strict=True)
     _reattach_codes(model, manifest, payload)
-    model.compression_log = meta.get("steps", [])
-    model.int8_runtime = bool(meta.get("int8_runtime", False))
+    model.compression_log = meta.format_info.get("steps", [])
+    model.int8_runtime = bool(meta.format_info.get("int8_runtime", False))
     model.eval()
     return to_int8_runtime(model) if runtime and model.int8_runtime else model
 
@@ -248,3 +258,6 @@ def _reattach_codes(model: TaskModel, manifest: dict, payload: bytes) -> None:
 def artifact_bytes(folder: str | Path) -> int:
     """Size on disk of the packed weights (`model.occ`)."""
     return (Path(folder) / ARTIFACT_FILE).stat().st_size
+
+
+register_format(ModelFormat("artifact", lambda folder, meta, runtime: load_artifact(folder, runtime)))

@@ -9,32 +9,16 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from occamtune.config import RunConfig, load_config
-from occamtune.errors import ConfigError
-
-
-def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tuple[RunConfig, dict]:
-    """The run's config and its encoded splits (train, dev, test)."""
-    from occamtune.train.prepare import check_labels, encode_split, read_splits
-
-    cfg_file = Path(folder) / "config.yaml"
-    if not cfg_file.is_file():
-        raise ConfigError(f"{folder} has no config.yaml; compress a folder written by `occamtune train`")
-    cfg = load_config(cfg_file)
-    splits = read_splits(cfg.task, cfg.data, cfg.train.seed)
-    for split in splits.values():
-        check_labels(cfg.task, split, labels)
-        split.features = encode_split(cfg.task, split.dataset, tokenizer, labels, cfg.data)
-    return cfg, splits
+from occamtune.config import RunConfig
+from occamtune.train.run import evaluate_split, fit_model, load_run_data
 
 
 def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: bool = True,
                  calib_batches: int = 8, refit_batches: int = 32, teacher: Any = None) -> Any:
     """A CompressContext whose finetune trains on the run's training data with its settings;
     `teacher`: the run's fine-tuned model, when pipelines are applied piece by piece to it."""
-    from occamtune.api import fit_model
-    from occamtune.compress import CompressContext
-    from occamtune.data.encode import Collator
+    from occamtune.compress.base import CompressContext
+    from occamtune.tasks import get_task
 
     train = splits["train"].features
 
@@ -51,7 +35,7 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
                          step_hook=step_hook, train_cfg=tcfg).model
 
     def batches(n: int) -> Any:
-        collate = Collator(tokenizer)
+        collate = get_task(cfg.task).collator(int(getattr(tokenizer, "pad_token_id", 0) or 0))
         bs = cfg.train.batch_size
         for i in range(0, min(len(train), n * bs), bs):
             yield collate(train[i:i + bs])
@@ -71,10 +55,12 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,
                  evaluate: bool = True, progress: bool = True) -> dict[str, Any]:
     """Compress the model in `folder` with `pipeline` (string form or a YAML file) into `output`."""
-    from occamtune.api import write_eval
-    from occamtune.compress import compress, parse_pipeline, pipeline_from_yaml, save_artifact
+    from occamtune.compress.artifact import save_artifact
+    from occamtune.compress.base import compress
+    from occamtune.compress.pipeline import parse_pipeline, pipeline_from_yaml
     from occamtune.io import clear_output
     from occamtune.models import WEIGHTS_FILE, load_model
+    from occamtune.tasks import get_task
 
     output = Path(output)
     clear_output(output, overwrite)
@@ -85,12 +71,12 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     cfg, splits = load_run_data(folder, tok, model.labels)
     small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
-    keep = {k: meta[k] for k in ("base_model", "max_length", "stride", "context") if k in meta}
-    sizes = save_artifact(small, tok, output, meta={**keep, "fp32_bytes": fp32, "source": str(folder)})
+    sizes = save_artifact(small, tok, output,
+                          meta=meta.derived("artifact", fp32_bytes=fp32, source=str(folder)))
     shutil.copy(Path(folder) / "config.yaml", output / "config.yaml")
     result: dict[str, Any] = {"output": str(output), "sizes": sizes, "fp32_bytes": fp32}
     if evaluate and "test" in splits:
         loaded, _, _ = load_model(output)
-        test = write_eval(loaded, splits["test"], output, "test")
-        result["test"] = {k: test[k] for k in ("f1", "accuracy") if k in test}
+        test = evaluate_split(loaded, splits["test"], output, "test")
+        result["test"] = {k: test[k] for k in get_task(cfg.task).headline if k in test}
     return result

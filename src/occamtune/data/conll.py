@@ -43,6 +43,13 @@ class TokenDataset:
     path: str
     scheme: str
 
+    @property
+    def items(self) -> list[Sentence]:
+        return self.sentences
+
+    def with_items(self, items: list[Sentence]) -> TokenDataset:
+        return TokenDataset(list(items), self.path, self.scheme)
+
 
 @dataclass
 class _Draft:

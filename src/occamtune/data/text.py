@@ -38,6 +38,13 @@ class TextDataset:
     examples: list[TextExample]
     path: str
 
+    @property
+    def items(self) -> list[TextExample]:
+        return self.examples
+
+    def with_items(self, items: list[TextExample]) -> TextDataset:
+        return TextDataset(list(items), self.path)
+
 
 class _Labels:
     """Checks that either every example of a file has a label or none has."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from functools import lru_cache
+from typing import Any
 
 _FALLBACK = re.compile(r"\w+(?:[-'.]\w+)*|[^\w\s]")
 _QUOTES = "\u201c\u201d\u2018\u2019\u00ab\u00bb\u201e\u201a\u2039\u203a"  # “ ” ‘ ’ « » „ ‚ ‹ ›
@@ -87,3 +88,9 @@ def split_sentences(text: str) -> list[tuple[int, int]]:
             out.append((start, start + len(stripped)))
         pos += len(line) + 1
     return out
+
+
+def is_uncased(tokenizer: Any) -> bool:
+    """True when the tokenizer lower-cases its input (so capitalisation is lost)."""
+    probe = tokenizer.tokenize("Paris")
+    return bool(probe) and probe == tokenizer.tokenize("paris")

@@ -13,7 +13,7 @@ from typing import Any
 from occamtune.errors import ConfigError
 from occamtune.report.html import fmt, render_html
 from occamtune.report.plots import description_length_plot, frontier_plot
-from occamtune.report.tables import md_table
+from occamtune.tasks.tables import md_table
 
 HEADER = ["trial", "pipeline", "bytes", "x smaller", "dev metric", "dev drop", "latency ms",
           "model bits", "data bits", "total bits"]

@@ -59,7 +59,8 @@ def prequential_codelength(task: str, data_folder: str, model_name: str,
     """Online code length (bits) of the training split's labels given the encoder's features.
 
     Args:
-        task: "ner" (one label per word) or "classify" (one label per text).
+        task: a registered task's name (its `probe_vectors` says what is coded: one label per
+            word for NER, one per text for classification).
         data_folder: a folder with a training file (train/dev/test are found as for `train`).
         model_name: "minilm" or a Hugging Face model folder.
         portions: increasing fractions of the examples at which blocks end; the last must be 1.
@@ -111,79 +112,39 @@ def block_ends(n: int, portions: tuple[float, ...]) -> list[int]:
     return ends
 
 
-def frozen_features(task: str, data_folder: str, model_name: str, max_sentences: int | None,
+def frozen_features(task_name: str, data_folder: str, model_name: str, max_sentences: int | None,
                     seed: int, max_length: int, batch_size: int
                     ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """Per example: features (N_i, H) and label ids (N_i,), in a seeded random order."""
     from occamtune.config import DataConfig
     from occamtune.models import load_encoder, load_tokenizer
-    from occamtune.train.prepare import encode_split, items, label_set, read_splits
+    from occamtune.tasks import get_task
+    from occamtune.train.prepare import read_splits
 
+    task = get_task(task_name)
     data = DataConfig(path=str(data_folder), max_length=max_length, stride=min(32, max_length // 4))
     dataset = read_splits(task, data, seed)["train"].dataset
-    labels = label_set(task, dataset)
-    order = np.random.default_rng(seed).permutation(len(items(dataset))).tolist()
-    chosen = [items(dataset)[i] for i in order[:max_sentences]]
-    if task == "ner":
-        dataset.sentences = chosen
-    else:
-        dataset.examples = chosen
-    tokenizer = load_tokenizer(model_name, task)
+    labels = task.label_set(dataset)
+    order = np.random.default_rng(seed).permutation(len(dataset.items)).tolist()
+    dataset = dataset.with_items([dataset.items[i] for i in order[:max_sentences]])
+    tokenizer = load_tokenizer(model_name, task_name)
     encoder = load_encoder(model_name).eval()
-    feats = encode_split(task, dataset, tokenizer, labels, data)
+    feats = task.encode(dataset, tokenizer, labels, data)
     pad = int(getattr(encoder.config, "pad_token_id", 0) or 0)
-    if task == "ner":
-        xs, ys = _word_vectors(encoder, feats, [len(s.words) for s in chosen], pad, batch_size)
-    else:
-        xs, ys = _text_vectors(encoder, feats, pad, batch_size)
+    xs, ys = task.probe_vectors(_batches(task, encoder, feats, pad, batch_size), feats, dataset)
     return xs, ys, labels
 
 
-def _batches(encoder: nn.Module, feats: list[Any], pad_id: int, batch_size: int):
+def _batches(task: Any, encoder: nn.Module, feats: list[Any], pad_id: int, batch_size: int):
     """Yield (feature indices, last hidden state (B, T, H), batch) over length-sorted batches."""
-    from occamtune.data.encode import Collator
-
-    collate = Collator(pad_id=pad_id)
-    order = sorted(range(len(feats)), key=lambda i: len(_ids(feats[i])))
+    collate = task.collator(pad_id)
+    order = sorted(range(len(feats)), key=lambda i: task.feature_length(feats[i]))
     with torch.inference_mode():
         for start in range(0, len(order), batch_size):
             idx = order[start:start + batch_size]
             batch = collate([feats[i] for i in idx])
             out = encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"])
             yield idx, out.last_hidden_state.float(), batch
-
-
-def _word_vectors(encoder: nn.Module, windows: list[Any], n_words: list[int], pad_id: int,
-                  batch_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Each word's first-sub-word vector, taken from the window that owns the word."""
-    hidden_size = encoder.config.hidden_size
-    xs = [np.zeros((n, hidden_size), dtype=np.float32) for n in n_words]
-    ys = [np.zeros(n, dtype=np.int64) for n in n_words]
-    for idx, hidden, _ in _batches(encoder, windows, pad_id, batch_size):
-        for row, i in enumerate(idx):
-            win = windows[i]
-            pos = [t for t, (w, f) in enumerate(zip(win.word_index, win.first))
-                   if f and win.owned[0] <= w < win.owned[1]]
-            words = [win.word_index[t] for t in pos]
-            xs[win.sentence][words] = hidden[row, pos].numpy()
-            ys[win.sentence][words] = [win.label_ids[t] for t in pos]
-    return xs, ys
-
-
-def _text_vectors(encoder: nn.Module, feats: list[dict], pad_id: int,
-                  batch_size: int) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Mean-pooled vector of each text, (1, H), and its label."""
-    xs: list[np.ndarray] = [np.zeros(0)] * len(feats)
-    for idx, hidden, batch in _batches(encoder, feats, pad_id, batch_size):
-        mask = batch["attention_mask"].unsqueeze(-1).float()  # (B, T, 1)
-        pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
-        for row, i in enumerate(idx):
-            xs[i] = pooled[row:row + 1].numpy()
-    return xs, [np.array([f["label"]], dtype=np.int64) for f in feats]
-
-
-def _ids(feature: Any) -> list[int]:
-    return feature["input_ids"] if isinstance(feature, dict) else feature.input_ids
 
 
 def online_code(xs: list[np.ndarray], ys: list[np.ndarray], num_classes: int, ends: list[int],

@@ -374,11 +374,11 @@ def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher, folde
         return study.user_attrs[key]
     if "test" not in teacher.splits:
         return None
-    from occamtune.api import write_eval
     from occamtune.models import load_model
+    from occamtune.train.run import evaluate_split
 
     model = load_model(folder)[0]
-    metrics = write_eval(model, teacher.splits["test"], folder, "test")
+    metrics = evaluate_split(model, teacher.splits["test"], folder, "test")
     test = {"metric": float(metrics[teacher.metric]), "data_bits": float(metrics["data_bits"])}
     feats = teacher.splits["dev"].features[:m.latency_sentences]
     for _ in range(LATENCY_ROUNDS):

@@ -32,7 +32,7 @@ class Teacher:
     folder: Path
     model: nn.Module
     tokenizer: Any
-    meta: dict[str, Any]
+    meta: Any  # RunMeta
     cfg: Any  # RunConfig
     splits: dict[str, Any]
     ctx: Any  # CompressContext
@@ -63,9 +63,10 @@ class Measure:
 
 def load_teacher(run_folder: str | Path) -> Teacher:
     """Load the trained run, its encoded splits and a compression context (no progress bars)."""
-    from occamtune.compress.run import load_run_data, make_context
+    from occamtune.compress.run import make_context
     from occamtune.models import WEIGHTS_FILE, load_model, weights_identity
     from occamtune.tasks import get_task
+    from occamtune.train.run import load_run_data
 
     folder = Path(run_folder)
     model, tok, meta = load_model(folder, runtime=False)
@@ -77,17 +78,12 @@ def load_teacher(run_folder: str | Path) -> Teacher:
 
 def dev_slice(teacher: Teacher, n: int) -> tuple[Any, list[Any]]:
     """The first `n` dev sentences / texts and their features."""
-    from occamtune.train.prepare import items
+    from occamtune.tasks import get_task
 
     split = teacher.splits["dev"]
-    data = items(split.dataset)
-    if n >= len(data):
+    if n >= len(split.dataset.items):
         return split.dataset, split.features
-    sub = copy.copy(split.dataset)
-    setattr(sub, "sentences" if hasattr(sub, "sentences") else "examples", data[:n])
-    if hasattr(sub, "sentences"):
-        return sub, [f for f in split.features if f.sentence < n]
-    return sub, split.features[:n]
+    return get_task(teacher.cfg.task).take(split.dataset, split.features, n)
 
 
 def latency_ms(model: nn.Module, features: list[Any], batch_size: int) -> float:
@@ -188,9 +184,9 @@ def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Pat
     if teacher.base["slice_metric"] - slice_metric > m.prune_factor * m.max_drop:
         raise Hopeless(f"dev-slice {teacher.metric} {slice_metric:.2f} vs base "
                        f"{teacher.base['slice_metric']:.2f}")
-    keep = {k: teacher.meta[k] for k in ("base_model", "max_length", "stride", "context") if k in teacher.meta}
     sizes = save_artifact(model, teacher.tokenizer, folder,
-                          meta={**keep, "fp32_bytes": teacher.fp32_bytes, "source": str(teacher.folder)})
+                          meta=teacher.meta.derived("artifact", fp32_bytes=teacher.fp32_bytes,
+                                                    source=str(teacher.folder)))
     shutil.copy(teacher.folder / "config.yaml", folder / "config.yaml")
     loaded = load_model(folder)[0]
     dev = teacher.splits["dev"]

@@ -1,1 +1,1 @@
-"""Prediction on raw text and the HTTP app."""
+"""The HTTP app around a loaded model (`occamtune.inference.Predictor`)."""

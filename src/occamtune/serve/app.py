@@ -13,9 +13,9 @@ def create_app(folder: str | Path) -> Any:
     from fastapi import FastAPI, HTTPException
     from pydantic import BaseModel
 
-    from occamtune.api import load
+    from occamtune.inference import Predictor
 
-    predictor = load(folder)
+    predictor = Predictor(folder)
     app = FastAPI(title="occamtune", description=f"predictions of {folder}")
 
     class PredictRequest(BaseModel):
@@ -23,7 +23,7 @@ def create_app(folder: str | Path) -> Any:
 
     @app.get("/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "task": predictor.task, "labels": predictor.labels}
+        return {"status": "ok", "task": predictor.task.name, "labels": predictor.labels}
 
     @app.post("/predict")
     def predict(req: PredictRequest) -> dict[str, Any]:

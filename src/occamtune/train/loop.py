@@ -110,20 +110,22 @@ class Trainer:
 
     Args:
         model: the task model to train (modified in place; the best weights are loaded at the end).
-        features: encoded training examples (windows or dicts), each with a length via input_ids.
+        features: encoded training examples (windows or dicts).
         cfg: optimisation settings.
         collate: turns a list of examples into a batch of tensors.
         evaluate: model -> metrics dict on dev; `metric` names the key to maximise.
         loss: (model, batch) -> loss; the task loss by default.
         output: folder for checkpoints (resume) and `metrics.jsonl`; None keeps all in memory.
         step_hook: called as hook(step, total_steps) after each optimizer step.
+        length: feature -> its length in sub-words, for length-grouped batches (default: the
+            length of its `input_ids`).
     """
 
     def __init__(self, model: nn.Module, features: list[Any], cfg: TrainConfig,
                  collate: Callable[[list[Any]], dict[str, torch.Tensor]],
                  evaluate: Callable[[nn.Module], dict[str, Any]] | None, metric: str, loss: LossFn,
                  output: str | Path | None = None, step_hook: StepHook | None = None,
-                 progress: bool = True) -> None:
+                 progress: bool = True, length: Callable[[Any], int] | None = None) -> None:
         from accelerate import Accelerator
 
         if cfg.threads:
@@ -133,7 +135,7 @@ class Trainer:
         self.evaluate_fn, self.metric, self.loss_fn = evaluate, metric, loss
         self.output = Path(output) if output else None
         self.step_hook, self.progress = step_hook, progress
-        self.lengths = [len(_input_ids(f)) for f in features]
+        self.lengths = [(length or _input_length)(f) for f in features]
         self.steps_per_epoch = max(1, len(self._order(0)))
         total = math.ceil(cfg.epochs * self.steps_per_epoch)
         self.total = min(total, cfg.max_steps) if cfg.max_steps else total
@@ -306,5 +308,5 @@ class Trainer:
         self.acc.print(f"resuming from {folder} at step {self.state.global_step}")
 
 
-def _input_ids(feature: Any) -> list[int]:
-    return feature["input_ids"] if isinstance(feature, dict) else feature.input_ids
+def _input_length(feature: Any) -> int:
+    return len(feature["input_ids"] if isinstance(feature, dict) else feature.input_ids)

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from occamtune.config import DataConfig
 from occamtune.errors import ConfigError, DataError
+from occamtune.tasks import Task
 
 
 @dataclass
@@ -17,26 +17,12 @@ class Split:
 
     name: str
     path: str
-    dataset: Any  # TokenDataset or TextDataset
+    dataset: Any  # what the task's `read` gives
     features: list[Any] = field(default_factory=list)
 
     @property
     def size(self) -> int:
-        return len(items(self.dataset))
-
-
-def items(dataset: Any) -> list[Any]:
-    """Sentences of a token data set, examples of a text data set."""
-    return dataset.sentences if hasattr(dataset, "sentences") else dataset.examples
-
-
-def read_file(task: str, path: str | Path, label_column: int = -1, has_labels: bool = True) -> Any:
-    from occamtune.data.conll import read_conll
-    from occamtune.data.text import read_text
-
-    if task == "ner":
-        return read_conll(path, label_column=label_column, has_labels=has_labels)
-    return read_text(path)
+        return len(self.dataset.items)
 
 
 def split_paths(cfg: DataConfig) -> dict[str, Path]:
@@ -57,85 +43,24 @@ def split_paths(cfg: DataConfig) -> dict[str, Path]:
     return paths
 
 
-def read_splits(task: str, cfg: DataConfig, seed: int) -> dict[str, Split]:
+def read_splits(task: Task, cfg: DataConfig, seed: int) -> dict[str, Split]:
     """Read every split; without a dev file, split one off the training data with a fixed seed."""
     from occamtune.data.folder import split_off_dev
 
     paths = split_paths(cfg)
-    splits = {n: Split(n, str(p), read_file(task, p, cfg.label_column)) for n, p in paths.items()}
-    for split in splits.values():
-        scheme = getattr(split.dataset, "scheme", "IOB2")
-        if scheme not in ("IOB2", "none"):
-            print(f"occamtune: note: {split.path} uses {scheme} tags; converted to IOB2", file=sys.stderr)
+    splits = {n: Split(n, str(p), task.read(p, cfg)) for n, p in paths.items()}
     if "dev" not in splits:
         train = splits["train"]
-        rest, dev = split_off_dev(items(train.dataset), cfg.dev_fraction, seed)
-        _set_items(train.dataset, rest)
-        dev_ds = _copy_with(train.dataset, dev)
+        rest, dev = split_off_dev(train.dataset.items, cfg.dev_fraction, seed)
+        dev_ds = train.dataset.with_items(dev)
+        train.dataset = train.dataset.with_items(rest)
         splits["dev"] = Split("dev", f"{train.path} (held-out {cfg.dev_fraction:.0%})", dev_ds)
     return splits
 
 
-def _set_items(dataset: Any, new: list[Any]) -> None:
-    if hasattr(dataset, "sentences"):
-        dataset.sentences = new
-    else:
-        dataset.examples = new
-
-
-def _copy_with(dataset: Any, new: list[Any]) -> Any:
-    import copy
-
-    out = copy.copy(dataset)
-    _set_items(out, new)
-    return out
-
-
-def label_set(task: str, dataset: Any) -> list[str]:
-    """Labels seen in the training data: for NER `O` first, then B-/I- by entity type."""
-    if task == "ner":
-        tags = {t for s in dataset.sentences for t in (s.labels or [])}
-        types = sorted({t[2:] for t in tags if t != "O"})
-        return ["O"] + [f"{p}-{t}" for t in types for p in ("B", "I")]
-    return sorted({e.label for e in dataset.examples})
-
-
-def check_labels(task: str, split: Split, labels: list[str]) -> None:
-    """A label in dev/test that training never saw is an error naming its line."""
-    known = set(labels)
-    if task == "ner":
-        for sent in split.dataset.sentences:
-            for i, tag in enumerate(sent.labels or []):
-                if tag not in known:
-                    raise DataError(split.path, _unknown(tag, labels), line=sent.line + i)
-    else:
-        for ex in split.dataset.examples:
-            if ex.label is not None and ex.label not in known:
-                raise DataError(split.path, _unknown(ex.label, labels), line=ex.line)
-
-
-def _unknown(tag: str, labels: list[str]) -> str:
-    return (f"label {tag!r} never occurs in the training data (known: {', '.join(labels)}); "
-            "fix the label or add examples of it to the training file")
-
-
-def encode_split(task: str, dataset: Any, tokenizer: Any, labels: list[str], cfg: DataConfig,
-                 shape_features: bool = True) -> list[Any]:
-    """Model inputs for every sentence (NER windows) or text (classification)."""
-    from occamtune.data.encode import encode_texts, encode_words
-
-    index = {lab: i for i, lab in enumerate(labels)}
-    if task == "ner":
-        sents = dataset.sentences
-        label_ids = None
-        if all(s.labels is not None for s in sents):
-            label_ids = [[index[t] for t in s.labels] for s in sents]
-        return encode_words([s.words for s in sents], tokenizer, cfg.max_length,
-                            label_ids=label_ids, stride=cfg.stride,
-                            docs=[s.doc for s in sents],
-                            context=cfg.context)
-    feats = encode_texts([e.text for e in dataset.examples], tokenizer, cfg.max_length)
-    for feat, ex in zip(feats, dataset.examples):
-        if ex.label is not None:
-            feat["label"] = index[ex.label]
-    return feats
+def encode_splits(task: Task, splits: dict[str, Split], tokenizer: Any, labels: list[str],
+                  cfg: DataConfig) -> None:
+    """Check every split's labels against `labels` and encode it (in place)."""
+    for split in splits.values():
+        task.check_labels(split.dataset, labels)
+        split.features = task.encode(split.dataset, tokenizer, labels, cfg)

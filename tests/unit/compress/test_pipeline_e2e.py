@@ -29,7 +29,7 @@ def test_distill_prune_quantize_round_trips(tokenizer, tmp_path) -> None:
         served = load_model(tmp_path)[0]  # int8 kernels, as the pipeline asked: close, not exact
         assert any("quantized" in type(m).__module__ for m in served.modules())
         torch.testing.assert_close(served(**batch), ref, atol=0.05, rtol=0.05)
-    assert meta["artifact"] and [p["method"] for p in meta["pipeline"]] == ["distill", "prune", "quantize"]
+    assert meta.format == "artifact" and [p["method"] for p in meta.format_info["pipeline"]] == ["distill", "prune", "quantize"]
     card = json.loads((tmp_path / "card.json").read_text())
     assert card["pipeline"] == "distill(layers=1), prune, quantize(bits=4, dynamic=true)"
     assert card["bytes_on_disk"] == sizes["model_occ"]

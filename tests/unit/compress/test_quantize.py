@@ -102,6 +102,7 @@ def test_codes_one_per_byte_under_zstd_when_bits_do_not_divide_8(bits: int, layo
 
     from occamtune.compress.packing import decode_quant, encode_quant
 
+    torch.manual_seed(0)  # the size comparison is of one draw: not of whatever ran before
     w = torch.randn(512, 512)  # Gaussian weights: most codes near 0
     codes, scales = quantize_tensor(w, bits, 64)
     entry, parts = encode_quant(codes, scales, bits, 64, byte_codes=True)
@@ -110,7 +111,9 @@ def test_codes_one_per_byte_under_zstd_when_bits_do_not_divide_8(bits: int, layo
     assert torch.equal(back, codes) and torch.equal(back_scales, scales)
     if layout:  # after zstd, whole codes per byte beat codes straddling bytes
         _, packed = encode_quant(codes, scales, bits, 64, byte_codes=False)
-        size = lambda p: len(zstandard.ZstdCompressor(level=19).compress(p["codes"]))
+        # every part that codes the codes: a sparse packing keeps a bitmask beside them
+        size = lambda p: sum(len(zstandard.ZstdCompressor(level=19).compress(v))
+                             for k, v in p.items() if k != "scales")
         assert size(parts) < 0.95 * size(packed)
 
 

@@ -12,10 +12,10 @@ from occamtune.config import RunConfig, TrainConfig
 
 @pytest.mark.parametrize("head_lr", [1e-3, None])
 def test_a_methods_own_learning_rate_scales_the_heads_with_it(monkeypatch, head_lr) -> None:
-    from occamtune import api
+    from occamtune.compress import run
 
     seen = []
-    monkeypatch.setattr(api, "fit_model", lambda model, splits, cfg, **kw: seen.append(kw["train_cfg"])
+    monkeypatch.setattr(run, "fit_model", lambda model, splits, cfg, **kw: seen.append(kw["train_cfg"])
                         or SimpleNamespace(model=model))
     cfg = RunConfig(train=TrainConfig(lr=2e-4, head_lr=head_lr, ema=0.99, epochs=3))
     ctx = make_context(cfg, {"train": SimpleNamespace(features=[])}, progress=False)

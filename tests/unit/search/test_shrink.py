@@ -52,7 +52,7 @@ def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_ru
 
 
 def _dev(run, model):
-    from occamtune.compress.run import load_run_data
+    from occamtune.train.run import load_run_data
 
     _, splits = load_run_data(run, load_model_tok(run), model.labels)
     return splits["dev"].dataset, splits["dev"].features

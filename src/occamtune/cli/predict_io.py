@@ -1,5 +1,5 @@
 """Input and output of `occamtune predict`: texts from arguments, a file or stdin; JSONL out; or a
-CoNLL file in and a CoNLL file (with the predicted label column) out."""
+file of the task's format in and the same with a predicted label column out."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
     from occamtune.io import atomic_write_text
 
     if args.conll:
-        text = predict_conll(predictor, args.conll)
+        text = predictor.annotate_file(args.conll)
     else:
         results = predictor.predict(read_texts(args))
         text = "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in results)
@@ -41,27 +41,3 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
     else:
         sys.stdout.write(text)
     return 0
-
-
-def predict_conll(predictor: Any, path: str) -> str:
-    """Read a CoNLL file (labels optional) and return it with a predicted label column added."""
-    from occamtune import inference
-
-    dataset = _read_conll_any(path)
-    preds = inference.predict(predictor.model, dataset, predictor.encode(dataset))
-    lines = []
-    for sent, tags in zip(dataset.sentences, preds.labels):
-        gold = sent.labels or [None] * len(sent.words)
-        for word, g, p in zip(sent.words, gold, tags):
-            lines.append(" ".join(x for x in (word, g, p) if x is not None))
-        lines.append("")
-    return "\n".join(lines) + "\n"
-
-
-def _read_conll_any(path: str) -> Any:
-    """Labelled when the file has more than one column, else words only."""
-    from occamtune.data.conll import read_conll
-
-    first = next((ln for ln in Path(path).read_text(encoding="utf-8", errors="replace").splitlines()
-                  if ln.strip() and not ln.startswith("-DOCSTART-")), "")
-    return read_conll(path, has_labels=len(first.split()) > 1)

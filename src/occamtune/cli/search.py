@@ -1,6 +1,6 @@
 """Sub-commands `shrink`, `report` and `mdl` for the `occamtune` command.
 
-`occamtune.cli` calls `add_commands(subparsers)`; each handler prints a JSON summary and returns
+`occamtune.cli.build_parser` calls `add_commands(subparsers)`; each handler prints a JSON summary and returns
 the exit code.
 """
 
@@ -53,7 +53,9 @@ def add_commands(subparsers: Any) -> None:
     p.set_defaults(func=_report)
 
     p = subparsers.add_parser("mdl", help="prequential code length of a data set under an encoder")
-    p.add_argument("--task", choices=["ner", "classify"], default="ner")
+    from occamtune.tasks import TASKS
+
+    p.add_argument("--task", choices=sorted(TASKS), default="ner")
     p.add_argument("--data", required=True, help="folder with a training file")
     p.add_argument("--model", default="minilm", help="'minilm' or a model folder")
     p.add_argument("--max-sentences", type=int, default=None)
@@ -62,7 +64,7 @@ def add_commands(subparsers: Any) -> None:
 
 
 def _shrink(args: argparse.Namespace) -> int:
-    from occamtune.search.shrink import shrink
+    from occamtune.api import shrink
     from occamtune.search.space import parse_space
 
     result = shrink(args.model, args.output, max_drop=args.max_drop, budget_trials=args.trials,
@@ -79,17 +81,17 @@ def _shrink(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from occamtune.report.render import write_report
+    from occamtune.api import report
 
-    html, md = write_report(args.folder)
+    html, md = report(args.folder)
     print(json.dumps({"html": str(html), "markdown": str(md)}))
     return 0
 
 
 def _mdl(args: argparse.Namespace) -> int:
-    from occamtune.search.mdl import prequential_codelength
+    from occamtune.api import codelength
 
-    out = prequential_codelength(args.task, args.data, args.model,
-                                 max_sentences=args.max_sentences, seed=args.seed)
+    out = codelength(args.task, args.data, args.model, max_sentences=args.max_sentences,
+                     seed=args.seed)
     print(json.dumps(out))
     return 0

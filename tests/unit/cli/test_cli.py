@@ -13,7 +13,7 @@ from occamtune.cli import main
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory, tiny_model_dir) -> Path:
     out = tmp_path_factory.mktemp("cli") / "run"
-    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    fixtures = Path(__file__).resolve().parents[2] / "fixtures"
     code = main(["train", "--task", "ner", "--data", str(fixtures / "conll_tiny"), "--model",
                  str(tiny_model_dir), "--output", str(out), "--epochs", "2", "--quiet",
                  "train.batch_size=4", "train.lr=3e-3", "data.max_length=32", "data.stride=4"])
@@ -120,7 +120,7 @@ def test_slow_tokenizer_is_refused_for_ner(monkeypatch) -> None:
 @pytest.mark.parametrize("flags", [["--fp32"], []])
 def test_export_onnx_runs_like_the_run(run_dir: Path, tmp_path: Path, capsys, flags) -> None:
     from occamtune import inference
-    from occamtune.compress.run import load_run_data
+    from occamtune.train.run import load_run_data
     from occamtune.models import load_model
 
     out = tmp_path / "onnx"

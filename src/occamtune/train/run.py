@@ -1,0 +1,162 @@
+"""A whole training run: read the data, build or continue a model, fit it with early stopping on
+dev, save it with its metadata, and evaluate it on test. `occamtune.train` calls `train_run`;
+compression methods that train call `fit_model`."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from occamtune import inference
+from occamtune.config import RunConfig, dump_config
+from occamtune.errors import ConfigError
+from occamtune.io import atomic_write_text, clear_output
+from occamtune.models import (
+    WEIGHTS_FILE,
+    HeadConfig,
+    RunMeta,
+    TaskModel,
+    build_model,
+    check_max_length,
+    count_parameters,
+    load_model,
+    load_tokenizer,
+    save_model,
+)
+from occamtune.tasks import get_task
+from occamtune.train.loop import FitResult, Trainer
+from occamtune.train.prepare import Split, encode_splits, read_splits
+
+
+@dataclass
+class Run:
+    """A trained model with what it was trained on."""
+
+    model: TaskModel
+    tokenizer: Any
+    config: RunConfig
+    splits: dict[str, Split]
+    metrics: dict[str, Any]
+    train_sents_per_s: float
+    output: Path
+
+
+def prepare_output(output: Path, overwrite: bool) -> bool:
+    """Make the output folder; True when an interrupted run there should be resumed."""
+    interrupted = ((output / "checkpoint" / "state.json").is_file()
+                   and not (output / WEIGHTS_FILE).exists())
+    if interrupted and not overwrite:
+        return True
+    clear_output(output, overwrite)
+    output.mkdir(parents=True, exist_ok=True)
+    return False
+
+
+def is_main_process() -> bool:
+    """False on the other ranks of a multi-process launch (torchrun sets RANK)."""
+    return int(os.environ.get("RANK", "0")) == 0
+
+
+def _agree(flag: bool) -> bool:
+    """Rank 0's decision (e.g. resume or not), shared with every process of a launch."""
+    import torch.distributed as dist
+
+    if not (dist.is_available() and dist.is_initialized()):
+        return flag
+    box = [flag]
+    dist.broadcast_object_list(box, src=0)
+    return bool(box[0])
+
+
+def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
+    """A fresh head on a pretrained encoder, or (continued training) a saved occamtune model."""
+    name = cfg.model.name
+    if (Path(name) / "occamtune.json").is_file():
+        model, tok, _ = load_model(name, runtime=False)
+        check_max_length(model, cfg.data.max_length, name)
+        missing = sorted(set(labels) - set(model.labels))
+        if missing:
+            raise ConfigError(f"the new data has labels {missing} that model {name} does not know "
+                              f"({model.labels}); train a new model from the base encoder instead")
+        return model, tok
+    task = get_task(cfg.task)
+    tok = load_tokenizer(name, cfg.task)
+    head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(cfg.model, tok))
+    return build_model(name, head), tok
+
+
+def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:
+    """The metadata of a model trained with `cfg`."""
+    return RunMeta(head=model.head_config, base_model=cfg.model.name,
+                   max_length=cfg.data.max_length, stride=cfg.data.stride,
+                   context=cfg.data.context, parameters=count_parameters(model))
+
+
+def train_run(cfg: RunConfig, progress: bool = True) -> Run:
+    """Fine-tune `cfg.model.name` on `cfg.data`; save the best model (on dev) into `cfg.output`,
+    evaluate it on test, and write metrics as JSON and Markdown."""
+    from accelerate import PartialState
+
+    task = get_task(cfg.task)  # an unknown task fails before any work
+    PartialState(cpu=not torch.cuda.is_available())  # joins a multi-process launch (no-op alone)
+    torch.manual_seed(cfg.train.seed)
+    output = Path(cfg.output)
+    main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
+    resume = prepare_output(output, cfg.overwrite) if main else False
+    resume = _agree(resume)
+    splits = read_splits(task, cfg.data, cfg.train.seed)
+    labels = task.label_set(splits["train"].dataset)
+    model, tok = initial_model(cfg, labels)
+    encode_splits(task, splits, tok, model.labels, cfg.data)
+    if main:
+        atomic_write_text(output / "config.yaml", dump_config(cfg))
+    fit = fit_model(model, splits, cfg, output=output, progress=progress and main, resume=resume)
+    model = fit.model
+    metrics = {"dev": fit.state.best, "best_step": fit.state.best_step}
+    if not main:
+        return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
+    save_model(model, tok, output, run_meta(model, cfg))
+    if "test" in splits:
+        metrics["test"] = evaluate_split(model, splits["test"], output, "test")
+    shutil.rmtree(output / "checkpoint", ignore_errors=True)
+    return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
+
+
+def fit_model(model: TaskModel, splits: dict[str, Split], cfg: RunConfig, output: Path | None = None,
+              progress: bool = True, resume: bool = False, loss_fn: Any = None,
+              step_hook: Any = None, train_cfg: Any = None) -> FitResult:
+    """Run the trainer on the encoded train split, early-stopping on dev."""
+    task = get_task(model.head_config.task)
+    dev = splits["dev"]
+    trainer = Trainer(
+        model, splits["train"].features, train_cfg or cfg.train,
+        collate=task.collator(int(model.encoder.config.pad_token_id or 0)),
+        evaluate=lambda m: inference.evaluate(m, dev.dataset, dev.features, cfg.train.eval_batch_size),
+        metric=task.metric, loss=loss_fn or (lambda m, b: task.loss(m(**b), b)),
+        output=output, step_hook=step_hook, progress=progress, length=task.feature_length,
+    )
+    return trainer.fit(resume=resume)
+
+
+def evaluate_split(model: Any, split: Split, folder: Path, name: str) -> dict[str, Any]:
+    """Evaluate on a split; write `eval_<name>.json` and `eval_<name>.md` into `folder`."""
+    return inference.write_eval(model, split.dataset, split.features, folder, name, split.path)
+
+
+def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tuple[RunConfig, dict]:
+    """A trained run's config and its encoded splits (train, dev, test)."""
+    from occamtune.config import load_config
+
+    cfg_file = Path(folder) / "config.yaml"
+    if not cfg_file.is_file():
+        raise ConfigError(f"{folder} has no config.yaml; give a folder written by `occamtune train`")
+    cfg = load_config(cfg_file)
+    task = get_task(cfg.task)
+    splits = read_splits(task, cfg.data, cfg.train.seed)
+    encode_splits(task, splits, tokenizer, labels, cfg.data)
+    return cfg, splits
