@@ -184,7 +184,7 @@ def one(args: argparse.Namespace) -> dict:
         small, configs = _cached_student(model, tok, configs, ctx,
                                          Path(args.workdir) / "cache" / out["base_id"], args.epochs)
         small = compress(small, configs, ctx) if configs else small
-        sizes = save_artifact(small, tok, folder, meta={"fp32_bytes": fp32_bytes, **{k: meta[k] for k in ("max_length", "stride", "context") if k in meta}})
+        sizes = save_artifact(small, tok, folder, meta=meta.derived("artifact", fp32_bytes=fp32_bytes))
         out["sizes"] = sizes
         out["bytes"] = sum(f.stat().st_size for f in folder.glob("model.occ"))
         run, _, _ = load_model(folder)  # what a user gets back (int8 kernels where asked for)

@@ -66,6 +66,7 @@ class Task:
         headline: metric keys the CLI prints.
         needs_fast_tokenizer: the task aligns sub-words with words (a fast tokenizer's word ids).
         description: one line for `--help`.
+        model_inputs: the batch tensors (B, T) the model reads (an ONNX export's inputs).
     """
 
     name: ClassVar[str] = ""
@@ -73,6 +74,7 @@ class Task:
     headline: ClassVar[tuple[str, ...]] = ()
     needs_fast_tokenizer: ClassVar[bool] = False
     description: ClassVar[str] = ""
+    model_inputs: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask")
 
     # --- data -----------------------------------------------------------------------------------
     def read(self, path: str | Path, data: DataConfig | None = None, has_labels: bool = True) -> Any:

@@ -85,6 +85,7 @@ class NerTask(Task):
     metric = "f1"
     headline = ("f1", "precision", "recall")
     needs_fast_tokenizer = True
+    model_inputs = ("input_ids", "attention_mask", "shape_ids")
     description = "named-entity recognition (CoNLL files, IOB tags), scored by entity F1"
 
     def read(self, path: str | Path, data: Any = None, has_labels: bool = True) -> Any:

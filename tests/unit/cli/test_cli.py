@@ -120,8 +120,8 @@ def test_slow_tokenizer_is_refused_for_ner(monkeypatch) -> None:
 @pytest.mark.parametrize("flags", [["--fp32"], []])
 def test_export_onnx_runs_like_the_run(run_dir: Path, tmp_path: Path, capsys, flags) -> None:
     from occamtune import inference
-    from occamtune.train.run import load_run_data
     from occamtune.models import load_model
+    from occamtune.train.run import load_run_data
 
     out = tmp_path / "onnx"
     assert main(["export", str(run_dir), "--output", str(out), *flags]) == 0

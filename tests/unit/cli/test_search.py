@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from occamtune.errors import ConfigError
 from occamtune.cli.search import add_commands, parse_duration
+from occamtune.errors import ConfigError
 
 
 def _parser() -> argparse.ArgumentParser:
