@@ -20,6 +20,7 @@ from torch import nn
 
 from occamtune.models import ModelFormat, RunMeta, load_model, register_format, write_meta
 
+
 class _Wrapper(nn.Module):
     """The task model with its batch as positional tensors (ONNX inputs are positional)."""
 
