@@ -54,7 +54,7 @@ class ProbeConfig:
 
 def prequential_codelength(task: str, data_folder: str, model_name: str,
                            portions: tuple[float, ...] = PORTIONS, max_sentences: int | None = None,
-                           seed: int = 13, max_length: int = 128, batch_size: int = 64,
+                           seed: int = 13, max_length: int | None = None, batch_size: int = 64,
                            probe: ProbeConfig | None = None) -> dict[str, Any]:
     """Online code length (bits) of the training split's labels given the encoder's features.
 
@@ -66,7 +66,8 @@ def prequential_codelength(task: str, data_folder: str, model_name: str,
         portions: increasing fractions of the examples at which blocks end; the last must be 1.
         max_sentences: use only this many examples (after the seeded shuffle).
         seed: order of the examples.
-        max_length: sub-word budget per input (longer NER sentences are windowed).
+        max_length: sub-word budget per input (longer NER sentences are windowed); None: the
+            training default (`DataConfig.max_length`).
         batch_size: encoder batch size.
         probe: probe settings.
 
@@ -113,7 +114,7 @@ def block_ends(n: int, portions: tuple[float, ...]) -> list[int]:
 
 
 def frozen_features(task_name: str, data_folder: str, model_name: str, max_sentences: int | None,
-                    seed: int, max_length: int, batch_size: int
+                    seed: int, max_length: int | None, batch_size: int
                     ) -> tuple[list[np.ndarray], list[np.ndarray], list[str]]:
     """Per example: features (N_i, H) and label ids (N_i,), in a seeded random order."""
     from occamtune.config import DataConfig
@@ -122,7 +123,7 @@ def frozen_features(task_name: str, data_folder: str, model_name: str, max_sente
     from occamtune.train.prepare import read_splits
 
     task = get_task(task_name)
-    data = DataConfig(path=str(data_folder), max_length=max_length, stride=min(32, max_length // 4))
+    data = DataConfig(path=str(data_folder), **({"max_length": max_length} if max_length else {}))
     dataset = read_splits(task, data, seed)["train"].dataset
     labels = task.label_set(dataset)
     order = np.random.default_rng(seed).permutation(len(dataset.items)).tolist()
