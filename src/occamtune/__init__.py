@@ -18,6 +18,7 @@ from occamtune.api import (
     ShrinkResult,
     codelength,
     compress_run,
+    describe_data,
     evaluate,
     export,
     load,
@@ -32,6 +33,7 @@ from occamtune.config import RunConfig, load_config
 from occamtune.errors import ConfigError, DataError, ModelError, OccamError
 
 __all__ = ["ConfigError", "DataError", "ModelError", "OccamError", "Predictor", "Run", "RunConfig",
-           "SearchSpace", "ShrinkResult", "codelength", "compress", "compress_run", "evaluate",
+           "SearchSpace", "ShrinkResult", "codelength", "compress", "compress_run", "describe_data",
+           "evaluate",
            "export", "load", "load_config", "predict", "report", "serve", "shrink", "train"]
 __version__ = "0.1.0"

@@ -24,7 +24,8 @@ from occamtune.search.space import SearchSpace
 from occamtune.train.run import Run, train_run
 
 __all__ = ["Predictor", "Run", "SearchSpace", "ShrinkResult", "codelength", "compress_run",
-           "evaluate", "export", "load", "predict", "report", "serve", "shrink", "train"]
+           "describe_data", "evaluate", "export", "load", "predict", "report", "serve", "shrink",
+           "train"]
 
 
 def train(config: RunConfig, progress: bool = True) -> Run:
@@ -42,6 +43,15 @@ def train(config: RunConfig, progress: bool = True) -> Run:
         The trained model with its tokenizer, splits and metrics (`run.metrics["test"]`).
     """
     return train_run(config, progress=progress)
+
+
+def describe_data(config: RunConfig) -> dict[str, Any]:
+    """What `train` would read with `config`: per split its file, format, size, tagging scheme
+    and label counts, and the problems (file and line) that would stop it."""
+    from occamtune.tasks import get_task
+    from occamtune.train.prepare import describe_splits
+
+    return describe_splits(get_task(config.task), config.data)
 
 
 def load(folder: str | Path) -> Predictor:

@@ -20,7 +20,26 @@ from occamtune.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    """Where the data is. `path` is a folder with train/dev/test files; or name each file."""
+    """Where the data is and how it is cut into model inputs.
+
+    Attributes:
+        path: a folder with train/dev/test files (or one training file).
+        train: the training file (overrides the folder's).
+        dev: the dev file, for early stopping (overrides the folder's).
+        test: the test file (overrides the folder's).
+        label_column: CoNLL column of the label (-1: the last).
+        max_length: longest model input in sub-words, special tokens included; longer sentences
+            are windowed (NER) or cut (classification).
+        stride: sub-words shared by consecutive windows (None: max_length // 4).
+        dev_fraction: share of the training file held out as dev when there is no dev file.
+        dev_seed: seed of that held-out draw (apart from the training seed, so that a new
+            training seed trains on the same examples).
+        context: NER: sub-words of the neighbouring sentences of the same document put around
+            each sentence as unlabelled context (0: off).
+        max_train: use only the first this many training examples (None: all).
+        max_dev: use only the first this many dev examples (None: all).
+        max_test: use only the first this many test examples (None: all).
+    """
 
     path: str | None = None
     train: str | None = None
@@ -28,11 +47,13 @@ class DataConfig:
     test: str | None = None
     label_column: int = -1
     max_length: int = 128
-    stride: int | None = None  # sub-words shared by consecutive windows; None: max_length // 4
+    stride: int | None = None
     dev_fraction: float = 0.1
-    # NER: sub-words of the neighbouring sentences of the same document (CoNLL `-DOCSTART-`)
-    # put around each sentence as unlabelled context; 0 turns it off.
+    dev_seed: int = 13
     context: int = 0
+    max_train: int | None = None
+    max_dev: int | None = None
+    max_test: int | None = None
 
     def __post_init__(self) -> None:
         if not 0 <= self.context <= self.max_length:
@@ -46,11 +67,26 @@ class DataConfig:
             raise ConfigError(
                 f"data.stride must be in [0, max_length/2 = {self.max_length // 2}], got {self.stride}"
             )
+        if not 0 < self.dev_fraction < 1:
+            raise ConfigError(f"data.dev_fraction must be in (0, 1), got {self.dev_fraction}")
+        for name in ("max_train", "max_dev", "max_test"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ConfigError(f"data.{name} must be at least 1 (or unset for all), got {value}")
 
 
 @dataclass
 class ModelConfig:
-    """The pretrained model and the head put on it."""
+    """The pretrained model and the head put on it.
+
+    Attributes:
+        name: 'minilm' (the packaged default), a Hugging Face model folder, or an occamtune run
+            to continue training.
+        dropout: dropout before the head's output layer.
+        shape_features: NER: embed word shapes (None: on for uncased models, which cannot see
+            capitalisation).
+        pooling: classification: 'mean' or 'cls' sentence vector.
+    """
 
     name: str = "minilm"
     dropout: float = 0.1
@@ -60,7 +96,29 @@ class ModelConfig:
 
 @dataclass
 class TrainConfig:
-    """Optimisation settings."""
+    """Optimisation settings.
+
+    Attributes:
+        epochs: passes over the training data (fractions allowed).
+        batch_size: training examples per step.
+        eval_batch_size: examples per batch when evaluating.
+        optimizer: 'adamw' or 'sgd'.
+        lr: peak learning rate of the encoder.
+        head_lr: learning rate of the task head (None: lr).
+        momentum: SGD momentum.
+        weight_decay: AdamW / SGD weight decay (not on biases and norms).
+        warmup: fraction of the steps with a linearly rising learning rate.
+        schedule: learning-rate decay after warm-up: 'linear', 'cosine' or 'constant'.
+        max_grad_norm: gradient clipping norm.
+        seed: seed of the initialisation, the batch order and dropout.
+        eval_every: evaluate on dev every this many steps (0: once per epoch).
+        patience: stop after this many evaluations without a better dev score.
+        group_by_length: batches of similar lengths (less padding, faster).
+        max_steps: stop after this many steps (0: no limit).
+        threads: CPU threads (0: torch's default).
+        ema: decay of an exponential moving average of the weights, evaluated and kept instead
+            of the raw weights (Polyak averaging); 0: off.
+    """
 
     epochs: float = 3.0
     batch_size: int = 32
@@ -74,13 +132,11 @@ class TrainConfig:
     schedule: str = "linear"
     max_grad_norm: float = 1.0
     seed: int = 13
-    eval_every: int = 0  # steps; 0 = once per epoch
+    eval_every: int = 0
     patience: int = 3
     group_by_length: bool = True
-    max_steps: int = 0  # 0 = no limit
-    threads: int = 0  # 0 = torch's default
-    # decay of an exponential moving average of the weights, evaluated and kept instead of the
-    # raw weights (Polyak averaging); 0 turns it off
+    max_steps: int = 0
+    threads: int = 0
     ema: float = 0.0
 
     def __post_init__(self) -> None:
@@ -103,9 +159,15 @@ class TrainConfig:
 
 @dataclass
 class RunConfig:
-    """Everything a training run needs."""
+    """Everything a training run needs.
 
-    task: str = "ner"  # a registered task (occamtune.tasks.TASKS), checked when the run starts
+    Attributes:
+        task: the task: a registered task's name (`occamtune train --help` lists them).
+        output: the run folder to write.
+        overwrite: replace a non-empty output folder.
+    """
+
+    task: str = "ner"
     output: str = "runs/model"
     overwrite: bool = False
     data: DataConfig = field(default_factory=DataConfig)
@@ -117,6 +179,60 @@ class RunConfig:
             raise ConfigError(f"task must be a task's name (e.g. ner, classify), got {self.task!r}")
 
 
+@dataclass(frozen=True)
+class ConfigKey:
+    """One setting of a config: its dotted key, type, default and one-line description."""
+
+    key: str
+    type: Any
+    default: Any
+    doc: str
+
+
+def field_docs(cls: type) -> dict[str, str]:
+    """Field -> description, from the `Attributes:` section of a dataclass's docstring."""
+    docs: dict[str, str] = {}
+    current = None
+    in_attrs = False
+    for line in (cls.__doc__ or "").splitlines():
+        text = line.strip()
+        if text == "Attributes:":
+            in_attrs = True
+            continue
+        if not in_attrs or not text:
+            continue
+        match = re.match(r"(\w+): (.*)", text)
+        if match and line.startswith(" " * 8) and not line.startswith(" " * 12):
+            current = match.group(1)
+            docs[current] = match.group(2)
+        elif current:
+            docs[current] += " " + text
+    return docs
+
+
+def config_keys(cls: type | None = None, prefix: str = "") -> list[ConfigKey]:
+    """Every setting of `cls` (default `RunConfig`), sections flattened to dotted keys."""
+    cls = cls or RunConfig
+    hints, docs = typing.get_type_hints(cls), field_docs(cls)
+    out: list[ConfigKey] = []
+    for f in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[f.name]):
+            out += config_keys(hints[f.name], prefix + f.name + ".")
+        else:
+            out.append(ConfigKey(prefix + f.name, hints[f.name], f.default, docs.get(f.name, "")))
+    return out
+
+
+def nearest_keys(key: str, keys: list[str]) -> list[str]:
+    """The valid keys a mistyped `key` most likely meant (same last part first)."""
+    import difflib
+
+    last = key.rsplit(".", 1)[-1]
+    same = [k for k in keys if k.rsplit(".", 1)[-1] == last]
+    return list(dict.fromkeys(same + difflib.get_close_matches(key, keys, n=3, cutoff=0.6)
+                              + difflib.get_close_matches(last, keys, n=3, cutoff=0.6)))[:3]
+
+
 def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     """Build dataclass `cls` from a nested dict; unknown keys are errors that list the valid ones."""
     if not isinstance(data, dict):
@@ -126,8 +242,10 @@ def from_dict(cls: type, data: dict[str, Any], prefix: str = "") -> Any:
     kwargs = {}
     for key, value in data.items():
         if key not in names:
+            near = nearest_keys(prefix + key, [k.key for k in config_keys()])
+            hint = f"did you mean {' or '.join(near)}? " if near else ""
             raise ConfigError(
-                f"unknown config key {prefix + key!r}; valid keys here: "
+                f"unknown config key {prefix + key!r}; {hint}valid keys here: "
                 f"{', '.join(prefix + n for n in sorted(names))}"
             )
         kwargs[key] = _coerce(hints[key], value, prefix + key)

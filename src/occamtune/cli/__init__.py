@@ -7,25 +7,37 @@ import json
 import sys
 from typing import Any
 
+from occamtune.cli.options import Parser, add_config_options, config_overrides
 from occamtune.errors import OccamError
 
-TRAIN_FLAGS = {  # flag -> config key
-    "task": "task", "data": "data.path", "model": "model.name", "output": "output",
-    "epochs": "train.epochs", "lr": "train.lr", "batch_size": "train.batch_size",
-    "seed": "train.seed", "max_length": "data.max_length",
-}
+DESCRIPTION = """\
+Fine-tune a pretrained transformer on a labelled task, then find the smallest model that keeps
+its accuracy.
+
+  occamtune train --data ../shared/data/conll2003 --output runs/ner
+  occamtune evaluate runs/ner --split test
+  occamtune predict runs/ner "Angela Merkel met Emmanuel Macron in Paris ."
+  occamtune compress runs/ner --pipeline "vocab(rank=32), codebook, quantize(bits=4)" --output runs/small
+  occamtune shrink runs/ner --max-drop 1.0 --budget 30m --output runs/shrunk
+  occamtune serve runs/small
+
+Run `occamtune COMMAND --help` for a command's options and their defaults."""
+
+TRAIN_EPILOG = """\
+Every setting is also a `section.key=value` word, anywhere on the line (e.g. train.lr=3e-5),
+and a YAML --config file takes them all; later ones win: file, then options and words.
+An interrupted run resumes when the same command is run again."""
 
 
-def _train(args: argparse.Namespace) -> int:
+def _train(args: argparse.Namespace, extras: list[str], parser: argparse.ArgumentParser) -> int:
     from occamtune.api import train
     from occamtune.config import load_config
     from occamtune.train.run import is_main_process
 
-    overrides = [f"{key}={getattr(args, flag)}" for flag, key in TRAIN_FLAGS.items()
-                 if getattr(args, flag) is not None]
+    overrides = config_overrides(args, extras, parser)
     if args.overwrite:
         overrides.append("overwrite=true")
-    cfg = load_config(args.config, overrides + list(args.overrides))
+    cfg = load_config(args.config, overrides)
     run = train(cfg, progress=not args.quiet)
     if not is_main_process():
         return 0
@@ -47,10 +59,15 @@ def _headline(metrics: dict[str, Any] | None, task: str) -> dict[str, float] | N
 def _evaluate(args: argparse.Namespace) -> int:
     from occamtune.api import evaluate
     from occamtune.models import read_meta
+    from occamtune.tasks import get_task
 
     metrics = evaluate(args.model, split=args.split, file=args.file)
-    headline = _headline(metrics, read_meta(args.model).head.task) or {}
-    print(json.dumps({"file": str(metrics["file"]), **headline,
+    task = get_task(read_meta(args.model).head.task)
+    # the full report (per type, per class) for the person; the JSON line for scripts
+    print(task.render(metrics, str(metrics["file"])), file=sys.stderr)
+    if metrics.get("files"):
+        print(f"written: {', '.join(metrics['files'])}", file=sys.stderr)
+    print(json.dumps({"file": str(metrics["file"]), **(_headline(metrics, task.name) or {}),
                       "reports": metrics.get("files")}))
     return 0
 
@@ -85,69 +102,94 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _data(args: argparse.Namespace, extras: list[str], parser: argparse.ArgumentParser) -> int:
+    from occamtune.api import describe_data
+    from occamtune.config import load_config
+
+    overrides = [f"data.path={args.path}", f"task={args.task}",
+                 *config_overrides(args, extras, parser)]
+    report = describe_data(load_config(args.config, overrides))
+    print(json.dumps(report, indent=2, ensure_ascii=False))
+    return 1 if report["problems"] else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from occamtune import __version__
     from occamtune.tasks import TASKS
 
-    parser = argparse.ArgumentParser(prog="occamtune", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True)
+    parser = Parser(prog="occamtune", description=DESCRIPTION,
+                    formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"occamtune {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND",
+                                parser_class=Parser)
+    tasks = {"task": sorted(TASKS)}
 
-    p = sub.add_parser("train", help="fine-tune a pretrained model on a labelled data set")
-    p.add_argument("--config", help="YAML config file (see configs/)")
-    p.add_argument("--task", choices=sorted(TASKS),
-                   help="; ".join(f"{n}: {t.description}" for n, t in sorted(TASKS.items())))
-    p.add_argument("--data", help="folder with train/dev/test files (or one training file)")
-    p.add_argument("--model", help="'minilm' (default), a model folder, or an occamtune run to continue")
-    p.add_argument("--output", help="run folder to write")
-    p.add_argument("--epochs", type=float)
-    p.add_argument("--lr", type=float)
-    p.add_argument("--batch-size", dest="batch_size", type=int)
-    p.add_argument("--max-length", dest="max_length", type=int)
-    p.add_argument("--seed", type=int)
-    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p = sub.add_parser("train", help="fine-tune a pretrained model on a labelled data set",
+                       description="Fine-tune a pretrained model on a labelled data set. Tasks: "
+                       + "; ".join(f"{n}: {t.description}" for n, t in sorted(TASKS.items())),
+                       epilog=TRAIN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+                       usage="occamtune train [--config YAML] [options] [section.key=value ...]")
+    p.add_argument("--config", metavar="YAML", help="a config file (see configs/)")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.add_argument("overrides", nargs="*", help="dotted config overrides, e.g. train.lr=1e-4")
-    p.set_defaults(func=_train)
+    add_config_options(p, tasks)
+    p.set_defaults(func=_train, extras=True)
 
-    p = sub.add_parser("evaluate", help="score a model on a split of its data or on any file")
-    p.add_argument("model", help="model folder (trained or compressed)")
-    p.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    p.add_argument("--file", help="a labelled file to score instead of a split")
+    p = sub.add_parser("evaluate", help="score a model on a split of its data or on any file",
+                       description="Score a model folder (trained, compressed or exported); the "
+                       "full report goes to standard error and into eval_<split>.md/.json beside "
+                       "the model, the headline numbers to standard output as JSON.")
+    p.add_argument("model", help="a model folder")
+    p.add_argument("--split", default="test", choices=["train", "dev", "test"],
+                   help="a split of the data the model was trained on (default: test)")
+    p.add_argument("--file", help="a labelled file in the task's format, instead of a split")
     p.set_defaults(func=_evaluate)
 
-    p = sub.add_parser("predict", help="predict on text (arguments, --file, or stdin) or annotate a "
-                                       "file of the task's format")
-    p.add_argument("model")
-    p.add_argument("texts", nargs="*", help="texts to label; '-' or none reads stdin")
+    p = sub.add_parser("predict", help="predict on texts, or annotate a file of the task's format",
+                       description="Predict on texts (arguments, --file, or standard input); one "
+                       "JSON line per text.")
+    p.add_argument("model", help="a model folder")
+    p.add_argument("texts", nargs="*", help="texts to label; '-' or none reads standard input")
     p.add_argument("--file", help="a text file, one text per line")
-    p.add_argument("--conll", "--annotate", dest="conll",
+    p.add_argument("--conll", "--annotate", dest="conll", metavar="FILE",
                    help="a file of the task's format (e.g. CoNLL): written back with a predicted "
                         "label column")
-    p.add_argument("--output", help="write here instead of stdout")
+    p.add_argument("--output", help="write here instead of standard output")
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("compress", help="apply a compression pipeline and write a packed artifact")
     p.add_argument("model", help="a trained run folder")
     p.add_argument("--pipeline", required=True,
-                   help='e.g. "distill(layers=3), prune(sparsity=0.8), quantize(bits=4)" or a YAML file')
-    p.add_argument("--output", required=True)
-    p.add_argument("--overwrite", action="store_true")
+                   help='e.g. "distill(layers=3), prune(sparsity=0.8), quantize(bits=4)" or a YAML '
+                        "file listing {method: name, ...}")
+    p.add_argument("--output", required=True, help="the artifact folder to write")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
-    p.add_argument("--quiet", action="store_true")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_compress)
 
-    p = sub.add_parser("export", help="export a model to ONNX Runtime (int8 by default) for fast CPU "
-                                      "inference; evaluate, predict and serve take the folder")
+    p = sub.add_parser("export", help="export a model to ONNX Runtime for fast CPU inference",
+                       description="Export a run or artifact folder to ONNX (int8 weights by "
+                       "default); evaluate, predict and serve take the exported folder.")
     p.add_argument("model", help="a trained run folder or a compressed artifact folder")
-    p.add_argument("--output", required=True)
+    p.add_argument("--output", required=True, help="the folder to write")
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights (no int8 quantization)")
-    p.add_argument("--overwrite", action="store_true")
+    p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.set_defaults(func=_export)
 
     p = sub.add_parser("serve", help="serve a model over HTTP (POST /predict)")
-    p.add_argument("model")
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("model", help="a model folder")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.set_defaults(func=_serve)
+
+    p = sub.add_parser("data", help="show what the readers see in a data folder or file",
+                       description="Splits found, format, tagging scheme, sizes, label counts and "
+                       "the first problem, as occamtune train would read them.")
+    p.add_argument("path", help="a data folder or one file")
+    p.add_argument("--task", default="ner", choices=sorted(TASKS), help="(default: ner)")
+    p.add_argument("--config", metavar="YAML", help="a config file whose data settings apply")
+    p.set_defaults(func=_data, extras=True)
 
     from occamtune.cli.search import add_commands  # shrink, report, mdl
 
@@ -156,8 +198,14 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extras = parser.parse_known_args(argv)
     try:
+        if getattr(args, "extras", False):
+            sub = parser._subparsers._group_actions[0].choices[args.command]  # for hints
+            return args.func(args, extras, sub)
+        if extras:
+            parser.error(f"unrecognized arguments: {' '.join(extras)}")
         return args.func(args)
     except OccamError as exc:
         print(f"occamtune {args.command}: error: {exc}", file=sys.stderr)

@@ -124,7 +124,7 @@ def frozen_features(task_name: str, data_folder: str, model_name: str, max_sente
 
     task = get_task(task_name)
     data = DataConfig(path=str(data_folder), **({"max_length": max_length} if max_length else {}))
-    dataset = read_splits(task, data, seed)["train"].dataset
+    dataset = read_splits(task, data)["train"].dataset
     labels = task.label_set(dataset)
     order = np.random.default_rng(seed).permutation(len(dataset.items)).tolist()
     dataset = dataset.with_items([dataset.items[i] for i in order[:max_sentences]])

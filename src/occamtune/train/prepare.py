@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,19 +44,33 @@ def split_paths(cfg: DataConfig) -> dict[str, Path]:
     return paths
 
 
-def read_splits(task: Task, cfg: DataConfig, seed: int) -> dict[str, Split]:
-    """Read every split; without a dev file, split one off the training data with a fixed seed."""
+def read_splits(task: Task, cfg: DataConfig) -> dict[str, Split]:
+    """Read every split; without a dev file, hold out `cfg.dev_fraction` of the training data
+    (drawn with `cfg.dev_seed`); keep the first `cfg.max_<split>` examples where a cap is set."""
     from occamtune.data.folder import split_off_dev
 
     paths = split_paths(cfg)
     splits = {n: Split(n, str(p), task.read(p, cfg)) for n, p in paths.items()}
     if "dev" not in splits:
         train = splits["train"]
-        rest, dev = split_off_dev(train.dataset.items, cfg.dev_fraction, seed)
+        rest, dev = split_off_dev(train.dataset.items, cfg.dev_fraction, cfg.dev_seed)
         dev_ds = train.dataset.with_items(dev)
         train.dataset = train.dataset.with_items(rest)
         splits["dev"] = Split("dev", f"{train.path} (held-out {cfg.dev_fraction:.0%})", dev_ds)
+        note(f"no dev file: held out {len(dev)} of {len(dev) + len(rest)} training examples "
+             f"({cfg.dev_fraction:.0%}, data.dev_seed={cfg.dev_seed}) as dev; give one with "
+             "--dev FILE")
+    for name, split in splits.items():
+        cap = getattr(cfg, f"max_{name}", None)
+        if cap is not None and split.size > cap:
+            note(f"{name}: using the first {cap} of {split.size} examples (data.max_{name})")
+            split.dataset = split.dataset.with_items(split.dataset.items[:cap])
     return splits
+
+
+def note(message: str) -> None:
+    """A line for the user on standard error (standard output stays the command's result)."""
+    print(f"occamtune: note: {message}", file=sys.stderr)
 
 
 def encode_splits(task: Task, splits: dict[str, Split], tokenizer: Any, labels: list[str],
@@ -64,3 +79,33 @@ def encode_splits(task: Task, splits: dict[str, Split], tokenizer: Any, labels: 
     for split in splits.values():
         task.check_labels(split.dataset, labels)
         split.features = task.encode(split.dataset, tokenizer, labels, cfg)
+
+
+def describe_splits(task: Task, cfg: DataConfig) -> dict[str, Any]:
+    """What the readers see: per split its file, format, size, tagging scheme and label
+    counts; and the problems (the first per file, with its line) that would stop a run."""
+    from collections import Counter
+
+    report: dict[str, Any] = {"task": task.name, "splits": {}, "problems": []}
+    try:
+        paths = split_paths(cfg)
+    except (ConfigError, DataError) as exc:
+        report["problems"].append(str(exc))
+        return report
+    for name, path in paths.items():
+        entry: dict[str, Any] = {"file": str(path), "format": path.suffix.lstrip(".") or "text"}
+        try:
+            dataset = task.read(path, cfg)
+        except DataError as exc:
+            report["problems"].append(str(exc))
+            entry["error"] = str(exc)
+        else:
+            counts = Counter(lab for x in dataset.items for lab in task.example_labels(x))
+            entry.update(examples=len(dataset.items), labels=dict(counts.most_common()))
+            if getattr(dataset, "scheme", None):
+                entry["scheme"] = dataset.scheme
+        report["splits"][name] = entry
+    if "dev" not in paths:
+        report["dev"] = (f"no dev file: occamtune train holds out {cfg.dev_fraction:.0%} of train "
+                         f"(data.dev_seed={cfg.dev_seed})")
+    return report

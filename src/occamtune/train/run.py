@@ -109,7 +109,7 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
     resume = prepare_output(output, cfg.overwrite) if main else False
     resume = _agree(resume)
-    splits = read_splits(task, cfg.data, cfg.train.seed)
+    splits = read_splits(task, cfg.data)
     labels = task.label_set(splits["train"].dataset)
     model, tok = initial_model(cfg, labels)
     encode_splits(task, splits, tok, model.labels, cfg.data)
@@ -157,6 +157,6 @@ def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tupl
         raise ConfigError(f"{folder} has no config.yaml; give a folder written by `occamtune train`")
     cfg = load_config(cfg_file)
     task = get_task(cfg.task)
-    splits = read_splits(task, cfg.data, cfg.train.seed)
+    splits = read_splits(task, cfg.data)
     encode_splits(task, splits, tokenizer, labels, cfg.data)
     return cfg, splits
