@@ -205,13 +205,11 @@ def one(args: argparse.Namespace) -> dict:
     return out
 
 
-TRAINED = ("distill", "structured")  # steps whose result is cached between entries
-
-
 def _cached_student(model, tok, configs: list, ctx, cache: Path, epochs: float) -> tuple:
-    """A pipeline that starts with training steps (distillation, structured pruning) reuses what
-    another entry trained with the same steps and epochs from the same teacher (`cache` is the
-    teacher's own folder): returns (model, the configs left to apply)."""
+    """A pipeline that starts with steps of methods that train (distillation, structured
+    pruning...: `trains`) reuses what another entry trained with the same steps and epochs from
+    the same teacher (`cache` is the teacher's own folder): returns (model, the configs left to
+    apply)."""
     import copy
 
     from occamtune.compress import compress, format_pipeline, save_artifact
@@ -219,7 +217,7 @@ def _cached_student(model, tok, configs: list, ctx, cache: Path, epochs: float) 
 
     model = copy.deepcopy(model)
     n = 0
-    while n < len(configs) and configs[n].name in TRAINED:
+    while n < len(configs) and configs[n].trains:
         n += 1
         folder = cache / f"{format_pipeline(configs[:n])}-epochs{epochs:g}".replace(" ", "")
         if (folder / "occamtune.json").is_file():

@@ -11,8 +11,10 @@ from occamtune.compress.base import (
     METHODS,
     CompressContext,
     CompressionConfig,
+    SearchDim,
     compress,
     register,
+    search_methods,
 )
 from occamtune.compress.codebook import CodebookConfig
 from occamtune.compress.distill import DistillConfig
@@ -27,6 +29,7 @@ from occamtune.compress.pipeline import (
 )
 from occamtune.compress.prune import PruneConfig
 from occamtune.compress.quantize import QuantizeConfig, to_int8_runtime
+from occamtune.compress.record import CompressionRecord, StepRecord, record_of
 from occamtune.compress.share import ShareConfig
 from occamtune.compress.structured import StructuredPruneConfig
 from occamtune.compress.vocab import VocabTrimConfig
@@ -36,13 +39,16 @@ __all__ = [
     "CodebookConfig",
     "CompressContext",
     "CompressionConfig",
+    "CompressionRecord",
     "DistillConfig",
     "FeatureExtractConfig",
     "LoraConfig",
     "LowRankConfig",
     "PruneConfig",
     "QuantizeConfig",
+    "SearchDim",
     "ShareConfig",
+    "StepRecord",
     "StructuredPruneConfig",
     "VocabTrimConfig",
     "artifact_bytes",
@@ -52,7 +58,9 @@ __all__ = [
     "parse_pipeline",
     "pipeline_from_yaml",
     "pipeline_to_yaml",
+    "record_of",
     "register",
     "save_artifact",
+    "search_methods",
     "to_int8_runtime",
 ]

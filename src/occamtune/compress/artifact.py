@@ -34,6 +34,7 @@ import torch
 
 from occamtune.compress.base import replay_structure
 from occamtune.compress.card import write_card
+from occamtune.compress.grid import QuantCodes
 from occamtune.compress.packing import (
     decode_quant,
     decode_tensor,
@@ -41,7 +42,9 @@ from occamtune.compress.packing import (
     encode_quant,
     encode_raw,
 )
-from occamtune.compress.quantize import quantized_codes, to_int8_runtime
+from occamtune.compress.quantize import to_int8_runtime
+from occamtune.compress.record import CompressionRecord, record_of, set_record
+from occamtune.compress.storage import codes_of, in_half
 from occamtune.errors import ConfigError, ModelError
 from occamtune.io import atomic_write_text
 from occamtune.models import (
@@ -81,34 +84,15 @@ def _decompress(data: bytes, codec: str) -> bytes:
     raise ModelError(f"unknown codec {codec!r} in artifact; known: {', '.join(CODECS)}")
 
 
-def _codes_of(model: TaskModel, name: str) -> tuple | None:
-    """The k-bit codes of the tensor `name` when its module keeps them exactly (`quantized_codes`)."""
-    module_name, _, attr = name.rpartition(".")
-    return quantized_codes(model.get_submodule(module_name) if module_name else model, attr)
-
-
-def _in_half(name: str) -> bool:
-    """Whether a float tensor without codes is stored in fp16 (all but the task head's)."""
-    return not name.startswith("head.")
-
-
-def _encode_one(model: TaskModel, name: str, tensor: torch.Tensor, half_floats: bool,
+def _encode_one(codes: dict[str, QuantCodes], name: str, tensor: torch.Tensor, half_floats: bool,
                 byte_codes: bool) -> tuple[dict, dict]:
-    quant = _codes_of(model, name)
+    quant = codes_of(codes, name, tensor)
     if quant is not None:
-        return encode_quant(*quant, byte_codes=byte_codes, shape=tuple(tensor.shape))
+        return encode_quant(quant.codes, quant.scales, quant.bits, quant.group,
+                            byte_codes=byte_codes, shape=tuple(tensor.shape))
     if not tensor.is_floating_point():
         return encode_raw(tensor)
-    return encode_float(tensor, half=half_floats and _in_half(name))
-
-
-def round_as_stored(model: TaskModel) -> None:
-    """Round in place the float tensors an artifact stores in fp16 (all but the k-bit coded ones
-    and the task head) to fp16 values, so that the model in memory is exactly the one on disk."""
-    with torch.no_grad():
-        for name, tensor in model.state_dict(keep_vars=True).items():
-            if tensor.is_floating_point() and _in_half(name) and _codes_of(model, name) is None:
-                tensor.copy_(tensor.half().float())
+    return encode_float(tensor, half=half_floats and in_half(name))
 
 
 def pack_model(model: TaskModel, half_floats: bool = True,
@@ -117,6 +101,7 @@ def pack_model(model: TaskModel, half_floats: bool = True,
     `byte_codes`: quantized codes one per byte, for an entropy coder (else bit-packed)."""
     entries, chunks, offset = [], [], 0
     first_name: dict[tuple, str] = {}
+    record = record_of(model)
     for name, tensor in model.state_dict().items():
         key = (tensor.data_ptr(), tuple(tensor.shape), tensor.dtype, tuple(tensor.stride()))
         base = {"name": name, "shape": list(tensor.shape)}
@@ -124,14 +109,14 @@ def pack_model(model: TaskModel, half_floats: bool = True,
             entries.append({**base, "enc": "alias", "of": first_name[key]})
             continue
         first_name[key] = name
-        entry, parts = _encode_one(model, name, tensor.cpu(), half_floats, byte_codes)
+        entry, parts = _encode_one(record.codes, name, tensor.cpu(), half_floats, byte_codes)
         entry = {**base, **entry, "parts": {}}
         for part, data in parts.items():
             entry["parts"][part] = [offset, len(data)]
             chunks.append(data)
             offset += len(data)
         entries.append(entry)
-    manifest = {"version": 1, "structure": getattr(model, "occam_structure", []), "tensors": entries}
+    manifest = {"version": 1, "structure": record.structure, "tensors": entries}
     return manifest, b"".join(chunks)
 
 
@@ -164,10 +149,6 @@ def read_occ(path: Path) -> tuple[dict[str, Any], bytes]:
     return json.loads(blob[8:8 + n]), blob[8 + n:]
 
 
-def _pipeline(model: TaskModel) -> list[dict[str, Any]]:
-    return [step["config"] for step in getattr(model, "compression_log", [])]
-
-
 def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: str = "zstd",
                   meta: RunMeta | dict | None = None, half_floats: bool = True) -> dict[str, Any]:
     """Write the packed artifact of a (compressed) model into `folder`.
@@ -193,12 +174,11 @@ def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: s
     tokenizer.save_pretrained(folder)
     if not isinstance(meta, RunMeta):
         meta = RunMeta.from_dict({"head": asdict(model.head_config), **(meta or {})})
+    record = record_of(model)
     meta = RunMeta(**{**vars(meta), "head": model.head_config, "format": "artifact",
-                      "format_info": {**meta.format_info, "pipeline": _pipeline(model),
-                                      "steps": getattr(model, "compression_log", []),
-                                      "structure": getattr(model, "occam_structure", []),
-                                      "codec": codec,
-                                      "int8_runtime": bool(getattr(model, "int8_runtime", False))}})
+                      "format_info": {**meta.format_info, "pipeline": record.pipeline(),
+                                      "steps": record.log(), "structure": record.structure,
+                                      "codec": codec, "int8_runtime": record.int8_runtime}})
     write_meta(folder, meta)
     sizes: dict[str, Any] = {"model_occ": occ}
     if meta.fp32_bytes:
@@ -236,23 +216,20 @@ def load_artifact(folder: str | Path, runtime: bool = False) -> TaskModel:
         else:
             state[entry["name"]] = decode_tensor(entry, entry_parts(entry, payload))
     model.load_state_dict(state, strict=True)
-    _reattach_codes(model, manifest, payload)
-    model.compression_log = meta.format_info.get("steps", [])
-    model.int8_runtime = bool(meta.format_info.get("int8_runtime", False))
+    info = meta.format_info
+    record = CompressionRecord.from_saved(info.get("steps", []), manifest["structure"],
+                                          bool(info.get("int8_runtime", False)))
+    record.codes = _codes(manifest, payload)
+    set_record(model, record)
     model.eval()
-    return to_int8_runtime(model) if runtime and model.int8_runtime else model
+    return to_int8_runtime(model) if runtime and record.int8_runtime else model
 
 
-def _reattach_codes(model: TaskModel, manifest: dict, payload: bytes) -> None:
-    """Keep codes on quantized modules, so a loaded artifact saves to the same bytes."""
-    from occamtune.compress.quantize import attach_codes
-
-    for entry in manifest["tensors"]:
-        if entry["enc"] == "quant":
-            codes, scales = decode_quant(entry, entry_parts(entry, payload))
-            module_name, _, attr = entry["name"].rpartition(".")
-            attach_codes(model.get_submodule(module_name), codes, scales, entry["bits"],
-                         entry["group"], attr)
+def _codes(manifest: dict, payload: bytes) -> dict[str, QuantCodes]:
+    """The codes of the quantized tensors, so that a loaded artifact saves to the same bytes."""
+    return {entry["name"]: QuantCodes(*decode_quant(entry, entry_parts(entry, payload)),
+                                      entry["bits"], entry["group"])
+            for entry in manifest["tensors"] if entry["enc"] == "quant"}
 
 
 def artifact_bytes(folder: str | Path) -> int:

@@ -6,14 +6,13 @@ import json
 from pathlib import Path
 from typing import Any
 
+from occamtune.compress.pipeline import format_pipeline, pipeline_from_dicts
 from occamtune.io import atomic_write_text
 from occamtune.models import TaskModel, count_parameters
 
 
 def card_data(model: TaskModel, info: dict[str, Any], sizes: dict[str, Any]) -> dict[str, Any]:
     """The card's facts: pipeline, bytes, ratio to fp32, parameters, metrics and speed."""
-    from occamtune.compress.pipeline import format_pipeline, pipeline_from_dicts
-
     pipeline = info.get("pipeline", [])
     return {
         "task": model.head_config.task,

@@ -35,14 +35,15 @@ from torch import nn
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_range,
-    record_structure,
     register,
-    step_info,
     structure_op,
 )
-from occamtune.compress.quantize import attach_codes, quantize_tensor
-from occamtune.compress.vocab import TrimmedEmbedding
+from occamtune.compress.grid import QuantCodes, quantize_tensor, set_to_codes
+from occamtune.compress.record import StepRecord
+from occamtune.compress.vocab import TrimmedEmbedding, trimmed_rank
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
@@ -70,6 +71,17 @@ class CodebookConfig(CompressionConfig):
     """
 
     name = "codebook"
+    search_order = 60
+    level_rank = 1  # coded embeddings first
+    search_dims = (
+        SearchDim("codebook", (False, True),
+                  doc="whether to store the word-embedding rows as product-quantization codes."),
+        SearchDim("codebook_fallback_dim", 8, ok=lambda v: v >= 0, rule=">= 0",
+                  doc="with a codebook, the rank-r codes of the rows a trimmed vocabulary "
+                      "dropped are product-quantization codes too, r / this many bytes a row "
+                      "(0, or a rank it does not divide: they are quantized with the weights)."),
+    )
+
     dim: int = 4
     size: int = 256
     iters: int = 25
@@ -87,6 +99,18 @@ class CodebookConfig(CompressionConfig):
         if self.weighting not in WEIGHTINGS:
             raise ConfigError(f"codebook: weighting must be one of {', '.join(WEIGHTINGS)}, "
                               f"got {self.weighting!r}")
+
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> CodebookConfig | None:
+        if not point.get("codebook", False):
+            return None
+        fallback, rank = space.codebook_fallback_dim, trimmed_rank(point, space)
+        coded = fallback and rank and rank % fallback == 0  # else the rank-r codes get quantized
+        return cls(fallback_dim=fallback) if coded else cls()
+
+    @classmethod
+    def level(cls, point: Point) -> float:
+        return float(bool(point.get("codebook", False)))
 
 
 class CodebookEmbedding(nn.Module):
@@ -181,7 +205,8 @@ def _row_weights(holder: nn.Module, rows: int, ctx: CompressContext) -> torch.Te
 
 
 @register(CodebookConfig)
-def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) -> TaskModel:
+def _codebook(model: TaskModel, config: CodebookConfig,
+              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     holder, attr = _holder(model)
     old = getattr(holder, attr)
     if not isinstance(old, nn.Embedding):
@@ -190,8 +215,10 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
     if width % config.dim:
         raise ConfigError(f"codebook: dim must divide the embedding width {width}, got {config.dim}")
     weights = _row_weights(holder, rows, ctx) if config.weighting == "count" else None
-    params, error = _code_rows(model, holder, attr, config.dim, config, ctx.seed, weights)
-    info = {k: params[k] for k in ("rows", "subspaces", "size")} | {"relative_error": error}
+    step = StepRecord()
+    params, error = _code_rows(model, holder, attr, config.dim, config, ctx.seed, weights, step)
+    info = step.facts
+    info.update({k: params[k] for k in ("rows", "subspaces", "size")}, relative_error=error)
     fallback = getattr(holder, "fallback", None)
     if config.fallback_dim and isinstance(fallback, nn.Embedding):
         rank = fallback.weight.shape[1]
@@ -200,17 +227,17 @@ def _codebook(model: TaskModel, config: CodebookConfig, ctx: CompressContext) ->
                               f"got {config.fallback_dim}")
         # unseen in training, these rows have no counts to weigh them by
         params, info["fallback_error"] = _code_rows(model, holder, "fallback", config.fallback_dim,
-                                                    config, ctx.seed, None)
+                                                    config, ctx.seed, None, step)
         info["fallback_rows"] = params["rows"]
-    step_info(model, **info)
-    return model
+    return model, step
 
 
 def _code_rows(model: TaskModel, holder: nn.Module, attr: str, dim: int, config: CodebookConfig,
-               seed: int, weights: torch.Tensor | None) -> tuple[dict[str, Any], float]:
+               seed: int, weights: torch.Tensor | None,
+               step: StepRecord) -> tuple[dict[str, Any], float]:
     """Replace the nn.Embedding `holder.<attr>` by its product-quantization codes (sub-vectors of
-    `dim` numbers); returns the structure record's params and the coded rows' relative squared
-    error."""
+    `dim` numbers), noting the change (and the centroids' codes) in `step`; returns the
+    structure record's params and the coded rows' relative squared error."""
     old = getattr(holder, attr)
     rows, width = old.weight.shape
     subspaces, size = width // dim, min(config.size, rows)
@@ -230,9 +257,12 @@ def _code_rows(model: TaskModel, holder: nn.Module, attr: str, dim: int, config:
         new.codes.copy_(assign.T.to(torch.uint8))
     if config.centroid_bits is not None:
         flat = centroids.reshape(subspaces, size * dim)
-        attach_codes(new, *quantize_tensor(flat, config.centroid_bits, 0), config.centroid_bits,
-                     size * dim, attr="codebooks")
-    record_structure(model, "codebook", **params)
+        quant = QuantCodes(*quantize_tensor(flat, config.centroid_bits, 0), config.centroid_bits,
+                           size * dim)
+        set_to_codes(new.codebooks, quant)
+        name = next(n for n, m in model.named_modules() if m is new)
+        step.codes[f"{name}.codebooks"] = quant
+    step.changed("codebook", **params)
     with torch.no_grad():  # a number for the card, not a loss
         error = (new.weight - old.weight).pow(2).sum() / old.weight.pow(2).sum()
     return params, round(float(error), 5)

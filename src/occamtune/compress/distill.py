@@ -28,12 +28,14 @@ from torch.nn import functional as F
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_epochs,
     check_range,
     need_finetune,
     register,
-    step_info,
 )
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, count_parameters
 
@@ -54,6 +56,16 @@ class DistillConfig(CompressionConfig):
     """
 
     name = "distill"
+    trains = True
+    search_order = 10
+    search_dims = (
+        SearchDim("distill_layers", (0, 4, 3, 2), ok=lambda v: v >= 0,
+                  for_teacher=lambda depths, n: tuple(d for d in depths if d == 0 or d < n) or (0,),
+                  doc="student depths; 0 keeps the teacher's layers (no distillation). Depths "
+                      "not below the teacher's are dropped when the space meets a model."),
+        SearchDim("distill_epochs", None, doc="epochs of distillation; None uses the run's own."),
+    )
+
     layers: int = 3
     temperature: float = 2.0
     alpha: float = 0.5
@@ -69,6 +81,13 @@ class DistillConfig(CompressionConfig):
         check_epochs(self)
         if self.pick not in PICKS:
             raise ConfigError(f"distill: pick must be one of {', '.join(PICKS)}, got {self.pick!r}")
+
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> DistillConfig | None:
+        if not point.get("distill_layers", 0):
+            return None
+        extra = {"epochs": space.distill_epochs} if space.distill_epochs is not None else {}
+        return cls(layers=int(point["distill_layers"]), **extra)
 
 
 def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> list[int]:
@@ -170,7 +189,8 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
 
 
 @register(DistillConfig)
-def _distill(model: TaskModel, config: DistillConfig, ctx: CompressContext) -> TaskModel:
+def _distill(model: TaskModel, config: DistillConfig,
+             ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "distill")
     keep = pick_layers(len(model.encoder.encoder.layer), config.layers, config.pick)
     student = make_student(model, keep)
@@ -178,5 +198,4 @@ def _distill(model: TaskModel, config: DistillConfig, ctx: CompressContext) -> T
         p.requires_grad_(True)
     trainable = count_parameters(student, trainable_only=True)
     student = train_with_teacher(student, model, finetune, config, keep, epochs=config.epochs)
-    step_info(student, trainable=trainable, kept_layers=keep)
-    return student
+    return student, StepRecord(trainable=trainable, facts={"kept_layers": keep})

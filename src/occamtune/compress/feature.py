@@ -19,11 +19,10 @@ from occamtune.compress.base import (
     check_epochs,
     check_range,
     need_finetune,
-    record_structure,
     register,
-    step_info,
     structure_op,
 )
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, count_parameters
 
@@ -38,6 +37,7 @@ class FeatureExtractConfig(CompressionConfig):
     """
 
     name = "feature"
+    trains = True
     last_k: int = 1
     epochs: float | None = None
 
@@ -85,7 +85,8 @@ def _rebuild_mix(model: TaskModel, params: dict[str, Any]) -> None:
 
 
 @register(FeatureExtractConfig)
-def _feature(model: TaskModel, config: FeatureExtractConfig, ctx: CompressContext) -> TaskModel:
+def _feature(model: TaskModel, config: FeatureExtractConfig,
+             ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "feature")
     n_layers = len(model.encoder.encoder.layer)
     if config.last_k > n_layers:
@@ -94,10 +95,10 @@ def _feature(model: TaskModel, config: FeatureExtractConfig, ctx: CompressContex
         raise ConfigError("feature: the encoder already has a scalar mix")
     for p in model.encoder.parameters():
         p.requires_grad_(False)
+    step = StepRecord()
     if config.last_k > 1:
         _rebuild_mix(model, {"k": config.last_k})
-        record_structure(model, "scalar_mix", k=config.last_k)
-    trainable = count_parameters(model, trainable_only=True)
+        step.changed("scalar_mix", k=config.last_k)
+    step.trainable = count_parameters(model, trainable_only=True)
     model = finetune(model, epochs=config.epochs)  # the encoder stays frozen for later steps
-    step_info(model, trainable=trainable)
-    return model
+    return model, step

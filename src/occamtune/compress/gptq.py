@@ -27,7 +27,7 @@ import torch
 from torch import nn
 
 from occamtune.compress.calibrate import token_means
-from occamtune.compress.quantize import group_of, group_scales
+from occamtune.compress.grid import group_of, group_scales
 
 BLOCK = 128  # columns rounded per lazy batch update (the paper's B)
 _LAYER = re.compile(r"^(.*\.layer\.\d+)\.")

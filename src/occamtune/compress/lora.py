@@ -17,8 +17,8 @@ from occamtune.compress.base import (
     check_range,
     need_finetune,
     register,
-    step_info,
 )
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, count_parameters
 
@@ -36,6 +36,7 @@ class LoraConfig(CompressionConfig):
     """
 
     name = "lora"
+    trains = True
     r: int = 8
     alpha: int = 16
     dropout: float = 0.1
@@ -56,7 +57,8 @@ class LoraConfig(CompressionConfig):
 
 
 @register(LoraConfig)
-def _lora(model: TaskModel, config: LoraConfig, ctx: CompressContext) -> TaskModel:
+def _lora(model: TaskModel, config: LoraConfig,
+          ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "lora")
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
@@ -73,5 +75,4 @@ def _lora(model: TaskModel, config: LoraConfig, ctx: CompressContext) -> TaskMod
     model.encoder = model.encoder.merge_and_unload()
     for p in model.parameters():
         p.requires_grad_(True)
-    step_info(model, trainable=trainable)
-    return model
+    return model, StepRecord(trainable=trainable)

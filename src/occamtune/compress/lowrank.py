@@ -19,13 +19,14 @@ from torch import nn
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_epochs,
     check_range,
-    record_structure,
     register,
-    step_info,
     structure_op,
 )
+from occamtune.compress.record import StepRecord
 from occamtune.models import TaskModel
 
 
@@ -40,6 +41,16 @@ class LowRankConfig(CompressionConfig):
     """
 
     name = "lowrank"
+    trains = True
+    search_order = 40
+    level_rank = 4  # less energy kept first
+    # A truncated SVD of a sparse matrix gives dense factors, losing the sparsity: low-rank
+    # factorisation is an alternative to unstructured pruning, tried only without it.
+    search_dims = (SearchDim("lowrank_energy", (0.0, 0.9, 0.95), ok=lambda v: 0.0 <= v <= 1.0,
+                             when=lambda p: p.get("sparsity", 0.0) == 0.0, otherwise=0.0,
+                             doc="singular-value energy kept by low-rank factorisation (only "
+                                 "without unstructured sparsity); 0 skips the step."),)
+
     energy: float = 0.9
     min_rank: int = 8
     epochs: float | None = None
@@ -48,6 +59,15 @@ class LowRankConfig(CompressionConfig):
         check_range(self, "energy", 0.0, 1.0, lo_open=True)
         check_range(self, "min_rank", 1, 1 << 20)
         check_epochs(self)
+
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> LowRankConfig | None:
+        energy = point.get("lowrank_energy", 0.0)
+        return cls(energy=float(energy)) if energy else None
+
+    @classmethod
+    def level(cls, point: Point) -> float:
+        return -(point.get("lowrank_energy", 0.0) or 1.0)
 
 
 class LowRankLinear(nn.Sequential):
@@ -77,8 +97,10 @@ def _rebuild_lowrank(model: TaskModel, params: dict[str, Any]) -> None:
                                                        old.out_features, old.bias is not None))
 
 
-def factorize(model: TaskModel, name: str, linear: nn.Linear, config: LowRankConfig) -> int | None:
-    """Replace `name` by its truncated SVD when that saves parameters; returns the rank."""
+def factorize(model: TaskModel, name: str, linear: nn.Linear, config: LowRankConfig,
+              step: StepRecord) -> int | None:
+    """Replace `name` by its truncated SVD when that saves parameters (noted in `step`);
+    returns the rank."""
     u, s, vh = torch.linalg.svd(linear.weight.detach().double(), full_matrices=False)
     r = rank_for_energy(s, config.energy, config.min_rank)
     if r * (linear.in_features + linear.out_features) >= linear.in_features * linear.out_features:
@@ -91,21 +113,22 @@ def factorize(model: TaskModel, name: str, linear: nn.Linear, config: LowRankCon
         new[1].weight.copy_((u[:, :r] * root[None, :]).float())  # (out, r)
         if linear.bias is not None:
             new[1].bias.copy_(linear.bias.detach())
-    record_structure(model, "lowrank", module=name, rank=r)
+    step.changed("lowrank", module=name, rank=r)
     return r
 
 
 @register(LowRankConfig)
-def _lowrank(model: TaskModel, config: LowRankConfig, ctx: CompressContext) -> TaskModel:
+def _lowrank(model: TaskModel, config: LowRankConfig,
+             ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     factors = {id(f) for m in model.modules() if isinstance(m, LowRankLinear) for f in m}
     targets = [(f"encoder.{n}", m) for n, m in model.encoder.named_modules()
                if isinstance(m, nn.Linear) and id(m) not in factors]
-    ranks = {}
+    ranks, step = {}, StepRecord()
     for name, linear in targets:
-        r = factorize(model, name, linear, config)
+        r = factorize(model, name, linear, config, step)
         if r is not None:
             ranks[name] = r
     if ctx.finetune is not None and ranks:
         model = ctx.finetune(model, epochs=config.epochs)
-    step_info(model, ranks=ranks)
-    return model
+    step.facts["ranks"] = ranks
+    return model, step

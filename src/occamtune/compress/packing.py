@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from occamtune.compress.quantize import dequantize
+from occamtune.compress.grid import dequantize
 
 _CHUNK = 1 << 20  # values per chunk when (un)packing bits, to bound temporary memory
 

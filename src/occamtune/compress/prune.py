@@ -16,6 +16,7 @@ stores any weight with enough zeros as a bitmask plus its nonzero values.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -23,11 +24,13 @@ from torch import nn
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_epochs,
     check_range,
     register,
-    step_info,
 )
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
@@ -47,6 +50,12 @@ class PruneConfig(CompressionConfig):
     """
 
     name = "prune"
+    trains = True
+    search_order = 30
+    level_rank = 3  # sparser first, after the steps that shrink the bytes directly
+    search_dims = (SearchDim("sparsity", (0.0, 0.5, 0.7, 0.8, 0.9), ok=lambda v: 0.0 <= v < 1.0,
+                             doc="unstructured magnitude-pruning sparsities."),)
+
     sparsity: float = 0.5
     scope: str = "global"
     gradual: bool = False
@@ -59,6 +68,14 @@ class PruneConfig(CompressionConfig):
             raise ConfigError(f"prune: scope must be one of {', '.join(SCOPES)}, got {self.scope!r}")
         if not isinstance(self.gradual, bool):
             raise ConfigError(f"prune: gradual must be true or false, got {self.gradual!r}")
+
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> PruneConfig | None:
+        return cls(sparsity=float(point["sparsity"])) if point.get("sparsity", 0.0) else None
+
+    @classmethod
+    def level(cls, point: Point) -> float:
+        return point.get("sparsity", 0.0)
 
 
 def cubic_sparsity(step: int, total: int, final: float, ramp: float = RAMP) -> float:
@@ -109,7 +126,8 @@ def sparsity_of(layers: dict[str, nn.Linear]) -> float:
 
 
 @register(PruneConfig)
-def _prune(model: TaskModel, config: PruneConfig, ctx: CompressContext) -> TaskModel:
+def _prune(model: TaskModel, config: PruneConfig,
+           ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     if config.gradual and ctx.finetune is None:
         raise ConfigError("prune: gradual=true prunes during fine-tuning: give a CompressContext "
                           "with `finetune`, or use gradual=false for one-shot pruning")
@@ -131,5 +149,4 @@ def _prune(model: TaskModel, config: PruneConfig, ctx: CompressContext) -> TaskM
     # gradual: the returned best model may be an earlier checkpoint; bring it to the final sparsity
     final = magnitude_masks(layers, config.sparsity, config.scope) if config.gradual else state["masks"]
     apply_masks(layers, final)
-    step_info(model, sparsity=round(sparsity_of(layers), 4))
-    return model
+    return model, StepRecord(facts={"sparsity": round(sparsity_of(layers), 4)})

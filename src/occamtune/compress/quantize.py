@@ -5,8 +5,8 @@ Dettmers et al. 2022 (LLM.int8()) and Frantar et al. 2023 (GPTQ) without the err
 for a group g, `scale_g = max|w_g| / (2^(k-1) - 1)` and `code = round(w / scale_g)`.
 
 In memory the model keeps the dequantized fp32 weights `code * scale`, so its forward is exactly
-what the artifact stores; the integer codes and scales are kept on the module (non-persistent
-buffers `qcodes`, `qscales`) for the artifact writer, which bit-packs them to k bits.
+what the artifact stores; the integer codes and scales go into the step's record (`StepRecord
+.codes`, by tensor name) for the artifact writer, which bit-packs them to k bits.
 
 `epochs > 0` is quantization-aware training (Jacob et al. 2018; Bengio et al. 2013's straight-
 through estimator): the model first trains on the run's data with every target weight replaced
@@ -36,24 +36,36 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
 from torch.nn.utils import parametrize
 
+from occamtune.compress import distill  # by module: tests replace train_with_teacher
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_epochs,
     check_range,
     need_finetune,
     register,
-    step_info,
 )
+from occamtune.compress.gptq import blocks, gptq_round, hessians
+from occamtune.compress.grid import (
+    QuantCodes,
+    dequantize,
+    group_of,
+    quantize_tensor,
+    set_to_codes,
+)
+from occamtune.compress.record import StepRecord, record_of
+from occamtune.compress.storage import codes_of, round_as_stored
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
-FP16_TINY = 2.0**-24  # the smallest positive fp16 value: scales are stored as fp16
 ROUNDINGS = ("nearest", "gptq")
 
 
@@ -84,6 +96,32 @@ class QuantizeConfig(CompressionConfig):
     """
 
     name = "quantize"
+    search_order = 70
+    level_rank = 0  # fewer bits first: they shrink every matrix
+    search_dims = (
+        SearchDim("bits", (8, 6, 4, 3), ok=lambda v: 2 <= v <= 8 or v == 32,
+                  doc="weight bits; 32 means no quantization."),
+        SearchDim("group_size", 64, ok=lambda v: v >= 1, rule=">= 1",
+                  doc="quantization group size."),
+        SearchDim("quant_epochs", (0.0,), ok=lambda v: v >= 0, retry=True,
+                  when=lambda p: p.get("bits", 32) != 32,
+                  doc="quantization-aware training epochs before rounding (0: none). Every "
+                      "candidate gets the first value; the later ones are retries: QAT keeps a "
+                      "pipeline's bytes and costs epochs of training, so the search spends it "
+                      "only on a candidate that missed the tolerance narrowly and would be the "
+                      "smallest yet (see `search/schedule.py`)."),
+        SearchDim("quant_lr", None, ok=lambda v: v is None or v > 0, rule="> 0 (or unset)",
+                  doc="learning rate of quantization-aware training (None: a tenth of the run's)."),
+        SearchDim("rounding", "gptq", ok=lambda v: v in ROUNDINGS,
+                  rule=f"one of {', '.join(ROUNDINGS)}",
+                  doc='how quantization rounds the Linear weights: "gptq" (on the run\'s '
+                      'calibration batches, about a minute per candidate) or "nearest".'),
+        SearchDim("qat_rounding", "nearest", ok=lambda v: v in ROUNDINGS,
+                  rule=f"one of {', '.join(ROUNDINGS)}",
+                  doc='how a candidate with quantization-aware training rounds after it: '
+                      '"nearest", the rounding it trained with, by default.'),
+    )
+
     bits: int = 8
     group_size: int = 64
     embeddings: bool = True
@@ -119,68 +157,25 @@ class QuantizeConfig(CompressionConfig):
             raise ConfigError(f"quantize: dynamic must be true, false or null (int8 kernels at 8 "
                               f"bits only), got {self.dynamic!r}")
 
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> QuantizeConfig | None:
+        if point.get("bits", 32) == 32:
+            return None
+        epochs = float(point.get("quant_epochs", space.quant_epochs[0]))
+        return cls(bits=int(point["bits"]), group_size=space.group_size, epochs=epochs,
+                   lr=space.quant_lr if epochs else None,
+                   rounding=space.qat_rounding if epochs else space.rounding)
 
-def quantize_tensor(weight: torch.Tensor, bits: int, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Symmetric k-bit codes and fp16-exact scales of a 2-D tensor.
-
-    Returns:
-        codes: int8 (rows, cols) in [-(2^(k-1)-1), 2^(k-1)-1].
-        scales: float32 (rows, n_groups), each exactly representable in fp16.
-    """
-    rows, cols = weight.shape
-    group = group_of(cols, group_size)
-    n_groups = -(-cols // group)
-    padded = torch.zeros(rows, n_groups * group, dtype=torch.float32)
-    padded[:, :cols] = weight.detach().float()
-    grouped = padded.view(rows, n_groups, group)  # (R, G, g)
-    qmax = 2 ** (bits - 1) - 1
-    scales = group_scales(grouped, qmax)  # (R, G)
-    codes = torch.round(grouped / scales.unsqueeze(-1)).clamp(-qmax, qmax)
-    return codes.view(rows, -1)[:, :cols].to(torch.int8).contiguous(), scales
+    @classmethod
+    def level(cls, point: Point) -> float:
+        return -point.get("bits", 32)
 
 
-def group_scales(grouped: torch.Tensor, qmax: int) -> torch.Tensor:
-    """fp16-exact scales (...) of weight groups (..., g): the largest magnitude maps to `qmax`."""
-    return (grouped.abs().amax(dim=-1) / qmax).half().float().clamp(min=FP16_TINY)
-
-
-def group_of(cols: int, group_size: int) -> int:
-    """The effective group length: `group_size`, or the whole row when 0 or not smaller."""
-    return group_size if 0 < group_size < cols else cols
-
-
-def dequantize(codes: torch.Tensor, scales: torch.Tensor, group: int) -> torch.Tensor:
-    """fp32 weights from codes (R, C) and scales (R, ceil(C / group))."""
-    cols = codes.shape[1]
-    expanded = scales.float().repeat_interleave(group, dim=1)[:, :cols]  # (R, C)
-    return codes.float() * expanded
-
-
-def attach_codes(module: nn.Module, codes: torch.Tensor, scales: torch.Tensor, bits: int,
-                 group: int, attr: str = "weight") -> None:
-    """Set `module.<attr>` (its weight, or a codebook's centroids) to the dequantized codes (a 2-D
-    view of it) and keep codes/scales for the artifact."""
-    target = getattr(module, attr)
-    with torch.no_grad():
-        target.copy_(dequantize(codes, scales, group).view(target.shape))
-    module.register_buffer("qcodes", codes, persistent=False)
-    module.register_buffer("qscales", scales, persistent=False)
-    module.qbits, module.qgroup, module.qattr = bits, group, attr
-
-
-def quantized_codes(module: nn.Module,
-                    attr: str = "weight") -> tuple[torch.Tensor, torch.Tensor, int, int] | None:
-    """(codes, scales, bits, group) when the module's `attr` is still exactly its codes."""
-    codes = getattr(module, "qcodes", None)
-    if codes is None or getattr(module, "qattr", "weight") != attr:
-        return None
-    target = getattr(module, attr)
-    if codes.numel() != target.numel():
-        return None
-    if not torch.equal(dequantize(codes, module.qscales, module.qgroup),
-                       target.detach().float().reshape(codes.shape)):
-        return None
-    return codes, module.qscales, int(module.qbits), int(module.qgroup)
+def quantized_codes(model: TaskModel, name: str) -> QuantCodes | None:
+    """The k-bit codes of the model's tensor `name` (e.g. `head.dense.weight`) when its
+    compression record holds codes that the tensor still equals."""
+    tensor = model.state_dict(keep_vars=True).get(name)
+    return None if tensor is None else codes_of(record_of(model).codes, name, tensor)
 
 
 def ffn_linears(model: TaskModel) -> set[int]:
@@ -229,19 +224,17 @@ def train_quantized(model: TaskModel, config: QuantizeConfig, ctx: CompressConte
     rounded), learning from the pipeline's uncompressed model (ctx.teacher), else from the float
     model itself: its soft labels, and its layer outputs when it has the same layers (a
     distilled student's teacher has more)."""
-    from occamtune.compress.distill import DistillConfig, train_with_teacher
-
     finetune = need_finetune(ctx, "quantize with epochs")
     teacher = ctx.teacher if ctx.teacher is not None else copy.deepcopy(model)
     ffn = ffn_linears(model)
     same_layers = _layer_shape(teacher) == _layer_shape(model)
     # DistilBERT's mix: T = 2, half soft, half gold labels; plus the layers' MSE when they match
-    soft = DistillConfig(hidden_weight=config.hidden_weight if same_layers else 0.0)
+    soft = distill.DistillConfig(hidden_weight=config.hidden_weight if same_layers else 0.0)
     for _, module in quantize_targets(model, config.embeddings):
         parametrize.register_parametrization(
             module, "weight", FakeQuantize(bits_of(module, config, ffn), config.group_size))
     try:
-        model = train_with_teacher(model, teacher, finetune, soft, epochs=config.epochs,
+        model = distill.train_with_teacher(model, teacher, finetune, soft, epochs=config.epochs,
                                    lr=config.lr or _run_lr(ctx))
     finally:
         for _, module in quantize_targets(model, config.embeddings):
@@ -261,16 +254,15 @@ def _run_lr(ctx: CompressContext) -> float | None:
 
 
 @register(QuantizeConfig)
-def _quantize(model: TaskModel, config: QuantizeConfig, ctx: CompressContext) -> TaskModel:
-    from occamtune.compress.gptq import gptq_round, hessians  # gptq.py imports this module
-
+def _quantize(model: TaskModel, config: QuantizeConfig,
+              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     if config.rounding == "gptq" and ctx.calibration is None:
         raise ConfigError("quantize: rounding='gptq' needs calibration batches: give a "
                           "CompressContext with `calibration` (e.g. `occamtune compress` on a run)")
     if config.epochs != 0:
         model = train_quantized(model, config, ctx)
     targets = dict(quantize_targets(model, config.embeddings))
-    n_weights, ffn = 0, ffn_linears(model)
+    step, n_weights, ffn = StepRecord(), 0, ffn_linears(model)
     for names, gptq in _rounding_order(targets, config):
         hess = hessians(model, {n: targets[n] for n in names}, ctx.calibration) if gptq else {}
         for name in names:
@@ -279,14 +271,14 @@ def _quantize(model: TaskModel, config: QuantizeConfig, ctx: CompressContext) ->
                 codes, scales = gptq_round(module.weight, hess[name], bits, config.group_size)
             else:
                 codes, scales = quantize_tensor(module.weight, bits, config.group_size)
-            attach_codes(module, codes, scales, bits, group_of(codes.shape[1], config.group_size))
+            quant = QuantCodes(codes, scales, bits, group_of(codes.shape[1], config.group_size))
+            set_to_codes(module.weight, quant)
+            step.codes[f"{name}.weight"] = quant
             n_weights += codes.numel()
-    from occamtune.compress.artifact import round_as_stored  # artifact.py imports this module
-
-    round_as_stored(model)  # biases, LayerNorms...: what the artifact stores
-    model.int8_runtime = config.bits == 8 if config.dynamic is None else config.dynamic
-    step_info(model, quantized_weights=n_weights, bits=config.bits)
-    return model
+    round_as_stored(model, {**record_of(model).codes, **step.codes})  # what the artifact stores
+    step.int8_runtime = config.bits == 8 if config.dynamic is None else config.dynamic
+    step.facts.update(quantized_weights=n_weights, bits=config.bits)
+    return model, step
 
 
 def _rounding_order(targets: dict[str, nn.Module],
@@ -296,8 +288,6 @@ def _rounding_order(targets: dict[str, nn.Module],
     layer's Hessians measured after the earlier layers are rounded)."""
     if config.rounding != "gptq":
         return [(list(targets), False)]
-    from occamtune.compress.gptq import blocks
-
     # A trimmed vocabulary's low-rank basis (under `.embeddings.`) sees the codes of every
     # token, used or not, in calibration: its Hessian would weigh the wrong inputs.
     linears = [n for n, m in targets.items()

@@ -19,11 +19,10 @@ from occamtune.compress.base import (
     check_epochs,
     check_range,
     need_finetune,
-    record_structure,
     register,
-    step_info,
     structure_op,
 )
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
@@ -38,6 +37,7 @@ class ShareConfig(CompressionConfig):
     """
 
     name = "share"
+    trains = True
     groups: int = 2
     epochs: float | None = None
 
@@ -81,7 +81,8 @@ def average_layer(layers: list[torch.nn.Module]) -> torch.nn.Module:
 
 
 @register(ShareConfig)
-def _share(model: TaskModel, config: ShareConfig, ctx: CompressContext) -> TaskModel:
+def _share(model: TaskModel, config: ShareConfig,
+           ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "share")
     layers = model.encoder.encoder.layer
     if config.groups >= len(layers):
@@ -91,7 +92,6 @@ def _share(model: TaskModel, config: ShareConfig, ctx: CompressContext) -> TaskM
     for group in groups:
         layers[group[0]] = average_layer([layers[i] for i in group])
     _rebuild_share(model, {"groups": groups})
-    record_structure(model, "share", groups=groups)
-    model = finetune(model, epochs=config.epochs)
-    step_info(model, groups=groups)
-    return model
+    step = StepRecord(facts={"groups": groups})
+    step.changed("share", groups=groups)
+    return finetune(model, epochs=config.epochs), step

@@ -40,15 +40,16 @@ from torch import nn
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_epochs,
     check_range,
-    record_structure,
     register,
-    step_info,
     structure_op,
 )
 from occamtune.compress.calibrate import token_means
 from occamtune.compress.distill import DistillConfig, train_with_teacher
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
 
@@ -77,6 +78,19 @@ class StructuredPruneConfig(CompressionConfig):
     """
 
     name = "structured"
+    trains = True
+    search_order = 20
+    search_dims = (
+        SearchDim("heads", (0.0,), ok=lambda v: 0.0 <= v < 1.0,
+                  doc="fractions of attention heads removed by structured pruning."),
+        SearchDim("ffn", (0.0, 0.25, 0.5), ok=lambda v: 0.0 <= v < 1.0,
+                  doc="fractions of feed-forward neurons removed by structured pruning."),
+        SearchDim("prune_epochs", None, ok=lambda v: v is None or v >= 0,
+                  rule=">= 0 (or unset)",
+                  doc="epochs of recovery fine-tuning after structured pruning; None uses the "
+                      "run's own epochs, 0 none (the layers are refit on calibration data)."),
+    )
+
     heads: float = 0.25
     ffn: float = 0.25
     epochs: float | None = None
@@ -92,6 +106,11 @@ class StructuredPruneConfig(CompressionConfig):
         if self.importance not in IMPORTANCE:
             raise ConfigError(f"structured: importance must be one of {', '.join(IMPORTANCE)}, "
                               f"got {self.importance!r}")
+
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> StructuredPruneConfig | None:
+        heads, ffn = float(point.get("heads", 0.0)), float(point.get("ffn", 0.0))
+        return cls(heads=heads, ffn=ffn, epochs=space.prune_epochs) if heads or ffn else None
 
 
 def slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
@@ -202,12 +221,13 @@ def _n_keep(n: int, fraction: float) -> int:
     return max(1, n - round(fraction * n))
 
 
-def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig,
+def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig, step: StepRecord,
                 rms: torch.Tensor | None = None,
                 refit_on: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None) -> dict[str, int]:
-    """Prune layer i in place (`rms`: its FFN activations' root mean squares); with calibration
-    batches `refit_on`, refit the output projections (`refit_output`) and rank the neurons by
-    the activations the layer sees after the layers before it were cut. Returns the kept counts."""
+    """Prune layer i in place (`rms`: its FFN activations' root mean squares), noting the
+    changes in `step`; with calibration batches `refit_on`, refit the output projections
+    (`refit_output`) and rank the neurons by the activations the layer sees after the layers
+    before it were cut. Returns the kept counts."""
     layer = model.encoder.encoder.layer[i]
     n_heads = layer.attention.self.num_attention_heads
     heads = sorted(head_importance(layer).argsort(descending=True)[:_n_keep(n_heads, config.heads)].tolist())
@@ -217,7 +237,7 @@ def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig,
         index = keep_heads(layer, heads)
         if gram is not None:
             refit_output(old, layer.attention.output.dense, gram, index)
-        record_structure(model, "heads", layer=i, heads=len(heads))
+        step.changed("heads", layer=i, heads=len(heads))
     if config.ffn == 0:
         return {"heads": len(heads), "ffn": layer.output.dense.in_features}
     old = layer.output.dense
@@ -230,12 +250,13 @@ def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig,
         keep_neurons(layer, neurons)
         if gram is not None:
             refit_output(old, layer.output.dense, gram, neurons)
-        record_structure(model, "ffn", layer=i, size=len(neurons))
+        step.changed("ffn", layer=i, size=len(neurons))
     return {"heads": len(heads), "ffn": len(neurons)}
 
 
 @register(StructuredPruneConfig)
-def _structured(model: TaskModel, config: StructuredPruneConfig, ctx: CompressContext) -> TaskModel:
+def _structured(model: TaskModel, config: StructuredPruneConfig,
+                ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     layers = model.encoder.encoder.layer
     if len({id(m) for m in layers}) < len(layers):
         raise ConfigError("structured: cannot prune shared layers; put `share` after `structured`")
@@ -248,10 +269,11 @@ def _structured(model: TaskModel, config: StructuredPruneConfig, ctx: CompressCo
             log.warning("structured: no calibration batches; ranking FFN neurons by weights alone")
         elif refit_on is None:  # with refit, each layer is measured as it is cut
             rms = list(activation_rms(model, ctx.calibration))
-    kept = [prune_layer(model, i, config, rms[i], refit_on) for i in range(len(layers))]
+    step = StepRecord()
+    step.facts["kept"] = [prune_layer(model, i, config, step, rms[i], refit_on)
+                          for i in range(len(layers))]
     if teacher is not None:
         model = train_with_teacher(model, teacher, ctx.finetune, DistillConfig(), epochs=config.epochs)
     elif train:
         model = ctx.finetune(model, epochs=config.epochs)
-    step_info(model, kept=kept)
-    return model
+    return model, step

@@ -33,13 +33,14 @@ from torch import nn
 from occamtune.compress.base import (
     CompressContext,
     CompressionConfig,
+    Point,
+    SearchDim,
     check_range,
-    record_structure,
     register,
-    step_info,
     structure_op,
 )
 from occamtune.compress.packing import pack_mask, unpack_mask
+from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, max_positions
 
@@ -61,6 +62,21 @@ class VocabTrimConfig(CompressionConfig):
     """
 
     name = "vocab"
+    search_order = 50
+    level_rank = 2  # a trimmed vocabulary at a lower rank first
+    search_dims = (
+        SearchDim("vocab_trim", (False, True),
+                  doc="whether to trim the vocabulary to the training corpus."),
+        SearchDim("vocab_rank", (32, 128), ok=lambda v: v >= 0,
+                  when=lambda p: bool(p.get("vocab_trim")),
+                  doc="ranks at which a trimmed vocabulary keeps the rows it drops (0: [UNK])."),
+        SearchDim("vocab_min_count", 1, ok=lambda v: v >= 1, rule=">= 1",
+                  doc="a trimmed vocabulary keeps the full rows of tokens seen this often."),
+        SearchDim("vocab_positions", True,
+                  doc="a trimmed vocabulary also keeps only the position embeddings the run "
+                      "reads (its max_length): fewer bytes, the same outputs."),
+    )
+
     min_count: int = 1
     keep_top: int = 0
     rank: int = 64
@@ -70,6 +86,22 @@ class VocabTrimConfig(CompressionConfig):
         check_range(self, "min_count", 1, 1 << 40)
         check_range(self, "keep_top", 0, 1 << 40)
         check_range(self, "rank", 0, 1 << 20)
+
+    @classmethod
+    def from_point(cls, point: Point, space: Any) -> VocabTrimConfig | None:
+        if not point.get("vocab_trim", False):
+            return None
+        return cls(min_count=space.vocab_min_count, rank=trimmed_rank(point, space),
+                   positions=space.vocab_positions)
+
+    @classmethod
+    def level(cls, point: Point) -> float:
+        return 1 / (1 + point.get("vocab_rank", 0)) if point.get("vocab_trim") else -1.0
+
+
+def trimmed_rank(point: Point, space: Any) -> int:
+    """The rank of the dropped rows at a point of the search space (0: not trimmed)."""
+    return int(point.get("vocab_rank", space.vocab_rank[0])) if point.get("vocab_trim") else 0
 
 
 class TrimmedEmbedding(nn.Module):
@@ -179,7 +211,8 @@ def kept_ids(config: VocabTrimConfig, counts: dict[int, int], special: list[int]
 
 
 @register(VocabTrimConfig)
-def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> TaskModel:
+def _vocab(model: TaskModel, config: VocabTrimConfig,
+           ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     if ctx.token_counts is None:
         raise ConfigError("vocab: needs token counts of the training corpus: give a "
                           "CompressContext with `token_counts`")
@@ -212,12 +245,12 @@ def _vocab(model: TaskModel, config: VocabTrimConfig, ctx: CompressContext) -> T
             new.fallback.weight.copy_(codes[torch.tensor(dropped)])
             new.basis.weight.copy_(basis.T)
             new.basis.bias.copy_(mean)
-    record_structure(model, "vocab", **params)
-    step_info(model, rows_kept=len(keep), rows_before=vocab_size, low_rank_rows=len(dropped),
-              rank=params["rank"])
+    step = StepRecord(facts={"rows_kept": len(keep), "rows_before": vocab_size,
+                             "low_rank_rows": len(dropped), "rank": params["rank"]})
+    step.changed("vocab", **params)
     if config.positions:
-        step_info(model, positions_kept=trim_positions(model, ctx.max_length))
-    return model
+        step.facts["positions_kept"] = trim_positions(model, ctx.max_length)
+    return model, step
 
 
 def trim_positions(model: TaskModel, max_length: int | None) -> int:

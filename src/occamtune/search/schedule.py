@@ -9,18 +9,20 @@ queued trial waits already, the first of:
 1. when no trial is training anything, a pipeline whose trained steps are not cached: the
    longest jobs first, so that they end within the budget (and a proposal whose training step
    another worker is training is deferred: no two workers train the same student);
-2. a QAT retry (`quant_epochs` beyond the first): of the candidates that missed the tolerance on
-   dev by less than `factor` times it (`Measure.retry_factor`, 1.5: a far miss is not worth ten
+2. a QAT retry (the next value of a retry dimension: `quant_epochs`): of the candidates that
+   missed the tolerance on dev by less than `factor` times it (`Measure.retry_factor`, 1.5: a far miss is not worth ten
    minutes) and are smaller than the best one that kept it, the smallest, with the next QAT
    epochs. QAT keeps the bytes and trains the model to its own
    rounding, recovering the losses of every step before it (benchmarks/compression.py: distilled
    student + structured pruning + vocabulary + codebook + 4-bit, test F1 86.16 rounded with
    GPTQ, 87.21 after 6 epochs of QAT);
 3. an untried pipeline whose trained steps are cached (no training: a minute), the most
-   compressed first (fewest bits, codebook, trimmed vocabulary at the lowest rank): the search
-   looks for the smallest model that keeps the tolerance. Skipped: one compressed no further in
-   any step than a candidate on the same student that kept the tolerance (it cannot be smaller),
-   or at least as far in every step as one pruned as hopeless (it cannot keep it).
+   compressed first (by each method's `level`, in `level_rank` order: with the shipped methods
+   fewest bits, codebook, trimmed vocabulary at the lowest rank): the search looks for the
+   smallest model that keeps the tolerance. Skipped: one compressed no further in any step than
+   a candidate on the same student (the dimensions of the methods that train) that kept the
+   tolerance (it cannot be smaller), or at least as far in every step as one pruned as hopeless
+   (it cannot keep it).
 
 Otherwise the sampler (TPE) proposes. A queued retry is dropped when a model at least as small
 has kept the tolerance since it was queued.
@@ -28,13 +30,13 @@ has kept the tolerance since it was queued.
 
 from __future__ import annotations
 
-import itertools
 import time
 from pathlib import Path
 from typing import Any
 
+from occamtune.compress import SearchDim, format_pipeline, parse_pipeline, search_methods
 from occamtune.search import records as rec
-from occamtune.search.space import RETRY_ATTR, SearchSpace, build_pipeline
+from occamtune.search.space import RETRY_ATTR, SearchSpace, build_pipeline, points, search_dims
 
 QUEUED_ATTR = "queued"  # user attribute of a trial this module queued: "train", "retry" or "cached"
 DEFERRED_ATTR = "deferred"  # a sampled trial pruned because another worker trains its first step
@@ -42,29 +44,16 @@ DEFERRED_ATTR = "deferred"  # a sampled trial pruned because another worker trai
 
 def space_points(space: SearchSpace) -> list[dict[str, Any]]:
     """Every pipeline the sampler can propose, as the parameters `suggest_params` would give."""
-    tails = [{"sparsity": s, "lowrank_energy": e} for s in space.sparsity
-             for e in (space.lowrank_energy if s == 0.0 else (0.0,))]
-    vocabs = [{"vocab_trim": False}] * (False in space.vocab_trim) + [
-        {"vocab_trim": True, "vocab_rank": r} for r in space.vocab_rank if True in space.vocab_trim]
-    points = []
-    for d, h, f, tail, vocab, cb, bits in itertools.product(
-            space.distill_layers, space.heads, space.ffn, tails, vocabs, space.codebook, space.bits):
-        point = {"distill_layers": d, "heads": h, "ffn": f, **tail, **vocab, "codebook": cb,
-                 "bits": bits}
-        if bits != 32 and len(space.quant_epochs) > 1:
-            point["quant_epochs"] = space.quant_epochs[0]
-        points.append(point)
-    return points
+    return list(points(space))
 
 
 def next_training(configs: list[Any], teacher: Any, cache: Path) -> str | None:
     """The first prefix of `configs` ending in a step that trains and not yet in the cache (what
     measuring the pipeline would train first), as text; None when nothing is left to train."""
-    from occamtune.compress import format_pipeline
-    from occamtune.search.trial import is_trained, prefix_key
+    from occamtune.search.trial import prefix_key
 
     for i, config in enumerate(configs):
-        if is_trained(config) and not (cache / prefix_key(teacher, configs[:i + 1])
+        if config.training() and not (cache / prefix_key(teacher, configs[:i + 1])
                                        / "occamtune.json").is_file():
             return format_pipeline(configs[:i + 1])
     return None
@@ -73,8 +62,6 @@ def next_training(configs: list[Any], teacher: Any, cache: Path) -> str | None:
 def being_trained(trials: list[Any], teacher: Any, cache: Path,
                   exclude: int | None = None) -> dict[str, int]:
     """{prefix text: trial number} of what the running `trials` (but `exclude`) are training."""
-    from occamtune.compress import parse_pipeline
-
     out = {}
     for t in trials:
         pipeline = t.user_attrs.get("pipeline")
@@ -85,20 +72,23 @@ def being_trained(trials: list[Any], teacher: Any, cache: Path,
     return out
 
 
+def _ranked() -> list[Any]:
+    """The methods whose steps are compared by how far they compress, in `level_rank` order."""
+    return sorted((m for m in search_methods() if m.level_rank is not None),
+                  key=lambda m: m.level_rank)
+
+
 def compressed_first(point: dict[str, Any]) -> tuple:
-    """Sort key: fewer bits, codebook, trimmed vocabulary at a lower rank come first."""
-    return (point.get("bits", 32), not point.get("codebook", False),
-            not point.get("vocab_trim", False), point.get("vocab_rank", 0),
-            -point.get("sparsity", 0.0), point.get("lowrank_energy", 0.0) or 1.0)
+    """Sort key: the point compressing furthest comes first, compared method by method in
+    `level_rank` order (with the shipped methods: fewer bits, codebook, trimmed vocabulary at a
+    lower rank, sparser, less low-rank energy)."""
+    return tuple(-method.level(point) for method in _ranked())
 
 
 def queue_next(study: Any, space: SearchSpace, teacher: Any, cache: Path, max_drop: float,
                factor: float) -> str | None:
     """Queue the next trial by the rules above; returns what was queued ("train", "retry",
     "cached") or None (a queued trial waits already, or the sampler proposes)."""
-    from occamtune.compress import format_pipeline
-    from occamtune.search.trial import is_trained
-
     trials = study.get_trials(deepcopy=False)
     if any(t.state.name == "WAITING" for t in trials):
         return None
@@ -107,7 +97,7 @@ def queue_next(study: Any, space: SearchSpace, teacher: Any, cache: Path, max_dr
     points = []  # (params, pipeline, what it would train first, whether it trains anything)
     for point in space_points(space):
         configs = build_pipeline(point, space)
-        trains = any(is_trained(c) for c in configs)
+        trains = any(c.training() for c in configs)
         points.append((point, format_pipeline(configs), next_training(configs, teacher, cache), trains))
     fresh = sorted((x for x in points if x[2] is not None and x[1] not in tried),
                    key=lambda x: compressed_first(x[0]))
@@ -127,9 +117,6 @@ def queue_next(study: Any, space: SearchSpace, teacher: Any, cache: Path, max_dr
     return None
 
 
-STUDENT = ("distill_layers", "heads", "ffn", "sparsity", "lowrank_energy")  # the trained steps
-
-
 def _outcomes(trials: list[Any], max_drop: float) -> tuple[list[dict], list[dict]]:
     """Params of the trials that kept the tolerance, and of those pruned as hopeless."""
     kept = [t.params for t in trials if t.state.name == "COMPLETE"
@@ -139,14 +126,18 @@ def _outcomes(trials: list[Any], max_drop: float) -> tuple[list[dict], list[dict
     return kept, hopeless
 
 
+def _student() -> list[str]:
+    """The sampled dimensions of the methods that train: what makes the student."""
+    return [d.name for m in search_methods() if m.trains for d in m.search_dims if d.sampled]
+
+
 def _same_student(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    return all(a.get(k, 0) == b.get(k, 0) for k in STUDENT)
+    return all(a.get(k, 0) == b.get(k, 0) for k in _student())
 
 
 def _levels(p: dict[str, Any]) -> tuple:
     """How far each step after the student compresses (higher: further)."""
-    vocab = 1 / (1 + p.get("vocab_rank", 0)) if p.get("vocab_trim") else -1.0
-    return (-p.get("bits", 32), bool(p.get("codebook", False)), vocab)
+    return tuple(method.level(p) for method in _ranked() if not method.trains)
 
 
 def _at_least(a: dict[str, Any], b: dict[str, Any]) -> bool:
@@ -161,9 +152,10 @@ def _enqueue(study: Any, params: dict[str, Any], attrs: dict[str, Any]) -> str:
 
 def _retry(study: Any, space: SearchSpace, max_drop: float, factor: float,
            trials: list[Any]) -> tuple[dict[str, Any], dict[str, Any]] | None:
-    """(params of the QAT retry, the record retried) or None."""
-    ladder = list(space.quant_epochs)
-    if len(ladder) < 2:
+    """(params of the retry, the record retried) or None."""
+    ladders = [(d, list(getattr(space, d.name))) for d in search_dims().values()
+               if d.retry and len(getattr(space, d.name)) > 1]
+    if not ladders:
         return None
     records = rec.study_records(study)
     best = rec.choose(records, max_drop)
@@ -171,14 +163,22 @@ def _retry(study: Any, space: SearchSpace, max_drop: float, factor: float,
     asked = {t.user_attrs.get(RETRY_ATTR) for t in trials}
     near = sorted((r for r in records if max_drop < r["dev_drop"] <= factor * max_drop
                    and r["bytes"] < limit and r["trial"] not in asked and "duplicate_of" not in r
-                   and r["params"].get("bits", 32) != 32
-                   and ladder.index(r["params"].get("quant_epochs", ladder[0])) + 1 < len(ladder)),
+                   and _next_rung(r["params"], ladders)),
                   key=lambda r: (r["bytes"], r["dev_drop"]))
     if not near:
         return None
     r = near[0]
-    step = ladder[ladder.index(r["params"].get("quant_epochs", ladder[0])) + 1]
-    return {**r["params"], "quant_epochs": step}, r
+    return {**r["params"], **_next_rung(r["params"], ladders)}, r
+
+
+def _next_rung(params: dict[str, Any], ladders: list[tuple[SearchDim, list]]) -> dict[str, Any]:
+    """The next value of the first retry dimension that `params` can climb ({}: none)."""
+    for dim, ladder in ladders:
+        if dim.at(params):
+            i = ladder.index(params.get(dim.name, ladder[0]))
+            if i + 1 < len(ladder):
+                return {dim.name: ladder[i + 1]}
+    return {}
 
 
 def defer_if_being_trained(trial: Any, configs: list[Any], teacher: Any, cache: Path,

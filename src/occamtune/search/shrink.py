@@ -142,7 +142,7 @@ def open_study(storage: str, name: str, seed: int | None, space: SearchSpace, te
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
     study = optuna.create_study(storage=_storage(storage), study_name=name, directions=DIRECTIONS,
                                 load_if_exists=True)
-    settings = {"space": asdict(space), "teacher": teacher.identity, "max_drop": max_drop}
+    settings = {"space": space.to_dict(), "teacher": teacher.identity, "max_drop": max_drop}
     known = study.user_attrs.get("settings")
     if known is None:
         study.set_user_attr("settings", settings)

@@ -17,13 +17,6 @@ from torch import nn
 
 from occamtune import inference
 
-# Methods that train (minutes to hours on real data): their outputs are cached by pipeline prefix.
-# Steps that fine-tune (pruning, structured pruning and low-rank recover by fine-tuning
-# afterwards): the model after them is cached and reused by every pipeline that starts with the
-# same steps.
-TRAINED_METHODS = ("DistillConfig", "ShareConfig", "LoraConfig", "FeatureExtractConfig",
-                   "StructuredPruneConfig", "LowRankConfig", "PruneConfig")
-
 
 @dataclass
 class Teacher:
@@ -108,14 +101,15 @@ def measure_base(teacher: Teacher, m: Measure) -> dict[str, Any]:
 
 
 def is_cached(config: Any) -> bool:
-    """Whether the model after this step is cached: a method that trains, even when told not to
-    (structured pruning with epochs=0 still measures and refits every layer)."""
-    return type(config).__name__ in TRAINED_METHODS
+    """Whether the model after this step is cached: its method trains (`trains`, minutes to
+    hours on real data), even when told not to (structured pruning with epochs=0 still measures
+    and refits every layer); every pipeline that starts with the same steps reuses it."""
+    return type(config).trains
 
 
 def is_trained(config: Any) -> bool:
     """Whether this step trains (what the search's schedule plans around)."""
-    return is_cached(config) and getattr(config, "epochs", None) != 0
+    return config.training()
 
 
 def prefix_key(teacher: Teacher, configs: list[Any]) -> str:

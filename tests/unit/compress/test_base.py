@@ -20,6 +20,7 @@ from occamtune.compress import (
     pipeline_from_yaml,
     pipeline_to_yaml,
 )
+from occamtune.compress.record import record_of
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_task_model
 
@@ -89,7 +90,7 @@ def test_training_methods_need_finetune(text: str) -> None:
 def test_compress_logs_each_step() -> None:
     model = compress(tiny_task_model(), [PruneConfig(sparsity=0.5), QuantizeConfig(bits=8)],
                      CompressContext())
-    log = model.compression_log
+    log = record_of(model).log()
     assert [s["config"]["method"] for s in log] == ["prune", "quantize"]
     assert log[0]["config"] == {"method": "prune", "sparsity": 0.5, "scope": "global",
                                 "gradual": False, "epochs": None}

@@ -15,6 +15,7 @@ from occamtune.compress import (
 )
 from occamtune.compress.base import CompressContext
 from occamtune.compress.codebook import CodebookEmbedding, _row_weights, kmeans
+from occamtune.compress.record import record_of
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
 
@@ -110,7 +111,7 @@ def test_fallback_dim_codes_the_dropped_rows_too_and_reloads(tokenizer, tmp_path
     expected = words.basis(words.fallback.codebooks[torch.arange(2), words.fallback.codes[row].long()]
                            .flatten())
     torch.testing.assert_close(words(torch.tensor([dropped]))[0], expected)
-    info = model.compression_log[-1]
+    info = record_of(model).log()[-1]
     assert info["fallback_rows"] == words.fallback.num_embeddings and info["fallback_error"] > 0
     batch = tiny_batches(n=1, seed=3)[0]
     save_artifact(model, tokenizer, tmp_path / "a")
@@ -153,7 +154,7 @@ def test_fallback_dim_without_low_rank_rows_is_a_no_op() -> None:
                                          CodebookConfig(size=8, fallback_dim=2)],
                      tiny_context(train=False))
     assert model.encoder.embeddings.word_embeddings.fallback is None
-    assert "fallback_rows" not in model.compression_log[-1]
+    assert "fallback_rows" not in record_of(model).log()[-1]
 
 
 @pytest.mark.parametrize("configs, needle", [

@@ -29,6 +29,7 @@ from occamtune.compress import (
     pipeline_to_yaml,
     save_artifact,
 )
+from occamtune.compress.record import record_of
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
 
 CASES = {
@@ -68,7 +69,7 @@ def test_contract(method: str, tokenizer, tmp_path) -> None:
     after = _logits(small, batch)
     assert after.shape == before.shape, f"{method}: logits {tuple(after.shape)} != {tuple(before.shape)}"
     sizes = save_artifact(small, tokenizer, tmp_path / "small", meta={"fp32_bytes": 4 * 10**5})
-    step = small.compression_log[-1]
+    step = record_of(small).log()[-1]
     if method in TRAINABLE_ONLY:
         assert step["trainable"] < step["params_before"], step
     else:

@@ -9,6 +9,7 @@ import torch
 
 from occamtune.compress import DistillConfig, compress
 from occamtune.compress.distill import distill_loss, pick_layers
+from occamtune.compress.record import record_of
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
 
@@ -31,7 +32,7 @@ def test_student_starts_from_the_picked_teacher_layers_and_trains() -> None:
     assert len(losses) == 8 and all(torch.isfinite(torch.tensor(losses)))
     for k, v in teacher.state_dict().items():  # the teacher is untouched
         assert torch.equal(v, before[k]), k
-    assert student.compression_log[-1]["kept_layers"] == [1, 3]
+    assert record_of(student).log()[-1]["kept_layers"] == [1, 3]
 
 
 def test_student_more_layers_than_teacher_is_an_error() -> None:

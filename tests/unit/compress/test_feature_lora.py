@@ -7,6 +7,7 @@ import copy
 import torch
 
 from occamtune.compress import FeatureExtractConfig, LoraConfig, compress
+from occamtune.compress.record import record_of
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
 
 
@@ -20,7 +21,7 @@ def test_feature_extraction_freezes_the_encoder() -> None:
     assert not torch.equal(model.head.out.weight, head_before["out.weight"])
     assert model.encoder.scalar_mix.weights.shape == (2,)
     assert model.encoder.scalar_mix.weights.abs().sum() > 0, "the mix weights trained"
-    step = model.compression_log[-1]
+    step = record_of(model).log()[-1]
     assert step["trainable"] == sum(p.numel() for p in model.head.parameters()) + 3
 
 
@@ -34,6 +35,6 @@ def test_lora_trains_then_merges_into_a_plain_encoder() -> None:
     att = model.encoder.encoder.layer[0].attention.self
     assert not torch.equal(att.query.weight, q_before), "the merged update changed query"
     assert torch.equal(att.key.weight, k_before), "key was not a target"
-    step = model.compression_log[-1]
+    step = record_of(model).log()[-1]
     assert step["trainable"] < step["params_before"] / 5
     assert model(**tiny_batches(n=1)[0]).shape == (4, 12, 5)

@@ -85,9 +85,9 @@ def test_quantize_with_gptq_keeps_exact_codes_and_drifts_less_on_calibration() -
     assert drift(gptq) < drift(rtn)
     for name, module in gptq.named_modules():
         if isinstance(module, (nn.Linear, nn.Embedding)) and name.startswith(("encoder.", "head.")):
-            codes = quantized_codes(module)
+            codes = quantized_codes(gptq, f"{name}.weight")
             assert codes is not None, name
-            assert codes[2] == (4 if isinstance(module, nn.Embedding) else 2), name
+            assert codes.bits == (4 if isinstance(module, nn.Embedding) else 2), name
 
 
 def test_gptq_needs_calibration_and_a_known_rounding() -> None:

@@ -9,6 +9,7 @@ from torch import nn
 from occamtune.compress import CompressContext, LowRankConfig, ShareConfig, compress, save_artifact
 from occamtune.compress.artifact import read_occ
 from occamtune.compress.lowrank import LowRankLinear, rank_for_energy
+from occamtune.compress.record import record_of
 from occamtune.compress.share import split_groups
 from tests.fixtures.tiny_models import tiny_context, tiny_task_model
 
@@ -33,7 +34,7 @@ def test_lowrank_factorises_a_low_rank_matrix_exactly() -> None:
     new = model.encoder.encoder.layer[0].attention.self.query
     assert isinstance(new, LowRankLinear) and new[0].out_features == 3
     torch.testing.assert_close(new(x), ref, atol=1e-4, rtol=1e-4)
-    assert model.compression_log[-1]["params_after"] < model.compression_log[-1]["params_before"]
+    assert record_of(model).log()[-1]["params_after"] < record_of(model).log()[-1]["params_before"]
 
 
 def test_lowrank_skips_when_no_saving() -> None:

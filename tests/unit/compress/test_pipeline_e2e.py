@@ -9,6 +9,7 @@ import torch
 
 from occamtune.compress import compress, load_artifact, parse_pipeline, save_artifact
 from occamtune.compress.prune import prunable
+from occamtune.compress.record import record_of
 from occamtune.models import load_model
 from tests.fixtures.tiny_models import tiny_batches, tiny_context, tiny_task_model
 
@@ -42,7 +43,7 @@ def test_structural_pipeline_round_trips(tokenizer, tmp_path) -> None:
     model = compress(tiny_task_model(layers=2), configs, tiny_context())
     save_artifact(model, tokenizer, tmp_path)
     loaded = load_artifact(tmp_path)
-    assert loaded.occam_structure == model.occam_structure
+    assert record_of(loaded).structure == record_of(model).structure
     batch = tiny_batches(n=1, seed=4)[0]
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch), model.eval()(**batch), atol=1e-5, rtol=1e-5)
@@ -74,3 +75,24 @@ def test_classification_distill_quantize_and_lossless_save(tokenizer, tmp_path) 
         torch.testing.assert_close(load_artifact(tmp_path)(**batch), ref, atol=1e-6, rtol=1e-6)
         fast = load_artifact(tmp_path, runtime=True)
         assert fast is not None and fast(**batch).shape == (4, 2)
+
+
+def test_the_compression_record_survives_saving_and_compressing_further(tokenizer, tmp_path) -> None:
+    """The search caches intermediate models as artifacts and compresses them further."""
+    configs = parse_pipeline("structured(heads=0.5, ffn=0.5, epochs=0), codebook(size=8, "
+                             "centroid_bits=4), quantize(bits=8)")
+    model = compress(tiny_task_model(), configs, tiny_context(train=False))
+    record = record_of(model)
+    assert [s.config["method"] for s in record.steps] == ["structured", "codebook", "quantize"]
+    assert record.int8_runtime and record.codes and {c["op"] for c in record.structure} == {
+        "heads", "ffn", "codebook"}
+    assert not any(name.startswith("_occam") for name in vars(model))
+    save_artifact(model, tokenizer, tmp_path / "a", codec="none", half_floats=False)
+    loaded = load_artifact(tmp_path / "a")
+    again = record_of(loaded)
+    assert again.log() == record.log() and again.structure == record.structure
+    assert again.int8_runtime and again.codes.keys() == record.codes.keys()
+    further = compress(loaded, parse_pipeline("quantize(bits=4, dynamic=false)"))
+    assert [s["config"]["method"] for s in record_of(further).log()] == [
+        "structured", "codebook", "quantize", "quantize"]
+    assert not record_of(further).int8_runtime

@@ -17,6 +17,7 @@ from occamtune.compress import (
 from occamtune.compress.artifact import read_occ
 from occamtune.compress.packing import pack_bits, unpack_bits
 from occamtune.compress.quantize import dequantize, quantize_tensor
+from occamtune.compress.record import record_of
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_task_model
 
@@ -46,11 +47,12 @@ def test_quantize_tensor_error_within_half_a_step(bits: int, group: int) -> None
 
 def test_quantize_covers_linears_and_embeddings() -> None:
     model = compress(tiny_task_model(), [QuantizeConfig(bits=4, group_size=16)], CompressContext())
-    targets = [m for n, m in model.named_modules()
-               if isinstance(m, nn.Linear) or (isinstance(m, nn.Embedding) and n.startswith("encoder."))]
-    for module in targets:
-        assert torch.equal(module.weight, dequantize(module.qcodes, module.qscales, module.qgroup))
-        assert module.weight.unique().numel() <= 16 * module.qscales.numel()
+    targets = {n: m for n, m in model.named_modules()
+               if isinstance(m, nn.Linear) or (isinstance(m, nn.Embedding) and n.startswith("encoder."))}
+    for name, module in targets.items():
+        q = record_of(model).codes[f"{name}.weight"]
+        assert torch.equal(module.weight, dequantize(q.codes, q.scales, q.group))
+        assert module.weight.unique().numel() <= 16 * q.scales.numel()
 
 
 @pytest.mark.parametrize("epochs", [0, 1])
@@ -60,8 +62,9 @@ def test_ffn_bits_apply_to_the_feed_forward_linears_only(epochs: int) -> None:
 
     model = compress(tiny_task_model(), [QuantizeConfig(bits=4, ffn_bits=2, group_size=8, epochs=epochs)],
                      tiny_context())
-    bits = {n: quantized_codes(m)[2] for n, m in model.named_modules()
-            if isinstance(m, (nn.Linear, nn.Embedding)) and quantized_codes(m) is not None}
+    bits = {n: quantized_codes(model, f"{n}.weight").bits for n, m in model.named_modules()
+            if isinstance(m, (nn.Linear, nn.Embedding))
+            and quantized_codes(model, f"{n}.weight") is not None}
     ffn = {n for n in bits if n.endswith("intermediate.dense")
            or (n.endswith(".output.dense") and ".attention." not in n)}
     assert len(ffn) == 2 * len(model.encoder.encoder.layer)
@@ -158,8 +161,8 @@ def test_quantization_aware_training_trains_then_leaves_exact_codes() -> None:
     assert len(calls) == 40 and calls[-1] < calls[0]
     for _, module in qat.named_modules():  # parametrizations gone, weights are their codes
         assert not hasattr(module, "parametrizations")
-    assert quantized_codes(qat.encoder.encoder.layer[0].attention.self.query) is not None
-    assert quantized_codes(qat.encoder.embeddings.word_embeddings) is not None
+    assert quantized_codes(qat, "encoder.encoder.layer.0.attention.self.query.weight") is not None
+    assert quantized_codes(qat, "encoder.embeddings.word_embeddings.weight") is not None
     assert loss(qat) < 0.8 * loss(untrained)
 
 
@@ -185,11 +188,12 @@ def test_quantization_aware_training_runs_at_a_tenth_of_the_run_lr_with_soft_lab
 
 def test_int8_kernels_by_default_only_at_8_bits() -> None:
     ctx = CompressContext()
-    runtime = {bits: compress(tiny_task_model(), [QuantizeConfig(bits=bits)], ctx).int8_runtime
-               for bits in (8, 4)}
-    assert runtime == {8: True, 4: False}
-    assert compress(tiny_task_model(), [QuantizeConfig(bits=4, dynamic=True)], ctx).int8_runtime
-    assert not compress(tiny_task_model(), [QuantizeConfig(bits=8, dynamic=False)], ctx).int8_runtime
+    def runtime(config: QuantizeConfig) -> bool:
+        return record_of(compress(tiny_task_model(), [config], ctx)).int8_runtime
+
+    assert {bits: runtime(QuantizeConfig(bits=bits)) for bits in (8, 4)} == {8: True, 4: False}
+    assert runtime(QuantizeConfig(bits=4, dynamic=True))
+    assert not runtime(QuantizeConfig(bits=8, dynamic=False))
     with pytest.raises(ConfigError, match="dynamic must be true, false or null"):
         QuantizeConfig(dynamic="yes")
 

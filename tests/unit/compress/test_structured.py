@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from occamtune.compress import CompressContext, StructuredPruneConfig, compress
+from occamtune.compress.record import record_of
 from occamtune.compress.structured import head_importance
 from occamtune.errors import ConfigError
 from tests.fixtures.tiny_models import tiny_batches, tiny_task_model
@@ -20,7 +21,7 @@ def test_linear_shapes_shrink() -> None:
         assert layer.intermediate.dense.weight.shape == (48, 32)
         assert layer.output.dense.weight.shape == (32, 48)
     assert model(**tiny_batches(n=1)[0]).shape == (4, 12, 5)
-    ops = [s["op"] for s in model.occam_structure]
+    ops = [s["op"] for s in record_of(model).structure]
     assert ops == ["heads", "ffn", "heads", "ffn"]
 
 

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from occamtune.compress import CompressContext, VocabTrimConfig, compress
+from occamtune.compress.record import record_of
 from occamtune.compress.vocab import TrimmedEmbedding
 
 
@@ -27,7 +28,7 @@ def test_trim_keeps_seen_rows_and_maps_unseen_to_unk() -> None:
     assert isinstance(emb, TrimmedEmbedding) and emb.remap.dtype == torch.int32
     kept = [0, 1, 2, 3, 4, 5, 6, 7, 10, 50, 119]  # specials, ids < 8, counts >= 2
     assert emb.embedding.num_embeddings == len(kept)
-    assert model.compression_log[-1]["rows_kept"] == len(kept)
+    assert record_of(model).log()[-1]["rows_kept"] == len(kept)
     ids = torch.tensor([[10, 50, 119, 11, 60]])
     out = emb(ids)
     torch.testing.assert_close(out[0, :3], old[[10, 50, 119]])
@@ -46,7 +47,7 @@ def test_dropped_rows_fall_back_to_their_principal_projection(tmp_path) -> None:
     model = compress(model, [VocabTrimConfig(rank=4)], _ctx({10: 5, 50: 2}))
     emb = model.encoder.embeddings.word_embeddings
     assert emb.embedding.num_embeddings == 7 and emb.fallback.weight.shape == (113, 4)
-    assert model.compression_log[-1]["low_rank_rows"] == 113
+    assert record_of(model).log()[-1]["low_rank_rows"] == 113
     mean = old.mean(0)
     _, _, vh = torch.linalg.svd(old - mean, full_matrices=False)
     expected = mean + (old[[11, 60]] - mean) @ vh[:4].T @ vh[:4]  # rank-4 projection
@@ -87,7 +88,7 @@ def test_positions_keeps_the_rows_the_run_reads_and_reloads(tmp_path) -> None:
     model = compress(model, [VocabTrimConfig(rank=4, positions=True)], ctx)
     emb = model.encoder.embeddings
     assert emb.position_embeddings.num_embeddings == 16 == model.encoder.config.max_position_embeddings
-    assert model.compression_log[-1]["positions_kept"] == 16
+    assert record_of(model).log()[-1]["positions_kept"] == 16
     after = model(input_ids=ids, attention_mask=torch.ones_like(ids))
     torch.testing.assert_close(after, before)  # seen ids, positions < 16: the same outputs
     save_artifact(model, tiny_tokenizer(tmp_path / "tok"), tmp_path / "a", codec="none",
@@ -139,8 +140,8 @@ def test_the_id_map_is_saved_as_a_mask_and_old_artifacts_still_load(rank: int, t
     torch.testing.assert_close(loaded(ids), emb(ids), atol=2e-3, rtol=2e-3)
     # the format before the mask: the map saved with the weights, the record without it
     emb._non_persistent_buffers_set.discard("remap")
-    model.occam_structure = [{k: v for k, v in r.items() if k not in ("kept", "unk_row")}
-                             for r in model.occam_structure]
+    record_of(model).structure = [{k: v for k, v in r.items() if k not in ("kept", "unk_row")}
+                                  for r in record_of(model).structure]
     save_artifact(model, tok, tmp_path / "old")
     manifest, _ = read_occ(tmp_path / "old" / "model.occ")
     assert any(e["name"].endswith("remap") for e in manifest["tensors"])

@@ -78,3 +78,81 @@ def test_suggest_with_an_optuna_trial() -> None:
     sparse = optuna.trial.FixedTrial({"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.5,
                                       "vocab_trim": False, "codebook": True, "bits": 8})
     assert suggest_params(sparse, SearchSpace())["lowrank_energy"] == 0.0
+
+
+@pytest.fixture
+def toy_method():
+    """A compression method the search has never heard of, with a search dimension of its own:
+    registered here only (no other module edited), unregistered afterwards."""
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    import torch
+
+    from occamtune.compress import CompressionConfig, SearchDim, StepRecord, register
+    from occamtune.compress.base import HANDLERS, METHODS
+
+    @dataclass(frozen=True)
+    class ToyConfig(CompressionConfig):
+        """Scale the task head's weights (a stand-in for a real method)."""
+
+        name: ClassVar[str] = "toy"
+        search_order: ClassVar[int] = 65  # after the codebook, before quantization
+        level_rank: ClassVar[int] = 5  # compared last in "most compressed first"
+        search_dims: ClassVar[tuple] = (
+            SearchDim("toy_scale", (1.0, 0.5), ok=lambda v: 0.0 < v <= 1.0,
+                      doc="scale of the head; 1 skips the step"),
+            SearchDim("toy_note", "x", doc="a fixed setting of the step"),
+        )
+        scale: float = 1.0
+        note: str = "x"
+
+        @classmethod
+        def from_point(cls, point, space):
+            scale = point.get("toy_scale", 1.0)
+            return cls(scale=scale, note=space.toy_note) if scale != 1.0 else None
+
+        @classmethod
+        def level(cls, point) -> float:
+            return -point.get("toy_scale", 1.0)
+
+    def toy(model, config, ctx):
+        with torch.no_grad():
+            for p in model.head.parameters():
+                p.mul_(config.scale)
+        return model, StepRecord(facts={"scaled": config.scale})
+
+    register(ToyConfig)(toy)
+    try:
+        yield ToyConfig
+    finally:
+        del HANDLERS[ToyConfig], METHODS[ToyConfig.name]
+
+
+def test_a_registered_method_brings_its_own_search_dimensions(toy_method) -> None:
+    from occamtune.compress import compress, format_pipeline
+    from occamtune.compress.record import record_of
+    from occamtune.search.schedule import compressed_first, space_points
+    from tests.fixtures.tiny_models import tiny_task_model
+
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        vocab_trim=(False,), codebook=(True,), bits=(4,), toy_note="y")
+    assert space.toy_scale == (1.0, 0.5) and space.size() == 2
+    assert parse_space(["toy_scale=0.5,0.25"]).toy_scale == (0.5, 0.25)
+    with pytest.raises(ConfigError, match="'toy_scale' has values out of range: \\[2.0\\]"):
+        SearchSpace(toy_scale=(2.0,))
+    points = space_points(space)
+    assert [p["toy_scale"] for p in points] == [1.0, 0.5]
+    assert compressed_first(points[1]) < compressed_first(points[0])  # scaled further: first
+    steps = build_pipeline(points[1], space)
+    assert format_pipeline(steps) == "codebook, toy(scale=0.5, note=y), quantize(bits=4, rounding=gptq)"
+    assert [type(c).__name__ for c in build_pipeline(points[0], space)] == ["CodebookConfig",
+                                                                           "QuantizeConfig"]
+    trial = optuna.trial.FixedTrial(points[1])
+    assert suggest_params(trial, space)["toy_scale"] == 0.5
+    model = compress(tiny_task_model(), [toy_method(scale=0.5)])
+    assert record_of(model).log()[-1]["scaled"] == 0.5
+
+
+def test_the_toy_method_is_gone_afterwards() -> None:
+    assert not hasattr(SearchSpace(), "toy_scale")
