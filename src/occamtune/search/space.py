@@ -42,11 +42,9 @@ class SearchSpace:
         codebook: whether to store the word-embedding rows as product-quantization codes.
         codebook_fallback_dim: with a codebook, the rank-r codes of the rows a trimmed
             vocabulary dropped are product-quantization codes too, r / this many bytes a row (0:
-            they are quantized with the weights, r / 2 bytes a row at 4 bits). Measured on
-            CoNLL-2003 dev (benchmarks/candidates.py: 68% of the feed-forward neurons removed,
-            codebook, 4-bit GPTQ): rank 32 quantized lost 1.52 F1 (20.5x in all), rank 128 in
-            codes of 8 numbers 1.12 (20.2x: 16 bytes a row either way, plus the codes' own
-            codebooks and a larger basis).
+            they are quantized with the weights, r / 2 bytes a row at 4 bits). For the same
+            bytes a row, a higher rank in product-quantization codes loses less than a lower
+            rank quantized with the weights (docs/benchmarks/search.md, the candidates).
         bits: weight bits for quantization; 32 means no quantization.
         group_size: quantization group size.
         quant_epochs: quantization-aware training epochs before rounding (0: none). Every
@@ -55,14 +53,11 @@ class SearchSpace:
             missed the tolerance narrowly and would be the smallest yet (see `schedule.py`).
         quant_lr: learning rate of quantization-aware training (None: a tenth of the run's).
         rounding: how quantization rounds the Linear weights: "gptq" (on the run's calibration
-            batches, a minute per candidate on two cores; benchmarks/compression.py, 3 bits on
-            CoNLL-2003: test F1 86.32 at group 64 against 84.49 rounding to nearest at group
-            32, fp32 87.89) or "nearest".
+            batches, a minute per candidate on two cores: lower error for the same bytes;
+            docs/benchmarks/compression.md) or "nearest".
         qat_rounding: how a candidate with quantization-aware training rounds after it:
-            "nearest", the rounding it trained with, by default. Measured on CoNLL-2003 dev
-            (benchmarks/candidates.py: 68% of the feed-forward neurons removed and refit,
-            vocabulary, codebook, 4-bit, 2 epochs of QAT): with rank-32 rows 1.36 F1 lost rounding to nearest, 1.64 by GPTQ;
-            with rank-128 rows in codes of 8, 0.85 and 1.08.
+            "nearest", the rounding it trained with, by default: it lost less than GPTQ after
+            QAT (docs/benchmarks/search.md, the candidates).
     """
 
     distill_layers: tuple[int, ...] = (0, 4, 3, 2)
