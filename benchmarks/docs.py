@@ -38,6 +38,9 @@ class Section:
     heading: str
     command: str
     about: str
+    # what is known of how the file without provenance was measured (shown only while the file
+    # has none: a rerun records its own circumstances)
+    unrecorded: str = ""
 
 
 @dataclass(frozen=True)
@@ -59,10 +62,14 @@ PAGES = (
          "give the fairer throughput ratio.",
          (Section("ner_vs_hf.json", "vs_hf", "NER: CoNLL-2003, entity F1 (seqeval, strict IOB2)",
                   "python -m benchmarks.vs_hf --task ner",
-                  "Test entity F1, training sentences per second, peak resident memory and wall time."),
+                  "Test entity F1, training sentences per second, peak resident memory and wall time.",
+                  "The HF side's full run overlapped another training job on the same two cores, "
+                  "which understates its speed: the interleaved short runs below give the fair "
+                  "throughput ratio."),
           Section("sst2_vs_hf.json", "vs_hf", "Classification: SST-2, accuracy",
                   "python -m benchmarks.vs_hf --task classify",
-                  "Test accuracy, training sentences per second, peak resident memory and wall time."),
+                  "Test accuracy, training sentences per second, peak resident memory and wall time.",
+                  "Both full runs shared the machine with a test run."),
           Section("throughput_ner.json", "throughput", "Training throughput, interleaved short runs",
                   "python -m benchmarks.throughput --task ner --steps 80 --rounds 2",
                   "Each round trains both sides for the same number of steps, one after the other; "
@@ -88,7 +95,10 @@ PAGES = (
          (Section("compression.json", "compression", "The fine-tuned model of the shipped recipe",
                   "python -m benchmarks.compression --threads 1 --epochs 1",
                   "Methods that train used `--epochs` epochs; the students 6 epochs of "
-                  "distillation; structured pruning 2 epochs of recovery."),
+                  "distillation; structured pruning 2 epochs of recovery.",
+                  "Most rows ran two at a time, one per core, and their speed ratios move with "
+                  "the load; the rows of the peer and of the 5-layer students on ONNX Runtime "
+                  "were measured alone."),
           Section("compression-previous-base.json", "compression",
                   "The previous fine-tuned model (head at the encoder's learning rate)",
                   "python -m benchmarks.compression --threads 1 --epochs 1 --base <that run>",
@@ -174,7 +184,8 @@ def render_section(section: Section, results: Path) -> str:
     table = importlib.import_module(f"benchmarks.{section.script}").table(data)
     parts = [f"## {section.heading}", section.about,
              f"Rerun: `{section.command}` (writes `benchmarks/results/{section.results}`).",
-             provenance_line(prov), entries_note(data), table.rstrip("\n")]
+             provenance_line(prov), "" if prov else section.unrecorded, entries_note(data),
+             table.rstrip("\n")]
     return "\n\n".join(p for p in parts if p) + "\n"
 
 

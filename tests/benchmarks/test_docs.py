@@ -38,7 +38,7 @@ def test_a_file_without_provenance_says_so(tmp_path, monkeypatch) -> None:
 
 def _quickstart(path: Path) -> str:
     text = path.read_text()
-    found = re.search(r"<!-- quickstart: begin.*?-->\n(.*?)<!-- quickstart: end -->", text, re.S)
+    found = re.search(r"<!-- quickstart: begin.*?-->\n(.*?)<!-- quickstart: end -->", text, re.DOTALL)
     assert found, f"no quickstart markers in {path}"
     return found.group(1)
 
