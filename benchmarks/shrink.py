@@ -47,8 +47,9 @@ import json
 import sys
 from pathlib import Path
 
+from benchmarks.results_io import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
-RESULTS = ROOT / "benchmarks" / "results"
 SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0,0.68", "prune_epochs=2", "sparsity=0.0",
          "lowrank_energy=0.0", "vocab_trim=true,false", "vocab_rank=32,128", "codebook=false,true",
          "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
@@ -194,22 +195,31 @@ def main() -> None:
         "trials": s["trials"], "space": args.space, "max_drop": args.max_drop, "peer": s["peer"],
         "report_html": str(html), "report_md": str(md),
     }
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.name}.json").write_text(json.dumps(keys, indent=2))
+    md = table(keys)
+    write_results(args.name, keys, md)
+    print(md)
+
+
+def table(keys: dict) -> str:
+    """The Markdown table of a shrink results record."""
     f = lambda v, d=2: "-" if v is None else f"{v:,.{d}f}"
+    peer = keys["peer"]
+    budget, finetune_wall = keys["budget_s"], keys["finetune_wall_s"]
+    trials = keys["trials"]
+    if isinstance(trials, dict):  # Optuna's trial states and their counts
+        trials = "trials: " + ", ".join(f"{n} {state}" for state, n in trials.items() if n)
     rows = [
         "| model | bytes on disk | x smaller | dev F1 | test F1 |", "|---|---|---|---|---|",
         f"| fp32 fine-tuned | {keys['base_bytes']:,} | 1.0 | {f(keys['base_dev_f1'])} | {f(keys['base_test_f1'])} |",
-        (f"| ONNX Runtime int8 (peer) | {s['peer']['bytes']:,} | {keys['base_bytes'] / s['peer']['bytes']:.1f} | "
-        f"{f(s['peer']['dev_metric'])} | {f(s['peer']['test_metric'])} |"),
+        (f"| ONNX Runtime int8 (peer) | {peer['bytes']:,} | {keys['base_bytes'] / peer['bytes']:.1f} | "
+        f"{f(peer['dev_metric'])} | {f(peer['test_metric'])} |"),
         (f"| shrink's choice: `{keys['chosen_pipeline']}` | {f(keys['chosen_bytes'], 0)} | {f(keys['size_ratio'], 1)} | "
         f"{f(keys['chosen_dev_f1'])} | {f(keys['chosen_test_f1'])} |"),
-        "", (f"Search: {keys['trials']}, {search_wall / 60:.0f} min wall (budget {budget / 60:.0f} min "
-        f"= {args.budget_factor:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
-        f"{args.max_drop} F1 on dev."),
+        "", (f"Search: {trials}, {keys['search_wall_s'] / 60:.0f} min wall (budget {budget / 60:.0f} min "
+        f"= {budget / finetune_wall:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
+        f"{keys['max_drop']} F1 on dev."),
     ]
-    (RESULTS / f"{args.name}.md").write_text("\n".join(rows) + "\n")
-    print("\n".join(rows))
+    return "\n".join(rows) + "\n"
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ occamtune runs its own recipe from configs/ner-conll2003.yaml or configs/sst2.ya
 shape features, Viterbi decoding, length-grouped batches), with the same epochs, batch size and seed.
 A side already measured is cached in benchmarks/work/<task>-<side>.json (occamtune's until the settings of
 its shipped config change); --rerun measures it again.
-Use --limit to try it on a slice (numbers from a slice are not the benchmark).
+Use --limit to try it on a slice (numbers from a slice are not the benchmark); --data and --model
+point both sides at other files and another model (the smoke test: tiny ones).
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ import sys
 import time
 from pathlib import Path
 
+from benchmarks.results_io import read_results, results_dir, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
-RESULTS = ROOT / "benchmarks" / "results"
 COMMON = {"epochs": 3, "batch_size": 32, "lr": 1e-4, "warmup": 0.1, "weight_decay": 0.01, "seed": 13}
 
 
@@ -49,18 +51,21 @@ def shipped_config(task: str) -> Path:
     return ROOT / "configs" / ("ner-conll2003.yaml" if task == "ner" else "sst2.yaml")
 
 
-def run_occamtune(task: str, out: Path, limit: int, epochs: float) -> dict:
+def run_occamtune(task: str, out: Path, limit: int, epochs: float, data_root: Path = DATA,
+                  model: str | None = None) -> dict:
     """occamtune's own recipe: the shipped config file, with the epochs, batch size and seed that
     the comparison fixes."""
     import occamtune
     from occamtune.config import load_config
 
-    data = DATA / ("conll2003" if task == "ner" else "sst2")
+    data = data_root / ("conll2003" if task == "ner" else "sst2")
     config = shipped_config(task)
     overrides = [f"data.path={data}", f"output={out}", "overwrite=true", f"train.epochs={epochs}",
                  f"train.batch_size={COMMON['batch_size']}", f"train.seed={COMMON['seed']}"]
     if limit:
         overrides.append(f"train.max_steps={limit}")
+    if model:
+        overrides.append(f"model.name={model}")
     cfg = load_config(config, overrides)
     start = time.perf_counter()
     run = occamtune.train(cfg, progress=False)
@@ -71,12 +76,14 @@ def run_occamtune(task: str, out: Path, limit: int, epochs: float) -> dict:
             "dev": run.metrics["dev"], "model_dir": str(out), "recipe_id": recipe_id(task)}
 
 
-def run_hf(task: str, out: Path, limit: int, epochs: float) -> dict:
+def run_hf(task: str, out: Path, limit: int, epochs: float, data_root: Path = DATA,
+           model: str | None = None) -> dict:
     from benchmarks.hf_reference import hf_classify, hf_ner
 
     start = time.perf_counter()
     fn = hf_ner if task == "ner" else hf_classify
-    result = fn(DATA, out, epochs=epochs, limit=limit, **{k: v for k, v in COMMON.items() if k != "epochs"})
+    result = fn(data_root, out, epochs=epochs, limit=limit, model=model,
+                **{k: v for k, v in COMMON.items() if k != "epochs"})
     result.update(wall_s=time.perf_counter() - start, peak_rss_mb=peak_rss_mb())
     return result
 
@@ -84,7 +91,7 @@ def run_hf(task: str, out: Path, limit: int, epochs: float) -> dict:
 def side(args: argparse.Namespace) -> None:
     out = Path(args.workdir) / (args.side if args.task == "ner" else f"{args.side}-{args.task}")
     fn = run_occamtune if args.side == "occamtune" else run_hf
-    print(json.dumps(fn(args.task, out, args.limit, args.epochs)))
+    print(json.dumps(fn(args.task, out, args.limit, args.epochs, Path(args.data), args.model)))
 
 
 def main() -> None:
@@ -93,14 +100,16 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=COMMON["epochs"])
     parser.add_argument("--limit", type=int, default=0, help="max training steps (smoke test only)")
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work"))
+    parser.add_argument("--data", default=str(DATA), help="a folder holding conll2003/ and sst2/")
+    parser.add_argument("--model", help="model folder or name for both sides (default: MiniLM-L6)")
     parser.add_argument("--only", choices=["occamtune", "hf"], help="measure one side and stop")
     parser.add_argument("--rerun", action="store_true", help="measure sides already cached again")
     parser.add_argument("--side", choices=["occamtune", "hf"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.side:
         return side(args)
-    if not DATA.exists():
-        sys.exit(f"no data at {DATA}: this benchmark needs ../shared/data")
+    if not Path(args.data).exists():
+        sys.exit(f"no data at {args.data}: this benchmark needs ../shared/data")
     results = {}
     for name in ("hf", "occamtune") if not args.only else (args.only,):
         cache = Path(args.workdir) / f"{args.task}-{name}.json"
@@ -109,7 +118,8 @@ def main() -> None:
             results[name] = cached  # measured in an earlier call (occamtune: the same recipe)
             continue
         cmd = [sys.executable, "-m", "benchmarks.vs_hf", "--task", args.task, "--side", name,
-               "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir]
+               "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir,
+               "--data", args.data, *(["--model", args.model] if args.model else [])]
         print("running", name, flush=True)
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         if proc.returncode:
@@ -134,17 +144,26 @@ def write(args: argparse.Namespace, r: dict) -> None:
         "occamtune_wall_s": o["wall_s"], "hf_wall_s": h["wall_s"],
         "epochs": args.epochs, "limit_steps": args.limit, "hf_settings": COMMON,
         "occamtune_config": f"configs/{'ner-conll2003' if args.task == 'ner' else 'sst2'}.yaml", "raw": r,
+        "data": args.data, "model": args.model or "all-MiniLM-L6-v2",
     }
-    interleaved = RESULTS / f"throughput_{args.task}.json"
+    interleaved = results_dir() / f"throughput_{args.task}.json"
     if interleaved.is_file():  # full runs can overlap other jobs: the interleaved ratio is the fair one
-        t = json.loads(interleaved.read_text())
+        t, _ = read_results(interleaved)
         summary["interleaved_throughput"] = {k: t[k] for k in ("occamtune_train_sents_per_s",
                                                                "hf_train_sents_per_s", "ratio", "steps", "rounds")}
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(summary, indent=2))
+    md = table(summary)
+    write_results(name, summary, md)
+    print(md)
+
+
+def table(summary: dict) -> str:
+    """The Markdown table of a ner_vs_hf / sst2_vs_hf results record."""
+    metric = "f1" if "occamtune_test_f1" in summary else "accuracy"
+    task = "ner" if metric == "f1" else "classify"
+    o, h = summary["raw"]["occamtune"], summary["raw"]["hf"]
     label = "entity F1 (test)" if metric == "f1" else "accuracy (test)"
     md = "\n".join([
-        f"| {args.task} | {label} | train sents/s | peak RSS MB | wall s |", "|---|---|---|---|---|",
+        f"| {task} | {label} | train sents/s | peak RSS MB | wall s |", "|---|---|---|---|---|",
         f"| occamtune | {o['test']:.2f} | {o['train_sents_per_s']:.1f} | {o['peak_rss_mb']:.0f} | {o['wall_s']:.0f} |",
         f"| HF Trainer recipe | {h['test']:.2f} | {h['train_sents_per_s']:.1f} | {h['peak_rss_mb']:.0f} | {h['wall_s']:.0f} |",
         f"| ratio / difference | {o['test'] - h['test']:+.3f} | {summary['throughput_ratio']:.2f}x | | |",
@@ -153,8 +172,7 @@ def write(args: argparse.Namespace, r: dict) -> None:
         t = summary["interleaved_throughput"]
         md += (f"\n| interleaved short runs (benchmarks/throughput.py, {t['rounds']} rounds x {t['steps']} steps) "
                f"| | {t['occamtune_train_sents_per_s']:.1f} vs {t['hf_train_sents_per_s']:.1f} = {t['ratio']:.2f}x | | |")
-    (RESULTS / f"{name}.md").write_text(md + "\n")
-    print(md)
+    return md + "\n"
 
 
 if __name__ == "__main__":

@@ -38,8 +38,8 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                 per_channel: bool = True) -> Path:
     """Write `model` as ONNX (dynamic batch and sequence axes); with `quantize_int8`, the file is
     ONNX Runtime's dynamic int8 quantization of it, with one scale per output channel
-    (`per_channel`, at no cost in speed: on the fine-tuned MiniLM students it keeps about 0.6 test
-    F1 more than ORT's default of one scale per matrix). Returns the path written."""
+    (`per_channel`, at no cost in speed: it keeps more accuracy than ORT's default of one scale
+    per matrix; docs/benchmarks/compression.md). Returns the path written."""
     from occamtune.tasks import get_task
 
     path = Path(path)

@@ -6,6 +6,8 @@ import pytest
 
 from occamtune.data import find_splits, read_conll, read_text
 
+pytestmark = pytest.mark.slow
+
 SHARED = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 
 

@@ -9,6 +9,9 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
+
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 SPACE = ["distill_layers=0", "ffn=0.0", "sparsity=0.0,0.5,0.7", "lowrank_energy=0.0",

@@ -8,10 +8,10 @@ Files:
         shape, encoding and byte ranges: k-bit codes + fp16 scales for quantized weights (codes
         bit-packed, or for widths not dividing 8 one per byte under zstd/lzma, whose byte-wise
         coding then sees whole codes), a bitmask + nonzero values for sparse tensors, fp16 for
-        other float tensors (biases and LayerNorm vectors too: 1% of a 20x-smaller MiniLM in
-        fp32; checked by hand on two 4-bit CoNLL-2003 artifacts, dev and test F1 unchanged to
-        0.001), fp32 for the task head, raw integers for integer buffers, an alias for shared
-        tensors.
+        other float tensors (biases and LayerNorm vectors too: a small but not negligible part
+        of a heavily compressed model in fp32; checked by hand on 4-bit CoNLL-2003 artifacts,
+        dev and test F1 unchanged), fp32 for the task head, raw integers for integer buffers, an
+        alias for shared tensors.
     config.json, tokenizer files: the encoder config and the tokenizer.
     occamtune.json: the run's metadata (`RunMeta`) with format "artifact" and, at the top
         level, the pipeline, the steps' log, the structure records, the codec and the runtime.

@@ -138,11 +138,9 @@ class CompressContext:
         calibration: yields a few input batches (input_ids, attention_mask, token_type_ids,
             shape_ids, labels, first).
         refit_batches: yields more such batches (None: `calibration`'s), for least-squares refits
-            that fit a whole weight row per output (structured pruning's: on CoNLL-2003, 68% of
-            the FFN neurons removed from MiniLM, dev F1 88.16 refit on 8 batches of 32
-            sentences, 90.10 on 32, 90.32 on 64; benchmarks/refit.py); GPTQ's Hessians gained
-            nothing from more (checked by hand, vocab r32 + codebook + 4-bit: dev F1 91.78 on 8
-            batches, 91.65 on 32).
+            that fit a whole weight row per output (structured pruning's refit gains from more
+            batches: docs/benchmarks/structured-refit.md); GPTQ's Hessians gained nothing from
+            more (checked by hand, not a benchmark).
         token_counts: token-id counts over the training corpus.
         seed: seed set before each method runs.
         tokenizer: optional; gives the special-token ids to vocabulary trimming (without it,

@@ -9,15 +9,14 @@ codebooks (96 x 256 x 4 fp16 numbers, 200 KB, whatever the number of rows).
 
 Why: the embedding rows are about half of MiniLM's weights and are looked up, never multiplied,
 so a vector code costs nothing at run time (one gather). k-bit rounding of each number spends its
-bits number by number; a codebook spends them on the sub-vectors that occur. Checked by hand on
-the fine-tuned MiniLM (CoNLL-2003 dev F1 91.88, only the kept rows coded): 2 bits per number as
-codebooks 91.61, as 2-bit rounding (group 64) 85.42, 3-bit rounding 91.67, 4-bit 91.78.
+bits number by number; a codebook spends them on the sub-vectors that occur. At 2 bits per
+number, codebooks stayed close to 3- and 4-bit rounding where 2-bit rounding fell far behind
+(checked by hand on the fine-tuned MiniLM, not a benchmark).
 
 The k-means weighs each row by how often its token occurs in the training corpus (plus one):
 a sentence reads "the" and "," far more often than a rare word piece, so the centroids should fit
 the frequent rows best, the error that matters being the one per token read, not per table row.
-Measured by `benchmarks/compression.py` (CoNLL-2003 test F1, vocabulary r32 + codebook + 4-bit
-GPTQ, fp32 88.48): 87.47 with count weights, 87.00 with every row alike.
+`weighting=uniform` (every row alike) is measured against it in docs/benchmarks/compression.md.
 
 k-means is written here in torch (Lloyd's iterations, all sub-spaces batched, seeded from
 `ctx.seed`): scikit-learn's KMeans would run it one sub-space at a time and add a dependency for

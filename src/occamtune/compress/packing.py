@@ -65,10 +65,11 @@ def encode_quant(codes: torch.Tensor, scales: torch.Tensor, bits: int, group: in
     `byte_codes` (an entropy coder follows) and a width that does not divide 8, they are stored
     one per byte instead: packed 3-bit codes straddle bytes, and zstd's Huffman stage, which
     codes bytes, then sees no structure, while the codes of a weight matrix are far from uniform
-    (a third of 3-bit codes are 0). Measured on the fine-tuned MiniLM: the 3-bit artifact takes
-    8.74 MB this way against 9.07 MB packed. Widths dividing 8 stay packed: each byte then holds
-    whole codes and zstd sees their joint statistics (4-bit: 10.56 MB packed, 11.01 MB one per
-    byte). `shape`: the tensor's own shape when the codes are a 2-D view of it.
+    (most 3-bit codes are near 0): on the fine-tuned MiniLM the 3-bit artifact came out smaller
+    this way than packed. Widths dividing 8 stay packed: each byte then holds whole codes and
+    zstd sees their joint statistics (at 4 bits packing came out smaller; both checked by hand;
+    docs/benchmarks/compression.md measures where an artifact's bytes go). `shape`: the tensor's
+    own shape when the codes are a 2-D view of it.
     """
     shape = tuple(codes.shape) if shape is None else tuple(shape)
     qmax = 2 ** (bits - 1) - 1

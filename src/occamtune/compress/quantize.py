@@ -16,8 +16,8 @@ to live with its own rounding, which post-training rounding at 3 bits or fewer d
 The model before quantization is the teacher (soft labels, as in TernaryBERT, Zhang et al. 2020,
 and, when it has the same layers, `hidden_weight` x the MSE of each layer's output against the
 teacher's) and the learning rate a tenth of the run's by default: the model is already trained,
-and one epoch at the full rate moves it away from its optimum (measured: 4-bit, 1 epoch at the
-run's rate, no teacher: dev F1 -1.16 on CoNLL-2003).
+and one epoch at the full rate moves it away from its optimum (seen on CoNLL-2003: 4-bit, one
+epoch at the run's rate and no teacher lost dev F1).
 
 `rounding="gptq"` rounds the Linear weights with GPTQ (see `gptq.py`) on the run's calibration
 batches instead of to the nearest code: same codes and scales format, lower output error. After
@@ -28,8 +28,7 @@ quantization of the Linear layers (int8 weights per channel, activations quantiz
 runs faster on CPU, but re-rounds the k-bit weights to an int8 grid and quantizes the
 activations, so its outputs drift from the stored model's. By default (`dynamic=None`) only
 8-bit models use it: below 8 bits a user quantizes for size, and the drift adds to the rounding
-loss (measured on CoNLL-2003 test, vocabulary trim + 4-bit GPTQ: 87.12 F1 as stored, 86.71 with
-int8 kernels; 3-bit GPTQ: 86.32 and 85.61).
+loss (the "int8 kernels" entries of docs/benchmarks/compression.md).
 """
 
 from __future__ import annotations
@@ -90,9 +89,9 @@ class QuantizeConfig(CompressionConfig):
             encoder layer's weights, so coarser codes there save most of the bytes.
         hidden_weight: in quantization-aware training, weight of the MSE between each layer's
             output and the teacher's (when the teacher has as many layers of the same width);
-            0 learns from the teacher's soft labels only. Off by default: checked by hand on
-            CoNLL-2003 (vocab r32 + codebook + 4-bit, 3-bit feed-forward, 1 epoch), weight 1
-            gave dev F1 90.15 against 89.98 and test 86.02 against 86.09, within the noise.
+            0 learns from the teacher's soft labels only. Off by default: where compared, weight
+            1 made no difference beyond the noise (docs/benchmarks/compression.md and the
+            candidates in docs/benchmarks/search.md).
     """
 
     name = "quantize"
@@ -303,8 +302,8 @@ def to_int8_runtime(model: nn.Module) -> nn.Module:
     outputs differ slightly from the stored model's; use for serving, not for exact evaluation.
     The Linear layers that project back onto the residual stream (`*.output.dense` in BERT: after
     attention and after the feed-forward GELU) stay in float: their inputs have outliers that a
-    per-tensor int8 scale flattens. Measured on CoNLL-2003 dev with the fine-tuned MiniLM: all
-    Linear layers int8 lose 0.83 F1, these kept in float 0.03 F1.
+    per-tensor int8 scale flattens: keeping them in float keeps nearly all of the accuracy that
+    int8 on every Linear layer loses (checked by hand on CoNLL-2003 dev, not a benchmark).
     """
     import warnings
 

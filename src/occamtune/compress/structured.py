@@ -5,9 +5,9 @@ of their slice of the attention output projection. FFN neurons are ranked by the
 contribution to the residual stream: with calibration batches (importance="activation", the
 default), the root mean square of the neuron's activation over real tokens times the norm of its
 column of output.dense (Wanda-style, Sun et al. 2023, per neuron); without, by weights alone,
-||row of intermediate.dense|| * ||column of output.dense||. On the 4-layer MiniLM student of
-CoNLL-2003 (dev F1 91.63), removing 30% of the neurons without fine-tuning leaves 90.27 ranked by
-activation against 86.71 by weights (checked by hand). The least important `heads` / `ffn` fraction of each layer
+||row of intermediate.dense|| * ||column of output.dense||. Ranked by activation, far less is
+lost before fine-tuning than ranked by weights (checked by hand on a MiniLM student of
+CoNLL-2003, not a benchmark). The least important `heads` / `ffn` fraction of each layer
 is cut out: the query/key/value rows and output-projection columns, the intermediate rows and
 output columns are sliced into new, smaller nn.Linear layers, so the matrices really shrink.
 Each layer keeps at least one head and one neuron.
@@ -15,10 +15,9 @@ Each layer keeps at least one head and one neuron.
 With calibration batches (`refit`, the default), the layers are cut one after another, and after
 each cut the output projection (attention output, FFN output) is refit by least squares so that
 the kept heads and neurons reproduce the unpruned layer's output on the calibration tokens (see
-`refit_output`); each layer is measured as the cuts before it left the model. On CoNLL-2003 with
-the fine-tuned MiniLM-L6 (dev F1 92.66), before any fine-tuning: 68% of the FFN neurons removed,
-77.25 without the refit, 90.10 with it; 35%, 89.46 and 92.11 (heads, whose ranking is by
-weights: 25% removed, 65.47 and 80.34; benchmarks/refit.py).
+`refit_output`); each layer is measured as the cuts before it left the model. Before any
+fine-tuning, the refit keeps much of what pruning alone loses, for FFN neurons and heads alike
+(docs/benchmarks/structured-refit.md, from benchmarks/refit.py).
 
 Fine-tunes afterwards when ctx.finetune is given (and epochs is not 0): by default with the
 unpruned model as teacher (its soft labels and every layer's output, the loss of `distill`; the

@@ -7,12 +7,12 @@ and, as a floor, the `keep_top` lowest ids). Input ids stay in the tokenizer's i
 `TrimmedEmbedding` maps old id -> new row through an int32 buffer.
 
 What an unseen id (a test word piece the training corpus never used) becomes:
-    rank = 0: [UNK]'s row. On CoNLL-2003 with the fine-tuned MiniLM, where a few percent of test
-        sub-words are unseen in training, test F1 drops by about 5 points.
+    rank = 0: [UNK]'s row. Where a few percent of test sub-words are unseen in training (as in
+        CoNLL-2003), that costs several F1 points (docs/benchmarks/compression.md).
     rank = r > 0: its row projected onto the r leading principal directions of the embedding
         matrix (mean + code @ basis, r numbers per dropped row): a cheap, still informative
-        vector, at a fraction of a full row's bytes (benchmarks/compression.py measures r = 32
-        and 64 against [UNK]).
+        vector, at a fraction of a full row's bytes (docs/benchmarks/compression.md compares
+        r = 32 and 64 with [UNK]).
 
 With `positions=true` the position embeddings are cut the same way: a run reads at most
 `data.max_length` positions (longer texts are windowed), so the rows past it are never looked
@@ -117,8 +117,8 @@ class TrimmedEmbedding(nn.Module):
         fallback_rows: number of dropped rows kept at low rank (0: none).
         rank: their rank.
         kept: (vocab_size,) bool, the ids with a row of their own: `remap` follows from it
-            (`remap_of`) and is not saved (artifacts before it saved `remap`, 39 KB of MiniLM's
-            4.5 MB at 20x against 4 KB for the mask).
+            (`remap_of`) and is not saved (artifacts before it saved `remap`, an int32 per id,
+            where the mask takes a bit).
         unk_row: the row of [UNK], which a dropped id reads when there are no low-rank rows.
     """
 

@@ -12,7 +12,7 @@ As in the paper, the encoder is frozen and the probe is linear. Here the probe i
 logistic regression on standardised features with an L2 penalty, fitted by L-BFGS (convex,
 deterministic). The penalty matters: a probe fitted on a few dozen examples with a fixed small
 penalty separates them perfectly and then codes the next block with confident mistakes, worse than
-the uniform code (measured on SST-2 with l2 = 1e-3: 1.56 bits per binary label). So by default
+the uniform code (as seen on SST-2 with a fixed l2 = 1e-3). So by default
 each block chooses its penalty from `L2_GRID`, fitting on the first 90% of the examples already
 sent and scoring the last 10% (the choice uses only sent data, so the code stays decodable), then
 refits on all of them. NER labels each word through the vector of its first sub-word;

@@ -13,9 +13,8 @@ queued trial waits already, the first of:
    missed the tolerance on dev by less than `factor` times it (`Measure.retry_factor`, 1.5: a far miss is not worth ten
    minutes) and are smaller than the best one that kept it, the smallest, with the next QAT
    epochs. QAT keeps the bytes and trains the model to its own
-   rounding, recovering the losses of every step before it (benchmarks/compression.py: distilled
-   student + structured pruning + vocabulary + codebook + 4-bit, test F1 86.16 rounded with
-   GPTQ, 87.21 after 6 epochs of QAT);
+   rounding, recovering the losses of every step before it (the same pipelines with and without
+   QAT: docs/benchmarks/compression.md);
 3. an untried pipeline whose trained steps are cached (no training: a minute), the most
    compressed first (by each method's `level`, in `level_rank` order: with the shipped methods
    fewest bits, codebook, trimmed vocabulary at the lowest rank): the search looks for the

@@ -45,9 +45,9 @@ class Measure:
 
     max_drop: float = 1.0
     prune_factor: float = 3.0  # prune when the slice drop exceeds prune_factor * max_drop
-    # QAT retries only a candidate that missed by at most retry_factor * max_drop: on CoNLL-2003
-    # (MiniLM, 4-bit, 2 epochs) QAT brought back 0.16 to 0.39 dev F1 of a miss, and a retry of a
-    # far miss (1.76) took the budget a narrow one (1.12) needed
+    # QAT retries only a candidate that missed by at most retry_factor * max_drop: QAT brings
+    # back a fraction of a miss, and a retry of a far miss takes the budget a narrow one needs
+    # (docs/benchmarks/search.md)
     retry_factor: float = 1.5
     prune_slice: int = 500  # dev sentences of the cheap check
     latency_sentences: int = 256

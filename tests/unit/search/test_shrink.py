@@ -19,6 +19,7 @@ def _study(out) -> optuna.Study:
     return optuna.load_study(study_name="shrink", storage=f"sqlite:///{out.resolve()}/study.db")
 
 
+@pytest.mark.slow  # several seconds: trials that train, then a resumed search
 def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_run) -> None:
     from occamtune import inference
     from occamtune.models import load_model

@@ -1,0 +1,167 @@
+"""Every benchmark script runs end to end on a tiny random model and the tiny fixture data, into
+temporary folders (never benchmarks/results), so that none of them silently breaks.
+
+The numbers these runs write mean nothing; the tests check that each script finishes, writes its
+results with provenance, and that the docs pages render from them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import docs
+from benchmarks.results_io import read_results
+
+pytestmark = pytest.mark.slow
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "mdl", "refit", "shrink",
+           "throughput", "vs_hf"}  # each has a test below
+NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
+COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
+                       "pipeline: vocab r64 + codebook + 4-bit GPTQ"]
+
+
+def _digest(folder: Path) -> dict[str, str]:
+    return {p.name: hashlib.sha1(p.read_bytes()).hexdigest() for p in sorted(folder.iterdir())}
+
+
+class Bench:
+    """Runs `python -m benchmarks.<script>` with the results folder moved to a temporary one."""
+
+    def __init__(self, root: Path, model: Path) -> None:
+        self.root, self.model = root, model
+        self.results, self.work, self.data = root / "results", root / "work", root / "data"
+        conll = self.data / "conll2003"
+        conll.mkdir(parents=True)
+        tiny = FIXTURES / "conll_tiny"  # the HF reference needs every test label in training:
+        (conll / "train.txt").write_text(  # train on train + test
+            (tiny / "train.txt").read_text() + "\n" + (tiny / "test.txt").read_text())
+        for name in ("valid.txt", "test.txt"):
+            (conll / name).write_text((tiny / name).read_text())
+        (self.data / "sst2").symlink_to(FIXTURES / "sst_tiny")
+        self.env = {**os.environ, "OCCAMTUNE_BENCH_RESULTS": str(self.results),
+                    "PYTHONPATH": os.pathsep.join([str(ROOT / "src"), str(ROOT),
+                                                   os.environ.get("PYTHONPATH", "")]),
+                    "OMP_NUM_THREADS": "1"}
+
+    def run(self, script: str, *args: str) -> str:
+        proc = subprocess.run([sys.executable, "-m", f"benchmarks.{script}", *args], cwd=ROOT,
+                              env=self.env, capture_output=True, text=True, timeout=900,
+                              check=False)
+        assert proc.returncode == 0, f"{script} failed:\n{proc.stdout[-2000:]}\n{proc.stderr[-4000:]}"
+        return proc.stdout
+
+    def results_of(self, name: str) -> dict:
+        data, prov = read_results(self.results / f"{name}.json")
+        assert prov and prov["date"] and "torch" in prov["versions"], f"{name}: no provenance"
+        assert (self.results / f"{name}.md").is_file()
+        return data
+
+    @property
+    def base(self) -> Path:
+        return self.work / "occamtune"  # vs_hf.py's occamtune run of the NER task
+
+    @property
+    def record(self) -> Path:
+        return self.work / "ner-occamtune.json"
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory, tiny_model_dir) -> Bench:
+    """The fine-tuned run every later benchmark starts from: vs_hf.py's NER comparison (2 steps)."""
+    before = _digest(ROOT / "benchmarks" / "results")
+    b = Bench(tmp_path_factory.mktemp("bench"), tiny_model_dir)
+    b.run("vs_hf", "--task", "ner", "--data", str(b.data), "--model", str(b.model), "--limit", "2",
+          "--epochs", "1", "--workdir", str(b.work))
+    yield b
+    assert _digest(ROOT / "benchmarks" / "results") == before, "a smoke run wrote benchmarks/results"
+
+
+@pytest.fixture(scope="module")
+def compressed(bench: Bench) -> Bench:
+    bench.run("compression", "--base", str(bench.base), "--only", *COMPRESSION_ENTRIES,
+              "--epochs", "0.1", "--threads", "1", "--n-speed", "8",
+              "--workdir", str(bench.work / "compression"))
+    return bench
+
+
+def test_every_benchmark_script_has_a_smoke_test() -> None:
+    modules = {p.stem for p in (ROOT / "benchmarks").glob("*.py")} - NOT_SCRIPTS
+    assert modules == SCRIPTS, f"benchmark scripts without a smoke test: {modules - SCRIPTS}"
+
+
+def test_vs_hf_ner(bench: Bench) -> None:
+    data = bench.results_of("ner_vs_hf")
+    assert data["limit_steps"] == 2 and data["model"] == str(bench.model)
+
+
+def test_vs_hf_classify(bench: Bench) -> None:
+    bench.run("vs_hf", "--task", "classify", "--data", str(bench.data), "--model",
+              str(bench.model), "--limit", "2", "--epochs", "1", "--workdir", str(bench.work))
+    assert "occamtune_test_accuracy" in bench.results_of("sst2_vs_hf")
+
+
+def test_throughput(bench: Bench) -> None:
+    bench.run("throughput", "--task", "ner", "--steps", "2", "--rounds", "1", "--data",
+              str(bench.data), "--model", str(bench.model), "--workdir",
+              str(bench.work / "throughput"))
+    assert bench.results_of("throughput_ner")["ratio"] > 0
+
+
+def test_ablations(bench: Bench) -> None:
+    bench.run("ablations", "--record", str(bench.record), "--workdir", str(bench.work),
+              "--data", str(bench.data / "conll2003"),
+              "--set", f"model.name={bench.model}", "train.epochs=1", "train.max_steps=2")
+    assert len(bench.results_of("ablations")) == 4
+
+
+def test_compression(compressed: Bench) -> None:
+    entries = compressed.results_of("compression")["entries"]
+    assert [e["name"] for e in entries] == COMPRESSION_ENTRIES
+    assert all(e["provenance"]["date"] for e in entries)
+
+
+def test_artifact_bits(compressed: Bench) -> None:
+    folder = (compressed.work / "compression" / "compressed"
+              / COMPRESSION_ENTRIES[-1].replace(" ", "_").replace(":", ""))
+    compressed.run("artifact_bits", str(folder))
+    assert compressed.results_of("artifact_bits")["artifact_bytes"] > 0
+
+
+def test_candidates(bench: Bench) -> None:
+    bench.run("candidates", "--base", str(bench.base), "--only", "vocab r32 + codebook d4 + 4-bit",
+              "--threads", "1", "--workdir", str(bench.work / "candidates"))
+    assert list(bench.results_of("candidates")) == ["vocab r32 + codebook d4 + 4-bit"]
+
+
+def test_refit(bench: Bench) -> None:
+    bench.run("refit", "--base", str(bench.base), "--threads", "1")
+    assert bench.results_of("refit")["rows"]
+
+
+def test_mdl(bench: Bench) -> None:
+    bench.run("mdl", "--data", str(bench.data), "--model", str(bench.model), "--sentences", "20",
+              "--workdir", str(bench.work / "mdl"))
+    assert len(bench.results_of("mdl")["rows"]) == 4
+
+
+def test_shrink(bench: Bench) -> None:
+    bench.run("shrink", "--base", str(bench.base), "--finetune-record", str(bench.record),
+              "--budget-factor", "50", "--max-drop", "100", "--threads", "1", "--output", str(bench.work / "shrink"),
+              "--space", "distill_layers=0", "heads=0.0", "ffn=0.0", "sparsity=0.0",
+              "lowrank_energy=0.0", "vocab_trim=false", "codebook=false", "bits=8")
+    assert bench.results_of("shrink")["chosen_bytes"]
+
+
+def test_the_docs_pages_render_from_fresh_results(bench: Bench) -> None:
+    pages = docs.render_pages(bench.results)
+    assert all(text.startswith(docs.GENERATED) for text in pages.values())
+    assert any("Measured at commit" in text for text in pages.values())
