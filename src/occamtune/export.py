@@ -34,39 +34,99 @@ class _Wrapper(nn.Module):
         return self.model(**batch)
 
 
+EXPORTERS = ("dynamo", "torchscript")
+
+
 def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
-                per_channel: bool = True) -> Path:
+                per_channel: bool = True, exporter: str = "dynamo") -> Path:
     """Write `model` as ONNX (dynamic batch and sequence axes); with `quantize_int8`, the file is
     ONNX Runtime's dynamic int8 quantization of it, with one scale per output channel
     (`per_channel`, at no cost in speed: it keeps more accuracy than ORT's default of one scale
-    per matrix; docs/benchmarks/compression.md). Returns the path written."""
+    per matrix; docs/benchmarks/compression.md). Returns the path written.
+
+    Args:
+        exporter: "dynamo", torch's current exporter (`torch.export`; slower to export, the
+            maintained path), falling back to "torchscript" (the legacy tracer, deprecated in
+            torch) with a note when the model does not export through `torch.export`.
+    """
+    from occamtune.errors import ConfigError
     from occamtune.tasks import get_task
 
+    if exporter not in EXPORTERS:
+        raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fp32 = path.with_name(path.stem + ".fp32.onnx") if quantize_int8 else path
     names = get_task(model.head_config.task).model_inputs
-    dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
-    axes = {name: {0: "batch", 1: "seq"} for name in names}
     model.eval()
     # the exporter drops inputs the graph does not read (e.g. shape_ids of a head without word
     # shapes): OnnxTaskModel feeds the session the inputs it declares
-    torch.onnx.export(_Wrapper(model, names), dummy, str(fp32), input_names=list(names),
-                      output_names=["logits"],
-                      dynamic_axes={**axes, "logits": {0: "batch"}}, opset_version=17, dynamo=False)
-    if quantize_int8:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
+    with _quiet():
+        if exporter == "dynamo":
+            try:
+                _export_dynamo(_Wrapper(model, names), names, fp32)
+            except torch.onnx.OnnxExporterError as exc:  # torch.export cannot capture every
+                # model (data-dependent control flow): the tracer can
+                import sys
 
-        quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8, per_channel=per_channel)
-        fp32.unlink()
+                print(f"occamtune: note: torch.export could not export the model "
+                      f"({type(exc).__name__}); using the TorchScript exporter", file=sys.stderr)
+                exporter = "torchscript"
+        if exporter == "torchscript":
+            _export_torchscript(_Wrapper(model, names), names, fp32)
+        if quantize_int8:
+            from onnxruntime.quantization import QuantType, quantize_dynamic
+
+            quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
+                             per_channel=per_channel)
+            fp32.unlink()
     return path
+
+
+def _export_dynamo(wrapper: nn.Module, names: tuple[str, ...], path: Path) -> None:
+    from torch.export import Dim
+
+    batch, seq = Dim("batch"), Dim("seq")
+    dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+    torch.onnx.export(wrapper, dummy, str(path), input_names=list(names), output_names=["logits"],
+                      dynamic_shapes=(tuple({0: batch, 1: seq} for _ in names),),
+                      opset_version=18, dynamo=True, verbose=False)
+
+
+def _export_torchscript(wrapper: nn.Module, names: tuple[str, ...], path: Path) -> None:
+    dummy = tuple(torch.ones(2, 8, dtype=torch.long) for _ in names)
+    axes = {name: {0: "batch", 1: "seq"} for name in names}
+    torch.onnx.export(wrapper, dummy, str(path), input_names=list(names), output_names=["logits"],
+                      dynamic_axes={**axes, "logits": {0: "batch"}}, opset_version=17,
+                      dynamo=False)
+
+
+class _quiet:
+    """Keep the exporters' and ONNX Runtime's warnings that a user cannot act on (tracer
+    warnings, axis renames, "consider pre-processing") off the screen."""
+
+    def __enter__(self) -> None:
+        import logging
+        import warnings
+
+        self._warnings = warnings.catch_warnings()
+        self._warnings.__enter__()
+        warnings.simplefilter("ignore")
+        self._root = logging.getLogger().level
+        logging.getLogger().setLevel(logging.ERROR)
+
+    def __exit__(self, *exc: object) -> None:
+        import logging
+
+        logging.getLogger().setLevel(self._root)
+        self._warnings.__exit__(*exc)
 
 
 ONNX_FILE = "model.onnx"
 
 
 def export_run(folder: str | Path, output: str | Path, int8: bool = True,
-               overwrite: bool = False) -> dict[str, Any]:
+               overwrite: bool = False, exporter: str = "dynamo") -> dict[str, Any]:
     """Export the model of a run or artifact folder to `output`: model.onnx (int8 unless `int8`
     is False), its tokenizer, and an occamtune.json saying so, so that `load_model` and every
     command that takes a model folder run it on ONNX Runtime."""
@@ -77,7 +137,7 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
-    export_onnx(model, tmp / ONNX_FILE, quantize_int8=int8)
+    export_onnx(model, tmp / ONNX_FILE, quantize_int8=int8, exporter=exporter)
     tok.save_pretrained(tmp)
     if (folder / "config.yaml").is_file():  # the run's data, for `evaluate --split`
         shutil.copy(folder / "config.yaml", tmp / "config.yaml")

@@ -163,7 +163,7 @@ def test_compress_export_and_serve(toy_run: Path, tmp_path: Path) -> None:
     texts = ["the film is bad .", "the film is good fun ."]
     assert [r["answer"] for r in small.predict(texts)] == [
         r["answer"] for r in occamtune.load(tmp_path / "small").predict(texts)]
-    occamtune.export(tmp_path / "small", tmp_path / "onnx")
+    occamtune.export(tmp_path / "small", tmp_path / "onnx", exporter="torchscript")
     assert len(occamtune.predict(tmp_path / "onnx", texts)) == 2
     client = TestClient(create_app(tmp_path / "small"))
     assert client.get("/health").json()["task"] == "toy"
