@@ -39,8 +39,8 @@ def modules() -> dict[str, Path]:
 
 
 def layer(module: str) -> int:
-    if module == "occamtune":  # the package facade re-exports the API: the top
-        return len(LAYERS)
+    if module == "occamtune":  # the package facade re-exports the API: the top, with the CLI
+        return len(LAYERS) - 1
     for i, prefixes in enumerate(LAYERS):
         if any(module == p or module.startswith(p + ".") for p in prefixes):
             return i
