@@ -251,9 +251,9 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
     free worker takes first. The search also stops once every pipeline of the space has been measured
     and no retry waits, and, with a `timeout`, before a trial that `_expected_seconds` says would
     end after it (Optuna's own timeout only stops starting trials, so the last one overran)."""
-    from tqdm.auto import tqdm
+    from occamtune.io import progress as progress_bar
 
-    bar = tqdm(total=n_trials, desc="shrink", unit="trial", disable=not progress, dynamic_ncols=True)
+    bar = progress_bar(n_trials, "shrink", "trial", progress)
     fails: list[str] = []
     start = time.monotonic()
     ends = [start]  # a trial's time here is from the previous one's end to its own

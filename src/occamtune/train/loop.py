@@ -171,12 +171,12 @@ class Trainer:
 
     def fit(self, resume: bool = True) -> FitResult:
         """Train until the step budget or early stopping; return the best model."""
-        from tqdm.auto import tqdm
+        from occamtune.io import progress
 
         if resume:
             self._maybe_resume()
-        bar = tqdm(total=self.total, initial=self.state.global_step, desc="train", unit="step",
-                   disable=not (self.progress and self.acc.is_main_process), dynamic_ncols=True)
+        bar = progress(self.total, "train", "step", self.progress and self.acc.is_main_process,
+                       initial=self.state.global_step)
         while self.state.global_step < self.total and not self.state.stopped_early:
             self._run_epoch(bar)
         bar.close()
