@@ -38,3 +38,19 @@ def test_http_predict_and_errors(run_dir: Path) -> None:
     assert got.status_code == 200 and len(got.json()["predictions"]) == 2
     assert client.post("/predict", json={"texts": []}).status_code == 422
     assert client.post("/predict", json={"nope": 1}).status_code == 422
+
+
+def test_docs_page_needs_no_network_and_errors_say_what_to_send(run_dir: Path) -> None:
+    from fastapi.testclient import TestClient
+
+    from occamtune.serve.app import create_app
+
+    client = TestClient(create_app(run_dir))
+    page = client.get("/docs")
+    assert page.status_code == 200 and "/predict" in page.text
+    assert "http" not in page.text.replace("http://HOST:PORT", "")  # nothing fetched from a CDN
+    assert str(run_dir) not in client.get("/openapi.json").text  # no path of this machine
+    got = client.post("/predict", content=b'{"texts": ["x"]}', headers={"content-type": "text/plain"})
+    assert got.status_code == 415 and "application/json" in got.json()["detail"]
+    got = client.post("/predict", json={"text": "x"})
+    assert got.status_code == 422 and "texts" in got.json()["hint"]
