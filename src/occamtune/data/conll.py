@@ -8,7 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from occamtune.data.schemes import check_labels, detect_scheme, to_iob2
+from occamtune.data.schemes import check_labels, detect_scheme, scheme_note, to_iob2
 from occamtune.errors import DataError
 
 
@@ -37,18 +37,20 @@ class TokenDataset:
         sentences: the sentences, in file order.
         path: the file they were read from.
         scheme: the tagging scheme detected in the file before conversion ("none" unlabelled).
+        note: why that scheme, naming the first line that decided it (empty for IOB2).
     """
 
     sentences: list[Sentence]
     path: str
     scheme: str
+    note: str = ""  # why the scheme was chosen, when the labels were converted
 
     @property
     def items(self) -> list[Sentence]:
         return self.sentences
 
     def with_items(self, items: list[Sentence]) -> TokenDataset:
-        return TokenDataset(list(items), self.path, self.scheme)
+        return TokenDataset(list(items), self.path, self.scheme, self.note)
 
 
 @dataclass
@@ -175,8 +177,9 @@ def read_conll(path: str | Path, label_column: int = -1, has_labels: bool = True
         return TokenDataset([Sentence(d.words, None, d.line, d.doc) for d in drafts], str(path), "none")
     check_labels([d.labels for d in drafts], [d.line for d in drafts], path, label_column)
     scheme = detect_scheme(d.labels for d in drafts)
+    note = scheme_note([d.labels for d in drafts], [d.line for d in drafts], scheme)
     sentences = [Sentence(d.words, to_iob2(d.labels, scheme), d.line, d.doc) for d in drafts]
-    return TokenDataset(sentences, str(path), scheme)
+    return TokenDataset(sentences, str(path), scheme, note)
 
 
 def write_conll(path: str | Path, sentences: list[Sentence],

@@ -91,6 +91,45 @@ def detect_scheme(label_sequences: Iterable[Sequence[str]]) -> str:
     return "IOB2"
 
 
+def scheme_note(label_sequences: Sequence[Sequence[str]], first_lines: Sequence[int],
+                scheme: str) -> str:
+    """Why `detect_scheme` chose `scheme`, for the user: the first line that decided it, and
+    whether the file mixes schemes (e.g. entities starting with B- and others with I-, as a stray
+    tag in an IOB2 file does). Empty for IOB2 files that need no conversion.
+
+    Args:
+        label_sequences: the labels of each sentence.
+        first_lines: 1-based file line of each sentence's first label (consecutive lines).
+        scheme: what `detect_scheme` returned for them.
+    """
+    first: dict[str, tuple[int, str]] = {}  # evidence kind -> (line, tag)
+    counts = {"B": 0, "I": 0}
+    for labels, line in zip(label_sequences, first_lines):
+        prev_type = ""
+        for offset, tag in enumerate(labels):
+            prefix, etype = split_tag(tag)
+            kind = ("ES" if prefix in ("E", "S") else
+                    "I" if prefix == "I" and prev_type != etype else
+                    "B" if prefix == "B" else "")
+            if kind:
+                first.setdefault(kind, (line + offset, tag))
+                if kind in counts:
+                    counts[kind] += 1
+            prev_type = etype
+    if scheme == "IOB2":
+        return ""
+    key = "ES" if scheme == "BIOES" else "I"
+    line, tag = first[key]
+    why = (f"{tag!r} at line {line}" + (" starts an entity" if key == "I" else ""))
+    note = f"uses {scheme} tags (first: {why}); converted to IOB2"
+    if scheme == "IOB1" and counts["B"] > counts["I"]:
+        b_line = first["B"][0]
+        note += (f"; the file mixes schemes: {counts['B']} entities start with B- (first at line "
+                 f"{b_line}), {counts['I']} with I-: a stray I- tag in an IOB2 file? Check line "
+                 f"{line}")
+    return note
+
+
 def to_iob2(labels: Sequence[str], scheme: str) -> list[str]:
     """Convert one sentence's labels from `scheme` to IOB2.
 

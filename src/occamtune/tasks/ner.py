@@ -93,11 +93,10 @@ class NerTask(Task):
 
         column = data.label_column if data is not None else -1
         dataset = read_conll(path, label_column=column, has_labels=has_labels)
-        if dataset.scheme not in ("IOB2", "none"):
+        if dataset.note:
             import sys
 
-            print(f"occamtune: note: {path} uses {dataset.scheme} tags; converted to IOB2",
-                  file=sys.stderr)
+            print(f"occamtune: note: {path} {dataset.note}", file=sys.stderr)
         return dataset
 
     def label_set(self, dataset: Any) -> list[str]:

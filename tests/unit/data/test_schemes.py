@@ -38,3 +38,18 @@ def test_check_labels_names_the_line() -> None:
         check_labels([["O", "B-PER"], ["O", "O", "PER"]], [3, 10], Path("f.txt"))
     assert err.value.line == 12
     check_labels([["O", "B-PER"]], [1], "f.txt")  # well formed: no error
+
+
+def test_the_scheme_note_names_the_line_that_decided() -> None:
+    from occamtune.data.schemes import detect_scheme, scheme_note
+
+    seqs = [["B-PER", "I-PER", "O"], ["O", "B-LOC"], ["I-ORG", "O"], ["B-PER", "O"]]
+    lines = [1, 5, 8, 11]
+    scheme = detect_scheme(seqs)
+    note = scheme_note(seqs, lines, scheme)
+    assert scheme == "IOB1" and "'I-ORG' at line 8 starts an entity" in note
+    assert "mixes schemes: 3 entities start with B-" in note and "Check line 8" in note
+    bioes = [["S-PER", "O"], ["B-LOC", "E-LOC"]]
+    assert "'S-PER' at line 3" in scheme_note(bioes, [3, 6], detect_scheme(bioes))
+    assert "mixes" not in scheme_note([["I-PER", "I-PER"]], [1], "IO")
+    assert scheme_note([["B-PER", "I-PER"]], [1], "IOB2") == ""
