@@ -29,8 +29,12 @@ def test_train_writes_a_loadable_run(run_dir: Path) -> None:
 
 def test_evaluate_split_and_file(run_dir: Path, capsys, conll_tiny) -> None:
     assert main(["evaluate", str(run_dir), "--split", "dev"]) == 0
-    out = json.loads(capsys.readouterr().out)
+    printed = capsys.readouterr()
+    out = json.loads(printed.out)
     assert 0 <= out["f1"] <= 100
+    # the person sees the per-type table and where the reports went
+    assert "## Entities (strict spans)" in printed.err and "| type | precision" in printed.err
+    assert f"written: {run_dir / 'eval_dev.json'}" in printed.err
     assert (run_dir / "eval_dev.md").read_text().startswith("# Evaluation")
     assert main(["evaluate", str(run_dir), "--file", str(conll_tiny / "test.txt")]) == 0
 
