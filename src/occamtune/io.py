@@ -24,3 +24,34 @@ def clear_output(output: Path, overwrite: bool) -> None:
             raise ConfigError(f"output folder {output} exists and is not empty; pass --overwrite "
                               "to replace it, or choose another --output")
         shutil.rmtree(output)
+
+
+def check_apart(output: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse an output folder that is, contains or lies inside one of the `inputs`.
+
+    `--overwrite` empties the output before writing: an output that is (or holds) an input
+    would delete it, and one inside an input would write into the user's data or model.
+
+    Args:
+        output: the folder about to be written.
+        inputs: what the command reads, by the flag or key that names it (None: not given).
+
+    Raises:
+        ConfigError: naming the output, the input and how they overlap.
+    """
+    out = Path(output).resolve()
+    for flag, given in inputs.items():
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if out == source:
+            how = "is"
+        elif out in source.parents:
+            how = "contains"
+        elif source in out.parents:
+            how = "lies inside"
+        else:
+            continue
+        raise ConfigError(f"--output {output} {how} the input {flag} {given}: writing there "
+                          "would destroy or mix with what is read; choose an output folder apart "
+                          "from every input")

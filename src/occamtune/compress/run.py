@@ -58,13 +58,13 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     from occamtune.compress.artifact import save_artifact
     from occamtune.compress.base import compress
     from occamtune.compress.pipeline import parse_pipeline, pipeline_from_yaml
-    from occamtune.io import clear_output
+    from occamtune.io import check_apart, clear_output
     from occamtune.models import WEIGHTS_FILE, load_model
     from occamtune.tasks import get_task
 
-    output = Path(output)
+    output, p = Path(output), Path(pipeline)
+    check_apart(output, {"model": folder, "pipeline": p if p.is_file() else None})
     clear_output(output, overwrite)
-    p = Path(pipeline)
     configs = pipeline_from_yaml(p.read_text()) if p.suffix in (".yaml", ".yml") and p.is_file() \
         else parse_pipeline(pipeline)
     model, tok, meta = load_model(folder, runtime=False)

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from occamtune.errors import ConfigError
+from occamtune.io import check_apart
 from occamtune.search import records as rec
 from occamtune.search.schedule import (
     DEFERRED_ATTR,
@@ -97,6 +98,7 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
         raise ConfigError(f"--max-drop must be >= 0, got {max_drop}")
     started = time.time()
     out = Path(output)
+    check_apart(out, {"run": run_folder})
     out.mkdir(parents=True, exist_ok=True)
     m = measure or Measure()
     m = Measure(**{**asdict(m), "max_drop": max_drop})

@@ -15,7 +15,7 @@ import torch
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
 from occamtune.errors import ConfigError
-from occamtune.io import atomic_write_text, clear_output
+from occamtune.io import atomic_write_text, check_apart, clear_output
 from occamtune.models import (
     WEIGHTS_FILE,
     HeadConfig,
@@ -97,6 +97,13 @@ def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:
                    context=cfg.data.context, parameters=count_parameters(model))
 
 
+def run_inputs(cfg: RunConfig) -> dict[str, str | None]:
+    """The files and folders a training run reads, by the key that names them."""
+    model = cfg.model.name if Path(cfg.model.name).exists() else None
+    return {"data.path": cfg.data.path, "data.train": cfg.data.train, "data.dev": cfg.data.dev,
+            "data.test": cfg.data.test, "model.name": model}
+
+
 def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     """Fine-tune `cfg.model.name` on `cfg.data`; save the best model (on dev) into `cfg.output`,
     evaluate it on test, and write metrics as JSON and Markdown."""
@@ -106,6 +113,7 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     PartialState(cpu=not torch.cuda.is_available())  # joins a multi-process launch (no-op alone)
     torch.manual_seed(cfg.train.seed)
     output = Path(cfg.output)
+    check_apart(output, run_inputs(cfg))
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
     resume = prepare_output(output, cfg.overwrite) if main else False
     resume = _agree(resume)
