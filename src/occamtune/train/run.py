@@ -4,6 +4,7 @@ compression methods that train call `fit_model`."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 from dataclasses import dataclass
@@ -87,7 +88,9 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     task = get_task(cfg.task)
     tok = load_tokenizer(name, cfg.task)
     head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(cfg.model, tok))
-    return build_model(name, head), tok
+    model = build_model(name, head)
+    check_max_length(model, cfg.data.max_length, name)  # else every load of the result fails
+    return model, tok
 
 
 def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:
@@ -125,7 +128,10 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
         atomic_write_text(output / "config.yaml", dump_config(cfg))
     fit = fit_model(model, splits, cfg, output=output, progress=progress and main, resume=resume)
     model = fit.model
-    metrics = {"dev": fit.state.best, "best_step": fit.state.best_step}
+    # no dev evaluation ran (e.g. a step budget below one epoch with eval_every=0): no score,
+    # rather than -inf, which is not JSON
+    dev = fit.state.best if math.isfinite(fit.state.best) else None
+    metrics = {"dev": dev, "best_step": fit.state.best_step}
     if not main:
         return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
     save_model(model, tok, output, run_meta(model, cfg))
