@@ -80,8 +80,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from occamtune.api import serve
+    from occamtune.serve.app import ServeLimits
 
-    serve(args.model, host=args.host, port=args.port)
+    limits = ServeLimits(max_body_bytes=args.max_body_bytes, max_texts=args.max_texts,
+                         max_chars=args.max_chars, max_tokens=args.max_tokens)
+    serve(args.model, host=args.host, port=args.port, limits=limits)
     return 0
 
 
@@ -147,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8000)
+    limits = p.add_argument_group("request limits (413 or a per-text error above them)")
+    limits.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    limits.add_argument("--max-texts", type=int, default=256, help="texts per request")
+    limits.add_argument("--max-chars", type=int, default=20_000, help="characters per text")
+    limits.add_argument("--max-tokens", type=int, default=50_000,
+                        help="sub-words over all texts of a request")
     p.set_defaults(func=_serve)
 
     from occamtune.cli.search import add_commands  # shrink, report, mdl
