@@ -55,3 +55,18 @@ def check_apart(output: str | Path, inputs: dict[str, str | Path | None]) -> Non
         raise ConfigError(f"--output {output} {how} the input {flag} {given}: writing there "
                           "would destroy or mix with what is read; choose an output folder apart "
                           "from every input")
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temp file into place with the usual permissions (0666 less the umask):
+    some writers (safetensors) create their files 0600, unlike every other file of a folder."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
+def portable_path(value: str | Path) -> str:
+    """A path as recorded in files that leave this machine (metadata, cards): an absolute one is
+    cut to its last component, so that no local folder layout is published."""
+    return Path(value).name if Path(value).is_absolute() else str(value)

@@ -58,7 +58,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     from occamtune.compress.artifact import save_artifact
     from occamtune.compress.base import compress
     from occamtune.compress.pipeline import parse_pipeline, pipeline_from_yaml
-    from occamtune.io import check_apart, clear_output
+    from occamtune.io import check_apart, clear_output, portable_path
     from occamtune.models import WEIGHTS_FILE, load_model
     from occamtune.tasks import get_task
 
@@ -72,7 +72,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
     sizes = save_artifact(small, tok, output,
-                          meta=meta.derived("artifact", fp32_bytes=fp32, source=str(folder)))
+                          meta=meta.derived("artifact", fp32_bytes=fp32, source=portable_path(folder)))
     shutil.copy(Path(folder) / "config.yaml", output / "config.yaml")
     result: dict[str, Any] = {"output": str(output), "sizes": sizes, "fp32_bytes": fp32}
     if evaluate and "test" in splits:

@@ -18,6 +18,7 @@ from typing import Any
 from torch import nn
 
 from occamtune.errors import ModelError
+from occamtune.io import publish
 from occamtune.models.meta import RunMeta, read_meta, write_meta
 from occamtune.models.task_model import TaskModel, encoder_from_config
 
@@ -96,7 +97,7 @@ def save_model(model: TaskModel, tokenizer: Any, folder: str | Path,
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
     tmp = folder / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
     save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    publish(tmp, folder / WEIGHTS_FILE)
     model.encoder.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     write_meta(folder, meta or RunMeta(head=model.head_config))

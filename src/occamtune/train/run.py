@@ -16,7 +16,7 @@ import torch
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
 from occamtune.errors import ConfigError
-from occamtune.io import atomic_write_text, check_apart, clear_output
+from occamtune.io import atomic_write_text, check_apart, clear_output, portable_path
 from occamtune.models import (
     WEIGHTS_FILE,
     HeadConfig,
@@ -95,7 +95,7 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
 
 def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:
     """The metadata of a model trained with `cfg`."""
-    return RunMeta(head=model.head_config, base_model=cfg.model.name,
+    return RunMeta(head=model.head_config, base_model=portable_path(cfg.model.name),
                    max_length=cfg.data.max_length, stride=cfg.data.stride,
                    context=cfg.data.context, parameters=count_parameters(model))
 

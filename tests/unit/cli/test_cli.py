@@ -161,3 +161,18 @@ def test_export_a_compressed_artifact(run_dir: Path, tmp_path: Path, capsys) -> 
         assert main(["evaluate", str(folder), "--split", "test"]) == 0
     f1 = [json.loads(line)["f1"] for line in capsys.readouterr().out.splitlines()]
     assert f1[0] == pytest.approx(f1[1], abs=1e-6)
+
+
+def test_outputs_have_one_mode_and_no_local_paths(run_dir: Path, tmp_path: Path, capsys) -> None:
+    small, onnx = tmp_path / "small", tmp_path / "onnx"
+    assert main(["compress", str(run_dir), "--pipeline", "quantize(bits=8)", "--output", str(small),
+                 "--quiet", "--no-eval"]) == 0
+    assert main(["export", str(small), "--output", str(onnx)]) == 0
+    capsys.readouterr()
+    modes = {f.name: f.stat().st_mode & 0o777 for f in run_dir.iterdir() if f.is_file()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+    for folder in (run_dir, small, onnx):
+        for name in ("occamtune.json", "card.json", "card.md"):
+            if (folder / name).is_file():
+                text = (folder / name).read_text()
+                assert str(tmp_path.parent) not in text, folder / name  # the session's temp root
