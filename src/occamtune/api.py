@@ -69,7 +69,7 @@ def evaluate(folder: str | Path, split: str = "test", file: str | Path | None = 
         file, name = split_file(Path(folder), split), split
     metrics = predictor.evaluate_file(file, name=name, write=write)
     stem = name or Path(file).stem
-    if write:
+    if write and "not_written" not in metrics:
         metrics["files"] = [str(Path(folder) / f"eval_{stem}.{ext}") for ext in ("json", "md")]
     return metrics
 

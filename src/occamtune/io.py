@@ -4,26 +4,67 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
-from occamtune.errors import ConfigError
+from occamtune.errors import ConfigError, OutputError
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file by temp file + rename, so a crash never leaves it half-written."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file by temp file + rename; on failure (read-only, disk full) the temp file is
+    removed and an `OutputError` names the file."""
     path = Path(path)
+    with writing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """A temp path beside `path` to write; renamed into place (the usual file mode) when the
+    block ends, removed when it fails. OSError becomes an `OutputError` naming `path`."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        publish(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def clear_output(output: Path, overwrite: bool) -> None:
-    """Remove a non-empty output folder when `overwrite`, else refuse with a clear error."""
+    """Remove a non-empty output folder when `overwrite`, else refuse with a clear error; then
+    make sure the folder can be written, before any work starts."""
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file; give a folder")
     if output.exists() and any(output.iterdir()):
         if not overwrite:
             raise ConfigError(f"output folder {output} exists and is not empty; pass --overwrite "
                               "to replace it, or choose another --output")
-        shutil.rmtree(output)
+        try:
+            shutil.rmtree(output)
+        except OSError as exc:
+            raise OutputError(f"cannot empty {output}: {exc.strerror or exc}") from exc
+    check_writable(output)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` and a probe file in it; an `OutputError` when it cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
 
 
 def check_apart(output: str | Path, inputs: dict[str, str | Path | None]) -> None:

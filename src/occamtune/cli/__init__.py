@@ -49,6 +49,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     from occamtune.models import read_meta
 
     metrics = evaluate(args.model, split=args.split, file=args.file)
+    if "not_written" in metrics:
+        print(f"occamtune evaluate: warning: reports not written: {metrics['not_written']}",
+              file=sys.stderr)
     headline = _headline(metrics, read_meta(args.model).head.task) or {}
     print(json.dumps({"file": str(metrics["file"]), **headline,
                       "reports": metrics.get("files")}))
@@ -171,6 +174,10 @@ def main(argv: list[str] | None = None) -> int:
     except OccamError as exc:
         print(f"occamtune {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # e.g. a disk that fills up while a library writes its own files
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"occamtune {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

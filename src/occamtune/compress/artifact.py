@@ -26,7 +26,6 @@ from __future__ import annotations
 import hashlib
 import json
 import lzma
-import os
 import struct
 from dataclasses import asdict
 from pathlib import Path
@@ -45,7 +44,7 @@ from occamtune.compress.packing import (
 )
 from occamtune.compress.quantize import quantized_codes, to_int8_runtime
 from occamtune.errors import ConfigError, ModelError
-from occamtune.io import atomic_write_text
+from occamtune.io import atomic_write_bytes, atomic_write_text
 from occamtune.models import (
     ModelFormat,
     RunMeta,
@@ -138,12 +137,6 @@ def pack_model(model: TaskModel, half_floats: bool = True,
     return manifest, b"".join(chunks)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_occ(model: TaskModel, path: Path, codec: str = "zstd", half_floats: bool = True) -> int:
     """Write `model.occ`; returns its size in bytes."""
     if codec not in CODECS:
@@ -153,7 +146,7 @@ def write_occ(model: TaskModel, path: Path, codec: str = "zstd", half_floats: bo
     body = _compress(struct.pack("<Q", len(head)) + head + payload, codec)
     digest = hashlib.sha256(body).hexdigest().encode()
     data = MAGIC + codec.encode() + b"\n" + digest + b"\n" + body
-    _atomic_write_bytes(path, data)
+    atomic_write_bytes(path, data)
     return len(data)
 
 
