@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -47,15 +47,38 @@ class Run:
     output: Path
 
 
-def prepare_output(output: Path, overwrite: bool) -> bool:
-    """Make the output folder; True when an interrupted run there should be resumed."""
-    interrupted = ((output / "checkpoint" / "state.json").is_file()
-                   and not (output / WEIGHTS_FILE).exists())
-    if interrupted and not overwrite:
-        return True
-    clear_output(output, overwrite)
-    output.mkdir(parents=True, exist_ok=True)
+def prepare_output(output: Path, cfg: RunConfig) -> bool:
+    """Make the output folder; True when an interrupted run there should be resumed.
+
+    A run is finished once its weights are saved and its checkpoint removed (the last step).
+    Short of that, the same config again continues it: from its checkpoint, or (killed before
+    the first one) from the start in the same folder; killed during the final test evaluation,
+    the checkpoint holds the finished state and only the saving and scoring are redone.
+    """
+    if not cfg.overwrite:
+        checkpoint = (output / "checkpoint" / "state.json").is_file()
+        if checkpoint and not (output / WEIGHTS_FILE).exists():
+            return True  # the trainer checks that the settings suit the checkpoint
+        if _unfinished_run_of(output, cfg):
+            if checkpoint:
+                return True
+            clear_output(output, overwrite=True)  # this run, killed before any checkpoint
+    clear_output(output, cfg.overwrite)
     return False
+
+
+def _unfinished_run_of(output: Path, cfg: RunConfig) -> bool:
+    """Whether `output` holds an unfinished run of `cfg` (same config, overwrite aside)."""
+    from occamtune.config import load_config
+
+    finished = (output / WEIGHTS_FILE).exists() and not (output / "checkpoint").exists()
+    if finished or not (output / "config.yaml").is_file():
+        return False
+    try:
+        saved = asdict(load_config(output / "config.yaml"))
+    except ConfigError:
+        return False
+    return {**saved, "overwrite": False} == {**asdict(cfg), "overwrite": False}
 
 
 def is_main_process() -> bool:
@@ -118,7 +141,7 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     output = Path(cfg.output)
     check_apart(output, run_inputs(cfg))
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
-    resume = prepare_output(output, cfg.overwrite) if main else False
+    resume = prepare_output(output, cfg) if main else False
     resume = _agree(resume)
     splits = read_splits(task, cfg.data, cfg.train.seed)
     labels = task.label_set(splits["train"].dataset)

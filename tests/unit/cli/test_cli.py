@@ -176,3 +176,22 @@ def test_outputs_have_one_mode_and_no_local_paths(run_dir: Path, tmp_path: Path,
             if (folder / name).is_file():
                 text = (folder / name).read_text()
                 assert str(tmp_path.parent) not in text, folder / name  # the session's temp root
+
+
+def test_a_compress_killed_in_its_final_steps_runs_again(run_dir: Path, tmp_path: Path, capsys,
+                                                        monkeypatch) -> None:
+    from occamtune.compress import run as compress_module
+    from occamtune.models import load_model
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "small"
+    args = ["compress", str(run_dir), "--pipeline", "quantize(bits=8)", "--output", str(out), "--quiet"]
+    with monkeypatch.context() as m:
+        m.setattr(compress_module, "evaluate_split", killed)  # after the artifact's files
+        assert main(args) == 130
+    assert not out.exists() or not any(out.iterdir())
+    assert main(args) == 0  # the same command, without --overwrite
+    load_model(out)
+    assert not list(tmp_path.glob(".small*"))

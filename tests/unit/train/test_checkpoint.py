@@ -105,3 +105,37 @@ def test_a_kill_mid_checkpoint_keeps_the_previous_one_whole(tmp_path, conll_tiny
     got = load_file(str(resumed.output / "model.safetensors"))
     for key in ref_weights:
         torch.testing.assert_close(got[key], ref_weights[key], msg=key)
+
+
+def test_a_run_killed_before_its_first_checkpoint_starts_again(tmp_path, conll_tiny,
+                                                                tiny_model_dir, monkeypatch) -> None:
+    cfg = _cfg(tmp_path, conll_tiny, tiny_model_dir)
+    with monkeypatch.context() as m:
+        _interrupt(m, lambda n: n == 1)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, progress=False)
+    assert (tmp_path / "run" / "config.yaml").is_file()
+    assert not (tmp_path / "run" / "checkpoint").exists()
+    run = train(cfg, progress=False)  # same command: not "exists and is not empty"
+    assert "f1" in run.metrics["test"]
+
+
+def test_a_run_killed_in_its_test_evaluation_finishes(tmp_path, conll_tiny, tiny_model_dir,
+                                                      monkeypatch) -> None:
+    from occamtune.train import run as run_module
+
+    cfg = _cfg(tmp_path, conll_tiny, tiny_model_dir)
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as m:
+        m.setattr(run_module, "evaluate_split", killed)
+        with pytest.raises(KeyboardInterrupt):
+            train(cfg, progress=False)
+    other = load_config(None, [f"data.path={conll_tiny}", f"output={tmp_path / 'run'}"])
+    with pytest.raises(ConfigError, match="--overwrite"):  # another run's config: not resumed
+        train(other, progress=False)
+    run = train(cfg, progress=False)
+    assert (run.output / "eval_test.json").is_file()
+    assert not (run.output / "checkpoint").exists()
