@@ -50,6 +50,7 @@ from occamtune.search.trial import (
 
 DIRECTIONS = ["minimize", "maximize", "minimize"]  # bytes, dev metric, latency
 MAX_FAILS = 3
+FINALIZE_LOCK = ".finalize.lock"
 STALE_BEATS = 4  # heartbeats missed before a running trial counts as its worker's death
 LATENCY_ROUNDS = 2  # the chosen model and the fp32 one timed in alternation, this many times each
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
@@ -346,7 +347,20 @@ def _expected_seconds(trials: list[Any], durations: dict[str, list[float]]) -> f
 
 def finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchSpace,
              started: float) -> ShrinkResult:
-    """Records, frontier, the chosen model (confirmed once on test) and `shrink.json`."""
+    """Records, frontier, the chosen model (confirmed once on test) and `shrink.json`.
+
+    One process at a time per output folder (`FINALIZE_LOCK`): two finalizing at once replaced
+    `chosen/` under each other and reported different choices; the later one now waits and
+    chooses from the study as the earlier one left it.
+    """
+    from filelock import FileLock
+
+    with FileLock(str(out / FINALIZE_LOCK)):
+        return _finalize(study, teacher, out, m, space, started)
+
+
+def _finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchSpace,
+              started: float) -> ShrinkResult:
     records = rec.study_records(study)
     rec.write_records(out, records)
     chosen = rec.choose(records, m.max_drop)
