@@ -139,11 +139,13 @@ def test_a_killed_worker_neither_hangs_nor_loses_the_study(tmp_path, postgres_ur
                   procs)
         os.kill(a.pid, signal.SIGKILL)
         a.wait(timeout=30)
+        # b, alone, waits for the dead worker's trial: no other trial starts to fail it
+        _, err = b.communicate(timeout=120)
+        assert b.returncode == 0, err[-3000:]
         c = worker("a", "--trials", "2")  # the killed worker's command, run again
         procs.append(c)
-        for p in (b, c):
-            _, err = p.communicate(timeout=240)
-            assert p.returncode == 0, err[-3000:]
+        _, err = c.communicate(timeout=120)
+        assert c.returncode == 0, err[-3000:]
     finally:
         for p in procs:
             if p.poll() is None:
