@@ -1,4 +1,5 @@
-"""Shared fixtures: a tiny random BERT saved as a Hugging Face model folder, tiny data folders."""
+"""Shared fixtures: a tiny random BERT saved as a Hugging Face model folder, tiny data folders,
+a tiny trained run."""
 
 from __future__ import annotations
 
@@ -43,3 +44,18 @@ def shared_data() -> Path:
     if not (SHARED_DATA / "conll2003" / "train.txt").is_file():
         pytest.skip("../shared/data is absent")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tmp_path_factory: pytest.TempPathFactory, tiny_model_dir: Path) -> Path:
+    """A tiny trained NER run (trained once per session), for the search tests."""
+    from occamtune.api import train
+    from occamtune.config import load_config
+
+    out = tmp_path_factory.mktemp("search") / "run"
+    cfg = load_config(None, ["task=ner", f"data.path={FIXTURES / 'conll_tiny'}",
+                             f"model.name={tiny_model_dir}", f"output={out}", "train.batch_size=4",
+                             "train.lr=3e-3", "train.epochs=3", "data.max_length=32",
+                             "data.stride=4"])
+    train(cfg, progress=False)
+    return out

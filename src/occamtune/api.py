@@ -79,7 +79,7 @@ def evaluate(folder: str | Path, split: str = "test", file: str | Path | None = 
         file, name = split_file(Path(folder), split), split
     metrics = predictor.evaluate_file(file, name=name, write=write)
     stem = name or Path(file).stem
-    if write:
+    if write and "not_written" not in metrics:
         metrics["files"] = [str(Path(folder) / f"eval_{stem}.{ext}") for ext in ("json", "md")]
     return metrics
 
@@ -152,11 +152,13 @@ def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite:
     return export_run(folder, output, int8=int8, overwrite=overwrite, exporter=exporter)
 
 
-def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve a model folder over HTTP: `POST /predict {"texts": [...]}`, `GET /health`."""
+def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,
+          limits: Any = None) -> None:
+    """Serve a model folder over HTTP: `POST /predict {"texts": [...]}`, `GET /health`;
+    `limits`: a `occamtune.serve.app.ServeLimits` (request size, texts, characters, sub-words)."""
     from occamtune.serve.app import serve as _serve
 
-    _serve(folder, host=host, port=port)
+    _serve(folder, host=host, port=port, limits=limits)
 
 
 def report(folder: str | Path) -> tuple[Path, Path]:

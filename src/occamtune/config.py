@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import re
 import types
 import typing
@@ -93,6 +94,12 @@ class ModelConfig:
     shape_features: bool | None = None  # None: on for uncased models (NER)
     pooling: str = "mean"
 
+    def __post_init__(self) -> None:
+        if not 0 <= self.dropout < 1:
+            raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
+        if self.pooling not in ("mean", "cls"):
+            raise ConfigError(f"model.pooling must be 'mean' or 'cls', got {self.pooling!r}")
+
 
 @dataclass
 class TrainConfig:
@@ -144,11 +151,21 @@ class TrainConfig:
             (self.optimizer in ("adamw", "sgd"), f"train.optimizer must be 'adamw' or 'sgd', got {self.optimizer!r}"),
             (self.schedule in ("linear", "cosine", "constant"),
              f"train.schedule must be 'linear', 'cosine' or 'constant', got {self.schedule!r}"),
-            (self.lr > 0, f"train.lr must be > 0, got {self.lr}"),
-            (self.epochs > 0, f"train.epochs must be > 0, got {self.epochs}"),
+            (0 < self.lr < math.inf, f"train.lr must be a finite number > 0, got {self.lr}"),
+            (self.head_lr is None or 0 < self.head_lr < math.inf,
+             f"train.head_lr must be a finite number > 0 or null, got {self.head_lr}"),
+            (0 < self.epochs < math.inf, f"train.epochs must be a finite number > 0, got {self.epochs}"),
             (self.batch_size >= 1, f"train.batch_size must be >= 1, got {self.batch_size}"),
+            (self.eval_batch_size >= 1, f"train.eval_batch_size must be >= 1, got {self.eval_batch_size}"),
+            (self.max_steps >= 0, f"train.max_steps must be >= 0 (0: no limit), got {self.max_steps}"),
+            (self.eval_every >= 0, f"train.eval_every must be >= 0 (0: each epoch), got {self.eval_every}"),
+            (self.threads >= 0, f"train.threads must be >= 0 (0: torch's default), got {self.threads}"),
+            (0 <= self.momentum < 1, f"train.momentum must be in [0, 1), got {self.momentum}"),
+            (0 <= self.max_grad_norm < math.inf,
+             f"train.max_grad_norm must be a finite number >= 0 (0: off), got {self.max_grad_norm}"),
             (0 <= self.warmup < 1, f"train.warmup must be a fraction in [0, 1), got {self.warmup}"),
-            (self.weight_decay >= 0, f"train.weight_decay must be >= 0, got {self.weight_decay}"),
+            (0 <= self.weight_decay < math.inf,
+             f"train.weight_decay must be a finite number >= 0, got {self.weight_decay}"),
             (self.patience >= 1, f"train.patience must be >= 1, got {self.patience}"),
             (0 <= self.ema < 1, f"train.ema must be a decay in [0, 1) (0: off), got {self.ema}"),
         ]

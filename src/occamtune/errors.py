@@ -31,5 +31,9 @@ class ConfigError(OccamError):
     """A config key, flag or value is wrong; the message names it and the valid choices."""
 
 
+class OutputError(OccamError):
+    """A file or folder cannot be written: read-only, not a folder, or the disk is full."""
+
+
 class ModelError(OccamError):
     """A model cannot be loaded or does not suit the task (e.g. a slow tokenizer for NER)."""

@@ -130,9 +130,10 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     """Export the model of a run or artifact folder to `output`: model.onnx (int8 unless `int8`
     is False), its tokenizer, and an occamtune.json saying so, so that `load_model` and every
     command that takes a model folder run it on ONNX Runtime."""
-    from occamtune.io import clear_output
+    from occamtune.io import check_apart, clear_output, portable_path
 
     folder, output = Path(folder), Path(output)
+    check_apart(output, {"model": folder})
     clear_output(output, overwrite)
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
@@ -142,7 +143,7 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     if (folder / "config.yaml").is_file():  # the run's data, for `evaluate --split`
         shutil.copy(folder / "config.yaml", tmp / "config.yaml")
     pad_id = int(getattr(model.encoder.config, "pad_token_id", 0) or 0)
-    write_meta(tmp, meta.derived("onnx", source=str(folder),
+    write_meta(tmp, meta.derived("onnx", source=portable_path(folder),
                                  format_info={"onnx": ONNX_FILE, "int8": int8, "pad_id": pad_id}))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(output)

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from occamtune.errors import OutputError
 from occamtune.io import atomic_write_text
 from occamtune.tasks import Predictions, get_task
 
@@ -71,14 +72,23 @@ def data_bits(gold: list[Any], log_probs: list[np.ndarray], labels: list[str]) -
 
 
 def write_eval(model: nn.Module, dataset: Any, features: list[Any], folder: Path, name: str,
-               source: str) -> dict[str, Any]:
-    """Evaluate on a data set; write `eval_<name>.json` and `eval_<name>.md` into `folder`."""
+               source: str, must_write: bool = True) -> dict[str, Any]:
+    """Evaluate on a data set; write `eval_<name>.json` and `eval_<name>.md` into `folder`.
+
+    With `must_write` False, a folder that cannot be written (e.g. a read-only model) costs only
+    the reports: the metrics are returned with `not_written` saying why, not lost in an error.
+    """
     start = time.perf_counter()
     metrics = evaluate(model, dataset, features)
     metrics["seconds"] = time.perf_counter() - start
     metrics["file"] = source
-    atomic_write_text(Path(folder) / f"eval_{name}.json", json.dumps(metrics, indent=2))
-    atomic_write_text(Path(folder) / f"eval_{name}.md", _task(model).render(metrics, source))
+    try:
+        atomic_write_text(Path(folder) / f"eval_{name}.json", json.dumps(metrics, indent=2))
+        atomic_write_text(Path(folder) / f"eval_{name}.md", _task(model).render(metrics, source))
+    except OutputError as exc:
+        if must_write:
+            raise
+        metrics["not_written"] = str(exc)
     return metrics
 
 
@@ -131,7 +141,7 @@ class Predictor:
         features = self.encode(dataset)
         if write:
             return write_eval(self.model, dataset, features, self.folder, name or Path(path).stem,
-                              str(path))
+                              str(path), must_write=False)
         return evaluate(self.model, dataset, features)
 
     def predict(self, inputs: list[Any]) -> list[dict[str, Any]]:

@@ -4,27 +4,114 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from occamtune.errors import ConfigError
+from occamtune.errors import ConfigError, OutputError
 
 
 def atomic_write_text(path: str | Path, text: str) -> None:
     """Write a file by temp file + rename, so a crash never leaves it half-written."""
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file by temp file + rename; on failure (read-only, disk full) the temp file is
+    removed and an `OutputError` names the file."""
     path = Path(path)
+    with writing(path) as tmp:
+        tmp.write_bytes(data)
+
+
+@contextmanager
+def writing(path: Path) -> Iterator[Path]:
+    """A temp path beside `path` to write; renamed into place (the usual file mode) when the
+    block ends, removed when it fails. OSError becomes an `OutputError` naming `path`."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        yield tmp
+        publish(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise OutputError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def clear_output(output: Path, overwrite: bool) -> None:
-    """Remove a non-empty output folder when `overwrite`, else refuse with a clear error."""
+    """Remove a non-empty output folder when `overwrite`, else refuse with a clear error; then
+    make sure the folder can be written, before any work starts."""
+    if output.exists() and not output.is_dir():
+        raise ConfigError(f"--output {output} is a file; give a folder")
     if output.exists() and any(output.iterdir()):
         if not overwrite:
             raise ConfigError(f"output folder {output} exists and is not empty; pass --overwrite "
                               "to replace it, or choose another --output")
-        shutil.rmtree(output)
+        try:
+            shutil.rmtree(output)
+        except OSError as exc:
+            raise OutputError(f"cannot empty {output}: {exc.strerror or exc}") from exc
+    check_writable(output)
+
+
+def check_writable(folder: Path) -> None:
+    """Create `folder` and a probe file in it; an `OutputError` when it cannot be written."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-probe{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write into {folder}: {exc.strerror or exc}") from exc
+
+
+def check_apart(output: str | Path, inputs: dict[str, str | Path | None]) -> None:
+    """Refuse an output folder that is, contains or lies inside one of the `inputs`.
+
+    `--overwrite` empties the output before writing: an output that is (or holds) an input
+    would delete it, and one inside an input would write into the user's data or model.
+
+    Args:
+        output: the folder about to be written.
+        inputs: what the command reads, by the flag or key that names it (None: not given).
+
+    Raises:
+        ConfigError: naming the output, the input and how they overlap.
+    """
+    out = Path(output).resolve()
+    for flag, given in inputs.items():
+        if given is None:
+            continue
+        source = Path(given).resolve()
+        if out == source:
+            how = "is"
+        elif out in source.parents:
+            how = "contains"
+        elif source in out.parents:
+            how = "lies inside"
+        else:
+            continue
+        raise ConfigError(f"--output {output} {how} the input {flag} {given}: writing there "
+                          "would destroy or mix with what is read; choose an output folder apart "
+                          "from every input")
+
+
+def publish(tmp: Path, path: Path) -> None:
+    """Rename a finished temp file into place with the usual permissions (0666 less the umask):
+    some writers (safetensors) create their files 0600, unlike every other file of a folder."""
+    mask = os.umask(0)
+    os.umask(mask)
+    os.chmod(tmp, 0o666 & ~mask)
+    os.replace(tmp, path)
+
+
+def portable_path(value: str | Path) -> str:
+    """A path as recorded in files that leave this machine (metadata, cards): an absolute one is
+    cut to its last component, so that no local folder layout is published."""
+    return Path(value).name if Path(value).is_absolute() else str(value)
 
 
 class LineProgress:

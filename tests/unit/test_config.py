@@ -48,3 +48,17 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
     path = tmp_path / "c.yaml"
     path.write_text(dump_config(cfg))
     assert load_config(path) == cfg
+
+
+@pytest.mark.parametrize(("override", "field"), [
+    ("train.max_steps=-5", "train.max_steps"), ("train.eval_batch_size=0", "train.eval_batch_size"),
+    ("train.epochs=.inf", "train.epochs"), ("train.lr=.nan", "train.lr"),
+    ("train.head_lr=0", "train.head_lr"), ("train.eval_every=-1", "train.eval_every"),
+    ("train.threads=-2", "train.threads"), ("train.momentum=1.5", "train.momentum"),
+    ("train.max_grad_norm=-1", "train.max_grad_norm"), ("train.weight_decay=.inf", "train.weight_decay"),
+    ("data.dev_fraction=0", "data.dev_fraction"), ("model.dropout=1", "model.dropout"),
+    ("model.pooling=max", "model.pooling"),
+])
+def test_every_bad_value_is_refused_before_any_work(override: str, field: str) -> None:
+    with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
+        load_config(None, [override])

@@ -67,6 +67,9 @@ def _evaluate(args: argparse.Namespace) -> int:
     print(task.render(metrics, str(metrics["file"])), file=sys.stderr)
     if metrics.get("files"):
         print(f"written: {', '.join(metrics['files'])}", file=sys.stderr)
+    if "not_written" in metrics:
+        print(f"occamtune evaluate: warning: reports not written: {metrics['not_written']}",
+              file=sys.stderr)
     print(json.dumps({"file": str(metrics["file"]), **(_headline(metrics, task.name) or {}),
                       "reports": metrics.get("files")}))
     return 0
@@ -98,8 +101,11 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from occamtune.api import serve
+    from occamtune.serve.app import ServeLimits
 
-    serve(args.model, host=args.host, port=args.port)
+    limits = ServeLimits(max_body_bytes=args.max_body_bytes, max_texts=args.max_texts,
+                         max_chars=args.max_chars, max_tokens=args.max_tokens)
+    serve(args.model, host=args.host, port=args.port, limits=limits)
     return 0
 
 
@@ -185,6 +191,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="a model folder")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    limits = p.add_argument_group("request limits (413 or a per-text error above them)")
+    limits.add_argument("--max-body-bytes", type=int, default=1_000_000)
+    limits.add_argument("--max-texts", type=int, default=256, help="texts per request")
+    limits.add_argument("--max-chars", type=int, default=20_000, help="characters per text")
+    limits.add_argument("--max-tokens", type=int, default=50_000,
+                        help="sub-words over all texts of a request")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("data", help="show what the readers see in a data folder or file",
@@ -214,6 +226,10 @@ def main(argv: list[str] | None = None) -> int:
     except OccamError as exc:
         print(f"occamtune {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:  # e.g. a disk that fills up while a library writes its own files
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"occamtune {args.command}: error: {exc.strerror or exc}{where}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted; run the same command again to resume", file=sys.stderr)
         return 130

@@ -46,6 +46,9 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-finalize", action="store_true",
                    help="only run trials (a worker); another process on the study chooses")
+    p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
+                   help="a running trial's heartbeat; silent for 4 of them, it is failed and "
+                        "retried (its worker died)")
     p.set_defaults(func=_shrink)
 
     p = subparsers.add_parser("report", help="write report.html and report.md for a shrink folder")
@@ -71,7 +74,7 @@ def _shrink(args: argparse.Namespace) -> int:
                     budget_seconds=parse_duration(args.budget) if args.budget else None,
                     storage=args.storage, study_name=args.study, seed=args.seed,
                     space=parse_space(args.space), progress=not args.quiet,
-                    finalize_search=not args.no_finalize)
+                    finalize_search=not args.no_finalize, heartbeat_s=args.heartbeat)
     keys = ("trials", "base_bytes", "chosen_bytes", "size_ratio", "base_dev_metric",
             "chosen_dev_metric", "base_test_metric", "chosen_test_metric", "chosen_pipeline",
             "search_wall_s")

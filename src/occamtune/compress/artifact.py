@@ -1,7 +1,8 @@
 """The packed artifact: a folder that `occamtune.models.load_model` loads like any run folder.
 
 Files:
-    model.occ: `MAGIC`, the codec name and a newline, then the compressed blob: an 8-byte
+    model.occ: `MAGIC`, the codec name and a newline, the hex SHA-256 of the compressed blob
+        and a newline (files of `MAGIC_V1` have no checksum), then the compressed blob: an 8-byte
         little-endian manifest length, the JSON manifest and the binary payload. The manifest
         lists the structural changes to replay on a fresh encoder (factorised Linears, pruned
         heads and FFN sizes, shared layers, trimmed vocabulary...) and, per tensor, its name,
@@ -22,9 +23,9 @@ Loading never unpickles: weights are rebuilt from the manifest and raw bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import lzma
-import os
 import struct
 from dataclasses import asdict
 from pathlib import Path
@@ -46,7 +47,7 @@ from occamtune.compress.quantize import to_int8_runtime
 from occamtune.compress.record import CompressionRecord, record_of, set_record
 from occamtune.compress.storage import codes_of, in_half
 from occamtune.errors import ConfigError, ModelError
-from occamtune.io import atomic_write_text
+from occamtune.io import atomic_write_bytes, atomic_write_text
 from occamtune.models import (
     ModelFormat,
     RunMeta,
@@ -58,7 +59,8 @@ from occamtune.models import (
 )
 
 ARTIFACT_FILE = "model.occ"
-MAGIC = b"OCCAMv1\n"
+MAGIC = b"OCCAMv2\n"
+MAGIC_V1 = b"OCCAMv1\n"  # before the checksum; still read
 CODECS = ("zstd", "lzma", "none")
 
 
@@ -120,33 +122,85 @@ def pack_model(model: TaskModel, half_floats: bool = True,
     return manifest, b"".join(chunks)
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
-
-
 def write_occ(model: TaskModel, path: Path, codec: str = "zstd", half_floats: bool = True) -> int:
     """Write `model.occ`; returns its size in bytes."""
     if codec not in CODECS:
         raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
     manifest, payload = pack_model(model, half_floats, byte_codes=codec != "none")
     head = json.dumps(manifest, separators=(",", ":")).encode()
-    blob = struct.pack("<Q", len(head)) + head + payload
-    data = MAGIC + codec.encode() + b"\n" + _compress(blob, codec)
-    _atomic_write_bytes(path, data)
+    body = _compress(struct.pack("<Q", len(head)) + head + payload, codec)
+    digest = hashlib.sha256(body).hexdigest().encode()
+    data = MAGIC + codec.encode() + b"\n" + digest + b"\n" + body
+    atomic_write_bytes(path, data)
     return len(data)
 
 
 def read_occ(path: Path) -> tuple[dict[str, Any], bytes]:
-    """The manifest and payload of a `model.occ` file."""
-    data = path.read_bytes()
-    if not data.startswith(MAGIC):
+    """The manifest and payload of a `model.occ` file.
+
+    Raises:
+        ModelError: the file is missing, unreadable, not an artifact, or damaged (checksum
+            mismatch, truncated, or a manifest that does not describe its payload).
+    """
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    codec, body = _check_container(path, data)
+    try:
+        blob = _decompress(body, codec)
+    except ModelError:
+        raise
+    except Exception as exc:  # zstd, lzma: each codec has its own error classes
+        raise ModelError(f"{path} is damaged: its {codec} data does not decompress ({exc})") from exc
+    return _split_blob(path, blob)
+
+
+def _check_container(path: Path, data: bytes) -> tuple[str, bytes]:
+    """The codec and the compressed body, after checking the magic and (v2) the SHA-256."""
+    if data.startswith(MAGIC):
+        codec, _, rest = data[len(MAGIC):].partition(b"\n")
+        digest, _, body = rest.partition(b"\n")
+        if hashlib.sha256(body).hexdigest().encode() != digest:
+            raise ModelError(f"{path} is damaged: its checksum does not match its content "
+                             f"(truncated or altered); write the artifact again")
+    elif data.startswith(MAGIC_V1):  # written before the checksum: read as it is
+        codec, _, body = data[len(MAGIC_V1):].partition(b"\n")
+    else:
         raise ModelError(f"{path} is not an occamtune artifact (bad magic bytes)")
-    codec, _, body = data[len(MAGIC):].partition(b"\n")
-    blob = _decompress(body, codec.decode())
+    name = codec.decode("ascii", errors="replace")
+    if name not in CODECS:
+        raise ModelError(f"{path} is damaged: unknown codec {name!r}; known: {', '.join(CODECS)}")
+    return name, body
+
+
+def _split_blob(path: Path, blob: bytes) -> tuple[dict[str, Any], bytes]:
+    """The JSON manifest and the payload, with every tensor's byte ranges checked."""
+    damaged = f"{path} is damaged"
+    if len(blob) < 8:
+        raise ModelError(f"{damaged}: {len(blob)} bytes, too short to hold a manifest")
     (n,) = struct.unpack("<Q", blob[:8])
-    return json.loads(blob[8:8 + n]), blob[8 + n:]
+    if n > len(blob) - 8:
+        raise ModelError(f"{damaged}: its manifest ({n} bytes) runs past the end of the file")
+    try:
+        manifest = json.loads(blob[8:8 + n].decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ModelError(f"{damaged}: its manifest is not JSON ({exc})") from exc
+    payload = blob[8 + n:]
+    if not (isinstance(manifest, dict) and isinstance(manifest.get("tensors"), list)
+            and all(_ranges_fit(t, len(payload)) for t in manifest["tensors"])):
+        raise ModelError(f"{damaged}: its manifest does not describe its payload")
+    return manifest, payload
+
+
+def _ranges_fit(entry: Any, size: int) -> bool:
+    """Whether a manifest entry is a record whose byte ranges lie inside the payload."""
+    if not isinstance(entry, dict) or not isinstance(entry.get("name"), str):
+        return False
+    parts = entry.get("parts", {})
+    return isinstance(parts, dict) and all(
+        isinstance(r, list) and len(r) == 2 and all(type(x) is int and x >= 0 for x in r)
+        and r[0] + r[1] <= size for r in parts.values())
 
 
 def save_artifact(model: TaskModel, tokenizer: Any, folder: str | Path, codec: str = "zstd",

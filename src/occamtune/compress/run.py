@@ -4,6 +4,7 @@ and settings, apply a pipeline, write the packed artifact and its evaluation."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 from collections import Counter
 from pathlib import Path
@@ -58,25 +59,30 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     from occamtune.compress.artifact import save_artifact
     from occamtune.compress.base import compress
     from occamtune.compress.pipeline import parse_pipeline, pipeline_from_yaml
-    from occamtune.io import clear_output
+    from occamtune.io import check_apart, clear_output, portable_path
     from occamtune.models import WEIGHTS_FILE, load_model
     from occamtune.tasks import get_task
 
-    output = Path(output)
+    output, p = Path(output), Path(pipeline)
+    check_apart(output, {"model": folder, "pipeline": p if p.is_file() else None})
     clear_output(output, overwrite)
-    p = Path(pipeline)
     configs = pipeline_from_yaml(p.read_text()) if p.suffix in (".yaml", ".yml") and p.is_file() \
         else parse_pipeline(pipeline)
     model, tok, meta = load_model(folder, runtime=False)
     cfg, splits = load_run_data(folder, tok, model.labels)
     small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
-    sizes = save_artifact(small, tok, output,
-                          meta=meta.derived("artifact", fp32_bytes=fp32, source=str(folder)))
-    shutil.copy(Path(folder) / "config.yaml", output / "config.yaml")
+    # written and scored in a sibling folder, renamed into place last: a kill leaves `output`
+    # empty, so the same command runs again, never a folder half loadable
+    part = output.with_name(f".{output.name}.partial")
+    shutil.rmtree(part, ignore_errors=True)
+    sizes = save_artifact(small, tok, part,
+                          meta=meta.derived("artifact", fp32_bytes=fp32, source=portable_path(folder)))
+    shutil.copy(Path(folder) / "config.yaml", part / "config.yaml")
     result: dict[str, Any] = {"output": str(output), "sizes": sizes, "fp32_bytes": fp32}
     if evaluate and "test" in splits:
-        loaded, _, _ = load_model(output)
-        test = evaluate_split(loaded, splits["test"], output, "test")
+        loaded, _, _ = load_model(part)
+        test = evaluate_split(loaded, splits["test"], part, "test")
         result["test"] = {k: test[k] for k in get_task(cfg.task).headline if k in test}
+    os.replace(part, output)  # onto the empty folder clear_output left
     return result

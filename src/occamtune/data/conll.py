@@ -112,8 +112,10 @@ def _check_columns(path: Path, number: int, cols: list[str], n_cols: int | None,
     """The file's column count, fixed by its first token line; raises on a line that differs."""
     if n_cols is not None:
         if len(cols) != n_cols:
+            # the columns as split, not re-joined: the columns of a tab-separated line may
+            # hold spaces, and joined by spaces they would show another count
             raise DataError(path, f"expected {n_cols} columns like the token lines before, found "
-                                  f"{len(cols)}: {' '.join(cols)!r}; every token line needs the "
+                                  f"{len(cols)}: {cols!r}; every token line needs the "
                                   "same columns", line=number)
         return n_cols
     if has_labels and len(cols) < 2:

@@ -9,7 +9,6 @@ this low layer imports neither.
 from __future__ import annotations
 
 import hashlib
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +17,7 @@ from typing import Any
 from torch import nn
 
 from occamtune.errors import ModelError
+from occamtune.io import writing
 from occamtune.models.meta import RunMeta, read_meta, write_meta
 from occamtune.models.task_model import TaskModel, encoder_from_config
 
@@ -94,9 +94,8 @@ def save_model(model: TaskModel, tokenizer: Any, folder: str | Path,
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
-    tmp = folder / f".{WEIGHTS_FILE}.tmp{os.getpid()}"
-    save_file(state, str(tmp), metadata={"format": "pt"})
-    os.replace(tmp, folder / WEIGHTS_FILE)
+    with writing(folder / WEIGHTS_FILE) as tmp:
+        save_file(state, str(tmp), metadata={"format": "pt"})
     model.encoder.config.save_pretrained(folder)
     tokenizer.save_pretrained(folder)
     write_meta(folder, meta or RunMeta(head=model.head_config))

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from occamtune.errors import ConfigError
+from occamtune.io import check_apart
 from occamtune.search import records as rec
 from occamtune.search.schedule import (
     DEFERRED_ATTR,
@@ -49,6 +50,8 @@ from occamtune.search.trial import (
 
 DIRECTIONS = ["minimize", "maximize", "minimize"]  # bytes, dev metric, latency
 MAX_FAILS = 3
+FINALIZE_LOCK = ".finalize.lock"
+STALE_BEATS = 4  # heartbeats missed before a running trial counts as its worker's death
 LATENCY_ROUNDS = 2  # the chosen model and the fp32 one timed in alternation, this many times each
 WORKER = f"{socket.gethostname()}:{os.getpid()}"
 
@@ -71,7 +74,8 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
            budget_trials: int | None = None, budget_seconds: float | None = None,
            storage: str | None = None, study_name: str | None = None, seed: int | None = 13,
            space: SearchSpace | None = None, measure: Measure | None = None,
-           progress: bool = True, finalize_search: bool = True) -> ShrinkResult:
+           progress: bool = True, finalize_search: bool = True,
+           heartbeat_s: int = 30) -> ShrinkResult:
     """Search compression pipelines of the model in `run_folder`; write results into `output`.
 
     Args:
@@ -90,13 +94,18 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
         progress: show a progress bar (trial n of N, best so far).
         finalize_search: choose, confirm on test and write the summary when done (False: a
             worker that only runs trials, leaving that to another process on the study).
+        heartbeat_s: seconds between a running trial's heartbeats in the storage; a trial
+            silent for `STALE_BEATS` of them (its worker was killed) is failed and retried once.
     """
     if budget_trials is None and budget_seconds is None:
         raise ConfigError("give a budget: --trials N and/or --budget TIME (e.g. 90m)")
     if max_drop < 0:
         raise ConfigError(f"--max-drop must be >= 0, got {max_drop}")
+    if not isinstance(heartbeat_s, int) or heartbeat_s < 1:
+        raise ConfigError(f"--heartbeat must be a whole number of seconds >= 1, got {heartbeat_s!r}")
     started = time.time()
     out = Path(output)
+    check_apart(out, {"run": run_folder})
     out.mkdir(parents=True, exist_ok=True)
     m = measure or Measure()
     m = Measure(**{**asdict(m), "max_drop": max_drop})
@@ -104,8 +113,8 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
     teacher.base = _base(teacher, out, m)
     space = (space or SearchSpace()).for_teacher(teacher.num_layers)
     study = open_study(storage or f"sqlite:///{out.resolve()}/study.db", study_name or "shrink",
-                       seed, space, teacher, max_drop)
-    objective = _objective(teacher, space, out, m)
+                       seed, space, teacher, max_drop, heartbeat_s)
+    objective = _objective(teacher, space, out, m, poll_s=min(5.0, heartbeat_s))
 
     def plan() -> None:  # what to measure next when its cost matters (see schedule.py)
         queue_next(study, space, teacher, out / "cache", max_drop, m.retry_factor)
@@ -134,13 +143,14 @@ def _base(teacher: Teacher, out: Path, m: Measure) -> dict[str, Any]:
 
 
 def open_study(storage: str, name: str, seed: int | None, space: SearchSpace, teacher: Teacher,
-               max_drop: float) -> Any:
+               max_drop: float, heartbeat_s: int = 30) -> Any:
     """Create or join the study; a study searching another space or model is refused."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
-    study = optuna.create_study(storage=_storage(storage), study_name=name, directions=DIRECTIONS,
+    study = optuna.create_study(storage=_storage(storage, heartbeat_s), study_name=name,
+                                directions=DIRECTIONS,
                                 load_if_exists=True)
     settings = {"space": space.to_dict(), "teacher": teacher.identity, "max_drop": max_drop}
     known = study.user_attrs.get("settings")
@@ -161,29 +171,31 @@ def _jsonish(obj: Any) -> str:
     return json.dumps(obj, sort_keys=True, default=str)
 
 
-def _storage(url: str) -> Any:
+def _storage(url: str, heartbeat_s: int = 30) -> Any:
     """RDB storage with heartbeats, so a trial whose worker died is failed and retried."""
     if not url.startswith(("sqlite:", "postgresql", "mysql")):
         return url
     kwargs = {"connect_args": {"timeout": 60}} if url.startswith("sqlite:") else {}
     if not url.startswith("sqlite:///"):
-        return _rdb(url, kwargs)
+        return _rdb(url, kwargs, heartbeat_s)
     # Workers started together on a new SQLite file race to create its schema (alembic's version
     # row): let one create it while the others wait on a lock file beside the database.
     from filelock import FileLock
 
     with FileLock(url.removeprefix("sqlite:///") + ".lock"):
-        return _rdb(url, kwargs)
+        return _rdb(url, kwargs, heartbeat_s)
 
 
-def _rdb(url: str, kwargs: dict) -> Any:
+def _rdb(url: str, kwargs: dict, heartbeat_s: int) -> Any:
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
-    return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=30, grace_period=120,
+    return RDBStorage(url, engine_kwargs=kwargs, heartbeat_interval=heartbeat_s,
+                      grace_period=STALE_BEATS * heartbeat_s,
                       heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1))
 
 
-def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> Any:
+def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure,
+               poll_s: float = 5.0) -> Any:
     import optuna
 
     from occamtune.compress import format_pipeline
@@ -196,7 +208,7 @@ def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure) -> A
         if RETRY_ATTR in trial.user_attrs:
             check_retry_still_smallest(trial, max_drop=m.max_drop)
         defer_if_being_trained(trial, configs, teacher, out / "cache")
-        record = _duplicate(trial, pipeline)
+        record = _duplicate(trial, pipeline, poll_s)
         if record is None:
             try:
                 measured = run_candidate(teacher, configs, out / "candidates" / str(trial.number),
@@ -220,11 +232,16 @@ def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any]
 
     When an earlier trial (another worker's) is still measuring the same pipeline, wait for it;
     when one was pruned, this one is pruned too. Only earlier trials are waited for, so two
-    workers never wait on each other.
+    workers never wait on each other. A trial whose worker was killed stays RUNNING: Optuna fails
+    stale trials (no heartbeat for the grace period) only when a trial starts, so each wait asks
+    it again (`fail_stale_trials`, which also queues the retry); the dead trial then ends the wait.
     """
     import optuna
 
     while True:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            optuna.storages.fail_stale_trials(trial.study)
         waiting = False
         for other in trial.study.get_trials(deepcopy=False):
             if (other.number >= trial.number or other.user_attrs.get("pipeline") != pipeline
@@ -330,7 +347,20 @@ def _expected_seconds(trials: list[Any], durations: dict[str, list[float]]) -> f
 
 def finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchSpace,
              started: float) -> ShrinkResult:
-    """Records, frontier, the chosen model (confirmed once on test) and `shrink.json`."""
+    """Records, frontier, the chosen model (confirmed once on test) and `shrink.json`.
+
+    One process at a time per output folder (`FINALIZE_LOCK`): two finalizing at once replaced
+    `chosen/` under each other and reported different choices; the later one now waits and
+    chooses from the study as the earlier one left it.
+    """
+    from filelock import FileLock
+
+    with FileLock(str(out / FINALIZE_LOCK)):
+        return _finalize(study, teacher, out, m, space, started)
+
+
+def _finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: SearchSpace,
+              started: float) -> ShrinkResult:
     records = rec.study_records(study)
     rec.write_records(out, records)
     chosen = rec.choose(records, m.max_drop)

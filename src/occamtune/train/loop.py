@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import json
 import math
+import pickle
+import shutil
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
@@ -22,10 +24,13 @@ import torch
 from torch import nn
 
 from occamtune.config import TrainConfig
+from occamtune.errors import ConfigError
+from occamtune.io import atomic_write_text
 
 LossFn = Callable[[nn.Module, dict[str, torch.Tensor]], torch.Tensor]
 StepHook = Callable[[int, int], None]
 CHECKPOINT = "checkpoint"
+STATE_FILE = "state.json"
 
 
 @dataclass
@@ -143,7 +148,6 @@ class Trainer:
         optimizer = make_optimizer(model, cfg)
         self.scheduler = make_scheduler(optimizer, cfg, self.total)
         self.model, self.optimizer = self.acc.prepare(model, optimizer)
-        self.acc.register_for_checkpointing(self.scheduler)
         self.ema = None
         if cfg.ema:
             from torch.optim.swa_utils import AveragedModel
@@ -269,43 +273,112 @@ class Trainer:
                 fh.write(json.dumps(record) + "\n")
 
     def _checkpoint(self, next_epoch: bool) -> None:
-        """Save everything needed to continue exactly from here (after this step)."""
+        """Save everything needed to continue exactly from here (after this step).
+
+        Why a folder per step and `state.json` last: a process killed mid-write must leave the
+        previous checkpoint whole. Every file goes into `checkpoint/step-<N>/`; `state.json`,
+        replaced atomically once all ranks are done, names the folder, so it never points at
+        weights of another step. Nothing is pickled: tensors in safetensors or torch files read
+        back with `weights_only=True`, the rest in JSON.
+        """
         if self.output is None:
             return
-        from safetensors.torch import save_file
-
         state = TrainState(**asdict(self.state))
         if next_epoch:
             state.epoch, state.step_in_epoch = state.epoch + 1, 0
         folder = self.output / CHECKPOINT
-        self.acc.save_state(str(folder))
+        step_dir = folder / f"step-{state.global_step:08d}"
         if self.acc.is_main_process:
-            if self.best_weights is not None:
-                save_file({k: v.contiguous() for k, v in self.best_weights.items()},
-                          str(folder / "best.safetensors"))
-            if self.ema is not None:
-                save_file({k: v.contiguous() for k, v in self.ema.state_dict().items()},
-                          str(folder / "ema.safetensors"))
-            (folder / "state.json").write_text(json.dumps(asdict(state)), encoding="utf-8")
+            shutil.rmtree(step_dir, ignore_errors=True)  # a half-written one from a killed run
+            step_dir.mkdir(parents=True)
+        self.acc.wait_for_everyone()
+        save_rng_state(step_dir / f"rng-{self.acc.process_index}.pt")
+        if self.acc.is_main_process:
+            self._save_weights(step_dir)
+        self.acc.wait_for_everyone()
+        if self.acc.is_main_process:
+            record = {**asdict(state), "folder": step_dir.name}
+            atomic_write_text(folder / STATE_FILE, json.dumps(record))
+            for old in folder.glob("step-*"):
+                if old != step_dir:
+                    shutil.rmtree(old, ignore_errors=True)
+
+    def _save_weights(self, step_dir: Path) -> None:
+        from safetensors.torch import save_file, save_model
+
+        save_model(self.acc.unwrap_model(self.model), str(step_dir / "model.safetensors"))
+        torch.save(self.optimizer.state_dict(), step_dir / "optimizer.pt")
+        (step_dir / "scheduler.json").write_text(json.dumps(self.scheduler.state_dict()),
+                                                 encoding="utf-8")
+        if self.best_weights is not None:
+            save_file({k: v.contiguous() for k, v in self.best_weights.items()},
+                      str(step_dir / "best.safetensors"))
+        if self.ema is not None:
+            save_file({k: v.contiguous() for k, v in self.ema.state_dict().items()},
+                      str(step_dir / "ema.safetensors"))
 
     def _maybe_resume(self) -> None:
         folder = self.output / CHECKPOINT if self.output else None
-        if folder is None or not (folder / "state.json").is_file():
+        if folder is None or not (folder / STATE_FILE).is_file():
             return
-        from safetensors.torch import load_file
-
-        self.acc.load_state(str(folder))
-        self.state = TrainState(**json.loads((folder / "state.json").read_text(encoding="utf-8")))
-        if (folder / "best.safetensors").is_file():
-            self.best_weights = load_file(str(folder / "best.safetensors"))
-        if self.ema is not None:
-            if not (folder / "ema.safetensors").is_file():
-                from occamtune.errors import ConfigError
-
-                raise ConfigError(f"the checkpoint in {folder} was written without train.ema: resume "
-                                  f"with the settings it was started with, or start over (--overwrite)")
-            self.ema.load_state_dict(load_file(str(folder / "ema.safetensors")))
+        record = json.loads((folder / STATE_FILE).read_text(encoding="utf-8"))
+        step_dir = folder / str(record.pop("folder", ""))
+        if not record or not (step_dir / "model.safetensors").is_file():
+            raise ConfigError(f"the checkpoint in {folder} was written by an older occamtune (or is "
+                              "damaged) and cannot be resumed safely; start over with --overwrite")
+        try:
+            self._load_weights(step_dir)
+            load_rng_state(step_dir / f"rng-{self.acc.process_index}.pt")
+        except (OSError, ValueError, RuntimeError, pickle.UnpicklingError) as exc:
+            raise ConfigError(f"the checkpoint in {step_dir} cannot be read ({exc}); start over "
+                              "with --overwrite") from exc
+        self.state = TrainState(**record)
         self.acc.print(f"resuming from {folder} at step {self.state.global_step}")
+
+    def _load_weights(self, step_dir: Path) -> None:
+        from safetensors.torch import load_file, load_model
+
+        load_model(self.acc.unwrap_model(self.model), str(step_dir / "model.safetensors"))
+        self.optimizer.load_state_dict(torch.load(step_dir / "optimizer.pt", weights_only=True))
+        self.scheduler.load_state_dict(json.loads((step_dir / "scheduler.json").read_text("utf-8")))
+        if (step_dir / "best.safetensors").is_file():
+            self.best_weights = load_file(str(step_dir / "best.safetensors"))
+        if self.ema is not None:
+            if not (step_dir / "ema.safetensors").is_file():
+                raise ConfigError(f"the checkpoint in {step_dir} was written without train.ema: "
+                                  "resume with the settings it was started with, or start over "
+                                  "(--overwrite)")
+            self.ema.load_state_dict(load_file(str(step_dir / "ema.safetensors")))
+
+
+def save_rng_state(path: Path) -> None:
+    """This process's random generators (torch, CUDA, Python, NumPy) as tensors and numbers."""
+    import random
+
+    import numpy as np
+
+    kind, keys, pos, has_gauss, gauss = np.random.get_state()
+    version, py_state, py_gauss = random.getstate()
+    state = {"torch": torch.get_rng_state(), "python": [version, list(py_state), py_gauss],
+             "numpy": [kind, torch.from_numpy(keys.astype("int64")), pos, has_gauss, gauss]}
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    torch.save(state, path)
+
+
+def load_rng_state(path: Path) -> None:
+    import random
+
+    import numpy as np
+
+    state = torch.load(path, weights_only=True)
+    torch.set_rng_state(state["torch"])
+    version, py_state, py_gauss = state["python"]
+    random.setstate((version, tuple(py_state), py_gauss))
+    kind, keys, pos, has_gauss, gauss = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype("uint32"), pos, has_gauss, gauss))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _input_length(feature: Any) -> int:

@@ -4,9 +4,10 @@ compression methods that train call `fit_model`."""
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import torch
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
 from occamtune.errors import ConfigError
-from occamtune.io import atomic_write_text, clear_output
+from occamtune.io import atomic_write_text, check_apart, clear_output, portable_path
 from occamtune.models import (
     WEIGHTS_FILE,
     HeadConfig,
@@ -46,15 +47,38 @@ class Run:
     output: Path
 
 
-def prepare_output(output: Path, overwrite: bool) -> bool:
-    """Make the output folder; True when an interrupted run there should be resumed."""
-    interrupted = ((output / "checkpoint" / "state.json").is_file()
-                   and not (output / WEIGHTS_FILE).exists())
-    if interrupted and not overwrite:
-        return True
-    clear_output(output, overwrite)
-    output.mkdir(parents=True, exist_ok=True)
+def prepare_output(output: Path, cfg: RunConfig) -> bool:
+    """Make the output folder; True when an interrupted run there should be resumed.
+
+    A run is finished once its weights are saved and its checkpoint removed (the last step).
+    Short of that, the same config again continues it: from its checkpoint, or (killed before
+    the first one) from the start in the same folder; killed during the final test evaluation,
+    the checkpoint holds the finished state and only the saving and scoring are redone.
+    """
+    if not cfg.overwrite:
+        checkpoint = (output / "checkpoint" / "state.json").is_file()
+        if checkpoint and not (output / WEIGHTS_FILE).exists():
+            return True  # the trainer checks that the settings suit the checkpoint
+        if _unfinished_run_of(output, cfg):
+            if checkpoint:
+                return True
+            clear_output(output, overwrite=True)  # this run, killed before any checkpoint
+    clear_output(output, cfg.overwrite)
     return False
+
+
+def _unfinished_run_of(output: Path, cfg: RunConfig) -> bool:
+    """Whether `output` holds an unfinished run of `cfg` (same config, overwrite aside)."""
+    from occamtune.config import load_config
+
+    finished = (output / WEIGHTS_FILE).exists() and not (output / "checkpoint").exists()
+    if finished or not (output / "config.yaml").is_file():
+        return False
+    try:
+        saved = asdict(load_config(output / "config.yaml"))
+    except ConfigError:
+        return False
+    return {**saved, "overwrite": False} == {**asdict(cfg), "overwrite": False}
 
 
 def is_main_process() -> bool:
@@ -87,14 +111,23 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     task = get_task(cfg.task)
     tok = load_tokenizer(name, cfg.task)
     head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(cfg.model, tok))
-    return build_model(name, head), tok
+    model = build_model(name, head)
+    check_max_length(model, cfg.data.max_length, name)  # else every load of the result fails
+    return model, tok
 
 
 def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:
     """The metadata of a model trained with `cfg`."""
-    return RunMeta(head=model.head_config, base_model=cfg.model.name,
+    return RunMeta(head=model.head_config, base_model=portable_path(cfg.model.name),
                    max_length=cfg.data.max_length, stride=cfg.data.stride,
                    context=cfg.data.context, parameters=count_parameters(model))
+
+
+def run_inputs(cfg: RunConfig) -> dict[str, str | None]:
+    """The files and folders a training run reads, by the key that names them."""
+    model = cfg.model.name if Path(cfg.model.name).exists() else None
+    return {"data.path": cfg.data.path, "data.train": cfg.data.train, "data.dev": cfg.data.dev,
+            "data.test": cfg.data.test, "model.name": model}
 
 
 def train_run(cfg: RunConfig, progress: bool = True) -> Run:
@@ -106,8 +139,9 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     PartialState(cpu=not torch.cuda.is_available())  # joins a multi-process launch (no-op alone)
     torch.manual_seed(cfg.train.seed)
     output = Path(cfg.output)
+    check_apart(output, run_inputs(cfg))
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
-    resume = prepare_output(output, cfg.overwrite) if main else False
+    resume = prepare_output(output, cfg) if main else False
     resume = _agree(resume)
     splits = read_splits(task, cfg.data)
     labels = task.label_set(splits["train"].dataset)
@@ -117,7 +151,10 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
         atomic_write_text(output / "config.yaml", dump_config(cfg))
     fit = fit_model(model, splits, cfg, output=output, progress=progress and main, resume=resume)
     model = fit.model
-    metrics = {"dev": fit.state.best, "best_step": fit.state.best_step}
+    # no dev evaluation ran (e.g. a step budget below one epoch with eval_every=0): no score,
+    # rather than -inf, which is not JSON
+    dev = fit.state.best if math.isfinite(fit.state.best) else None
+    metrics = {"dev": dev, "best_step": fit.state.best_step}
     if not main:
         return Run(model, tok, cfg, splits, metrics, fit.train_examples_per_s, output)
     save_model(model, tok, output, run_meta(model, cfg))

@@ -173,3 +173,37 @@ def test_export_a_compressed_artifact(run_dir: Path, tmp_path: Path, capsys) -> 
         assert main(["evaluate", str(folder), "--split", "test"]) == 0
     f1 = [json.loads(line)["f1"] for line in capsys.readouterr().out.splitlines()]
     assert f1[0] == pytest.approx(f1[1], abs=1e-6)
+
+
+def test_outputs_have_one_mode_and_no_local_paths(run_dir: Path, tmp_path: Path, capsys) -> None:
+    small, onnx = tmp_path / "small", tmp_path / "onnx"
+    assert main(["compress", str(run_dir), "--pipeline", "quantize(bits=8)", "--output", str(small),
+                 "--quiet", "--no-eval"]) == 0
+    assert main(["export", str(small), "--output", str(onnx)]) == 0
+    capsys.readouterr()
+    modes = {f.name: f.stat().st_mode & 0o777 for f in run_dir.iterdir() if f.is_file()}
+    assert modes["model.safetensors"] == modes["config.json"], modes
+    for folder in (run_dir, small, onnx):
+        for name in ("occamtune.json", "card.json", "card.md"):
+            if (folder / name).is_file():
+                text = (folder / name).read_text()
+                assert str(tmp_path.parent) not in text, folder / name  # the session's temp root
+
+
+def test_a_compress_killed_in_its_final_steps_runs_again(run_dir: Path, tmp_path: Path, capsys,
+                                                        monkeypatch) -> None:
+    from occamtune.compress import run as compress_module
+    from occamtune.models import load_model
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    out = tmp_path / "small"
+    args = ["compress", str(run_dir), "--pipeline", "quantize(bits=8)", "--output", str(out), "--quiet"]
+    with monkeypatch.context() as m:
+        m.setattr(compress_module, "evaluate_split", killed)  # after the artifact's files
+        assert main(args) == 130
+    assert not out.exists() or not any(out.iterdir())
+    assert main(args) == 0  # the same command, without --overwrite
+    load_model(out)
+    assert not list(tmp_path.glob(".small*"))

@@ -101,3 +101,11 @@ def test_write_conll_is_readable_and_atomic(tmp_path: Path) -> None:
     assert read_conll(out).sentences[1].labels == ["B-PER"]
     with pytest.raises(ValueError, match="1 labels for 2 words"):
         write_conll(out, sents[:1], [["O"]])
+
+
+def test_a_tab_separated_line_is_reported_with_its_own_columns(tmp_path: Path) -> None:
+    f = tmp_path / "t.txt"
+    f.write_text("EU\tNNP\tB-ORG\nrejects\tVBZ O\n", encoding="utf-8")
+    with pytest.raises(DataError, match="line 2: expected 3 columns") as err:
+        read_conll(f)
+    assert "['rejects', 'VBZ O']" in str(err.value)  # 2 columns, shown as 2 (not 'rejects VBZ O')

@@ -258,3 +258,26 @@ def test_the_stop_rule_expects_a_trial_by_its_kind() -> None:
     assert _expected_seconds([_trial("WAITING", queued="train")], here) == 600
     # nothing queued: the median of this worker's sampled trials
     assert _expected_seconds(done, {"sampled": [10.0, 30.0, 500.0]}) == 30
+
+
+def test_two_finalizers_of_one_output_take_turns(tmp_path, tiny_run) -> None:
+    import threading
+    import time
+
+    from filelock import FileLock
+
+    from occamtune.search.shrink import FINALIZE_LOCK
+
+    out = tmp_path / "shrink"
+    first = shrink(tiny_run, out, max_drop=100.0, budget_trials=1, space=SPACE, progress=False)
+    (out / "shrink.json").unlink()
+    results = []
+    with FileLock(str(out / FINALIZE_LOCK)):  # another process finalizing the same output
+        second = threading.Thread(target=lambda: results.append(shrink(
+            tiny_run, out, max_drop=100.0, budget_seconds=0.0, space=SPACE, progress=False)))
+        second.start()
+        time.sleep(15)
+        assert second.is_alive() and not (out / "shrink.json").exists()
+    second.join(timeout=120)
+    assert results[0].summary["chosen_trial"] == first.summary["chosen_trial"]
+    assert (out / "shrink.json").is_file()

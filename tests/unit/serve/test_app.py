@@ -54,3 +54,53 @@ def test_docs_page_needs_no_network_and_errors_say_what_to_send(run_dir: Path) -
     assert got.status_code == 415 and "application/json" in got.json()["detail"]
     got = client.post("/predict", json={"text": "x"})
     assert got.status_code == 422 and "texts" in got.json()["hint"]
+
+
+@pytest.fixture(scope="module")
+def client(run_dir: Path):
+    from fastapi.testclient import TestClient
+
+    from occamtune.serve.app import ServeLimits, create_app
+
+    limits = ServeLimits(max_body_bytes=20_000, max_texts=4, max_chars=500, max_tokens=300)
+    return TestClient(create_app(run_dir, limits))
+
+
+def test_a_lone_surrogate_fails_only_its_own_text(client) -> None:
+    body = '{"texts": ["a\\ud800b", "Paris is in France ."]}'  # JSON escapes: a lone surrogate
+    got = client.post("/predict", content=body, headers={"content-type": "application/json"})
+    assert got.status_code == 200, got.text
+    bad, good = got.json()["predictions"]
+    assert "not valid Unicode" in bad["error"]
+    assert good["entities"] is not None
+
+
+def test_request_limits_are_413_or_a_per_text_error(client) -> None:
+    huge = client.post("/predict", content=b'{"texts": ["' + b"x" * 50_000 + b'"]}',
+                       headers={"content-type": "application/json"})
+    assert huge.status_code == 413 and "20000 bytes" in huge.json()["detail"]
+
+    def chunks():  # no Content-Length: the size is only known while reading
+        yield b'{"texts": ["'
+        for _ in range(30):
+            yield b"y " * 500
+        yield b'"]}'
+
+    streamed = client.post("/predict", content=chunks(), headers={"content-type": "application/json"})
+    assert streamed.status_code == 413
+    many = client.post("/predict", json={"texts": ["a"] * 5})
+    assert many.status_code == 413 and "at most 4 texts" in many.json()["detail"]
+    tokens = client.post("/predict", json={"texts": ["word " * 99] * 4})
+    assert tokens.status_code == 413 and "sub-words" in tokens.json()["detail"]
+    long = client.post("/predict", json={"texts": ["z" * 501, "John met Mary ."]}).json()
+    assert "501 characters" in long["predictions"][0]["error"]
+    assert "entities" in long["predictions"][1]
+
+
+def test_limits_validate_and_schema_has_no_local_paths(client, run_dir) -> None:
+    from occamtune.errors import ConfigError
+    from occamtune.serve.app import ServeLimits
+
+    with pytest.raises(ConfigError, match="max_texts"):
+        ServeLimits(max_texts=0)
+    assert str(run_dir.parent) not in client.get("/openapi.json").text

@@ -129,3 +129,14 @@ def test_sgd_and_cosine_train_classification(tmp_path, sst_tiny, tiny_model_dir)
     run = train(cfg, progress=False)
     assert 0 <= run.metrics["test"]["accuracy"] <= 100
     assert run.metrics["test"]["confusion"]["matrix"]
+
+
+def test_max_length_past_the_positions_is_refused_before_training(tmp_path, conll_tiny,
+                                                                  tiny_model_dir) -> None:
+    from occamtune.errors import ConfigError
+
+    cfg = _cfg(tmp_path, conll_tiny, tiny_model_dir, "data.max_length=100000", "data.stride=8")
+    with pytest.raises(ConfigError, match="128 positions"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "run" / "model.safetensors").exists()
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()
