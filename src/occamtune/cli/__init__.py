@@ -13,6 +13,7 @@ TRAIN_FLAGS = {  # flag -> config key
     "task": "task", "data": "data.path", "model": "model.name", "output": "output",
     "epochs": "train.epochs", "lr": "train.lr", "batch_size": "train.batch_size",
     "seed": "train.seed", "max_length": "data.max_length",
+    "train_file": "data.train", "dev_file": "data.dev", "test_file": "data.test",
 }
 
 
@@ -96,6 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--task", choices=sorted(TASKS),
                    help="; ".join(f"{n}: {t.description}" for n, t in sorted(TASKS.items())))
     p.add_argument("--data", help="folder with train/dev/test files (or one training file)")
+    p.add_argument("--train", dest="train_file", metavar="FILE",
+                   help="training file (with --data: instead of the folder's own)")
+    p.add_argument("--dev", dest="dev_file", metavar="FILE", help="dev file (early stopping)")
+    p.add_argument("--test", dest="test_file", metavar="FILE", help="test file (scored at the end)")
     p.add_argument("--model", help="'minilm' (default), a model folder, or an occamtune run to continue")
     p.add_argument("--output", help="run folder to write")
     p.add_argument("--epochs", type=float)
