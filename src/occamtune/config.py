@@ -20,13 +20,22 @@ from occamtune.errors import ConfigError
 
 @dataclass
 class DataConfig:
-    """Where the data is. `path` is a folder with train/dev/test files; or name each file."""
+    """Where the data is and how to read it. `path` is a folder with train/dev/test files; or name
+    each file (see docs/data.md for the formats)."""
 
     path: str | None = None
     train: str | None = None
     dev: str | None = None
     test: str | None = None
-    label_column: int = -1
+    label_column: int = -1  # CoNLL: the column holding the label
+    encoding: str = "utf-8"  # text files' encoding (e.g. latin-1); a UTF-8 BOM is always skipped
+    # Tables (Parquet, JSON lines, a `datasets` folder): the column of the input (classification:
+    # the text; NER: the token list) and of the labels; None: the usual names (text/sentence,
+    # tokens/words; label, ner_tags/tags).
+    input_field: str | None = None
+    label_field: str | None = None
+    # Label names of integer labels (index i names label i) when the data's own metadata has none
+    labels: list[str] | None = None
     max_length: int = 128
     stride: int | None = None  # sub-words shared by consecutive windows; None: max_length // 4
     dev_fraction: float = 0.1
@@ -35,6 +44,19 @@ class DataConfig:
     context: int = 0
 
     def __post_init__(self) -> None:
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"data.encoding={self.encoding!r} is not an encoding Python knows; "
+                              "use e.g. utf-8, latin-1, cp1252, utf-16") from None
+        if self.labels is not None and (not isinstance(self.labels, list) or len(set(self.labels))
+                                        != len(self.labels) or not self.labels):
+            raise ConfigError(f"data.labels must be a list of distinct label names (index i names "
+                              f"integer label i), got {self.labels!r}")
+        if self.labels is not None:
+            self.labels = [str(name) for name in self.labels]
         if not 0 <= self.context <= self.max_length:
             raise ConfigError(f"data.context must be in [0, max_length = {self.max_length}], "
                               f"got {self.context}")
