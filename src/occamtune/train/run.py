@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+import yaml
 
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
@@ -29,7 +30,7 @@ from occamtune.models import (
     save_model,
 )
 from occamtune.tasks import get_task
-from occamtune.train.loop import FitResult, Trainer
+from occamtune.train.loop import CHECKPOINT, FitResult, Trainer
 from occamtune.train.prepare import Split, encode_splits, read_splits
 
 
@@ -46,15 +47,49 @@ class Run:
     output: Path
 
 
-def prepare_output(output: Path, overwrite: bool) -> bool:
-    """Make the output folder; True when an interrupted run there should be resumed."""
-    interrupted = ((output / "checkpoint" / "state.json").is_file()
+# What a training run writes into its folder before its first checkpoint is complete.
+EARLY_FILES = frozenset({"config.yaml", "metrics.jsonl", CHECKPOINT})
+
+
+def prepare_output(output: Path, overwrite: bool, config: str | None = None) -> bool:
+    """Make the output folder; True when an interrupted run there should be resumed.
+
+    A run killed after a checkpoint is resumed. A run killed before its first checkpoint left
+    only its own files (config.yaml, ...): when `config` (this run's config.yaml text) matches
+    them, the same command starts it again without --overwrite. Anything else in a non-empty
+    folder is kept unless `overwrite`.
+    """
+    interrupted = ((output / CHECKPOINT / "state.json").is_file()
                    and not (output / WEIGHTS_FILE).exists())
     if interrupted and not overwrite:
         return True
+    if config is not None and killed_early(output, config):
+        shutil.rmtree(output)
     clear_output(output, overwrite)
     output.mkdir(parents=True, exist_ok=True)
     return False
+
+
+def killed_early(output: Path, config: str) -> bool:
+    """`output` holds nothing but the files of a run with this config (config.yaml text) that
+    stopped before its first complete checkpoint (and temporary files of atomic writes)."""
+    if not output.is_dir():
+        return False
+    names = {p.name for p in output.iterdir() if not (p.name.startswith(".") and ".tmp" in p.name)}
+    if not names:
+        return any(output.iterdir())  # only a half-written temporary file
+    saved = output / "config.yaml"
+    if not names <= EARLY_FILES or not saved.is_file():
+        return False
+    try:
+        old, new = yaml.safe_load(saved.read_text(encoding="utf-8")), yaml.safe_load(config)
+    except yaml.YAMLError:
+        return False
+    if not isinstance(old, dict) or not isinstance(new, dict):
+        return False
+    old.pop("overwrite", None)  # the first attempt may have said --overwrite, the rerun not
+    new.pop("overwrite", None)
+    return old == new
 
 
 def is_main_process() -> bool:
@@ -107,7 +142,7 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     torch.manual_seed(cfg.train.seed)
     output = Path(cfg.output)
     main = is_main_process()  # under torchrun / accelerate launch only rank 0 writes files
-    resume = prepare_output(output, cfg.overwrite) if main else False
+    resume = prepare_output(output, cfg.overwrite, dump_config(cfg)) if main else False
     resume = _agree(resume)
     splits = read_splits(task, cfg.data, cfg.train.seed)
     labels = task.label_set(splits["train"].dataset)
