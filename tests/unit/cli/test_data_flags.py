@@ -64,3 +64,45 @@ def test_two_train_files_then_name_one(tmp_path: Path, tiny_model_dir: Path, cap
     assert main(args) == 2
     assert "several files claim the train split (a.train.all, b.train.all)" in capsys.readouterr().err
     assert main([*args, "--train", str(folder / "b.train.all")]) == 0
+
+
+def _lines(path: Path) -> list[str]:
+    return [ln for ln in path.read_text(encoding="utf-8").splitlines() if ln.strip()]
+
+
+def test_train_classify_on_datasets_parquet(tmp_path: Path, tiny_model_dir: Path,
+                                            sst_tiny: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    pq = pytest.importorskip("pyarrow.parquet")
+    features = {"text": {"dtype": "string", "_type": "Value"},
+                "label": {"names": ["negative", "positive"], "_type": "ClassLabel"}}
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    for src, split in (("train.txt", "train"), ("dev.txt", "validation"), ("test.txt", "test")):
+        rows = [{"text": t, "label": int(lab)} for lab, t in (ln.split(" ", 1) for ln in
+                                                              _lines(sst_tiny / src))]
+        table = pa.Table.from_pylist(rows).replace_schema_metadata(
+            {"huggingface": json.dumps({"info": {"features": features}})})
+        pq.write_table(table, folder / f"{split}-00000-of-00001.parquet")
+    assert main(["train", "--task", "classify", "--data", str(folder), "--model",
+                 str(tiny_model_dir), "--output", str(tmp_path / "run"), *TINY]) == 0
+    meta = json.loads((tmp_path / "run" / "occamtune.json").read_text())
+    assert meta["head"]["labels"] == ["negative", "positive"]
+
+
+def test_train_ner_on_datasets_json_lines(tmp_path: Path, tiny_model_dir: Path) -> None:
+    from occamtune.data import read_conll
+
+    names = ["O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC"]
+    folder = tmp_path / "hub"
+    folder.mkdir()
+    for src, split in (("train.txt", "train"), ("valid.txt", "validation")):
+        rows = [{"tokens": s.words, "ner_tags": [names.index(t) for t in s.labels]}
+                for s in read_conll(FIXTURES / src).sentences]
+        (folder / f"{split}.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    (folder / "dataset_info.json").write_text(json.dumps({"features": {"ner_tags": {
+        "feature": {"names": names, "_type": "ClassLabel"}, "_type": "Sequence"}}}))
+    assert main(["train", "--task", "ner", "--data", str(folder), "--model", str(tiny_model_dir),
+                 "--output", str(tmp_path / "run"), *TINY]) == 0
+    meta = json.loads((tmp_path / "run" / "occamtune.json").read_text())
+    assert "B-PER" in meta["head"]["labels"]
