@@ -39,6 +39,36 @@ def split_of(path: Path) -> str | None:
     return _SPLIT_OF[words[-1]] if words else None
 
 
+_SHARD = re.compile(r"(?P<stem>.+)-(?P<i>\d+)-of-(?P<n>\d+)(?P<ext>\.[^.]+)")
+
+
+def shards(path: Path) -> list[Path]:
+    """Every shard of the set `path` belongs to (`train-00000-of-00003.parquet`, ...), in order;
+    `[path]` when its name is no shard's.
+
+    Raises:
+        DataError: a shard of the set is missing.
+    """
+    match = _SHARD.fullmatch(path.name)
+    if match is None:
+        return [path]
+    width, total = len(match["i"]), int(match["n"])
+    names = [f"{match['stem']}-{i:0{width}d}-of-{match['n']}{match['ext']}" for i in range(total)]
+    missing = [n for n in names if not (path.parent / n).is_file()]
+    if missing:
+        raise DataError(path, f"one of {total} shards, but {', '.join(missing)} is missing")
+    return [path.parent / n for n in names]
+
+
+def _one_shard_set(paths: list[Path]) -> list[Path]:
+    """The first shard alone when `paths` are exactly the shards of one set (it stands for them
+    all), else `paths`."""
+    if len(paths) < 2 or not all(_SHARD.fullmatch(p.name) for p in paths):
+        return paths
+    first = min(paths)
+    return [first] if sorted(shards(first)) == sorted(paths) else paths
+
+
 def is_saved_dataset(path: Path) -> bool:
     """A folder written by `datasets.Dataset.save_to_disk` (one split)."""
     return (path / "state.json").is_file() and (path / "dataset_info.json").is_file()
@@ -69,7 +99,8 @@ def find_splits(folder: str | Path, named: Iterable[str] = ()) -> dict[str, Path
     (train: `train`; dev: `dev`, `valid`, `val`, `testa`; test: `test`, `testb`). Hidden files
     and files of types that are never data (`train.py`, `notes.md`) are ignored. A folder written
     by `datasets`' `save_to_disk` gives its split folders (a DatasetDict) or is itself the
-    training set (a Dataset).
+    training set (a Dataset). The shards of one set (`train-00000-of-00002.parquet`,
+    `train-00001-of-00002.parquet`) are one split, given by the first shard.
 
     Args:
         folder: the data folder.
@@ -101,6 +132,7 @@ def find_splits(folder: str | Path, named: Iterable[str] = ()) -> dict[str, Path
     if not found["train"] and "train" not in named:
         raise DataError(folder, f"no training file in this folder (a name holding `train`); its "
                                 f"files: {names}; or name it with --train FILE")
+    found = {split: _one_shard_set(paths) if paths else paths for split, paths in found.items()}
     for split, paths in found.items():
         if len(paths) > 1:
             raise DataError(folder, f"several files claim the {split} split "

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from occamtune.data.files import read_lines
+from occamtune.data.folder import shards
 from occamtune.errors import DataError
 
 TABLE_SUFFIXES = frozenset({".parquet", ".jsonl", ".json", ".ndjson"})
@@ -35,6 +36,7 @@ class Table:
             `datasets` folders).
         unit: "line" or "row", what `numbers` count.
         features: the `datasets` features (as `dataset_info.json` writes them), or None.
+        sources: the file of each row when they come from several shards, else None.
     """
 
     path: Path
@@ -42,12 +44,14 @@ class Table:
     numbers: list[int]
     unit: str
     features: dict[str, Any] | None
+    sources: list[Path] | None = None
 
     def error(self, index: int, message: str) -> DataError:
         """A DataError naming the file and the line or row of example `index`."""
         if self.unit == "line":
             return DataError(self.path, message, line=self.numbers[index])
-        return DataError(self.path, f"row {self.numbers[index]}: {message}")
+        path = self.sources[index] if self.sources else self.path
+        return DataError(path, f"row {self.numbers[index]}: {message}")
 
     def column(self, index: int, given: str | None, usual: tuple[str, ...], option: str,
                required: bool = True) -> str | None:
@@ -137,21 +141,31 @@ def _import(module: str, what: str) -> Any:
 
 
 def _read_parquet(path: Path) -> Table:
+    """A Parquet file, or all shards of its set (`train-00000-of-00002.parquet`, ...)."""
     pq = _import("pyarrow.parquet", str(path))
-    try:
-        table = pq.read_table(path)
-    except Exception as exc:  # pyarrow raises its own ArrowInvalid, OSError, ...
-        raise DataError(path, f"not a readable Parquet file: {exc}") from exc
+    rows: list[dict[str, Any]] = []
+    numbers: list[int] = []
+    sources: list[Path] = []
     features = None
-    meta = table.schema.metadata or {}
-    if b"huggingface" in meta:
+    for shard in shards(path):
         try:
-            features = json.loads(meta[b"huggingface"])["info"]["features"]
-        except (ValueError, KeyError, TypeError):
-            features = None
-    rows = table.to_pylist()
-    return Table(path, rows, list(range(1, len(rows) + 1)), "row",
-                 features or _info_features(path.parent))
+            table = pq.read_table(shard)
+        except Exception as exc:  # pyarrow raises its own ArrowInvalid, OSError, ...
+            raise DataError(shard, f"not a readable Parquet file: {exc}") from exc
+        features = features or _schema_features(table.schema.metadata or {})
+        part = table.to_pylist()
+        rows += part
+        numbers += range(1, len(part) + 1)
+        sources += [shard] * len(part)
+    return Table(path, rows, numbers, "row", features or _info_features(path.parent), sources)
+
+
+def _schema_features(meta: dict[bytes, bytes]) -> dict[str, Any] | None:
+    """The features `datasets` keeps under the `huggingface` key of a Parquet schema."""
+    try:
+        return json.loads(meta[b"huggingface"])["info"]["features"]
+    except (ValueError, KeyError, TypeError):
+        return None
 
 
 def _read_saved(path: Path) -> Table:

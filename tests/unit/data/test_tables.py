@@ -102,6 +102,25 @@ def test_ner_parquet_errors_name_the_row(tmp_path: Path) -> None:
         _ner(_parquet(tmp_path / "cols.parquet", [{"x": ["a"]}], None))
 
 
+def test_parquet_shards_are_one_split(tmp_path: Path) -> None:
+    from occamtune.data.folder import find_splits
+
+    for i in range(2):
+        _parquet(tmp_path / f"train-0000{i}-of-00002.parquet", NER_ROWS[i:i + 1], NER_FEATURES)
+    _parquet(tmp_path / "test-00000-of-00001.parquet", NER_ROWS, NER_FEATURES)
+    splits = find_splits(tmp_path)
+    assert splits["train"].name == "train-00000-of-00002.parquet"
+    sents = _ner(splits["train"])
+    assert [s.words[0] for s in sents] == ["Ann", "Bo"] and [s.line for s in sents] == [1, 1]
+    bad = [{"tokens": ["x", "y"], "ner_tags": [0]}]
+    _parquet(tmp_path / "train-00001-of-00002.parquet", bad, NER_FEATURES)
+    with pytest.raises(DataError, match=r"train-00001-of-00002.parquet: row 1: expected a list"):
+        _ner(splits["train"])
+    (tmp_path / "train-00001-of-00002.parquet").unlink()
+    with pytest.raises(DataError, match=r"train-00001-of-00002.parquet is missing"):
+        _ner(splits["train"])
+
+
 def test_classify_parquet_and_jsonl_label_names(tmp_path: Path) -> None:
     items = _cls(_parquet(tmp_path / "train.parquet", CLS_ROWS, CLS_FEATURES))
     assert [(e.text, e.label) for e in items] == [("a fine film", "positive"), ("dull", "negative")]
