@@ -38,18 +38,21 @@ class TokenDataset:
         sentences: the sentences, in file order.
         path: the file they were read from.
         scheme: the tagging scheme detected in the file before conversion ("none" unlabelled).
+        unit: None for one word a line (CoNLL); "line" or "row" for a table of one sentence a
+            row, what each sentence's `line` counts.
     """
 
     sentences: list[Sentence]
     path: str
     scheme: str
+    unit: str | None = None
 
     @property
     def items(self) -> list[Sentence]:
         return self.sentences
 
     def with_items(self, items: list[Sentence]) -> TokenDataset:
-        return TokenDataset(list(items), self.path, self.scheme)
+        return TokenDataset(list(items), self.path, self.scheme, self.unit)
 
 
 @dataclass
@@ -143,10 +146,10 @@ def read_conll(path: str | Path, label_column: int = -1, has_labels: bool = True
 
 def token_dataset(path: str | Path, words: list[list[str]], tags: list[list[str]] | None,
                   lines: list[int], docs: list[int] | None = None,
-                  label_column: int | None = -1) -> TokenDataset:
+                  label_column: int | None = -1, unit: str | None = None) -> TokenDataset:
     """Sentences from words and raw tags (None: unlabelled): tags validated, their scheme detected
-    and converted to IOB2. Every NER reader ends here; a table's reader passes `label_column`
-    None and its rows as `lines`.
+    and converted to IOB2. Every NER reader ends here; a table's reader passes its `unit` and
+    its rows' lines or numbers as `lines`.
 
     Raises:
         DataError: a malformed tag, naming the file and line (or row).
@@ -154,11 +157,11 @@ def token_dataset(path: str | Path, words: list[list[str]], tags: list[list[str]
     docs = docs or [0] * len(words)
     if tags is None:
         return TokenDataset([Sentence(w, None, n, d) for w, n, d in zip(words, lines, docs)],
-                            str(path), "none")
-    check_labels(tags, lines, Path(path), label_column, rows=label_column is None)
+                            str(path), "none", unit)
+    check_labels(tags, lines, Path(path), label_column, unit)
     scheme = detect_scheme(tags)
     return TokenDataset([Sentence(w, to_iob2(t, scheme), n, d)
-                         for w, t, n, d in zip(words, tags, lines, docs)], str(path), scheme)
+                         for w, t, n, d in zip(words, tags, lines, docs)], str(path), scheme, unit)
 
 
 def write_conll(path: str | Path, sentences: list[Sentence],

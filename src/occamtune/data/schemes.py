@@ -38,7 +38,8 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 
 def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable[int],
-                 path: str | Path, label_column: int | None = None, rows: bool = False) -> None:
+                 path: str | Path, label_column: int | None = None,
+                 unit: str | None = None) -> None:
     """Check that every label is well formed, naming the line of the first bad one.
 
     Args:
@@ -47,8 +48,9 @@ def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable
             on consecutive lines.
         path: the file the labels come from, for the error message.
         label_column: the column the labels were read from, for a hint in the message.
-        rows: `first_lines` are table rows (one sentence a row: Parquet, JSON lines), not the
-            lines of one word each; the message names the row and the token.
+        unit: None when each label is on a line of its own (CoNLL); else what `first_lines`
+            count in a table of one sentence a row ("line" for JSON lines, "row" for Parquet):
+            the message names it and the token.
 
     Raises:
         DataError: a label is malformed.
@@ -59,8 +61,8 @@ def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable
                 split_tag(tag)
             except ValueError as exc:
                 hint = f"; is the label in column {label_column}?" if label_column is not None else ""
-                if rows:
-                    raise DataError(path, f"row {first}, token {offset + 1}: {exc}") from exc
+                if unit is not None:
+                    raise DataError(path, f"{unit} {first}, token {offset + 1}: {exc}") from exc
                 raise DataError(path, f"{exc}{hint}", line=first + offset) from exc
 
 

@@ -42,7 +42,7 @@ def read_token_table(path: str | Path, has_labels: bool = True, encoding: str = 
         if tags_key is not None and has_labels:
             tags.append(_tags(table, i, row.get(tags_key), len(words[-1]), names))
     return token_dataset(table.path, words, tags if has_labels and tags_key else None,
-                         table.numbers, label_column=None)
+                         table.numbers, label_column=None, unit=table.unit)
 
 
 def _tokens(table: Table, index: int, value: object) -> list[str]:

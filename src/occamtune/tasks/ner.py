@@ -120,6 +120,12 @@ class NerTask(Task):
     def label_line_offset(self, index: int) -> int:
         return index  # one word a line
 
+    def label_error(self, dataset: Any, example: Any, index: int, message: str) -> DataError:
+        if dataset.unit is None:  # CoNLL: one word a line
+            return super().label_error(dataset, example, index, message)
+        return DataError(dataset.path, f"{dataset.unit} {example.line}, token {index + 1}: "
+                                       f"{message}")
+
     def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any) -> list[Any]:
         from occamtune.data.encode import encode_words
 

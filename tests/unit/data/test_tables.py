@@ -85,7 +85,7 @@ def test_ner_integer_tags_without_names(tmp_path: Path) -> None:
     ({"tokens": ["a", "b"], "ner_tags": [0]}, r"line 2: expected a list of 2 tags"),
     ({"tokens": "a b", "ner_tags": [0]}, r"line 2: the tokens must be a non-empty list"),
     ({"text": "a", "ner_tags": [0]}, r"line 2: the tokens must be a non-empty list"),
-    ({"tokens": ["a"], "ner_tags": ["X-PER"]}, r"row 2, token 1: .*X-PER"),
+    ({"tokens": ["a"], "ner_tags": ["X-PER"]}, r"line 2, token 1: .*X-PER"),
 ])
 def test_ner_table_errors_name_file_and_line(tmp_path: Path, row: dict, message: str) -> None:
     rows = [{"tokens": ["Ann"], "ner_tags": ["B-PER"]}, row]
@@ -209,3 +209,11 @@ def test_bom_and_crlf_are_read(tmp_path: Path) -> None:
     j = tmp_path / "bom.jsonl"
     j.write_bytes('\ufeff{"text": "ok", "label": "a"}\r\n'.encode())
     assert _cls(j)[0].label == "a"
+
+
+def test_unknown_dev_tag_names_the_row_and_token(tmp_path: Path) -> None:
+    task = get_task("ner")
+    train = task.read(_parquet(tmp_path / "train.parquet", NER_ROWS[1:], NER_FEATURES))
+    dev = task.read(_parquet(tmp_path / "dev.parquet", NER_ROWS, NER_FEATURES))
+    with pytest.raises(DataError, match=r"dev.parquet: row 1, token 5: label 'B-LOC' never occurs"):
+        task.check_labels(dev, task.label_set(train))
