@@ -7,6 +7,7 @@ from pathlib import Path
 
 from occamtune.data.conll import TokenDataset, token_dataset
 from occamtune.data.tables import Table, read_table
+from occamtune.errors import DataError
 
 TOKEN_KEYS = ("tokens", "words")
 TAG_KEYS = ("ner_tags", "tags", "labels", "ner")
@@ -36,18 +37,23 @@ def read_token_table(path: str | Path, has_labels: bool = True, encoding: str = 
     tokens_key = table.column(0, input_field, TOKEN_KEYS, "data.input_field")
     tags_key = table.column(0, label_field, TAG_KEYS, "data.label_field", required=has_labels)
     names = table.label_names(tags_key, labels) if tags_key is not None else None
-    words, tags = [], []
+    words, tags, numbers = [], [], []
     for i, row in enumerate(table.rows):
+        if row.get(tokens_key) == []:
+            continue  # an empty sentence, like two blank lines in a CoNLL file
         words.append(_tokens(table, i, row.get(tokens_key)))
+        numbers.append(table.numbers[i])
         if tags_key is not None and has_labels:
             tags.append(_tags(table, i, row.get(tags_key), len(words[-1]), names))
+    if not words:
+        raise DataError(table.path, f"no sentences: every row's {tokens_key!r} is empty")
     return token_dataset(table.path, words, tags if has_labels and tags_key else None,
-                         table.numbers, label_column=None, unit=table.unit)
+                         numbers, label_column=None, unit=table.unit)
 
 
 def _tokens(table: Table, index: int, value: object) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(w, str) for w in value):
-        raise table.error(index, f"the tokens must be a non-empty list of strings, got {value!r}")
+    if not isinstance(value, list) or not all(isinstance(w, str) for w in value):
+        raise table.error(index, f"the tokens must be a list of strings, got {value!r}")
     return value
 
 

@@ -70,6 +70,14 @@ def test_ner_string_tags_other_columns_and_iob1(tmp_path: Path) -> None:
     assert sents[0].labels == ["B-PER"]
 
 
+def test_ner_empty_rows_are_skipped(tmp_path: Path) -> None:
+    rows = [{"tokens": [], "ner_tags": []}, *NER_ROWS]
+    sents = _ner(_jsonl(tmp_path / "d" / "train.jsonl", rows, NER_FEATURES))
+    assert [s.line for s in sents] == [2, 3]
+    with pytest.raises(DataError, match="no sentences"):
+        _ner(_jsonl(tmp_path / "e" / "train.jsonl", rows[:1], NER_FEATURES))
+
+
 def test_ner_integer_tags_without_names(tmp_path: Path) -> None:
     path = _jsonl(tmp_path / "train.jsonl", NER_ROWS)
     with pytest.raises(DataError, match=r"train.jsonl, line 1: integer label 1 and no label "
@@ -83,8 +91,8 @@ def test_ner_integer_tags_without_names(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("row, message", [
     ({"tokens": ["a", "b"], "ner_tags": [0]}, r"line 2: expected a list of 2 tags"),
-    ({"tokens": "a b", "ner_tags": [0]}, r"line 2: the tokens must be a non-empty list"),
-    ({"text": "a", "ner_tags": [0]}, r"line 2: the tokens must be a non-empty list"),
+    ({"tokens": "a b", "ner_tags": [0]}, r"line 2: the tokens must be a list of strings"),
+    ({"text": "a", "ner_tags": [0]}, r"line 2: the tokens must be a list of strings"),
     ({"tokens": ["a"], "ner_tags": ["X-PER"]}, r"line 2, token 1: .*X-PER"),
 ])
 def test_ner_table_errors_name_file_and_line(tmp_path: Path, row: dict, message: str) -> None:
