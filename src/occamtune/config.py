@@ -29,6 +29,13 @@ class DataConfig:
         dev: the dev file, for early stopping (overrides the folder's).
         test: the test file (overrides the folder's).
         label_column: CoNLL column of the label (-1: the last).
+        encoding: text files' encoding (e.g. latin-1); a UTF-8 BOM is always skipped.
+        input_field: tables (Parquet, JSON lines, a `datasets` folder): the column of the input
+            (classification: the text; NER: the token list); None: the usual names.
+        label_field: tables: the column of the labels; None: the usual names (label,
+            ner_tags/tags).
+        labels: names of integer labels (index i names label i) when the data's own metadata
+            has none.
         max_length: longest model input in sub-words, special tokens included; longer sentences
             are windowed (NER) or cut (classification).
         stride: sub-words shared by consecutive windows (None: max_length // 4).
@@ -47,6 +54,10 @@ class DataConfig:
     dev: str | None = None
     test: str | None = None
     label_column: int = -1
+    encoding: str = "utf-8"
+    input_field: str | None = None
+    label_field: str | None = None
+    labels: list[str] | None = None
     max_length: int = 128
     stride: int | None = None
     dev_fraction: float = 0.1
@@ -57,6 +68,19 @@ class DataConfig:
     max_test: int | None = None
 
     def __post_init__(self) -> None:
+        import codecs
+
+        try:
+            codecs.lookup(self.encoding)
+        except LookupError:
+            raise ConfigError(f"data.encoding={self.encoding!r} is not an encoding Python knows; "
+                              "use e.g. utf-8, latin-1, cp1252, utf-16") from None
+        if self.labels is not None and (not isinstance(self.labels, list) or len(set(self.labels))
+                                        != len(self.labels) or not self.labels):
+            raise ConfigError(f"data.labels must be a list of distinct label names (index i names "
+                              f"integer label i), got {self.labels!r}")
+        if self.labels is not None:
+            self.labels = [str(name) for name in self.labels]
         if not 0 <= self.context <= self.max_length:
             raise ConfigError(f"data.context must be in [0, max_length = {self.max_length}], "
                               f"got {self.context}")

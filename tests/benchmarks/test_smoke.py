@@ -79,7 +79,7 @@ def bench(tmp_path_factory, tiny_model_dir) -> Bench:
     """The fine-tuned run every later benchmark starts from: vs_hf.py's NER comparison (2 steps)."""
     before = _digest(ROOT / "benchmarks" / "results")
     b = Bench(tmp_path_factory.mktemp("bench"), tiny_model_dir)
-    b.run("vs_hf", "--task", "ner", "--data", str(b.data), "--model", str(b.model), "--limit", "2",
+    b.run("vs_hf", "--task", "ner", "--data-root", str(b.data), "--model", str(b.model), "--limit", "2",
           "--epochs", "1", "--workdir", str(b.work))
     yield b
     assert _digest(ROOT / "benchmarks" / "results") == before, "a smoke run wrote benchmarks/results"
@@ -99,14 +99,14 @@ def test_every_benchmark_script_has_a_smoke_test() -> None:
 
 
 def test_vs_hf_ner(bench: Bench) -> None:
-    data = bench.results_of("ner_vs_hf")
+    data = bench.results_of("ner_vs_hf.limit2")
     assert data["limit_steps"] == 2 and data["model"] == str(bench.model)
 
 
 def test_vs_hf_classify(bench: Bench) -> None:
-    bench.run("vs_hf", "--task", "classify", "--data", str(bench.data), "--model",
+    bench.run("vs_hf", "--task", "classify", "--data-root", str(bench.data), "--model",
               str(bench.model), "--limit", "2", "--epochs", "1", "--workdir", str(bench.work))
-    assert "occamtune_test_accuracy" in bench.results_of("sst2_vs_hf")
+    assert "occamtune_test_accuracy" in bench.results_of("sst2_vs_hf.limit2")
 
 
 def test_throughput(bench: Bench) -> None:

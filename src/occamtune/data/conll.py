@@ -8,6 +8,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from occamtune.data.files import read_lines
 from occamtune.data.schemes import check_labels, detect_scheme, scheme_note, to_iob2
 from occamtune.errors import DataError
 
@@ -37,12 +38,15 @@ class TokenDataset:
         sentences: the sentences, in file order.
         path: the file they were read from.
         scheme: the tagging scheme detected in the file before conversion ("none" unlabelled).
+        unit: None for one word a line (CoNLL); "line" or "row" for a table of one sentence a
+            row, what each sentence's `line` counts.
         note: why that scheme, naming the first line that decided it (empty for IOB2).
     """
 
     sentences: list[Sentence]
     path: str
     scheme: str
+    unit: str | None = None
     note: str = ""  # why the scheme was chosen, when the labels were converted
 
     @property
@@ -50,7 +54,7 @@ class TokenDataset:
         return self.sentences
 
     def with_items(self, items: list[Sentence]) -> TokenDataset:
-        return TokenDataset(list(items), self.path, self.scheme, self.note)
+        return TokenDataset(list(items), self.path, self.scheme, self.unit, self.note)
 
 
 @dataclass
@@ -61,44 +65,6 @@ class _Draft:
     doc: int = 0
     words: list[str] = field(default_factory=list)
     labels: list[str] = field(default_factory=list)
-
-
-def read_lines(path: str | Path) -> list[str]:
-    """Read a UTF-8 text file as lines, with errors that name the file.
-
-    Lines are split on "\\n" only (a trailing "\\r" is dropped), so line numbers match what an
-    editor shows; a UTF-8 byte-order mark is ignored.
-
-    Args:
-        path: the file.
-
-    Returns:
-        The lines, without line ends.
-
-    Raises:
-        DataError: the file is missing, is a folder, cannot be read, or is not UTF-8 (the
-            message names the line of the first bad byte).
-    """
-    path = Path(path)
-    if not path.exists():
-        raise DataError(path, "file does not exist; check the path")
-    if path.is_dir():
-        raise DataError(path, "is a folder, expected a file")
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(path, f"cannot read the file: {exc.strerror or exc}") from exc
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataError(path, f"byte 0x{raw[exc.start]:02x} is not UTF-8; re-encode the file as "
-                              "UTF-8 (e.g. iconv -f latin1 -t utf-8)", line=line) from exc
-    text = text.removeprefix("\ufeff")
-    lines = text.split("\n")
-    if lines[-1] == "":
-        lines.pop()
-    return [ln.removesuffix("\r") for ln in lines]
 
 
 def split_columns(line: str) -> list[str]:
@@ -155,33 +121,53 @@ def _read_drafts(path: Path, lines: list[str], label_column: int,
     return drafts
 
 
-def read_conll(path: str | Path, label_column: int = -1, has_labels: bool = True) -> TokenDataset:
+def read_conll(path: str | Path, label_column: int = -1, has_labels: bool = True,
+               encoding: str = "utf-8") -> TokenDataset:
     """Read a CoNLL file; labels are validated, their scheme detected and converted to IOB2.
 
     Args:
         path: the file. Any number of columns, tab or space separated; the word is the first.
         label_column: the column holding the label (default: the last).
         has_labels: False for unlabelled input (e.g. one word a line); labels are then None.
+        encoding: the file's text encoding (`data.encoding`).
 
     Returns:
         The sentences with IOB2 labels, and the scheme the file used.
 
     Raises:
-        DataError: missing or unreadable file, not UTF-8, no sentences, a token line with a
+        DataError: missing or unreadable file, not in `encoding`, no sentences, a token line with a
             different number of columns, or a malformed label (naming its line).
     """
     path = Path(path)
-    drafts = _read_drafts(path, read_lines(path), label_column, has_labels)
+    drafts = _read_drafts(path, read_lines(path, encoding), label_column, has_labels)
     if not drafts:
         raise DataError(path, "no sentences found (the file is empty or has only -DOCSTART- "
                               "and blank lines)")
-    if not has_labels:
-        return TokenDataset([Sentence(d.words, None, d.line, d.doc) for d in drafts], str(path), "none")
-    check_labels([d.labels for d in drafts], [d.line for d in drafts], path, label_column)
-    scheme = detect_scheme(d.labels for d in drafts)
-    note = scheme_note([d.labels for d in drafts], [d.line for d in drafts], scheme)
-    sentences = [Sentence(d.words, to_iob2(d.labels, scheme), d.line, d.doc) for d in drafts]
-    return TokenDataset(sentences, str(path), scheme, note)
+    return token_dataset(path, [d.words for d in drafts],
+                         [d.labels for d in drafts] if has_labels else None,
+                         [d.line for d in drafts], [d.doc for d in drafts], label_column)
+
+
+def token_dataset(path: str | Path, words: list[list[str]], tags: list[list[str]] | None,
+                  lines: list[int], docs: list[int] | None = None,
+                  label_column: int | None = -1, unit: str | None = None) -> TokenDataset:
+    """Sentences from words and raw tags (None: unlabelled): tags validated, their scheme detected
+    and converted to IOB2. Every NER reader ends here; a table's reader passes its `unit` and
+    its rows' lines or numbers as `lines`.
+
+    Raises:
+        DataError: a malformed tag, naming the file and line (or row).
+    """
+    docs = docs or [0] * len(words)
+    if tags is None:
+        return TokenDataset([Sentence(w, None, n, d) for w, n, d in zip(words, lines, docs)],
+                            str(path), "none", unit)
+    check_labels(tags, lines, Path(path), label_column, unit)
+    scheme = detect_scheme(tags)
+    note = scheme_note(tags, lines, scheme, unit)
+    return TokenDataset([Sentence(w, to_iob2(t, scheme), n, d)
+                         for w, t, n, d in zip(words, tags, lines, docs)], str(path), scheme, unit,
+                        note)
 
 
 def write_conll(path: str | Path, sentences: list[Sentence],

@@ -38,7 +38,8 @@ def split_tag(tag: str) -> tuple[str, str]:
 
 
 def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable[int],
-                 path: str | Path, label_column: int | None = None) -> None:
+                 path: str | Path, label_column: int | None = None,
+                 unit: str | None = None) -> None:
     """Check that every label is well formed, naming the line of the first bad one.
 
     Args:
@@ -47,6 +48,9 @@ def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable
             on consecutive lines.
         path: the file the labels come from, for the error message.
         label_column: the column the labels were read from, for a hint in the message.
+        unit: None when each label is on a line of its own (CoNLL); else what `first_lines`
+            count in a table of one sentence a row ("line" for JSON lines, "row" for Parquet):
+            the message names it and the token.
 
     Raises:
         DataError: a label is malformed.
@@ -57,6 +61,8 @@ def check_labels(label_sequences: Iterable[Sequence[str]], first_lines: Iterable
                 split_tag(tag)
             except ValueError as exc:
                 hint = f"; is the label in column {label_column}?" if label_column is not None else ""
+                if unit is not None:
+                    raise DataError(path, f"{unit} {first}, token {offset + 1}: {exc}") from exc
                 raise DataError(path, f"{exc}{hint}", line=first + offset) from exc
 
 
@@ -92,7 +98,7 @@ def detect_scheme(label_sequences: Iterable[Sequence[str]]) -> str:
 
 
 def scheme_note(label_sequences: Sequence[Sequence[str]], first_lines: Sequence[int],
-                scheme: str) -> str:
+                scheme: str, unit: str | None = None) -> str:
     """Why `detect_scheme` chose `scheme`, for the user: the first line that decided it, and
     whether the file mixes schemes (e.g. entities starting with B- and others with I-, as a stray
     tag in an IOB2 file does). Empty for IOB2 files that need no conversion.
@@ -101,6 +107,8 @@ def scheme_note(label_sequences: Sequence[Sequence[str]], first_lines: Sequence[
         label_sequences: the labels of each sentence.
         first_lines: 1-based file line of each sentence's first label (consecutive lines).
         scheme: what `detect_scheme` returned for them.
+        unit: None for one label a line (CoNLL); "line" or "row" for a table of one sentence a
+            row (`first_lines` then number the rows; a label is named by row and token).
     """
     first: dict[str, tuple[int, str]] = {}  # evidence kind -> (line, tag)
     counts = {"B": 0, "I": 0}
@@ -112,21 +120,21 @@ def scheme_note(label_sequences: Sequence[Sequence[str]], first_lines: Sequence[
                     "I" if prefix == "I" and prev_type != etype else
                     "B" if prefix == "B" else "")
             if kind:
-                first.setdefault(kind, (line + offset, tag))
+                where = f"line {line + offset}" if unit is None else f"{unit} {line}, token {offset + 1}"
+                first.setdefault(kind, (where, tag))
                 if kind in counts:
                     counts[kind] += 1
             prev_type = etype
     if scheme == "IOB2":
         return ""
     key = "ES" if scheme == "BIOES" else "I"
-    line, tag = first[key]
-    why = (f"{tag!r} at line {line}" + (" starts an entity" if key == "I" else ""))
+    where, tag = first[key]
+    why = (f"{tag!r} at {where}" + (" starts an entity" if key == "I" else ""))
     note = f"uses {scheme} tags (first: {why}); converted to IOB2"
     if scheme == "IOB1" and counts["B"] > counts["I"]:
-        b_line = first["B"][0]
-        note += (f"; the file mixes schemes: {counts['B']} entities start with B- (first at line "
-                 f"{b_line}), {counts['I']} with I-: a stray I- tag in an IOB2 file? Check line "
-                 f"{line}")
+        note += (f"; the file mixes schemes: {counts['B']} entities start with B- (first at "
+                 f"{first['B'][0]}), {counts['I']} with I-: a stray I- tag in an IOB2 file? "
+                 f"Check {where}")
     return note
 
 

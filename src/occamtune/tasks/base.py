@@ -95,8 +95,11 @@ class Task:
         for example in dataset.items:
             for offset, label in enumerate(self.example_labels(example)):
                 if label not in known:
-                    raise DataError(dataset.path, _unknown(label, labels),
-                                    line=example.line + self.label_line_offset(offset))
+                    raise self.label_error(dataset, example, offset, _unknown(label, labels))
+
+    def label_error(self, dataset: Any, example: Any, index: int, message: str) -> DataError:
+        """The error about the `index`-th label of `example`, naming its file and line."""
+        return DataError(dataset.path, message, line=example.line + self.label_line_offset(index))
 
     def label_line_offset(self, index: int) -> int:
         """Lines between an example's first line and its `index`-th label (0: one per example)."""

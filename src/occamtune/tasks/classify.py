@@ -37,8 +37,8 @@ class SequenceHead(nn.Module):
 class ClassifyTask(Task):
     """Sentence classification, scored by accuracy.
 
-    Reads TSV / CSV (a header naming the text and label columns), JSON lines (`text`, `label`) or
-    `label<TAB>text` lines; a text longer than `data.max_length` sub-words is cut there.
+    Reads TSV / CSV (a header naming the text and label columns), JSON lines or Parquet (`text`,
+    `label`, as `datasets` writes them), a `datasets` save_to_disk folder, or `LABEL TEXT` lines; a text longer than `data.max_length` sub-words is cut there.
     """
 
     name = "classify"
@@ -47,9 +47,13 @@ class ClassifyTask(Task):
     description = "text classification (TSV, CSV, JSON lines), scored by accuracy"
 
     def read(self, path: str | Path, data: Any = None, has_labels: bool = True) -> Any:
-        from occamtune.data.text import read_text
+        """A TSV / CSV / `LABEL TEXT` file or a table (JSON lines, Parquet, a `datasets` folder)."""
+        from occamtune.config import DataConfig
+        from occamtune.data.text import Fields, read_text
 
-        return read_text(path)
+        data = data or DataConfig()
+        return read_text(path, data.encoding, Fields(data.input_field, data.label_field,
+                                                     data.labels))
 
     def label_set(self, dataset: Any) -> list[str]:
         return sorted({e.label for e in dataset.items})

@@ -77,7 +77,7 @@ class NerTask(Task):
     """Token classification with IOB2 labels, scored by entity-level F1 (seqeval, strict).
 
     Reads CoNLL files (one word a line, the label in `data.label_column`, a blank line between
-    sentences); long sentences become overlapping windows, and each word is predicted by the
+    sentences) and `datasets` tables (`tokens`, `ner_tags`: Parquet, JSON lines, save_to_disk); long sentences become overlapping windows, and each word is predicted by the
     window that owns it, so no word is dropped.
     """
 
@@ -89,10 +89,18 @@ class NerTask(Task):
     description = "named-entity recognition (CoNLL files, IOB tags), scored by entity F1"
 
     def read(self, path: str | Path, data: Any = None, has_labels: bool = True) -> Any:
+        """A CoNLL file, or a table (Parquet, JSON lines, a `datasets` folder) by its suffix."""
+        from occamtune.config import DataConfig
         from occamtune.data.conll import read_conll
+        from occamtune.data.tables import is_table
+        from occamtune.data.token_table import read_token_table
 
-        column = data.label_column if data is not None else -1
-        dataset = read_conll(path, label_column=column, has_labels=has_labels)
+        data = data or DataConfig()
+        if is_table(path):
+            dataset = read_token_table(path, has_labels, data.encoding, data.input_field,
+                                       data.label_field, data.labels)
+        else:
+            dataset = read_conll(path, data.label_column, has_labels, data.encoding)
         if dataset.note:
             import sys
 
@@ -110,6 +118,12 @@ class NerTask(Task):
 
     def label_line_offset(self, index: int) -> int:
         return index  # one word a line
+
+    def label_error(self, dataset: Any, example: Any, index: int, message: str) -> DataError:
+        if dataset.unit is None:  # CoNLL: one word a line
+            return super().label_error(dataset, example, index, message)
+        return DataError(dataset.path, f"{dataset.unit} {example.line}, token {index + 1}: "
+                                       f"{message}")
 
     def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any) -> list[Any]:
         from occamtune.data.encode import encode_words

@@ -27,18 +27,19 @@ class Split:
 
 
 def split_paths(cfg: DataConfig) -> dict[str, Path]:
-    """train/dev/test paths from a folder, overridden by files named one by one."""
+    """train/dev/test paths from a folder, overridden by files named one by one (a named split
+    is not looked for in the folder, so `--data FOLDER --train FILE` takes the folder's others)."""
     from occamtune.data.folder import find_splits
 
+    named = {name: Path(getattr(cfg, name)) for name in ("train", "dev", "test")
+             if getattr(cfg, name)}
     paths: dict[str, Path] = {}
     if cfg.path:
         folder = Path(cfg.path)
         if not folder.exists():
             raise DataError(folder, "data folder does not exist; check --data")
-        paths = dict(find_splits(folder)) if folder.is_dir() else {"train": folder}
-    for name in ("train", "dev", "test"):
-        if getattr(cfg, name):
-            paths[name] = Path(getattr(cfg, name))
+        paths = dict(find_splits(folder, named)) if folder.is_dir() else {"train": folder}
+    paths.update(named)
     if "train" not in paths:
         raise ConfigError("no training data: give --data FOLDER or data.train=FILE")
     return paths

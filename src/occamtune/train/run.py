@@ -62,9 +62,25 @@ def prepare_output(output: Path, cfg: RunConfig) -> bool:
         if _unfinished_run_of(output, cfg):
             if checkpoint:
                 return True
-            clear_output(output, overwrite=True)  # this run, killed before any checkpoint
+            if _only_run_files(output):  # this run, killed before any checkpoint
+                clear_output(output, overwrite=True)
+        elif output.is_dir() and all(_is_temp(p.name) for p in output.iterdir()):
+            clear_output(output, overwrite=True)  # only a killed write's temp files
     clear_output(output, cfg.overwrite)
     return False
+
+
+RUN_FILES = frozenset({"config.yaml", "metrics.jsonl", "checkpoint"})  # written before the weights
+
+
+def _is_temp(name: str) -> bool:
+    return name.startswith(".") and ".tmp" in name  # io.atomic_write_text's temp names
+
+
+def _only_run_files(output: Path) -> bool:
+    """Whether everything in `output` is what a run writes before its weights (a user's own
+    file there is never removed without --overwrite)."""
+    return all(p.name in RUN_FILES or _is_temp(p.name) for p in output.iterdir())
 
 
 def _unfinished_run_of(output: Path, cfg: RunConfig) -> bool:

@@ -49,7 +49,7 @@ def test_format_sniffed_without_extension(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize("name, content, message", [
     ("b.jsonl", '{"text": "x", "label": 1}\n{oops\n', r"line 2: not valid JSON"),
-    ("c.jsonl", '{"text": "x", "label": 1}\n{"txt": "y"}\n', r"line 2: no text key"),
+    ("c.jsonl", '{"text": "x", "label": 1}\n{"txt": "y"}\n', r"line 2: no column among \[.text., .sentence., .review.\]"),
     ("d.jsonl", '["x", 1]\n', r"line 1: each line must be a JSON object"),
     ("d2.jsonl", '[\n{"text": "x"}\n]\n', r"line 1: not valid JSON.*one JSON object per line"),
     ("e.jsonl", '{"text": "x", "label": 1}\n{"text": "y"}\n', r"line 2: this example has no label"),
