@@ -16,6 +16,7 @@ from typing import Any
 from torch import nn
 
 from occamtune import inference
+from occamtune.io import portable_path
 
 
 @dataclass
@@ -180,7 +181,7 @@ def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Pat
                        f"{teacher.base['slice_metric']:.2f}")
     sizes = save_artifact(model, teacher.tokenizer, folder,
                           meta=teacher.meta.derived("artifact", fp32_bytes=teacher.fp32_bytes,
-                                                    source=str(teacher.folder)))
+                                                    source=portable_path(teacher.folder)))
     shutil.copy(teacher.folder / "config.yaml", folder / "config.yaml")
     loaded = load_model(folder)[0]
     dev = teacher.splits["dev"]
