@@ -1,4 +1,5 @@
-"""HTTP serving: `occamtune serve runs/ner` then `POST /predict {"texts": ["..."]}`."""
+"""HTTP serving: `occamtune serve runs/ner` then `POST /predict {"texts": ["..."]}` (an entry may
+be an object, for tasks whose inputs have parts such as {"question": ..., "context": ...})."""
 
 # No `from __future__ import annotations`: FastAPI must see the request model as a class.
 
@@ -19,7 +20,7 @@ def create_app(folder: str | Path) -> Any:
     app = FastAPI(title="occamtune", description=f"predictions of {folder}")
 
     class PredictRequest(BaseModel):
-        texts: list[str]
+        texts: list[str | dict[str, Any]]  # a text, or an object for tasks with structured inputs
 
     @app.get("/health")
     def health() -> dict[str, Any]:

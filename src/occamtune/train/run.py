@@ -21,6 +21,7 @@ from occamtune.models import (
     HeadConfig,
     RunMeta,
     TaskModel,
+    add_task_tokens,
     build_model,
     check_max_length,
     count_parameters,
@@ -86,8 +87,9 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
         return model, tok
     task = get_task(cfg.task)
     tok = load_tokenizer(name, cfg.task)
+    add_task_tokens(tok, cfg.task)
     head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(cfg.model, tok))
-    return build_model(name, head), tok
+    return build_model(name, head, tok), tok
 
 
 def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:
