@@ -163,7 +163,10 @@ def _side(task: str, name: str, args: argparse.Namespace) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit(f"{task} {name} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    # each side's numbers as soon as it is measured (a long run cut short keeps what it has)
+    (Path(args.workdir) / f"{task}-{name}.json").write_text(json.dumps(result))
+    return result
 
 
 def table(summary: dict) -> str:

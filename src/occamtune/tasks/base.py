@@ -147,6 +147,15 @@ class Task:
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def as_classes(self, logits: torch.Tensor,
+                   batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits as N supervised choices, (N, C), and their gold classes, (N,): what
+        distillation compares (soft and gold labels). Default: the positions whose `labels`
+        are not -100 ((B, T) for token tasks, (B,) for sequence tasks)."""
+        labels = batch["labels"]
+        keep = labels != -100
+        return logits[keep], labels[keep]
+
     def gather(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per feature of the batch: the log-probabilities decoding needs."""
         raise NotImplementedError

@@ -221,8 +221,14 @@ class QATask(Task):
         return SpanHead(config, hidden_size)
 
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        return (F.cross_entropy(logits[..., 0], batch["start_positions"])
-                + F.cross_entropy(logits[..., 1], batch["end_positions"])) / 2
+        return F.cross_entropy(*self.as_classes(logits, batch))  # the mean of start and end CE
+
+    def as_classes(self, logits: torch.Tensor,
+                   batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """Two choices per window, over its sub-words: the start and the end."""
+        scores = logits.transpose(1, 2).flatten(0, 1)  # (B, T, 2) -> (2B, T)
+        gold = torch.stack([batch["start_positions"], batch["end_positions"]], 1).flatten()  # (2B,)
+        return scores, gold
 
     def gather(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per window: (T_window, 2) start and end log-probs over its sub-words."""
