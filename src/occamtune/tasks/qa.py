@@ -118,7 +118,7 @@ def encode_questions(items: list[Question], tokenizer: Any, max_length: int,
         ex = int(enc["overflow_to_sample_mapping"][w])
         seq = enc.sequence_ids(w)
         offsets = [tuple(o) if s == 1 else None for o, s in zip(enc["offset_mapping"][w], seq)]
-        types = enc["token_type_ids"][w] if "token_type_ids" in enc else [int(s == 1) for s in seq]
+        types = enc["token_type_ids"][w] if "token_type_ids" in enc else [0] * len(ids)
         feat = {"input_ids": list(ids), "attention_mask": [1] * len(ids),
                 "token_type_ids": list(types), "offsets": offsets, "example": ex}
         if items[ex].answers:

@@ -77,8 +77,8 @@ def _span(record: dict, key: str, n: int) -> tuple[int, int]:
     return int(value[0]), int(value[1])
 
 
-def _json_example(raw: str, has_labels: bool) -> tuple[str, str | None]:
-    record = json.loads(raw)
+def _record(record: Any, has_labels: bool) -> tuple[str, str | None]:
+    """(marked text, label) of a {"text", "head", "tail", "label"} object."""
     if not isinstance(record, dict) or not isinstance(record.get("text"), str):
         raise TypeError('expected an object with "text", "head", "tail" (and "label")')
     text = record["text"]
@@ -104,7 +104,7 @@ def read_relations(path: str | Path, has_labels: bool = True) -> Examples:
             continue
         try:
             if is_json:
-                text, label = _json_example(raw, has_labels)
+                text, label = _record(json.loads(raw), has_labels)
             else:
                 label, sep, text = raw.partition("\t")
                 if not sep:
@@ -145,18 +145,20 @@ class EntityStartHead(nn.Module):
 
 def encode_marked(texts: list[str], tokenizer: Any, max_length: int) -> list[dict[str, Any]]:
     """Sub-word ids of marked sentences; a sentence longer than `max_length` keeps a window
-    around its two arguments (both markers kept whenever they fit), not its first sub-words."""
+    around its two opening markers (both kept whenever they fit), not its first sub-words."""
     from occamtune.data.encode import special_tokens
 
     prefix, suffix = special_tokens(tokenizer)
     budget = max_length - len(prefix) - len(suffix)
-    marker_ids = set(tokenizer.convert_tokens_to_ids(list(MARKERS)))
+    opening = set(tokenizer.convert_tokens_to_ids(["<e1>", "<e2>"]))  # what the head reads
     rows = tokenizer(texts, add_special_tokens=False)["input_ids"] if texts else []
     out = []
     for ids in rows:
-        at = [i for i, t in enumerate(ids) if t in marker_ids] or [0]
+        at = [i for i, t in enumerate(ids) if t in opening] or [0]
         lo, hi = min(at), max(at) + 1
-        start = max(0, min(lo - (budget - (hi - lo)) // 2, len(ids) - budget))
+        # centre the two opening markers; when they are further apart than fits, keep the first
+        start = lo if hi - lo > budget else lo - (budget - (hi - lo)) // 2
+        start = max(0, min(start, len(ids) - budget))
         cut = list(prefix) + ids[start:start + budget] + list(suffix)
         out.append({"input_ids": cut, "attention_mask": [1] * len(cut)})
     return out
@@ -219,7 +221,7 @@ class RelationTask(Task):
         items = []
         for i, x in enumerate(inputs):
             try:
-                text = _json_example(json.dumps(x), False)[0] if isinstance(x, dict) else str(x)
+                text = _record(x, False)[0] if isinstance(x, dict) else str(x)
             except (TypeError, ValueError) as exc:
                 raise DataError("<input>", str(exc), line=i + 1) from exc
             problem = check_markup(text)

@@ -63,6 +63,18 @@ def test_json_lines_with_offsets(tmp_path: Path) -> None:
         read_relations(bad)
 
 
+def test_a_long_sentence_keeps_its_arguments(tiny_model_dir: Path) -> None:
+    from occamtune.models import add_task_tokens, load_tokenizer
+    from occamtune.tasks.relation import encode_marked
+
+    tok = load_tokenizer(str(tiny_model_dir), "relation")
+    add_task_tokens(tok, "relation")
+    text = "the film was good . " * 8 + "<e1>john</e1> visited <e2>paris</e2> ." + " it was fun ." * 8
+    [feat] = encode_marked([text], tok, max_length=12)
+    e1, e2 = tok.convert_tokens_to_ids(["<e1>", "<e2>"])
+    assert len(feat["input_ids"]) == 12 and e1 in feat["input_ids"] and e2 in feat["input_ids"]
+
+
 def test_official_score_counts_direction_and_excludes_other() -> None:
     gold = ["A(e1,e2)", "A(e1,e2)", "B(e2,e1)", "Other", "Other"]
     pred = ["A(e1,e2)", "A(e2,e1)", "B(e2,e1)", "B(e1,e2)", "Other"]
