@@ -129,6 +129,8 @@ def main() -> None:
     parser.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "tasks"))
     parser.add_argument("--data", default=str(DATA), help="a folder holding semeval2010_task8/ and xquad_en/")
     parser.add_argument("--model", help="model folder for both sides (default: MiniLM-L6)")
+    parser.add_argument("--reuse", action="store_true",
+                        help="reuse sides measured earlier with the same settings (workdir)")
     parser.add_argument("--side", choices=["occamtune", "hf"], help=argparse.SUPPRESS)
     args = parser.parse_args()
     work = Path(args.workdir)
@@ -155,7 +157,17 @@ def main() -> None:
     print(md)
 
 
+def _settings(args: argparse.Namespace) -> dict:
+    """What a measured side depends on (a cached side is reused only for the same)."""
+    return {k: getattr(args, k) for k in ("epochs", "limit", "max_train", "max_test", "data", "model")}
+
+
 def _side(task: str, name: str, args: argparse.Namespace) -> dict:
+    cache = Path(args.workdir) / f"{task}-{name}.json"
+    if args.reuse and cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("settings") == _settings(args):
+            return cached
     cmd = [sys.executable, "-m", "benchmarks.tasks", "--task", task, "--side", name,
            "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir,
            *(["--model", args.model] if args.model else [])]
@@ -163,9 +175,9 @@ def _side(task: str, name: str, args: argparse.Namespace) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit(f"{task} {name} failed:\n{proc.stderr[-4000:]}")
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    result = {**json.loads(proc.stdout.strip().splitlines()[-1]), "settings": _settings(args)}
     # each side's numbers as soon as it is measured (a long run cut short keeps what it has)
-    (Path(args.workdir) / f"{task}-{name}.json").write_text(json.dumps(result))
+    cache.write_text(json.dumps(result))
     return result
 
 
