@@ -70,6 +70,14 @@ PAGES = (
                   "python -m benchmarks.vs_hf --task classify",
                   "Test accuracy, training sentences per second, peak resident memory and wall time.",
                   "Both full runs shared the machine with a test run."),
+          Section("tasks.json", "tasks", "Relation extraction (SemEval-2010 Task 8) and "
+                  "extractive QA (XQuAD-en, SQuAD v1.1 form)",
+                  "python -m benchmarks.tasks",
+                  "occamtune's `relation` and `qa` tasks against run_glue's recipe on the marked "
+                  "sentence and run_qa's recipe (windows of 384, doc stride 128), same model, "
+                  "data (one seeded 90/10 train/dev split for both), epochs and optimiser; both "
+                  "scored by the official SemEval-2010 Task 8 macro F1 and by SQuAD F1 / exact "
+                  "match."),
           Section("throughput_ner.json", "throughput", "Training throughput, interleaved short runs",
                   "python -m benchmarks.throughput --task ner --steps 80 --rounds 2",
                   "Each round trains both sides for the same number of steps, one after the other; "

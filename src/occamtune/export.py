@@ -30,7 +30,7 @@ class _Wrapper(nn.Module):
 
     def forward(self, *tensors: torch.Tensor) -> torch.Tensor:
         batch = dict(zip(self.names, tensors))
-        batch["token_type_ids"] = torch.zeros_like(batch["input_ids"])
+        batch.setdefault("token_type_ids", torch.zeros_like(batch["input_ids"]))
         return self.model(**batch)
 
 

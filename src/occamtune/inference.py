@@ -53,22 +53,9 @@ def evaluate(model: nn.Module, dataset: Any, features: list[Any], batch_size: in
     preds = predict(model, dataset, features, batch_size)
     gold = task.gold(dataset)
     metrics = task.score(gold, preds.labels)
-    metrics["data_bits"] = data_bits(gold, preds.log_probs, model.head_config.labels)
+    metrics["data_bits"] = task.data_bits(gold, preds, model.head_config.labels)
     metrics["n"] = len(gold)
     return metrics
-
-
-def data_bits(gold: list[Any], log_probs: list[np.ndarray], labels: list[str]) -> float:
-    """Sum over the evaluation set of -log2 p(gold label): the data part of a two-part code.
-    A gold entry is one label (log_probs (L,)) or a list of labels (log_probs (N, L))."""
-    index = {lab: i for i, lab in enumerate(labels)}
-    total = 0.0
-    for g, lp in zip(gold, log_probs):
-        if isinstance(g, list):
-            total -= float(sum(lp[t, index[tag]] for t, tag in enumerate(g)))
-        else:
-            total -= float(lp[index[g]])
-    return total / np.log(2)
 
 
 def write_eval(model: nn.Module, dataset: Any, features: list[Any], folder: Path, name: str,

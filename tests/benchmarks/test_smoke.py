@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "mdl", "refit", "shrink",
-           "throughput", "vs_hf"}  # each has a test below
+           "tasks", "throughput", "vs_hf"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
                        "pipeline: vocab r64 + codebook + 4-bit GPTQ"]
@@ -159,6 +159,26 @@ def test_shrink(bench: Bench) -> None:
               "--space", "distill_layers=0", "heads=0.0", "ffn=0.0", "sparsity=0.0",
               "lowrank_energy=0.0", "vocab_trim=false", "codebook=false", "bits=8")
     assert bench.results_of("shrink")["chosen_bytes"]
+
+
+def test_tasks(bench: Bench) -> None:
+    import json
+
+    from tests.fixtures.task_data import squad_json, write_relations
+
+    rel, qa = bench.data / "semeval2010_task8", bench.data / "xquad_en"
+    rel.mkdir()
+    qa.mkdir()
+    for name, n, seed in (("train.tsv", 30, 1), ("test.tsv", 10, 2)):
+        write_relations(rel, name, n, seed)
+    for name, n, seed in (("train.json", 10, 1), ("test.json", 4, 2)):
+        (qa / name).write_text(json.dumps(squad_json(n, seed)))
+    bench.run("tasks", "--data", str(bench.data), "--model", str(bench.model), "--limit", "2",
+              "--epochs", "1", "--workdir", str(bench.work / "tasks"))
+    data = bench.results_of("tasks")
+    assert set(data["tasks"]) == {"relation", "qa"} and data["slice"]
+    assert {"macro_f1", "accuracy"} <= set(data["tasks"]["relation"]["hf"])
+    assert {"f1", "exact_match"} <= set(data["tasks"]["qa"]["occamtune"])
 
 
 def test_the_docs_pages_render_from_fresh_results(bench: Bench) -> None:

@@ -38,6 +38,7 @@ from occamtune.compress.base import (
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, count_parameters
+from occamtune.tasks import Task, get_task
 
 PICKS = ("spread", "bottom", "top")
 
@@ -137,11 +138,13 @@ class LayerTap:
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                 batch: dict[str, torch.Tensor], config: DistillConfig) -> torch.Tensor:
-    """alpha T^2 KL + (1 - alpha) CE on the supervised positions (labels != -100)."""
-    labels = batch["labels"]
-    keep = labels != -100  # (B, T) for NER, (B,) for classification
-    s, t, y = student_logits[keep], teacher_logits[keep], labels[keep]  # (N, L), (N, L), (N,)
+                 batch: dict[str, torch.Tensor], config: DistillConfig,
+                 task: Task | None = None) -> torch.Tensor:
+    """alpha T^2 KL + (1 - alpha) CE on the supervised choices the task gives (`as_classes`;
+    default: the positions whose labels are not -100)."""
+    task = task or Task()
+    s, y = task.as_classes(student_logits, batch)  # (N, L), (N,)
+    t, _ = task.as_classes(teacher_logits, batch)  # (N, L)
     temp = config.temperature
     kl = F.kl_div(F.log_softmax(s / temp, -1), F.log_softmax(t / temp, -1), log_target=True,
                   reduction="batchmean") * temp**2
@@ -166,6 +169,7 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
     `teacher`: soft labels, gold labels and (with config.hidden_weight) the MSE of student layer j
     against teacher layer keep[j] (default: the same layer; the hidden sizes must match)."""
     teacher = teacher.eval()  # only run under no_grad, never given to the optimizer
+    task = get_task(student.head_config.task)
     keep = list(range(len(student.encoder.encoder.layer))) if keep is None else keep
     tap = LayerTap(student) if config.hidden_weight > 0 else None
 
@@ -173,12 +177,12 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
         if tap is None:  # soft and gold labels only
             with torch.no_grad():
                 t_logits = teacher(**batch)
-            return distill_loss(m(**batch), t_logits, batch, config)
+            return distill_loss(m(**batch), t_logits, batch, config, task)
         tap.take()
         logits = m(**batch)
         with torch.no_grad():
             t_logits, t_hidden = teacher.forward_with_hidden(**batch)
-        return distill_loss(logits, t_logits, batch, config) + config.hidden_weight * hidden_loss(
+        return distill_loss(logits, t_logits, batch, config, task) + config.hidden_weight * hidden_loss(
             tap.take(), t_hidden, keep, batch["attention_mask"])
 
     try:

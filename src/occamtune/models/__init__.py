@@ -15,6 +15,7 @@ from occamtune.models.formats import (
 from occamtune.models.meta import META_FILE, HeadConfig, RunMeta, read_meta, write_meta
 from occamtune.models.task_model import (
     TaskModel,
+    add_task_tokens,
     build_model,
     check_max_length,
     count_parameters,
@@ -27,7 +28,7 @@ from occamtune.models.task_model import (
 
 __all__ = [
     "FORMATS", "META_FILE", "WEIGHTS_FILE", "HeadConfig", "ModelFormat", "RunMeta", "TaskModel",
-    "build_model", "check_max_length", "count_parameters", "encoder_from_config",
+    "add_task_tokens", "build_model", "check_max_length", "count_parameters", "encoder_from_config",
     "load_encoder", "load_model", "load_tokenizer", "max_positions", "read_meta",
     "register_format", "resolve_model", "save_model", "weights_identity", "write_meta",
 ]

@@ -109,9 +109,26 @@ def _takes_token_types(encoder: nn.Module) -> bool:
     return getattr(encoder.config, "type_vocab_size", 0) > 0
 
 
-def build_model(model_name: str, head: HeadConfig) -> TaskModel:
-    """A task model on top of a pretrained encoder."""
-    return TaskModel(load_encoder(model_name), head)
+def build_model(model_name: str, head: HeadConfig, tokenizer: Any = None) -> TaskModel:
+    """A task model on top of a pretrained encoder; with `tokenizer`, the word embeddings grow
+    to its size when the task added tokens to it (`add_task_tokens`)."""
+    encoder = load_encoder(model_name)
+    if tokenizer is not None and len(tokenizer) > encoder.get_input_embeddings().num_embeddings:
+        # new rows start at the mean of the old ones (transformers' mean_resizing)
+        encoder.resize_token_embeddings(len(tokenizer))
+    return TaskModel(encoder, head)
+
+
+def add_task_tokens(tokenizer: Any, task: str) -> int:
+    """Add the task's special tokens (e.g. entity markers) to `tokenizer`; the number added."""
+    tokens = [t for t in get_task(task).special_tokens if t not in tokenizer.get_vocab()]
+    if not tokens:
+        return 0
+    new = {"additional_special_tokens": tokens}
+    try:  # special tokens (not plain added ones): vocabulary trimming keeps all special ids
+        return tokenizer.add_special_tokens(new, replace_extra_special_tokens=False)
+    except TypeError:  # transformers 4 names the flag after the attribute
+        return tokenizer.add_special_tokens(new, replace_additional_special_tokens=False)
 
 
 def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:

@@ -1,4 +1,5 @@
-"""HTTP serving: `occamtune serve runs/ner` then `POST /predict {"texts": ["..."]}`.
+"""HTTP serving: `occamtune serve runs/ner` then `POST /predict {"texts": ["..."]}` (an entry may
+be an object, for tasks whose inputs have parts such as {"question": ..., "context": ...}).
 
 Every request is bounded (`ServeLimits`): a body over `max_body_bytes` or more than `max_texts`
 texts or `max_tokens` sub-words is refused with 413, before any model work. A text that cannot be
@@ -40,8 +41,17 @@ class ServeLimits:
                 raise ConfigError(f"serve limit {name} must be an integer >= 1, got {value!r}")
 
 
-def text_error(text: str, limits: ServeLimits) -> str | None:
-    """Why `text` cannot be predicted, or None."""
+def as_text(entry: Any) -> str:
+    """The text of a request entry: itself, or the string fields of an object joined (what the
+    limits count)."""
+    if isinstance(entry, dict):
+        return " ".join(v for v in entry.values() if isinstance(v, str))
+    return entry
+
+
+def text_error(text: Any, limits: ServeLimits) -> str | None:
+    """Why `text` (a text or an object of texts) cannot be predicted, or None."""
+    text = as_text(text)
     if len(text) > limits.max_chars:
         return f"text has {len(text)} characters, more than the limit of {limits.max_chars}"
     try:
@@ -121,7 +131,7 @@ def create_app(folder: str | Path, limits: ServeLimits | None = None) -> Any:
         return docs_html(app)
 
     class PredictRequest(BaseModel):
-        texts: list[str]
+        texts: list[str | dict[str, Any]]  # a text, or an object for tasks with structured inputs
 
     @app.get("/health", summary="the model's task and labels")
     def health() -> dict[str, Any]:
@@ -136,7 +146,7 @@ def create_app(folder: str | Path, limits: ServeLimits | None = None) -> Any:
                                      f"got {len(req.texts)}")
         errors = {i: e for i, t in enumerate(req.texts) if (e := text_error(t, limits))}
         good = [i for i in range(len(req.texts)) if i not in errors]
-        tokens = _count_tokens(predictor.tokenizer, [req.texts[i] for i in good])
+        tokens = _count_tokens(predictor.tokenizer, [as_text(req.texts[i]) for i in good])
         if tokens > limits.max_tokens:
             raise HTTPException(413, f"the texts hold {tokens} sub-words, more than the limit of "
                                      f"{limits.max_tokens} per request; send fewer or shorter texts")

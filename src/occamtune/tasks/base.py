@@ -41,6 +41,18 @@ class Predictions:
     log_probs: list[np.ndarray]
 
 
+@dataclass
+class Examples:
+    """A dataset as `read` gives it, for tasks with no richer one: the examples (each with a
+    1-based `line`) in file order, and the file they came from."""
+
+    items: list[Any]
+    path: str
+
+    def with_items(self, items: list[Any]) -> Examples:
+        return Examples(list(items), self.path)
+
+
 def register_task(cls: type[Task]) -> type[Task]:
     """Class decorator: make the task available under its `name`."""
     if not cls.name:
@@ -67,6 +79,8 @@ class Task:
         needs_fast_tokenizer: the task aligns sub-words with words (a fast tokenizer's word ids).
         description: one line for `--help`.
         model_inputs: the batch tensors (B, T) the model reads (an ONNX export's inputs).
+        special_tokens: tokens the task adds to the tokenizer as special tokens (e.g. entity
+            markers); training adds them and grows the word embeddings to match.
     """
 
     name: ClassVar[str] = ""
@@ -75,6 +89,7 @@ class Task:
     needs_fast_tokenizer: ClassVar[bool] = False
     description: ClassVar[str] = ""
     model_inputs: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask")
+    special_tokens: ClassVar[tuple[str, ...]] = ()
 
     # --- data -----------------------------------------------------------------------------------
     def read(self, path: str | Path, data: DataConfig | None = None, has_labels: bool = True) -> Any:
@@ -135,6 +150,15 @@ class Task:
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def as_classes(self, logits: torch.Tensor,
+                   batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """The logits as N supervised choices, (N, C), and their gold classes, (N,): what
+        distillation compares (soft and gold labels). Default: the positions whose `labels`
+        are not -100 ((B, T) for token tasks, (B,) for sequence tasks)."""
+        labels = batch["labels"]
+        keep = labels != -100
+        return logits[keep], labels[keep]
+
     def gather(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per feature of the batch: the log-probabilities decoding needs."""
         raise NotImplementedError
@@ -152,6 +176,21 @@ class Task:
     def score(self, gold: list[Any], pred: list[Any]) -> dict[str, Any]:
         """Metrics (the headline `metric` among them, in points)."""
         raise NotImplementedError
+
+    def data_bits(self, gold: list[Any], preds: Predictions, labels: list[str]) -> float:
+        """Sum over the evaluation set of -log2 p(gold): the data part of a two-part code.
+
+        The default reads `preds.log_probs` by label: a gold entry is one label (log_probs (L,))
+        or a list of labels (log_probs (N, L)).
+        """
+        index = {lab: i for i, lab in enumerate(labels)}
+        total = 0.0
+        for g, lp in zip(gold, preds.log_probs):
+            if isinstance(g, list):
+                total -= float(sum(lp[t, index[tag]] for t, tag in enumerate(g)))
+            else:
+                total -= float(lp[index[g]])
+        return total / np.log(2)
 
     def render(self, metrics: dict[str, Any], source: str) -> str:
         """The Markdown evaluation report of one model on one file."""

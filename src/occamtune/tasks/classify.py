@@ -140,16 +140,21 @@ def classify_metrics(gold: list[str], pred: list[str]) -> dict[str, Any]:
     }
 
 
-def classify_markdown(m: dict[str, Any], source: str) -> str:
+def class_tables(m: dict[str, Any], first: str = "class") -> list[str]:
+    """The per-class P/R/F1 table and the confusion matrix of `classify_metrics`, in Markdown."""
     rows = [[c, 100 * d["precision"], 100 * d["recall"], 100 * d["f1"], d["support"]]
             for c, d in m["per_class"].items()]
     conf = m["confusion"]
     conf_rows = [[f"**{g}**", *row] for g, row in zip(conf["labels"], conf["matrix"])]
+    return [md_table([first, "precision", "recall", "F1", "support"], rows),
+            "## Confusion matrix (rows: gold, columns: predicted)",
+            md_table(["gold \\ pred", *conf["labels"]], conf_rows)]
+
+
+def classify_markdown(m: dict[str, Any], source: str) -> str:
     return "\n\n".join([
         f"# Evaluation on {source}",
         (f"Accuracy **{m['accuracy']:.2f}**; macro F1 {m['macro_f1']:.2f}. "
          f"Data code length {m['data_bits']:.0f} bits over {m['n']} examples."),
-        md_table(["class", "precision", "recall", "F1", "support"], rows),
-        "## Confusion matrix (rows: gold, columns: predicted)",
-        md_table(["gold \\ pred", *conf["labels"]], conf_rows),
+        *class_tables(m),
     ]) + "\n"

@@ -22,6 +22,7 @@ from occamtune.models import (
     HeadConfig,
     RunMeta,
     TaskModel,
+    add_task_tokens,
     build_model,
     check_max_length,
     count_parameters,
@@ -126,8 +127,9 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
         return model, tok
     task = get_task(cfg.task)
     tok = load_tokenizer(name, cfg.task)
+    add_task_tokens(tok, cfg.task)
     head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(cfg.model, tok))
-    model = build_model(name, head)
+    model = build_model(name, head, tok)
     check_max_length(model, cfg.data.max_length, name)  # else every load of the result fails
     return model, tok
 

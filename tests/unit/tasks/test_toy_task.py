@@ -8,7 +8,6 @@ changed; the task is registered for these tests and removed afterwards.
 
 from __future__ import annotations
 
-import json
 import random
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +22,7 @@ from torch.nn import functional as F
 import occamtune
 from occamtune.errors import DataError
 from occamtune.tasks import TASKS, Predictions, Task, register_task
+from tests.fixtures.task_runs import shrink_two_trials
 
 
 @dataclass(frozen=True)
@@ -173,12 +173,5 @@ def test_compress_export_and_serve(toy_run: Path, tmp_path: Path) -> None:
 
 
 def test_shrink(toy_run: Path, tmp_path: Path) -> None:
-    from occamtune.search.space import SearchSpace
-
-    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
-                        vocab_trim=(False,), codebook=(False,), bits=(8, 4))
-    result = occamtune.shrink(toy_run, tmp_path / "s", max_drop=100.0, budget_trials=2,
-                              space=space, progress=False)
-    summary = json.loads((tmp_path / "s" / "shrink.json").read_text())
-    assert summary["metric"] == "hit_rate" and result.chosen is not None
-    assert (tmp_path / "s" / "chosen" / "model.occ").is_file()
+    summary = shrink_two_trials(toy_run, tmp_path / "s")
+    assert summary["metric"] == "hit_rate"
