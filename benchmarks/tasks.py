@@ -110,6 +110,8 @@ def run_hf(task: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
 
     settings = {k: v for k, v in COMMON.items() if k != "epochs"}
     start = time.perf_counter()
+    if task == "qa":
+        settings.update(max_length=LENGTH["qa"][0], stride=LENGTH["qa"][1])
     fn = hf_relation if task == "relation" else hf_qa
     result = fn(data, out, epochs=args.epochs, limit=args.limit, model=args.model, **settings)
     # scored by the same functions as occamtune's side
@@ -131,8 +133,12 @@ def main() -> None:
     parser.add_argument("--model", help="model folder for both sides (default: MiniLM-L6)")
     parser.add_argument("--reuse", action="store_true",
                         help="reuse sides measured earlier with the same settings (workdir)")
+    parser.add_argument("--qa-length", type=int, default=LENGTH["qa"][0],
+                        help="QA window in sub-words (stride a third of it) for both sides: the "
+                             "run_qa setting, 384, unless a model has fewer positions")
     parser.add_argument("--side", choices=["occamtune", "hf"], help=argparse.SUPPRESS)
     args = parser.parse_args()
+    LENGTH["qa"] = (args.qa_length, args.qa_length // 3)
     work = Path(args.workdir)
     if args.side:  # one side of one task, in its own process
         data = work / f"{args.task}-data"
@@ -170,7 +176,7 @@ def _side(task: str, name: str, args: argparse.Namespace) -> dict:
             return cached
     cmd = [sys.executable, "-m", "benchmarks.tasks", "--task", task, "--side", name,
            "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir,
-           *(["--model", args.model] if args.model else [])]
+           "--qa-length", str(args.qa_length), *(["--model", args.model] if args.model else [])]
     print("running", task, name, flush=True)
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode:

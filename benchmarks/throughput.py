@@ -41,7 +41,8 @@ def main() -> None:
     p.add_argument("--data", help="a folder holding conll2003/ and sst2/ (vs_hf.py's default)")
     p.add_argument("--model", help="model folder or name for both sides (default: MiniLM-L6)")
     args = p.parse_args()
-    extra = [*(["--data", args.data] if args.data else []), *(["--model", args.model] if args.model else [])]
+    extra = [*(["--data-root", args.data] if args.data else []),
+             *(["--model", args.model] if args.model else [])]
     runs: dict[str, list[float]] = {"hf": [], "occamtune": []}
     for r in range(args.rounds):
         for side in ("hf", "occamtune") if r % 2 == 0 else ("occamtune", "hf"):

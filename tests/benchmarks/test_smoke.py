@@ -67,11 +67,11 @@ class Bench:
 
     @property
     def base(self) -> Path:
-        return self.work / "occamtune"  # vs_hf.py's occamtune run of the NER task
+        return self.work / "occamtune-limit2"  # vs_hf.py's occamtune run of the NER task
 
     @property
     def record(self) -> Path:
-        return self.work / "ner-occamtune.json"
+        return self.work / "ner-occamtune-limit2.json"
 
 
 @pytest.fixture(scope="module")
@@ -174,7 +174,7 @@ def test_tasks(bench: Bench) -> None:
     for name, n, seed in (("train.json", 10, 1), ("test.json", 4, 2)):
         (qa / name).write_text(json.dumps(squad_json(n, seed)))
     bench.run("tasks", "--data", str(bench.data), "--model", str(bench.model), "--limit", "2",
-              "--epochs", "1", "--workdir", str(bench.work / "tasks"))
+              "--epochs", "1", "--workdir", str(bench.work / "tasks"), "--qa-length", "96")
     data = bench.results_of("tasks")
     assert set(data["tasks"]) == {"relation", "qa"} and data["slice"]
     assert {"macro_f1", "accuracy"} <= set(data["tasks"]["relation"]["hf"])
