@@ -101,6 +101,9 @@ def _export_torchscript(wrapper: nn.Module, names: tuple[str, ...], path: Path) 
                       dynamo=False)
 
 
+QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
+
+
 class _quiet:
     """Keep the exporters' and ONNX Runtime's warnings that a user cannot act on (tracer
     warnings, axis renames, "consider pre-processing") off the screen."""
@@ -112,13 +115,16 @@ class _quiet:
         self._warnings = warnings.catch_warnings()
         self._warnings.__enter__()
         warnings.simplefilter("ignore")
-        self._root = logging.getLogger().level
-        logging.getLogger().setLevel(logging.ERROR)
+        # torch's exporter logs through its own loggers (e.g. "torchvision is not installed")
+        self._levels = {name: logging.getLogger(name).level for name in QUIET_LOGGERS}
+        for name in QUIET_LOGGERS:
+            logging.getLogger(name).setLevel(logging.ERROR)
 
     def __exit__(self, *exc: object) -> None:
         import logging
 
-        logging.getLogger().setLevel(self._root)
+        for name, level in self._levels.items():
+            logging.getLogger(name).setLevel(level)
         self._warnings.__exit__(*exc)
 
 

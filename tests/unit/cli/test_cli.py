@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,7 @@ def test_export_onnx_runs_like_the_run(run_dir: Path, tmp_path: Path, capsys, fl
     printed = capsys.readouterr()
     assert json.loads(printed.out)["int8"] is ("--fp32" not in flags)  # stdout: the JSON alone
     assert "Warning" not in printed.err  # nothing a user cannot act on
+    assert not re.search(r"^[WE]\d{4} ", printed.err, re.MULTILINE)  # nor torch's own log lines
     fp32 = "--fp32" in flags
     onnx, tok, _ = load_model(out)
     torch_model = load_model(run_dir)[0]
