@@ -61,16 +61,18 @@ def measure_peer(base: Path, out: Path) -> dict:
     from occamtune.compress.run import load_run_data
     from occamtune.export import OnnxTaskModel, export_onnx
     from occamtune.models import load_model
+    from occamtune.tasks import get_task
 
     model, tok, _ = load_model(base)
+    metric = get_task(model.head_config.task).metric  # F1 for NER, macro F1 for relations, ...
     _, splits = load_run_data(base, tok, model.labels)
     path = export_onnx(model, out / "peer" / "model.int8.onnx", quantize_int8=True,
                        per_channel=False,  # the peer: ONNX Runtime's defaults
                        exporter="torchscript")  # as the recorded results were measured
     peer = OnnxTaskModel(path, model.head_config)
-    scores = {split: inference.evaluate(peer, splits[split].dataset, splits[split].features)["f1"]
+    scores = {split: inference.evaluate(peer, splits[split].dataset, splits[split].features)[metric]
               for split in ("dev", "test")}
-    return {"name": "ONNX Runtime int8", "bytes": path.stat().st_size,
+    return {"name": "ONNX Runtime int8", "bytes": path.stat().st_size, "metric": metric,
             "dev_metric": scores["dev"], "test_metric": scores["test"]}
 
 
@@ -205,12 +207,13 @@ def table(keys: dict) -> str:
     """The Markdown table of a shrink results record."""
     f = lambda v, d=2: "-" if v is None else f"{v:,.{d}f}"
     peer = keys["peer"]
+    metric = peer.get("metric", "f1")  # records from before it was kept are NER (F1)
     budget, finetune_wall = keys["budget_s"], keys["finetune_wall_s"]
     trials = keys["trials"]
     if isinstance(trials, dict):  # Optuna's trial states and their counts
         trials = "trials: " + ", ".join(f"{n} {state}" for state, n in trials.items() if n)
     rows = [
-        "| model | bytes on disk | x smaller | dev F1 | test F1 |", "|---|---|---|---|---|",
+        f"| model | bytes on disk | x smaller | dev {metric} | test {metric} |", "|---|---|---|---|---|",
         f"| fp32 fine-tuned | {keys['base_bytes']:,} | 1.0 | {f(keys['base_dev_f1'])} | {f(keys['base_test_f1'])} |",
         (f"| ONNX Runtime int8 (peer) | {peer['bytes']:,} | {keys['base_bytes'] / peer['bytes']:.1f} | "
         f"{f(peer['dev_metric'])} | {f(peer['test_metric'])} |"),
@@ -218,7 +221,7 @@ def table(keys: dict) -> str:
         f"{f(keys['chosen_dev_f1'])} | {f(keys['chosen_test_f1'])} |"),
         "", (f"Search: {trials}, {keys['search_wall_s'] / 60:.0f} min wall (budget {budget / 60:.0f} min "
         f"= {budget / finetune_wall:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
-        f"{keys['max_drop']} F1 on dev."),
+        f"{keys['max_drop']} {metric} on dev."),
     ]
     return "\n".join(rows) + "\n"
 

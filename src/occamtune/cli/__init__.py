@@ -213,12 +213,18 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def subcommands(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+    """Each command's own parser, by name (argparse keeps them on a private attribute)."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(actions[0].choices) if actions else {}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args, extras = parser.parse_known_args(argv)
     try:
         if getattr(args, "extras", False):
-            sub = parser._subparsers._group_actions[0].choices[args.command]  # for hints
+            sub = subcommands(parser)[args.command]  # for hints
             return args.func(args, extras, sub)
         if extras:
             parser.error(f"unrecognized arguments: {' '.join(extras)}")

@@ -12,11 +12,11 @@ PAGE = Path(__file__).resolve().parents[3] / "docs" / "cli-reference.md"
 
 
 def render() -> str:
-    from occamtune.cli import build_parser
+    from occamtune.cli import build_parser, subcommands
 
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal: fix it for the page
     parser = build_parser()
-    commands = parser._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    commands = subcommands(parser)
     parts = ["# Command-line reference", "",
              ("Generated from `occamtune --help` by `python -m occamtune.cli.reference`; a "
               "test fails when it is out of date."), "", "```text", parser.format_help().rstrip(), "```"]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from occamtune.cli import build_parser, main
+from occamtune.cli import build_parser, main, subcommands
 from occamtune.cli.options import config_overrides
 from occamtune.config import config_keys, load_config
 from occamtune.errors import ConfigError
@@ -17,12 +17,12 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures"
 def overrides(argv: list[str]) -> list[str]:
     parser = build_parser()
     args, extras = parser.parse_known_args(["train", *argv])
-    sub = parser._subparsers._group_actions[0].choices["train"]
+    sub = subcommands(parser)["train"]
     return config_overrides(args, extras, sub)
 
 
 def test_every_config_key_is_an_option_with_its_default_in_the_help() -> None:
-    sub = build_parser()._subparsers._group_actions[0].choices["train"]
+    sub = subcommands(build_parser())["train"]
     text = sub.format_help()
     for key in config_keys():
         if key.key != "overwrite":
