@@ -70,6 +70,17 @@ PAGES = (
                   "python -m benchmarks.vs_hf --task classify",
                   "Test accuracy, training sentences per second, peak resident memory and wall time.",
                   "Both full runs shared the machine with a test run."),
+          Section("sst2_vs_hf_defaults.json", "vs_hf",
+                  "Classification with the plain defaults (no config file): SST-2, accuracy",
+                  "python -m benchmarks.vs_hf --task classify --defaults",
+                  "occamtune with no config file at all, only the data path (the defaults a new "
+                  "user gets: [docs/training.md](../training.md)), against the same HF recipe."),
+          Section("subj_vs_hf_defaults.json", "vs_hf",
+                  "Classification with the plain defaults: SUBJ, accuracy",
+                  "python -m benchmarks.vs_hf --task classify --data subj --defaults",
+                  "SUBJ (Pang and Lee 2004, subjective vs objective sentences) has no dev file: "
+                  "occamtune holds out 10% of train for early stopping, the reference trains on "
+                  "all of it."),
           Section("tasks.json", "tasks", "Relation extraction (SemEval-2010 Task 8) and "
                   "extractive QA (XQuAD-en, SQuAD v1.1 form)",
                   "python -m benchmarks.tasks",
@@ -127,7 +138,8 @@ PAGES = (
                   "Calibration batches of 32 training sentences, the row's number of them for the "
                   "refit."),)),
     Page("search", "The shrink search",
-         "The search on CoNLL-2003 with the fine-tuned MiniLM-L6, within a budget of a few "
+         "The search on the fine-tuned MiniLM-L6 (CoNLL-2003 NER first, then the relation and "
+         "QA models of the task benchmark), within a budget of a few "
          "fine-tunes' wall time (the factor and the space are in the record). Candidates are "
          "judged on dev; the chosen one is confirmed once on test. The peer, ONNX Runtime int8 "
          "with its defaults, is measured in the same run.",
@@ -135,6 +147,21 @@ PAGES = (
                   "python -m benchmarks.shrink --threads 1 --workers 2",
                   "Why this space, and not the default one: the docstring of "
                   "`benchmarks/shrink.py`."),
+          Section("shrink_relation.json", "shrink",
+                  "Relation extraction (SemEval-2010 Task 8): the chosen model",
+                  "python -m benchmarks.shrink --base benchmarks/work/tasks/relation-occamtune "
+                  "--finetune-record benchmarks/work/tasks/relation-occamtune.json "
+                  "--name shrink_relation --space ...",
+                  "The fine-tuned relation model of `benchmarks/tasks.py`, its headline metric "
+                  "(macro F1 over the nine relations, Other excluded) the one the search keeps; "
+                  "the space is in the record."),
+          Section("shrink_qa.json", "shrink",
+                  "Extractive QA (XQuAD-en): the chosen model",
+                  "python -m benchmarks.shrink --base benchmarks/work/tasks/qa-occamtune "
+                  "--finetune-record benchmarks/work/tasks/qa-occamtune.json --name shrink_qa "
+                  "--space ...",
+                  "The fine-tuned QA model of `benchmarks/tasks.py`, SQuAD F1 the metric the "
+                  "search keeps; the space is in the record."),
           Section("candidates.json", "candidates",
                   "Single pipelines, measured the way the search measures a candidate",
                   "python -m benchmarks.candidates --threads 1",
