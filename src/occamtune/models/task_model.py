@@ -89,6 +89,7 @@ class TaskModel(nn.Module):
             raise ModelError(f"model.pooling 'cls' reads position 0, which in a {family.name} "
                              "decoder has seen only the first token; use model.pooling=mean")
         self.encoder = encoder
+        self._decoder = family is not None and family.decoder
         self.head_config = head
         self.head = get_task(head.task).build_head(head, encoder.config.hidden_size)
 
@@ -100,6 +101,8 @@ class TaskModel(nn.Module):
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if "token_type_ids" in batch and _takes_token_types(self.encoder):
             kwargs["token_type_ids"] = batch["token_type_ids"]
+        if self._decoder:  # nothing is generated: no key/value cache (shared layers share its slots)
+            kwargs["use_cache"] = False
         return self.encoder(**kwargs, output_hidden_states=hidden_states, return_dict=True)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
