@@ -1,15 +1,18 @@
 """Structured pruning: remove whole attention heads and feed-forward neurons.
 
 Heads (Michel et al. 2019, "Are Sixteen Heads Really Better than One?") are ranked by the L2 norm
-of their slice of the attention output projection. FFN neurons are ranked by the size of their
-contribution to the residual stream: with calibration batches (importance="activation", the
-default), the root mean square of the neuron's activation over real tokens times the norm of its
-column of output.dense (Wanda-style, Sun et al. 2023, per neuron); without, by weights alone,
-||row of intermediate.dense|| * ||column of output.dense||. Ranked by activation, far less is
-lost before fine-tuning than ranked by weights (checked by hand on a MiniLM student of
-CoNLL-2003, not a benchmark). The least important `heads` / `ffn` fraction of each layer
-is cut out: the query/key/value rows and output-projection columns, the intermediate rows and
-output columns are sliced into new, smaller nn.Linear layers, so the matrices really shrink.
+of their slice of the attention output projection; under grouped-query attention the unit is a
+key/value group with its query heads, which go together. FFN neurons are ranked by the size of
+their contribution to the residual stream: with calibration batches (importance="activation",
+the default), the root mean square of the neuron's activation (the down projection's input)
+over real tokens times the norm of its column of the down projection (Wanda-style, Sun et al.
+2023, per neuron); without, by weights alone, ||up row|| (* ||gate row||) * ||down column||.
+Ranked by activation, far less is lost before fine-tuning than ranked by weights (checked by
+hand on a MiniLM student of CoNLL-2003, not a benchmark). The least important `heads` / `ffn`
+fraction of each layer is cut out: the query/key/value rows and output-projection columns, the
+up/gate rows and down columns are sliced into new, smaller nn.Linear layers, so the matrices
+really shrink. Where the projections live is the model family's adapter's business
+(`occamtune.models.families`); GPT-2's Conv1D projections become nn.Linear first.
 Each layer keeps at least one head and one neuron.
 
 With calibration batches (`refit`, the default), the layers are cut one after another, and after

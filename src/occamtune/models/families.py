@@ -70,7 +70,9 @@ class FamilyAdapter:
         norms: paths from a layer to its norms; `final_norms` from the encoder.
         heads_field, kv_heads_field, layers_field, ffn_field: config fields of the query head
             count, the key/value head count (GQA; None: as many as query heads), the layer
-            count and the feed-forward width.
+            count and the feed-forward width. `set_layers` updates the layer count; pruned heads
+            and neurons differ from layer to layer, which one config field cannot say, so the
+            config keeps the original counts and the artifact replays each layer's cut.
         per_layer_fields: config lists with one entry per layer (sliced with the layers).
         head_dim_field: config field of the head dim (None or missing: width / heads).
         conv1d: the projections are transformers' Conv1D (weight (in, out)); methods that

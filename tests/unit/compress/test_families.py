@@ -58,6 +58,7 @@ def _configs() -> dict[str, Callable[[], Any]]:
     return {
         "bert": lambda: tf.BertConfig(**common),
         "roberta": lambda: tf.RobertaConfig(**common, pad_token_id=1),
+        "electra": lambda: tf.ElectraConfig(**common, embedding_size=16),
         "distilbert": lambda: tf.DistilBertConfig(vocab_size=VOCAB, dim=32, n_layers=2, n_heads=4,
                                                   hidden_dim=64, max_position_embeddings=64),
         "deberta-v2": lambda: tf.DebertaV2Config(
