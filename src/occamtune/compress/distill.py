@@ -106,10 +106,8 @@ def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> list[in
 def make_student(teacher: TaskModel, keep: list[int]) -> TaskModel:
     """A copy of the teacher with only the encoder layers `keep`."""
     student = copy.deepcopy(teacher)
-    family = family_of(student.encoder, "distill")
-    layers = family.get_layers(student.encoder)
     # the layer list, the config's layer count and per-layer lists, each layer's cache index
-    family.set_layers(student.encoder, [layers[i] for i in keep])
+    family_of(student.encoder, "distill").keep_layers(student.encoder, keep)
     return student
 
 

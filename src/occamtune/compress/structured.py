@@ -55,6 +55,7 @@ from occamtune.compress.layout import linear_layout
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, family_of
+from occamtune.models.families import out_in_weight
 
 log = logging.getLogger(__name__)
 IMPORTANCE = ("activation", "magnitude")
@@ -192,7 +193,7 @@ def head_importance(encoder: nn.Module, layer: nn.Module) -> torch.Tensor:
     """(units,) L2 norm of each unit's slice of the attention output projection's columns: a
     unit is a head, or under GQA a key/value group with its query heads (they go together)."""
     family = family_of(encoder)
-    w = family.part(layer, "o").weight.detach()  # (H, n_heads * d)
+    w = out_in_weight(family.part(layer, "o")).detach()  # (H, n_heads * d)
     units = family.heads_of(encoder, layer) // family.group_size(encoder.config)
     return w.view(w.shape[0], units, -1).pow(2).sum(dim=(0, 2)).sqrt()
 
@@ -203,12 +204,12 @@ def neuron_importance(encoder: nn.Module, layer: nn.Module,
     square `rms` (the input of down) when given, else times ||up row|| (times ||gate row||
     for a gated MLP)."""
     family = family_of(encoder)
-    w_out = family.part(layer, "down").weight.detach().norm(dim=0)  # (I,) from (H, I)
+    w_out = out_in_weight(family.part(layer, "down")).detach().norm(dim=0)  # (I,) from (H, I)
     if rms is not None:
         return rms * w_out
-    score = family.part(layer, "up").weight.detach().norm(dim=1) * w_out
+    score = out_in_weight(family.part(layer, "up")).detach().norm(dim=1) * w_out
     gate = family.part(layer, "gate")
-    return score if gate is None else score * gate.weight.detach().norm(dim=1)
+    return score if gate is None else score * out_in_weight(gate).detach().norm(dim=1)
 
 
 def activation_rms(model: TaskModel,

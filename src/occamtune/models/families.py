@@ -70,7 +70,7 @@ class FamilyAdapter:
         norms: paths from a layer to its norms; `final_norms` from the encoder.
         heads_field, kv_heads_field, layers_field, ffn_field: config fields of the query head
             count, the key/value head count (GQA; None: as many as query heads), the layer
-            count and the feed-forward width. `set_layers` updates the layer count; pruned heads
+            count and the feed-forward width. `keep_layers` updates the layer count; pruned heads
             and neurons differ from layer to layer, which one config field cannot say, so the
             config keeps the original counts and the artifact replays each layer's cut.
         per_layer_fields: config lists with one entry per layer (sliced with the layers).
@@ -129,21 +129,21 @@ class FamilyAdapter:
             raise ModelError(self.refusal("share"))
         return get_path(encoder, self.layers)
 
-    def set_layers(self, encoder: nn.Module, layers: list[nn.Module]) -> None:
-        """Keep only `layers` (in order): the module list, the config's layer count and
-        per-layer lists, and each layer's cache index (`layer_idx`, as transformers numbers
-        them)."""
+    def keep_layers(self, encoder: nn.Module, keep: list[int]) -> None:
+        """Keep only the layers `keep` (0-based, in order): the module list, the config's layer
+        count and per-layer lists, and each layer's cache index (`layer_idx`, as transformers
+        numbers them)."""
         if self.shared_layers:
             raise ModelError(self.refusal("distill"))
         old = self.get_layers(encoder)
-        index = [next(i for i, m in enumerate(old) if m is layer) for layer in layers]
+        layers = [old[i] for i in keep]
         set_path(encoder, self.layers, nn.ModuleList(layers))
         config = encoder.config
         setattr(config, self.layers_field, len(layers))
         for name in self.per_layer_fields:
             values = getattr(config, name, None)
             if isinstance(values, (list, tuple)) and len(values) == len(old):
-                setattr(config, name, [values[i] for i in index])
+                setattr(config, name, [values[i] for i in keep])
         for j, layer in enumerate(layers):
             for module in layer.modules():
                 if hasattr(module, "layer_idx"):
@@ -163,7 +163,7 @@ class FamilyAdapter:
 
     def heads_of(self, encoder: nn.Module, layer: nn.Module) -> int:
         """The number of query heads `layer` has now (after any pruning)."""
-        return self.part(layer, "o").in_features // self.head_dim(encoder.config)
+        return out_in_weight(self.part(layer, "o")).shape[1] // self.head_dim(encoder.config)
 
     def part(self, layer: nn.Module, role: str) -> Any:
         """A layer's projection by role: q, k, v, o, up, gate, down (None when absent)."""
@@ -254,6 +254,11 @@ class FamilyAdapter:
         """A ModelError when `method` cannot run on this family."""
         if method in self.refuses:
             raise ModelError(self.refusal(method))
+
+
+def out_in_weight(module: nn.Module) -> torch.Tensor:
+    """A projection's weight as (out, in): nn.Linear's own, the transpose of a Conv1D's."""
+    return module.weight if isinstance(module, nn.Linear) else module.weight.T
 
 
 def _blocks(heads: list[int], d: int) -> torch.Tensor:

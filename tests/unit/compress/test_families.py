@@ -273,6 +273,40 @@ def test_distill_renumbers_layers(family: str) -> None:
         assert student.encoder.config.layer_types == ["sliding_attention"]
 
 
+@pytest.mark.parametrize("family", list(CONFIGS))
+def test_adapter_paths_resolve(family: str) -> None:
+    """Every path of the adapter names a module of the family's model (the encoder-decoders'
+    too: their encoder layouts are described for the generation task to come)."""
+    from transformers import AutoModel
+    from transformers.pytorch_utils import Conv1D
+
+    from occamtune.models.families import get_path
+
+    encoder = encoder_from_config(AutoModel, CONFIGS[family]())
+    adapter = family_of_name(family)
+    layers = adapter.get_layers(encoder)
+    assert len(layers) == (1 if adapter.shared_layers else 2)
+    for layer in layers:
+        for role in ("q", "k", "v", "o", "up", "down", "gate"):
+            module = adapter.part(layer, role)
+            assert module is not None or role == "gate", f"{family}: no {role} at {getattr(adapter, role)}"
+            assert module is None or isinstance(module, (torch.nn.Linear, Conv1D)), (family, role)
+        assert get_path(layer, adapter.attention) is not None
+        for name in (*adapter.head_attrs, *adapter.width_attrs):
+            assert hasattr(get_path(layer, adapter.attention), name), f"{family}: no attribute {name}"
+        assert all(get_path(layer, p) is not None for p in adapter.norms), family
+        assert adapter.heads_of(encoder, layer) == 4
+    assert all(get_path(encoder, p) is not None for p in adapter.final_norms), family
+    assert isinstance(adapter.get_word_embeddings(encoder), torch.nn.Embedding)
+    pos = adapter.get_position_embeddings(encoder)
+    assert pos is None or isinstance(pos, torch.nn.Embedding)
+    config = encoder.config
+    for name in (adapter.heads_field, adapter.layers_field, adapter.ffn_field):
+        assert getattr(config, name, None) is not None, f"{family}: config has no {name}"
+    assert adapter.group_size(config) == (2 if adapter.kv_heads_field else 1)
+    assert not adapter.tied_output(encoder)
+
+
 def test_every_method_has_a_case() -> None:
     assert set(CASES) == set(METHODS), f"add a family case for {set(METHODS) ^ set(CASES)}"
 
