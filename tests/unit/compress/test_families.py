@@ -34,7 +34,7 @@ from occamtune.compress import (
     save_artifact,
 )
 from occamtune.compress.record import record_of
-from occamtune.errors import ConfigError, ModelError
+from occamtune.errors import ModelError
 from occamtune.models import FAMILIES, HeadConfig, TaskModel, encoder_from_config
 from tests.fixtures.tiny_models import CLASS_LABELS, NER_LABELS, tiny_batches, tiny_finetune
 from tests.unit.compress.test_contract import CASES as BERT_CASES
@@ -341,7 +341,7 @@ def test_decoder_mean_pooling_ignores_padding() -> None:
     torch.testing.assert_close(_logits(model, padded), _logits(model, short), atol=1e-5, rtol=1e-5)
 
 
-UNKNOWN_OK = ("prune", "quantize", "lowrank")
+UNKNOWN_OK = ("prune", "quantize", "lowrank", "feature")
 
 
 def _unknown_model() -> TaskModel:
@@ -365,11 +365,17 @@ def test_unknown_family_layout_free_methods(method: str, tokenizer, tmp_path) ->
     torch.testing.assert_close(_logits(load_artifact(tmp_path), batch), after, atol=tol, rtol=tol)
 
 
-@pytest.mark.parametrize("method", ("structured", "distill", "vocab", "codebook", "share"))
+UNKNOWN_REFUSED = {**{m: CASES[m] for m in ("structured", "distill", "vocab", "codebook", "share",
+                                            "lora")},
+                   "quantize(ffn_bits)": QuantizeConfig(bits=4, ffn_bits=3)}
+
+
+@pytest.mark.parametrize("method", sorted(UNKNOWN_REFUSED))
 def test_unknown_family_refuses_layout_methods(method: str, tokenizer) -> None:
-    with pytest.raises((ModelError, ConfigError), match="model type 'mpnet' has no layout adapter.*"
-                                                       "supported: .*bert.*llama"):
-        compress(_unknown_model(), [CASES[method]], context("ner", tokenizer))
+    name = method.partition("(")[0]
+    with pytest.raises(ModelError, match=f"^{name}.*: model type 'mpnet' has no layout adapter.*"
+                                         "supported: .*bert.*llama"):
+        compress(_unknown_model(), [UNKNOWN_REFUSED[method]], context("ner", tokenizer))
 
 
 # --- the support table of docs/families.md ------------------------------------------------------
