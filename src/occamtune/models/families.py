@@ -77,8 +77,9 @@ class FamilyAdapter:
         head_dim_field: config field of the head dim (None or missing: width / heads).
         conv1d: the projections are transformers' Conv1D (weight (in, out)); methods that
             slice or quantize them convert them to nn.Linear first (`conv1d_to_linear`).
-        shared_layers: layers are shared across passes (ALBERT): `layers` lists the distinct
-            layer modules; each runs several times per forward.
+        group_layers: for layers shared across passes (ALBERT), the path from each group of
+            `layers` to its list of distinct layer modules, each run several times per forward
+            ("": plain layers, each run once).
         decoder: causal attention: position 0 sees only itself (no sentence summary there).
         encoder_decoder: `AutoModel` gives an encoder-decoder; the tasks need an encoder.
         refuses: method name -> why that method cannot run on this family.
@@ -109,18 +110,23 @@ class FamilyAdapter:
     per_layer_fields: tuple[str, ...] = ()
     head_dim_field: str | None = None
     conv1d: bool = False
-    shared_layers: bool = False
+    group_layers: str = ""
     decoder: bool = False
     encoder_decoder: bool = False
     refuses: dict[str, str] = field(default_factory=dict)
 
     # --- layers -------------------------------------------------------------------------------
 
+    @property
+    def shared_layers(self) -> bool:
+        """Whether the layers run several times per forward (ALBERT)."""
+        return bool(self.group_layers)
+
     def get_layers(self, encoder: nn.Module) -> list[nn.Module]:
         """The transformer layers in order (ALBERT: the distinct shared layers)."""
         if self.shared_layers:
             groups = get_path(encoder, self.layers)
-            return [layer for group in groups for layer in group.albert_layers]
+            return [layer for group in groups for layer in get_path(group, self.group_layers)]
         return list(get_path(encoder, self.layers))
 
     def layer_list(self, encoder: nn.Module) -> nn.ModuleList:
@@ -390,7 +396,7 @@ ALBERT = register_family(FamilyAdapter(
     width_attrs=("all_head_size",), word_embeddings="embeddings.word_embeddings",
     position_embeddings="embeddings.position_embeddings",
     norms=("attention.LayerNorm", "full_layer_layer_norm"), final_norms=("embeddings.LayerNorm",),
-    shared_layers=True,
+    group_layers="albert_layers",
     refuses={
         "distill": "ALBERT runs one shared layer num_hidden_layers times; a student with fewer "
                    "passes saves time but not one byte. Pruning the shared layer (structured) "
