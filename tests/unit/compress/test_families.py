@@ -273,6 +273,18 @@ def test_distill_renumbers_layers(family: str) -> None:
         assert student.encoder.config.layer_types == ["sliding_attention"]
 
 
+@pytest.mark.parametrize("family", ["albert", "llama"])
+def test_search_proposes_students_the_family_can_make(family: str) -> None:
+    """The shrink search offers no student where the family cannot drop layers (ALBERT), and
+    only depths below the teacher's elsewhere (2 layers: a 1-layer student, not in the grid)."""
+    from occamtune.search.space import SearchSpace
+    from occamtune.search.trial import Teacher
+
+    teacher = Teacher(Path("."), build(family, "ner"), None, None, None, {}, None, 0, "f1")
+    space = SearchSpace(distill_layers=(0, 3, 1)).for_teacher(teacher.num_layers)
+    assert space.distill_layers == ((0,) if family == "albert" else (0, 1))
+
+
 @pytest.mark.parametrize("family", list(CONFIGS))
 def test_adapter_paths_resolve(family: str) -> None:
     """Every path of the adapter names a module of the family's model (the encoder-decoders'
