@@ -219,6 +219,24 @@ def test_family_quantize_variants(family: str, variant: str, tokenizer, trained,
                                atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("family", RUNNABLE)
+def test_int8_runtime_keeps_residual_projections_in_float(family: str, tokenizer, trained) -> None:
+    """8-bit models run on int8 kernels, but the family's attention output and FFN down
+    projections (inputs with outliers) stay in float."""
+    from occamtune.compress import to_int8_runtime
+
+    model, _ = trained(family, "ner")
+    small = compress(copy.deepcopy(model), [QuantizeConfig(bits=8)], context("ner", tokenizer))
+    fast = to_int8_runtime(small)
+    adapter = family_of_name(family)
+    layer = adapter.get_layers(fast.encoder)[0]
+    assert type(adapter.part(layer, "o")) is torch.nn.Linear
+    assert type(adapter.part(layer, "down")) is torch.nn.Linear
+    assert type(adapter.part(layer, "up")) is not torch.nn.Linear  # a dynamic int8 Linear
+    batch = batches("ner", n=1)[0]
+    torch.testing.assert_close(_logits(fast, batch), _logits(small, batch), atol=0.1, rtol=0.1)
+
+
 @pytest.mark.parametrize("family", [f for f in RUNNABLE if family_of_name(f).kv_heads_field])
 def test_gqa_prunes_whole_key_value_groups(family: str) -> None:
     """4 query heads over 2 key/value heads: removing half the heads removes one whole group,
