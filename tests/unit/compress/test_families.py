@@ -24,6 +24,7 @@ import torch
 
 from occamtune.compress import (
     METHODS,
+    CodebookConfig,
     CompressContext,
     LoraConfig,
     QuantizeConfig,
@@ -217,6 +218,34 @@ def test_family_quantize_variants(family: str, variant: str, tokenizer, trained,
         assert {c.bits for c in record_of(small).codes.values()} == {3, 4}
     torch.testing.assert_close(_logits(load_artifact(tmp_path), batch), _logits(small, batch),
                                atol=1e-5, rtol=1e-5)
+
+
+PIPELINE = [StructuredPruneConfig(heads=0.5, ffn=0.5, epochs=0), VocabTrimConfig(rank=8),
+            CodebookConfig(size=16, fallback_dim=4), QuantizeConfig(bits=4, group_size=16)]
+
+
+@pytest.mark.parametrize("family", RUNNABLE)
+def test_family_pipeline(family: str, tokenizer, trained, tmp_path) -> None:
+    """The layout methods compose: pruned layers, a trimmed and coded vocabulary (Gemma's scale
+    kept once, outside), k-bit codes; the artifact replays all of it."""
+    model, base = trained(family, "ner")
+    small = compress(copy.deepcopy(model), PIPELINE, context("ner", tokenizer))
+    sizes = save_artifact(small, tokenizer, tmp_path)
+    assert sizes["model_occ"] < base / 2, (sizes["model_occ"], base)
+    batch = batches("ner", n=3)[2]
+    torch.testing.assert_close(_logits(load_artifact(tmp_path), batch), _logits(small, batch),
+                               atol=2e-3, rtol=2e-3)
+
+
+@pytest.mark.parametrize("family", RUNNABLE)
+def test_vocab_trim_keeps_outputs_on_seen_tokens(family: str, tokenizer, trained) -> None:
+    """On text of tokens the corpus has (every row kept) the trimmed model answers exactly as
+    the full one: the rows, their scale (Gemma's) and the positions read are the same."""
+    model, _ = trained(family, "ner")
+    seen = batches("ner")[0]  # one of the batches token_counts reads
+    small = compress(copy.deepcopy(model), [VocabTrimConfig(positions=True)],
+                     context("ner", tokenizer))
+    torch.testing.assert_close(_logits(small, seen), _logits(model, seen), atol=1e-5, rtol=1e-5)
 
 
 @pytest.mark.parametrize("family", RUNNABLE)
