@@ -174,28 +174,12 @@ def run_cell(family: str, method: str, task: str, tokenizer: Any, trained: Any,
                                msg=lambda m: f"{family}/{method}/{task}: {m}")
 
 
-# The token task over the whole matrix; the sequence task (the head is the only difference)
-# over the methods that change the layers, the rest in the slow tier.
-LAYER_METHODS = ("distill", "quantize", "structured", "vocab")
-
-
+@pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("method", sorted(CASES))
 @pytest.mark.parametrize("family", RUNNABLE)
-def test_family_ner(family: str, method: str, tokenizer, trained, tmp_path) -> None:
-    run_cell(family, method, "ner", tokenizer, trained, tmp_path)
-
-
-@pytest.mark.parametrize("method", LAYER_METHODS)
-@pytest.mark.parametrize("family", RUNNABLE)
-def test_family_classify(family: str, method: str, tokenizer, trained, tmp_path) -> None:
-    run_cell(family, method, "classify", tokenizer, trained, tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("method", sorted(set(CASES) - set(LAYER_METHODS)))
-@pytest.mark.parametrize("family", RUNNABLE)
-def test_family_classify_rest(family: str, method: str, tokenizer, trained, tmp_path) -> None:
-    run_cell(family, method, "classify", tokenizer, trained, tmp_path)
+def test_family_method_task(family: str, method: str, task: str, tokenizer, trained,
+                            tmp_path) -> None:
+    run_cell(family, method, task, tokenizer, trained, tmp_path)
 
 
 QUANT_VARIANTS = {
