@@ -42,9 +42,10 @@ from occamtune.compress.base import (
 )
 from occamtune.compress.grid import QuantCodes, quantize_tensor, set_to_codes
 from occamtune.compress.record import StepRecord
-from occamtune.compress.vocab import TrimmedEmbedding, trimmed_rank
+from occamtune.compress.vocab import TrimmedEmbedding, embed_scale, trimmed_rank
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel
+from occamtune.models import TaskModel, family_of
+from occamtune.models.families import get_path, set_path
 
 WEIGHTINGS = ("count", "uniform")
 CHUNK = 8  # sub-spaces clustered at once: distances of (CHUNK, rows, size) floats, ~250 MB at 30k rows
@@ -122,8 +123,9 @@ class CodebookEmbedding(nn.Module):
         size: centroids per codebook.
     """
 
-    def __init__(self, rows: int, dim: int, subspaces: int, size: int) -> None:
+    def __init__(self, rows: int, dim: int, subspaces: int, size: int, scale: float = 1.0) -> None:
         super().__init__()
+        self.scale = float(scale)  # Gemma's embedding scale (1 elsewhere), not a weight
         self.register_buffer("codes", torch.zeros(rows, subspaces, dtype=torch.uint8))
         self.codebooks = nn.Parameter(torch.zeros(subspaces, size, dim))
 
@@ -133,23 +135,27 @@ class CodebookEmbedding(nn.Module):
 
     @property
     def weight(self) -> torch.Tensor:
-        """(rows, width) the decoded matrix."""
-        return self.forward(torch.arange(self.num_embeddings))
+        """(rows, width) the decoded matrix (before the scale, as nn.Embedding's weight)."""
+        return self.rows(torch.arange(self.num_embeddings))
 
-    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+    def rows(self, input_ids: torch.Tensor) -> torch.Tensor:
         idx = self.codes[input_ids].long()  # (..., S)
         sub = torch.arange(self.codebooks.shape[0])
         return self.codebooks[sub, idx].flatten(-2)  # (..., S, dim) -> (..., S * dim)
 
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        out = self.rows(input_ids)
+        return out * self.scale if self.scale != 1.0 else out
+
 
 def _holder(model: TaskModel) -> tuple[nn.Module, str]:
-    """(module, attribute) holding the word-embedding rows: inside a trimmed vocabulary when
-    `vocab` ran before, else the encoder's word embeddings themselves."""
-    emb = model.encoder.embeddings
-    words = emb.word_embeddings
+    """(module, attribute path) holding the word-embedding rows: inside a trimmed vocabulary
+    when `vocab` ran before, else the encoder's word embeddings themselves."""
+    family = family_of(model.encoder, "codebook")
+    words = family.get_word_embeddings(model.encoder)
     if isinstance(words, TrimmedEmbedding):
         return words, "embedding"
-    return emb, "word_embeddings"
+    return model.encoder, family.word_embeddings
 
 
 @structure_op("codebook")
@@ -157,8 +163,8 @@ def _rebuild_codebook(model: TaskModel, params: dict[str, Any]) -> None:
     holder, attr = _holder(model)
     if params.get("fallback"):  # the low-rank codes of a trimmed vocabulary's dropped rows
         attr = "fallback"
-    setattr(holder, attr, CodebookEmbedding(params["rows"], params["dim"], params["subspaces"],
-                                            params["size"]))
+    set_path(holder, attr, CodebookEmbedding(params["rows"], params["dim"], params["subspaces"],
+                                             params["size"], params.get("scale", 1.0)))
 
 
 def kmeans(x: torch.Tensor, k: int, iters: int, start: torch.Tensor,
@@ -207,7 +213,7 @@ def _row_weights(holder: nn.Module, rows: int, ctx: CompressContext) -> torch.Te
 def _codebook(model: TaskModel, config: CodebookConfig,
               ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     holder, attr = _holder(model)
-    old = getattr(holder, attr)
+    old = get_path(holder, attr)
     if not isinstance(old, nn.Embedding):
         raise ConfigError("codebook: the word embeddings are already coded; apply `codebook` once")
     rows, width = old.weight.shape
@@ -237,7 +243,7 @@ def _code_rows(model: TaskModel, holder: nn.Module, attr: str, dim: int, config:
     """Replace the nn.Embedding `holder.<attr>` by its product-quantization codes (sub-vectors of
     `dim` numbers), noting the change (and the centroids' codes) in `step`; returns the
     structure record's params and the coded rows' relative squared error."""
-    old = getattr(holder, attr)
+    old = get_path(holder, attr)
     rows, width = old.weight.shape
     subspaces, size = width // dim, min(config.size, rows)
     x = old.weight.detach().float().reshape(rows, subspaces, dim).transpose(0, 1)  # (S, N, d)
@@ -249,8 +255,10 @@ def _code_rows(model: TaskModel, holder: nn.Module, attr: str, dim: int, config:
     centroids, assign = torch.cat([c for c, _ in parts]), torch.cat([a for _, a in parts])
     params = {"rows": rows, "dim": dim, "subspaces": subspaces, "size": size,
               **({"fallback": True} if attr == "fallback" else {})}
+    if embed_scale(old) != 1.0:  # Gemma's scaled rows, when not inside a trimmed vocabulary
+        params["scale"] = embed_scale(old)
     _rebuild_codebook(model, params)
-    new = getattr(holder, attr)
+    new = get_path(holder, attr)
     with torch.no_grad():
         new.codebooks.copy_(centroids)
         new.codes.copy_(assign.T.to(torch.uint8))

@@ -37,7 +37,7 @@ from occamtune.compress.base import (
 )
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel, count_parameters
+from occamtune.models import TaskModel, count_parameters, family_of
 from occamtune.tasks import Task, get_task
 
 PICKS = ("spread", "bottom", "top")
@@ -106,13 +106,8 @@ def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> list[in
 def make_student(teacher: TaskModel, keep: list[int]) -> TaskModel:
     """A copy of the teacher with only the encoder layers `keep`."""
     student = copy.deepcopy(teacher)
-    layers = student.encoder.encoder.layer
-    student.encoder.encoder.layer = nn.ModuleList([layers[i] for i in keep])
-    student.encoder.config.num_hidden_layers = len(keep)
-    for j, layer in enumerate(student.encoder.encoder.layer):  # cache index, as HF numbers them
-        for module in layer.modules():
-            if hasattr(module, "layer_idx"):
-                module.layer_idx = j
+    # the layer list, the config's layer count and per-layer lists, each layer's cache index
+    family_of(student.encoder, "distill").keep_layers(student.encoder, keep)
     return student
 
 
@@ -122,7 +117,7 @@ class LayerTap:
     def __init__(self, model: TaskModel) -> None:
         self.outputs: list[torch.Tensor] = []
         self.handles = [layer.register_forward_hook(self._hook)
-                        for layer in model.encoder.encoder.layer]
+                        for layer in family_of(model.encoder).get_layers(model.encoder)]
 
     def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if module.training:  # not during the dev evaluations of finetune
@@ -135,6 +130,11 @@ class LayerTap:
     def close(self) -> None:
         for handle in self.handles:
             handle.remove()
+
+
+def n_layers(model: TaskModel) -> int:
+    """The number of transformer layers of a task model's encoder."""
+    return len(family_of(model.encoder).get_layers(model.encoder))
 
 
 def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
@@ -170,7 +170,7 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
     against teacher layer keep[j] (default: the same layer; the hidden sizes must match)."""
     teacher = teacher.eval()  # only run under no_grad, never given to the optimizer
     task = get_task(student.head_config.task)
-    keep = list(range(len(student.encoder.encoder.layer))) if keep is None else keep
+    keep = list(range(n_layers(student))) if keep is None else keep
     tap = LayerTap(student) if config.hidden_weight > 0 else None
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
@@ -196,7 +196,8 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
 def _distill(model: TaskModel, config: DistillConfig,
              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "distill")
-    keep = pick_layers(len(model.encoder.encoder.layer), config.layers, config.pick)
+    keep = pick_layers(len(family_of(model.encoder, "distill").get_layers(model.encoder)),
+                       config.layers, config.pick)
     student = make_student(model, keep)
     for p in student.parameters():
         p.requires_grad_(True)

@@ -88,7 +88,8 @@ def _rebuild_mix(model: TaskModel, params: dict[str, Any]) -> None:
 def _feature(model: TaskModel, config: FeatureExtractConfig,
              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "feature")
-    n_layers = len(model.encoder.encoder.layer)
+    # every config answers num_hidden_layers (transformers maps GPT-2's n_layer and the like)
+    n_layers = int(model.encoder.config.num_hidden_layers)
     if config.last_k > n_layers:
         raise ConfigError(f"feature: last_k must be at most the {n_layers} layers, got {config.last_k}")
     if hasattr(model.encoder, "scalar_mix"):

@@ -80,11 +80,16 @@ def gptq_round(weight: torch.Tensor, hessian: torch.Tensor, bits: int, group_siz
     return codes, scales
 
 
-def blocks(names: list[str]) -> list[list[str]]:
-    """Linear names grouped by transformer layer (`...layer.<i>.`), in model order; a name outside
-    any layer is its own group."""
+def blocks(names: list[str], layers: list[str] | None = None) -> list[list[str]]:
+    """Linear names grouped by transformer layer, in model order: under one of the module names
+    `layers` (the family adapter's), else under a BERT-style `...layer.<i>.`; a name outside any
+    layer is its own group."""
     groups: dict[str, list[str]] = {}
     for name in names:
-        match = _LAYER.match(name)
-        groups.setdefault(match.group(1) if match else name, []).append(name)
+        if layers is not None:
+            key = next((p for p in layers if name.startswith(p + ".")), name)
+        else:
+            match = _LAYER.match(name)
+            key = match.group(1) if match else name
+        groups.setdefault(key, []).append(name)
     return list(groups.values())

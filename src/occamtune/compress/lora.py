@@ -20,7 +20,7 @@ from occamtune.compress.base import (
 )
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel, count_parameters
+from occamtune.models import TaskModel, count_parameters, family_of
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,8 @@ class LoraConfig(CompressionConfig):
         r: rank of the updates.
         alpha: scaling numerator (updates are scaled by alpha / r).
         dropout: dropout on the adapter input.
-        targets: names of the Linear modules adapted (BERT: query, key, value, dense).
+        targets: names of the Linear modules adapted (BERT: query, key, value, dense); empty
+            (the default): the family's query and value projections (from its adapter).
         epochs: training epochs; None = the run's own.
     """
 
@@ -40,7 +41,7 @@ class LoraConfig(CompressionConfig):
     r: int = 8
     alpha: int = 16
     dropout: float = 0.1
-    targets: tuple[str, ...] = ("query", "value")
+    targets: tuple[str, ...] = ()
     epochs: float | None = None
 
     def __post_init__(self) -> None:
@@ -51,7 +52,7 @@ class LoraConfig(CompressionConfig):
         if isinstance(self.targets, (list, str)):
             targets = (self.targets,) if isinstance(self.targets, str) else tuple(self.targets)
             object.__setattr__(self, "targets", targets)
-        if not self.targets or not all(isinstance(t, str) and t for t in self.targets):
+        if not all(isinstance(t, str) and t for t in self.targets):
             raise ConfigError(f"lora: targets must be module names like [query, value], "
                               f"got {self.targets!r}")
 
@@ -63,12 +64,16 @@ def _lora(model: TaskModel, config: LoraConfig,
     from peft import LoraConfig as PeftLoraConfig
     from peft import get_peft_model
 
+    targets = list(config.targets)
+    if not targets:  # the family's query and value projections, by their last name
+        family = family_of(model.encoder, "lora")
+        targets = list(dict.fromkeys(path.rpartition(".")[2] for path in (family.q, family.v)))
     peft_config = PeftLoraConfig(r=config.r, lora_alpha=config.alpha, lora_dropout=config.dropout,
-                                 target_modules=list(config.targets), bias="none")
+                                 target_modules=targets, bias="none")
     try:
         model.encoder = get_peft_model(model.encoder, peft_config)
     except ValueError as exc:
-        raise ConfigError(f"lora: targets {list(config.targets)} do not match the encoder's "
+        raise ConfigError(f"lora: targets {targets} do not match the encoder's "
                           f"modules: {exc}") from exc
     trainable = count_parameters(model, trainable_only=True)
     model = finetune(model, epochs=config.epochs)

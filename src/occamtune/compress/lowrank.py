@@ -26,6 +26,7 @@ from occamtune.compress.base import (
     register,
     structure_op,
 )
+from occamtune.compress.layout import linear_layout
 from occamtune.compress.record import StepRecord
 from occamtune.models import TaskModel
 
@@ -120,10 +121,11 @@ def factorize(model: TaskModel, name: str, linear: nn.Linear, config: LowRankCon
 @register(LowRankConfig)
 def _lowrank(model: TaskModel, config: LowRankConfig,
              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
+    ranks, step = {}, StepRecord()
+    linear_layout(model, step)  # GPT-2's Conv1D projections become nn.Linear, factorised as such
     factors = {id(f) for m in model.modules() if isinstance(m, LowRankLinear) for f in m}
     targets = [(f"encoder.{n}", m) for n, m in model.encoder.named_modules()
                if isinstance(m, nn.Linear) and id(m) not in factors]
-    ranks, step = {}, StepRecord()
     for name, linear in targets:
         r = factorize(model, name, linear, config, step)
         if r is not None:

@@ -30,6 +30,7 @@ from occamtune.compress.base import (
     check_range,
     register,
 )
+from occamtune.compress.layout import linear_layout
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel
@@ -131,6 +132,8 @@ def _prune(model: TaskModel, config: PruneConfig,
     if config.gradual and ctx.finetune is None:
         raise ConfigError("prune: gradual=true prunes during fine-tuning: give a CompressContext "
                           "with `finetune`, or use gradual=false for one-shot pruning")
+    step = StepRecord()
+    linear_layout(model, step)  # GPT-2's Conv1D projections become nn.Linear, pruned as such
     layers = prunable(model)
     state = {"masks": magnitude_masks(layers, 0.0 if config.gradual else config.sparsity,
                                       config.scope), "level": 0.0}
@@ -149,4 +152,5 @@ def _prune(model: TaskModel, config: PruneConfig,
     # gradual: the returned best model may be an earlier checkpoint; bring it to the final sparsity
     final = magnitude_masks(layers, config.sparsity, config.scope) if config.gradual else state["masks"]
     apply_masks(layers, final)
-    return model, StepRecord(facts={"sparsity": round(sparsity_of(layers), 4)})
+    step.facts["sparsity"] = round(sparsity_of(layers), 4)
+    return model, step

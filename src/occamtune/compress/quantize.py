@@ -60,10 +60,11 @@ from occamtune.compress.grid import (
     quantize_tensor,
     set_to_codes,
 )
+from occamtune.compress.layout import linear_layout
 from occamtune.compress.record import StepRecord, record_of
 from occamtune.compress.storage import codes_of, round_as_stored
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel
+from occamtune.models import TaskModel, family_of, find_family
 
 ROUNDINGS = ("nearest", "gptq")
 
@@ -177,10 +178,14 @@ def quantized_codes(model: TaskModel, name: str) -> QuantCodes | None:
     return None if tensor is None else codes_of(record_of(model).codes, name, tensor)
 
 
-def ffn_linears(model: TaskModel) -> set[int]:
-    """ids of the feed-forward Linears of each encoder layer (intermediate and output dense)."""
-    return {id(m) for layer in model.encoder.encoder.layer
-            for m in (layer.intermediate.dense, layer.output.dense)}
+def ffn_linears(model: TaskModel, method: str = "quantize with ffn_bits") -> set[int]:
+    """ids of the feed-forward Linears of each encoder layer (up, gate and down).
+
+    Raises:
+        ModelError: the model's family is unknown (`method` names who asks).
+    """
+    family = family_of(model.encoder, method)
+    return {id(m) for layer in family.get_layers(model.encoder) for m in family.ffn_linears(layer)}
 
 
 def bits_of(module: nn.Module, config: QuantizeConfig, ffn: set[int] | None = None) -> int:
@@ -225,8 +230,8 @@ def train_quantized(model: TaskModel, config: QuantizeConfig, ctx: CompressConte
     distilled student's teacher has more)."""
     finetune = need_finetune(ctx, "quantize with epochs")
     teacher = ctx.teacher if ctx.teacher is not None else copy.deepcopy(model)
-    ffn = ffn_linears(model)
-    same_layers = _layer_shape(teacher) == _layer_shape(model)
+    ffn = ffn_linears(model) if config.ffn_bits is not None else set()
+    same_layers = _layer_shape(model) is not None and _layer_shape(teacher) == _layer_shape(model)
     # DistilBERT's mix: T = 2, half soft, half gold labels; plus the layers' MSE when they match
     soft = distill.DistillConfig(hidden_weight=config.hidden_weight if same_layers else 0.0)
     for _, module in quantize_targets(model, config.embeddings):
@@ -242,9 +247,12 @@ def train_quantized(model: TaskModel, config: QuantizeConfig, ctx: CompressConte
     return model
 
 
-def _layer_shape(model: TaskModel) -> tuple[int, int]:
-    """(encoder layers, hidden width)."""
-    return len(model.encoder.encoder.layer), int(model.encoder.config.hidden_size)
+def _layer_shape(model: TaskModel) -> tuple[int, int] | None:
+    """(encoder layers, hidden width); None for a family without an adapter."""
+    family = find_family(model.encoder)
+    if family is None:
+        return None
+    return len(family.get_layers(model.encoder)), int(model.encoder.config.hidden_size)
 
 
 def _run_lr(ctx: CompressContext) -> float | None:
@@ -258,11 +266,13 @@ def _quantize(model: TaskModel, config: QuantizeConfig,
     if config.rounding == "gptq" and ctx.calibration is None:
         raise ConfigError("quantize: rounding='gptq' needs calibration batches: give a "
                           "CompressContext with `calibration` (e.g. `occamtune compress` on a run)")
+    step = StepRecord()
+    linear_layout(model, step)  # GPT-2's Conv1D projections become nn.Linear, quantized as such
     if config.epochs != 0:
         model = train_quantized(model, config, ctx)
     targets = dict(quantize_targets(model, config.embeddings))
-    step, n_weights, ffn = StepRecord(), 0, ffn_linears(model)
-    for names, gptq in _rounding_order(targets, config):
+    n_weights, ffn = 0, ffn_linears(model) if config.ffn_bits is not None else set()
+    for names, gptq in _rounding_order(model, targets, config):
         hess = hessians(model, {n: targets[n] for n in names}, ctx.calibration) if gptq else {}
         for name in names:
             module, bits = targets[name], bits_of(targets[name], config, ffn)
@@ -280,19 +290,47 @@ def _quantize(model: TaskModel, config: QuantizeConfig,
     return model, step
 
 
-def _rounding_order(targets: dict[str, nn.Module],
+def _rounding_order(model: TaskModel, targets: dict[str, nn.Module],
                     config: QuantizeConfig) -> list[tuple[list[str], bool]]:
     """Groups of target names rounded together, in order, each with whether GPTQ rounds it:
     with GPTQ, the embeddings first to the nearest code, then the Linears layer by layer (each
     layer's Hessians measured after the earlier layers are rounded)."""
     if config.rounding != "gptq":
         return [(list(targets), False)]
-    # A trimmed vocabulary's low-rank basis (under `.embeddings.`) sees the codes of every
-    # token, used or not, in calibration: its Hessian would weigh the wrong inputs.
-    linears = [n for n, m in targets.items()
-               if isinstance(m, nn.Linear) and ".embeddings." not in n]
+    # A trimmed vocabulary's low-rank basis sees the codes of every token, used or not, in
+    # calibration: its Hessian would weigh the wrong inputs.
+    basis = _embedding_linears(model)
+    linears = [n for n, m in targets.items() if isinstance(m, nn.Linear) and id(m) not in basis]
     rest = [n for n in targets if n not in linears]
-    return [(rest, False), *((names, True) for names in blocks(linears))]
+    return [(rest, False), *((names, True) for names in blocks(linears, _layer_names(model)))]
+
+
+def _embedding_linears(model: nn.Module) -> set[int]:
+    """ids of the Linears inside a trimmed vocabulary (its low-rank basis)."""
+    from occamtune.compress.vocab import TrimmedEmbedding
+
+    return {id(m) for t in model.modules() if isinstance(t, TrimmedEmbedding)
+            for m in t.modules() if isinstance(m, nn.Linear)}
+
+
+def _layer_names(model: nn.Module) -> list[str] | None:
+    """The module names of the transformer layers (None for a family without an adapter)."""
+    family = find_family(getattr(model, "encoder", model))
+    if family is None:
+        return None
+    ids = {id(m) for m in family.get_layers(model.encoder)}
+    return [n for n, m in model.named_modules() if id(m) in ids]
+
+
+def _residual_linears(model: nn.Module) -> set[int]:
+    """ids of the Linears projecting back onto the residual stream (attention output, FFN
+    down); for a family without an adapter, BERT's names (`*.output.dense`)."""
+    encoder = getattr(model, "encoder", model)
+    family = find_family(encoder)
+    if family is None:
+        return {id(m) for n, m in model.named_modules() if n.endswith("output.dense")}
+    return {id(family.part(layer, role)) for layer in family.get_layers(encoder)
+            for role in ("o", "down")}
 
 
 def to_int8_runtime(model: nn.Module) -> nn.Module:
@@ -314,7 +352,7 @@ def to_int8_runtime(model: nn.Module) -> nn.Module:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*quantize_per_tensor.*")
+        keep = _embedding_linears(model) | _residual_linears(model)
         names = {name for name, m in model.named_modules()
-                 if isinstance(m, nn.Linear) and not name.endswith("output.dense")
-                 and ".embeddings." not in name}  # a trimmed vocabulary's low-rank basis
+                 if isinstance(m, nn.Linear) and id(m) not in keep}
         return quantize_dynamic(model, names, dtype=torch.qint8, inplace=False)

@@ -24,7 +24,7 @@ from occamtune.compress.base import (
 )
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel
+from occamtune.models import TaskModel, family_of
 
 
 @dataclass(frozen=True)
@@ -59,7 +59,7 @@ def split_groups(n_layers: int, groups: int) -> list[list[int]]:
 
 @structure_op("share")
 def _rebuild_share(model: TaskModel, params: dict[str, Any]) -> None:
-    layers = model.encoder.encoder.layer
+    layers = family_of(model.encoder, "share").layer_list(model.encoder)
     for group in params["groups"]:
         for i in group[1:]:
             layers[i] = layers[group[0]]
@@ -84,7 +84,7 @@ def average_layer(layers: list[torch.nn.Module]) -> torch.nn.Module:
 def _share(model: TaskModel, config: ShareConfig,
            ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "share")
-    layers = model.encoder.encoder.layer
+    layers = family_of(model.encoder, "share").layer_list(model.encoder)
     if config.groups >= len(layers):
         raise ConfigError(f"share: groups must be below the number of layers ({len(layers)}), "
                           f"got {config.groups}")

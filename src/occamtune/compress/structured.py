@@ -1,15 +1,18 @@
 """Structured pruning: remove whole attention heads and feed-forward neurons.
 
 Heads (Michel et al. 2019, "Are Sixteen Heads Really Better than One?") are ranked by the L2 norm
-of their slice of the attention output projection. FFN neurons are ranked by the size of their
-contribution to the residual stream: with calibration batches (importance="activation", the
-default), the root mean square of the neuron's activation over real tokens times the norm of its
-column of output.dense (Wanda-style, Sun et al. 2023, per neuron); without, by weights alone,
-||row of intermediate.dense|| * ||column of output.dense||. Ranked by activation, far less is
-lost before fine-tuning than ranked by weights (checked by hand on a MiniLM student of
-CoNLL-2003, not a benchmark). The least important `heads` / `ffn` fraction of each layer
-is cut out: the query/key/value rows and output-projection columns, the intermediate rows and
-output columns are sliced into new, smaller nn.Linear layers, so the matrices really shrink.
+of their slice of the attention output projection; under grouped-query attention the unit is a
+key/value group with its query heads, which go together. FFN neurons are ranked by the size of
+their contribution to the residual stream: with calibration batches (importance="activation",
+the default), the root mean square of the neuron's activation (the down projection's input)
+over real tokens times the norm of its column of the down projection (Wanda-style, Sun et al.
+2023, per neuron); without, by weights alone, ||up row|| (* ||gate row||) * ||down column||.
+Ranked by activation, far less is lost before fine-tuning than ranked by weights (checked by
+hand on a MiniLM student of CoNLL-2003, not a benchmark). The least important `heads` / `ffn`
+fraction of each layer is cut out: the query/key/value rows and output-projection columns, the
+up/gate rows and down columns are sliced into new, smaller nn.Linear layers, so the matrices
+really shrink. Where the projections live is the model family's adapter's business
+(`occamtune.models.families`); GPT-2's Conv1D projections become nn.Linear first.
 Each layer keeps at least one head and one neuron.
 
 With calibration batches (`refit`, the default), the layers are cut one after another, and after
@@ -48,9 +51,11 @@ from occamtune.compress.base import (
 )
 from occamtune.compress.calibrate import token_means
 from occamtune.compress.distill import DistillConfig, train_with_teacher
+from occamtune.compress.layout import linear_layout
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel
+from occamtune.models import TaskModel, family_of
+from occamtune.models.families import out_in_weight
 
 log = logging.getLogger(__name__)
 IMPORTANCE = ("activation", "magnitude")
@@ -114,32 +119,20 @@ class StructuredPruneConfig(CompressionConfig):
 
 def slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     """A new Linear keeping the output rows (dim=0) or input columns (dim=1) in `index`."""
-    weight = linear.weight.detach().index_select(dim, index).clone()
-    out_f, in_f = weight.shape
-    new = nn.Linear(in_f, out_f, bias=linear.bias is not None)
-    with torch.no_grad():
-        new.weight.copy_(weight)
-        if linear.bias is not None:
-            new.bias.copy_(linear.bias.detach()[index] if dim == 0 else linear.bias.detach())
-    return new
+    from transformers.pytorch_utils import prune_linear_layer
+
+    return prune_linear_layer(linear, index.long(), dim)
 
 
-def keep_heads(layer: nn.Module, keep: list[int]) -> torch.Tensor:
-    """Cut a BERT layer's attention down to the heads `keep`; returns the kept input columns of
-    the output projection."""
-    att, out = layer.attention.self, layer.attention.output
-    d = att.attention_head_size
-    index = torch.cat([torch.arange(h * d, (h + 1) * d) for h in keep])
-    att.query, att.key, att.value = (slice_linear(m, index, 0) for m in (att.query, att.key, att.value))
-    out.dense = slice_linear(out.dense, index, 1)
-    att.num_attention_heads, att.all_head_size = len(keep), len(keep) * d
-    return index
+def keep_heads(encoder: nn.Module, layer: nn.Module, keep: list[int]) -> torch.Tensor:
+    """Cut a layer's attention down to the query heads `keep` (whole key/value groups under
+    GQA); returns the kept input columns of the output projection."""
+    return family_of(encoder).keep_heads(encoder, layer, keep)
 
 
-def keep_neurons(layer: nn.Module, keep: torch.Tensor) -> None:
-    """Cut a BERT layer's feed-forward block down to the neurons `keep`."""
-    layer.intermediate.dense = slice_linear(layer.intermediate.dense, keep, 0)
-    layer.output.dense = slice_linear(layer.output.dense, keep, 1)
+def keep_neurons(encoder: nn.Module, layer: nn.Module, keep: torch.Tensor) -> None:
+    """Cut a layer's feed-forward block down to the neurons `keep` (up, gate and down)."""
+    family_of(encoder).keep_neurons(layer, keep)
 
 
 def input_gram(model: nn.Module, linear: nn.Linear,
@@ -184,35 +177,49 @@ def refit_output(old: nn.Linear, new: nn.Linear, gram: torch.Tensor, keep: torch
 
 @structure_op("heads")
 def _rebuild_heads(model: TaskModel, params: dict[str, Any]) -> None:
-    keep_heads(model.encoder.encoder.layer[params["layer"]], list(range(params["heads"])))
+    encoder = model.encoder
+    layer = family_of(encoder).get_layers(encoder)[params["layer"]]
+    keep_heads(encoder, layer, list(range(params["heads"])))
 
 
 @structure_op("ffn")
 def _rebuild_ffn(model: TaskModel, params: dict[str, Any]) -> None:
-    keep_neurons(model.encoder.encoder.layer[params["layer"]], torch.arange(params["size"]))
+    encoder = model.encoder
+    layer = family_of(encoder).get_layers(encoder)[params["layer"]]
+    keep_neurons(encoder, layer, torch.arange(params["size"]))
 
 
-def head_importance(layer: nn.Module) -> torch.Tensor:
-    """(n_heads,) L2 norm of each head's slice of the attention output projection."""
-    att = layer.attention.self
-    w = layer.attention.output.dense.weight.detach()  # (H, n_heads * d)
-    return w.view(w.shape[0], att.num_attention_heads, -1).pow(2).sum(dim=(0, 2)).sqrt()
+def head_importance(encoder: nn.Module, layer: nn.Module) -> torch.Tensor:
+    """(units,) L2 norm of each unit's slice of the attention output projection's columns: a
+    unit is a head, or under GQA a key/value group with its query heads (they go together)."""
+    family = family_of(encoder)
+    w = out_in_weight(family.part(layer, "o")).detach()  # (H, n_heads * d)
+    units = family.heads_of(encoder, layer) // family.group_size(encoder.config)
+    return w.view(w.shape[0], units, -1).pow(2).sum(dim=(0, 2)).sqrt()
 
 
-def neuron_importance(layer: nn.Module, rms: torch.Tensor | None = None) -> torch.Tensor:
-    """(intermediate,) ||W_out column|| of each FFN neuron times its activation's root mean
-    square `rms` when given, else times ||W_in row||."""
-    w_out = layer.output.dense.weight.detach().norm(dim=0)  # (I,) from (H, I)
+def neuron_importance(encoder: nn.Module, layer: nn.Module,
+                      rms: torch.Tensor | None = None) -> torch.Tensor:
+    """(intermediate,) ||down column|| of each FFN neuron times its activation's root mean
+    square `rms` (the input of down) when given, else times ||up row|| (times ||gate row||
+    for a gated MLP)."""
+    family = family_of(encoder)
+    w_out = out_in_weight(family.part(layer, "down")).detach().norm(dim=0)  # (I,) from (H, I)
     if rms is not None:
         return rms * w_out
-    return layer.intermediate.dense.weight.detach().norm(dim=1) * w_out
+    score = out_in_weight(family.part(layer, "up")).detach().norm(dim=1) * w_out
+    gate = family.part(layer, "gate")
+    return score if gate is None else score * out_in_weight(gate).detach().norm(dim=1)
 
 
 def activation_rms(model: TaskModel,
                    batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> list[torch.Tensor]:
-    """Per layer, (intermediate,) root mean square of each FFN neuron's output over real tokens."""
-    layers = {str(i): layer.intermediate for i, layer in enumerate(model.encoder.encoder.layer)}
-    means = token_means(model, layers, batches, lambda x: x.pow(2).sum(dim=0), inputs=False)
+    """Per layer, (intermediate,) root mean square of each FFN neuron's activation (the input
+    of the down projection) over real tokens."""
+    family = family_of(model.encoder)
+    layers = {str(i): family.part(layer, "down")
+              for i, layer in enumerate(family.get_layers(model.encoder))}
+    means = token_means(model, layers, batches, lambda x: x.pow(2).sum(dim=0))
     return [means[str(i)].sqrt() for i in range(len(layers))]
 
 
@@ -226,29 +233,33 @@ def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig, step: S
     """Prune layer i in place (`rms`: its FFN activations' root mean squares), noting the
     changes in `step`; with calibration batches `refit_on`, refit the output projections
     (`refit_output`) and rank the neurons by the activations the layer sees after the layers
-    before it were cut. Returns the kept counts."""
-    layer = model.encoder.encoder.layer[i]
-    n_heads = layer.attention.self.num_attention_heads
-    heads = sorted(head_importance(layer).argsort(descending=True)[:_n_keep(n_heads, config.heads)].tolist())
-    if len(heads) < n_heads:
-        old = layer.attention.output.dense
+    before it were cut. Returns the kept counts (query heads, neurons)."""
+    encoder = model.encoder
+    family = family_of(encoder)
+    layer = family.get_layers(encoder)[i]
+    group = family.group_size(encoder.config)
+    scores = head_importance(encoder, layer)  # per head, or per key/value group
+    units = sorted(scores.argsort(descending=True)[:_n_keep(len(scores), config.heads)].tolist())
+    heads = [u * group + j for u in units for j in range(group)]
+    if len(units) < len(scores):
+        old = family.part(layer, "o")
         gram = input_gram(model, old, refit_on) if refit_on is not None else None
-        index = keep_heads(layer, heads)
+        index = keep_heads(encoder, layer, heads)
         if gram is not None:
-            refit_output(old, layer.attention.output.dense, gram, index)
+            refit_output(old, family.part(layer, "o"), gram, index)
         step.changed("heads", layer=i, heads=len(heads))
     if config.ffn == 0:
-        return {"heads": len(heads), "ffn": layer.output.dense.in_features}
-    old = layer.output.dense
+        return {"heads": len(heads), "ffn": family.part(layer, "down").in_features}
+    old = family.part(layer, "down")
     gram = input_gram(model, old, refit_on) if refit_on is not None else None
     if gram is not None and config.importance == "activation":
         rms = gram.diagonal()[:-1].sqrt().float()
-    scores = neuron_importance(layer, rms)
+    scores = neuron_importance(encoder, layer, rms)
     neurons = scores.argsort(descending=True)[:_n_keep(len(scores), config.ffn)].sort().values
     if len(neurons) < len(scores):
-        keep_neurons(layer, neurons)
+        keep_neurons(encoder, layer, neurons)
         if gram is not None:
-            refit_output(old, layer.output.dense, gram, neurons)
+            refit_output(old, family.part(layer, "down"), gram, neurons)
         step.changed("ffn", layer=i, size=len(neurons))
     return {"heads": len(heads), "ffn": len(neurons)}
 
@@ -256,9 +267,12 @@ def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig, step: S
 @register(StructuredPruneConfig)
 def _structured(model: TaskModel, config: StructuredPruneConfig,
                 ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
-    layers = model.encoder.encoder.layer
+    family = family_of(model.encoder, "structured")
+    layers = family.get_layers(model.encoder)
     if len({id(m) for m in layers}) < len(layers):
         raise ConfigError("structured: cannot prune shared layers; put `share` after `structured`")
+    step = StepRecord()
+    linear_layout(model, step)  # GPT-2's Conv1D projections become nn.Linear
     train = ctx.finetune is not None and config.epochs != 0
     teacher = copy.deepcopy(model) if train and config.teacher else None
     rms: list[torch.Tensor | None] = [None] * len(layers)
@@ -268,7 +282,6 @@ def _structured(model: TaskModel, config: StructuredPruneConfig,
             log.warning("structured: no calibration batches; ranking FFN neurons by weights alone")
         elif refit_on is None:  # with refit, each layer is measured as it is cut
             rms = list(activation_rms(model, ctx.calibration))
-    step = StepRecord()
     step.facts["kept"] = [prune_layer(model, i, config, step, rms[i], refit_on)
                           for i in range(len(layers))]
     if teacher is not None:

@@ -42,7 +42,8 @@ from occamtune.compress.base import (
 from occamtune.compress.packing import pack_mask, unpack_mask
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel, max_positions
+from occamtune.models import TaskModel, family_of, max_positions
+from occamtune.models.families import get_path
 
 log = logging.getLogger(__name__)
 BERT_SPECIAL = (0, 100, 101, 102, 103)  # [PAD], [UNK], [CLS], [SEP], [MASK] in BERT's vocab.txt
@@ -120,11 +121,15 @@ class TrimmedEmbedding(nn.Module):
             (`remap_of`) and is not saved (artifacts before it saved `remap`, an int32 per id,
             where the mask takes a bit).
         unk_row: the row of [UNK], which a dropped id reads when there are no low-rank rows.
+        scale: the factor the looked-up rows are multiplied by (Gemma scales its embeddings
+            by sqrt(hidden size); 1 elsewhere); recorded in the structure, not a weight.
     """
 
     def __init__(self, vocab_size: int, rows: int, dim: int, fallback_rows: int = 0,
-                 rank: int = 0, kept: torch.Tensor | None = None, unk_row: int = 0) -> None:
+                 rank: int = 0, kept: torch.Tensor | None = None, unk_row: int = 0,
+                 scale: float = 1.0) -> None:
         super().__init__()
+        self.scale = float(scale)
         # old id -> new row; saved with the weights only when not rebuilt from the `kept` mask
         self.register_buffer("remap", torch.zeros(vocab_size, dtype=torch.int32),
                              persistent=kept is None)
@@ -145,11 +150,13 @@ class TrimmedEmbedding(nn.Module):
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         idx = self.remap[input_ids].long()  # (B, T)
         if self.fallback is None:
-            return self.embedding(idx)  # (B, T, D)
-        rows = self.embedding.num_embeddings
-        kept = self.embedding(idx.clamp(max=rows - 1))  # (B, T, D)
-        low = self.basis(self.fallback((idx - rows).clamp(min=0)))  # (B, T, r) -> (B, T, D)
-        return torch.where((idx >= rows).unsqueeze(-1), low, kept)
+            out = self.embedding(idx)  # (B, T, D)
+        else:
+            rows = self.embedding.num_embeddings
+            kept = self.embedding(idx.clamp(max=rows - 1))  # (B, T, D)
+            low = self.basis(self.fallback((idx - rows).clamp(min=0)))  # (B, T, r) -> (B, T, D)
+            out = torch.where((idx >= rows).unsqueeze(-1), low, kept)
+        return out * self.scale if self.scale != 1.0 else out
 
 
 def remap_of(kept: torch.Tensor, unk_row: int, fallback: bool) -> torch.Tensor:
@@ -174,12 +181,17 @@ def _mask_of(text: str, n: int) -> torch.Tensor:
 
 @structure_op("vocab")
 def _rebuild_vocab(model: TaskModel, params: dict[str, Any]) -> None:
-    emb = model.encoder.embeddings
-    old = emb.word_embeddings
+    family = family_of(model.encoder, "vocab")
+    old = family.get_word_embeddings(model.encoder)
     kept = _mask_of(params["kept"], old.num_embeddings) if "kept" in params else None
-    emb.word_embeddings = TrimmedEmbedding(old.num_embeddings, params["rows"], old.weight.shape[1],
-                                           params.get("fallback_rows", 0), params.get("rank", 0),
-                                           kept, params.get("unk_row", 0))
+    family.set_word_embeddings(model.encoder, TrimmedEmbedding(
+        old.num_embeddings, params["rows"], old.weight.shape[1], params.get("fallback_rows", 0),
+        params.get("rank", 0), kept, params.get("unk_row", 0), params.get("scale", 1.0)))
+
+
+def embed_scale(module: nn.Module) -> float:
+    """The factor a scaled word embedding multiplies its rows by (Gemma's), else 1."""
+    return float(getattr(module, "scalar_embed_scale", getattr(module, "scale", 1.0)))
 
 
 def principal_codes(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -216,7 +228,11 @@ def _vocab(model: TaskModel, config: VocabTrimConfig,
     if ctx.token_counts is None:
         raise ConfigError("vocab: needs token counts of the training corpus: give a "
                           "CompressContext with `token_counts`")
-    old = model.encoder.embeddings.word_embeddings
+    family = family_of(model.encoder, "vocab")
+    if family.tied_output(model.encoder):  # the base models AutoModel gives carry no output head
+        raise ConfigError("vocab: the model's output head is tied to its word embeddings; "
+                          "trimming the rows would cut the head's classes too")
+    old = family.get_word_embeddings(model.encoder)
     if isinstance(old, TrimmedEmbedding):
         raise ConfigError("vocab: the vocabulary is already trimmed")
     if not isinstance(old, nn.Embedding):
@@ -236,8 +252,10 @@ def _vocab(model: TaskModel, config: VocabTrimConfig,
     mask[keep] = True
     params = {"rows": len(keep), "fallback_rows": len(dropped), "rank": rank if dropped else 0,
               "unk_row": keep.index(unk), "kept": _mask_text(mask)}
+    if embed_scale(old) != 1.0:
+        params["scale"] = embed_scale(old)
     _rebuild_vocab(model, params)
-    new = model.encoder.embeddings.word_embeddings
+    new = family.get_word_embeddings(model.encoder)
     with torch.no_grad():
         new.embedding.weight.copy_(old.weight.detach()[torch.tensor(keep)])
         if new.fallback is not None:
@@ -268,15 +286,16 @@ def trim_positions(model: TaskModel, max_length: int | None) -> int:
         log.warning("vocab: positions=true: %s has no absolute position embeddings to cut",
                     type(model.encoder).__name__)
         return 0
-    emb = model.encoder.embeddings
-    old = emb.position_embeddings
+    family = family_of(model.encoder, "vocab")
+    old = family.get_position_embeddings(model.encoder)
     if max_length >= limit:
         return old.num_embeddings
     rows = old.num_embeddings - limit + max_length  # RoBERTa-style tables start 2 rows in
     new = nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx)
     with torch.no_grad():
         new.weight.copy_(old.weight[:rows])
-    emb.position_embeddings = new
+    family.set_position_embeddings(model.encoder, new)
+    emb = get_path(model.encoder, family.position_embeddings.rpartition(".")[0])
     for name in ("position_ids", "token_type_ids"):  # (1, max_positions) buffers of BERT-likes
         buf = getattr(emb, name, None)
         if isinstance(buf, torch.Tensor) and buf.dim() == 2 and buf.shape[1] > rows:

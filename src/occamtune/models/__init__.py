@@ -3,6 +3,13 @@
     model, tokenizer, meta = load_model("runs/ner")   # any registered format
 """
 
+from occamtune.models.families import (
+    FAMILIES,
+    FamilyAdapter,
+    conv1d_to_linear,
+    family_of,
+    find_family,
+)
 from occamtune.models.formats import (
     FORMATS,
     WEIGHTS_FILE,
@@ -27,8 +34,31 @@ from occamtune.models.task_model import (
 )
 
 __all__ = [
-    "FORMATS", "META_FILE", "WEIGHTS_FILE", "HeadConfig", "ModelFormat", "RunMeta", "TaskModel",
-    "add_task_tokens", "build_model", "check_max_length", "count_parameters", "encoder_from_config",
-    "load_encoder", "load_model", "load_tokenizer", "max_positions", "read_meta",
-    "register_format", "resolve_model", "save_model", "weights_identity", "write_meta",
+    "FAMILIES",
+    "FORMATS",
+    "META_FILE",
+    "WEIGHTS_FILE",
+    "FamilyAdapter",
+    "HeadConfig",
+    "ModelFormat",
+    "RunMeta",
+    "TaskModel",
+    "add_task_tokens",
+    "build_model",
+    "check_max_length",
+    "conv1d_to_linear",
+    "count_parameters",
+    "encoder_from_config",
+    "family_of",
+    "find_family",
+    "load_encoder",
+    "load_model",
+    "load_tokenizer",
+    "max_positions",
+    "read_meta",
+    "register_format",
+    "resolve_model",
+    "save_model",
+    "weights_identity",
+    "write_meta",
 ]

@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from occamtune.errors import ConfigError, ModelError
+from occamtune.models.families import check_encoder, find_family
 from occamtune.models.meta import HeadConfig
 from occamtune.tasks import get_task
 
@@ -81,7 +82,14 @@ class TaskModel(nn.Module):
 
     def __init__(self, encoder: nn.Module, head: HeadConfig) -> None:
         super().__init__()
+        check_encoder(encoder)
+        family = find_family(encoder)
+        if family is not None and family.decoder and head.pooling == "cls":
+            # causal attention: position 0 has seen only the first token, no sentence summary
+            raise ModelError(f"model.pooling 'cls' reads position 0, which in a {family.name} "
+                             "decoder has seen only the first token; use model.pooling=mean")
         self.encoder = encoder
+        self._decoder = family is not None and family.decoder
         self.head_config = head
         self.head = get_task(head.task).build_head(head, encoder.config.hidden_size)
 
@@ -93,6 +101,8 @@ class TaskModel(nn.Module):
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if "token_type_ids" in batch and _takes_token_types(self.encoder):
             kwargs["token_type_ids"] = batch["token_type_ids"]
+        if self._decoder:  # nothing is generated: no key/value cache (shared layers share its slots)
+            kwargs["use_cache"] = False
         return self.encoder(**kwargs, output_hidden_states=hidden_states, return_dict=True)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
@@ -147,7 +157,9 @@ def max_positions(model: nn.Module) -> int | None:
     """The longest input (special tokens included) the encoder's absolute position embeddings
     allow, or None when it has none to bound it (e.g. relative or rotary positions)."""
     encoder = getattr(model, "encoder", model)
-    pos = getattr(getattr(encoder, "embeddings", None), "position_embeddings", None)
+    family = find_family(encoder)
+    pos = (family.get_position_embeddings(encoder) if family is not None
+           else getattr(getattr(encoder, "embeddings", None), "position_embeddings", None))
     kind = getattr(getattr(encoder, "config", None), "position_embedding_type", "absolute")
     if not isinstance(pos, nn.Embedding) or kind != "absolute":
         return None

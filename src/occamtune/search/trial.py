@@ -17,6 +17,7 @@ from torch import nn
 
 from occamtune import inference
 from occamtune.io import portable_path
+from occamtune.models import find_family
 
 
 @dataclass
@@ -37,6 +38,11 @@ class Teacher:
 
     @property
     def num_layers(self) -> int:
+        """The layers a student can keep fewer of: the encoder's, or 1 where its family cannot
+        drop layers (ALBERT runs one shared layer: the search proposes no student there)."""
+        family = find_family(self.model.encoder)
+        if family is not None and "distill" in family.refuses:
+            return 1
         return int(self.model.encoder.config.num_hidden_layers)
 
 

@@ -30,7 +30,7 @@ def test_keeps_the_strongest_heads_exactly() -> None:
     layer = model.encoder.encoder.layer[0]
     with torch.no_grad():
         layer.attention.output.dense.weight[:, 8:16] *= 10  # head 1 is important
-    assert int(head_importance(layer).argmax()) == 1
+    assert int(head_importance(model.encoder, layer).argmax()) == 1
     d = 8
     kept_q = layer.attention.self.query.weight[d:2 * d].clone()
     compress(model, [StructuredPruneConfig(heads=0.75, ffn=0.0)], CompressContext())

@@ -1,0 +1,440 @@
+"""One adapter per model family: where a transformer keeps its layers, attention projections,
+feed-forward block, embeddings and norms, and which config fields say how many of each.
+
+Compression methods that touch a model's insides (structured pruning, layer dropping,
+vocabulary trimming, per-block quantization widths...) ask `family_of(encoder)` instead of
+following BERT's attribute paths, as peft's `target_modules` mappings and torchtune's model
+builders do. Methods that only need "every nn.Linear" (unstructured pruning, k-bit
+quantization, low-rank factorisation) work on any model, known family or not.
+
+An adapter is registered for each `config.model_type` it covers (`register_family`); an unknown
+type gets a `ModelError` naming the supported families, raised only when a method needs the
+layout (`family_of`). Paths are dotted attribute paths: from the encoder (what `AutoModel`
+returns) to the layer list and the embeddings, from one layer to its projections.
+
+Why by hand: transformers 5 dropped the models' `prune_heads` and `find_pruneable_heads_and_
+indices`; `transformers.pytorch_utils.prune_linear_layer` is still there and slices the Linears.
+Which head counts each attention module keeps (BERT's `num_attention_heads`/`all_head_size`,
+GPT-2's `split_size`...) is family knowledge, written down here once.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+from occamtune.errors import ModelError
+
+FAMILIES: dict[str, FamilyAdapter] = {}  # by config.model_type
+
+
+def get_path(root: nn.Module, path: str) -> Any:
+    """`root.a.b.c` for the path "a.b.c" ("" is root); None when an attribute is missing."""
+    obj: Any = root
+    for part in path.split(".") if path else ():
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
+
+
+def set_path(root: nn.Module, path: str, value: nn.Module) -> None:
+    parent, _, attr = path.rpartition(".")
+    setattr(get_path(root, parent) if parent else root, attr, value)
+
+
+@dataclass(frozen=True)
+class FamilyAdapter:
+    """Where a family keeps its parts.
+
+    Attributes:
+        name: the family's name in messages and docs ("bert", "llama"...).
+        model_types: the `config.model_type` values it covers.
+        layers: path from the encoder to the nn.ModuleList of transformer layers.
+        q, k, v, o: paths from a layer to the attention's query, key, value and output
+            projections; a fused projection (GPT-2's c_attn: query, key and value side by side
+            in its output rows) has q == k == v.
+        up, down: paths from a layer to the feed-forward input (up) and output (down)
+            projections; `gate` to the gated MLP's gate projection (None: no gate).
+        attention: path from a layer to the module whose attributes hold the head count.
+        head_attrs: attributes of `attention` set to the number of query heads after pruning.
+        width_attrs: attributes of `attention` set to heads * head dim after pruning.
+        head_rows: other projections (paths from a layer) with one block of rows per head
+            (DeBERTa's unshared relative-position projections), sliced like the query.
+        word_embeddings: path from the encoder to the input token embedding.
+        position_embeddings: path to the absolute position embedding (None: rotary, relative
+            or none).
+        norms: paths from a layer to its norms; `final_norms` from the encoder.
+        heads_field, kv_heads_field, layers_field, ffn_field: config fields of the query head
+            count, the key/value head count (GQA; None: as many as query heads), the layer
+            count and the feed-forward width. `keep_layers` updates the layer count; pruned heads
+            and neurons differ from layer to layer, which one config field cannot say, so the
+            config keeps the original counts and the artifact replays each layer's cut.
+        per_layer_fields: config lists with one entry per layer (sliced with the layers).
+        head_dim_field: config field of the head dim (None or missing: width / heads).
+        conv1d: the projections are transformers' Conv1D (weight (in, out)); methods that
+            slice or quantize them convert them to nn.Linear first (`conv1d_to_linear`).
+        group_layers: for layers shared across passes (ALBERT), the path from each group of
+            `layers` to its list of distinct layer modules, each run several times per forward
+            ("": plain layers, each run once).
+        decoder: causal attention: position 0 sees only itself (no sentence summary there).
+        encoder_decoder: `AutoModel` gives an encoder-decoder; the tasks need an encoder.
+        refuses: method name -> why that method cannot run on this family.
+    """
+
+    name: str
+    model_types: tuple[str, ...]
+    layers: str
+    q: str
+    k: str
+    v: str
+    o: str
+    up: str
+    down: str
+    word_embeddings: str
+    gate: str | None = None
+    attention: str = ""
+    head_attrs: tuple[str, ...] = ()
+    width_attrs: tuple[str, ...] = ()
+    head_rows: tuple[str, ...] = ()
+    position_embeddings: str | None = None
+    norms: tuple[str, ...] = ()
+    final_norms: tuple[str, ...] = ()
+    heads_field: str = "num_attention_heads"
+    kv_heads_field: str | None = None
+    layers_field: str = "num_hidden_layers"
+    ffn_field: str = "intermediate_size"
+    per_layer_fields: tuple[str, ...] = ()
+    head_dim_field: str | None = None
+    conv1d: bool = False
+    group_layers: str = ""
+    decoder: bool = False
+    encoder_decoder: bool = False
+    refuses: dict[str, str] = field(default_factory=dict)
+
+    # --- layers -------------------------------------------------------------------------------
+
+    @property
+    def shared_layers(self) -> bool:
+        """Whether the layers run several times per forward (ALBERT)."""
+        return bool(self.group_layers)
+
+    def get_layers(self, encoder: nn.Module) -> list[nn.Module]:
+        """The transformer layers in order (ALBERT: the distinct shared layers)."""
+        if self.shared_layers:
+            groups = get_path(encoder, self.layers)
+            return [layer for group in groups for layer in get_path(group, self.group_layers)]
+        return list(get_path(encoder, self.layers))
+
+    def layer_list(self, encoder: nn.Module) -> nn.ModuleList:
+        """The nn.ModuleList holding the layers (to replace layers in place)."""
+        if self.shared_layers:
+            raise ModelError(self.refusal("share"))
+        return get_path(encoder, self.layers)
+
+    def keep_layers(self, encoder: nn.Module, keep: list[int]) -> None:
+        """Keep only the layers `keep` (0-based, in order): the module list, the config's layer
+        count and per-layer lists, and each layer's cache index (`layer_idx`, as transformers
+        numbers them)."""
+        if self.shared_layers:
+            raise ModelError(self.refusal("distill"))
+        old = self.get_layers(encoder)
+        layers = [old[i] for i in keep]
+        set_path(encoder, self.layers, nn.ModuleList(layers))
+        config = encoder.config
+        setattr(config, self.layers_field, len(layers))
+        for name in self.per_layer_fields:
+            values = getattr(config, name, None)
+            if isinstance(values, (list, tuple)) and len(values) == len(old):
+                setattr(config, name, [values[i] for i in keep])
+        for j, layer in enumerate(layers):
+            for module in layer.modules():
+                if hasattr(module, "layer_idx"):
+                    module.layer_idx = j
+
+    # --- attention ----------------------------------------------------------------------------
+
+    def head_dim(self, config: Any) -> int:
+        dim = getattr(config, self.head_dim_field, None) if self.head_dim_field else None
+        return int(dim or config.hidden_size // getattr(config, self.heads_field))
+
+    def group_size(self, config: Any) -> int:
+        """Query heads per key/value head (1 without GQA)."""
+        heads = getattr(config, self.heads_field)
+        kv = getattr(config, self.kv_heads_field, None) if self.kv_heads_field else None
+        return heads // kv if kv else 1
+
+    def heads_of(self, encoder: nn.Module, layer: nn.Module) -> int:
+        """The number of query heads `layer` has now (after any pruning)."""
+        return out_in_weight(self.part(layer, "o")).shape[1] // self.head_dim(encoder.config)
+
+    def part(self, layer: nn.Module, role: str) -> Any:
+        """A layer's projection by role: q, k, v, o, up, gate, down (None when absent)."""
+        path = getattr(self, role)
+        return get_path(layer, path) if path else None
+
+    def set_part(self, layer: nn.Module, role: str, module: nn.Module) -> None:
+        set_path(layer, getattr(self, role), module)
+
+    def keep_heads(self, encoder: nn.Module, layer: nn.Module, keep: list[int]) -> torch.Tensor:
+        """Cut `layer`'s attention down to the query heads `keep` (under GQA whole key/value
+        groups: `keep` must hold every query head of a kept group); returns the kept input
+        columns of the output projection."""
+        from transformers.pytorch_utils import prune_linear_layer
+
+        config = encoder.config
+        d, r = self.head_dim(config), self.group_size(config)
+        groups = sorted({h // r for h in keep})
+        assert sorted(keep) == [g * r + j for g in groups for j in range(r)], \
+            f"{self.name}: heads {keep} are not whole key/value groups of {r}"
+        q_index = _blocks(sorted(keep), d)
+        kv_index = _blocks(groups, d)
+        if self.q == self.k == self.v:  # fused: rows [q | k | v], each as wide as the heads now
+            width = self.heads_of(encoder, layer) * d
+            index = torch.cat([q_index, kv_index + width, kv_index + 2 * width])
+            self.set_part(layer, "q", prune_linear_layer(self.part(layer, "q"), index, 0))
+        else:
+            for role, index in (("q", q_index), ("k", kv_index), ("v", kv_index)):
+                self.set_part(layer, role, prune_linear_layer(self.part(layer, role), index, 0))
+        for path in self.head_rows:
+            if get_path(layer, path) is not None:
+                set_path(layer, path, prune_linear_layer(get_path(layer, path), q_index, 0))
+        self.set_part(layer, "o", prune_linear_layer(self.part(layer, "o"), q_index, 1))
+        attention = get_path(layer, self.attention)
+        for name in self.head_attrs:
+            setattr(attention, name, len(keep))
+        for name in self.width_attrs:
+            setattr(attention, name, len(keep) * d)
+        return q_index
+
+    # --- feed-forward -------------------------------------------------------------------------
+
+    def keep_neurons(self, layer: nn.Module, keep: torch.Tensor) -> None:
+        """Cut the feed-forward block to the neurons `keep`: the same rows of up and gate, the
+        same columns of down."""
+        from transformers.pytorch_utils import prune_linear_layer
+
+        for role in ("up", "gate"):
+            if self.part(layer, role) is not None:
+                self.set_part(layer, role, prune_linear_layer(self.part(layer, role), keep, 0))
+        self.set_part(layer, "down", prune_linear_layer(self.part(layer, "down"), keep, 1))
+
+    def ffn_linears(self, layer: nn.Module) -> list[nn.Module]:
+        return [m for m in (self.part(layer, r) for r in ("up", "gate", "down")) if m is not None]
+
+    # --- embeddings ---------------------------------------------------------------------------
+
+    def get_word_embeddings(self, encoder: nn.Module) -> nn.Module:
+        return get_path(encoder, self.word_embeddings)
+
+    def set_word_embeddings(self, encoder: nn.Module, module: nn.Module) -> None:
+        set_path(encoder, self.word_embeddings, module)
+
+    def get_position_embeddings(self, encoder: nn.Module) -> nn.Module | None:
+        return get_path(encoder, self.position_embeddings) if self.position_embeddings else None
+
+    def set_position_embeddings(self, encoder: nn.Module, module: nn.Module) -> None:
+        assert self.position_embeddings, f"{self.name} has no absolute position embedding"
+        set_path(encoder, self.position_embeddings, module)
+
+    def tied_output(self, encoder: nn.Module) -> bool:
+        """Whether the model carries an output head tied to the word embeddings (the base
+        models `AutoModel` gives carry none, whatever `tie_word_embeddings` says)."""
+        out = encoder.get_output_embeddings() if hasattr(encoder, "get_output_embeddings") else None
+        return out is not None and out.weight is self.get_word_embeddings(encoder).weight
+
+    def get_norms(self, encoder: nn.Module) -> list[nn.Module]:
+        found = [get_path(layer, p) for layer in self.get_layers(encoder) for p in self.norms]
+        found += [get_path(encoder, p) for p in self.final_norms]
+        return [m for m in found if m is not None]
+
+    # --- refusals -----------------------------------------------------------------------------
+
+    def refusal(self, method: str) -> str:
+        return f"{method}: not supported for the {self.name} family: {self.refuses[method]}"
+
+    def check(self, method: str) -> None:
+        """A ModelError when `method` cannot run on this family."""
+        if method in self.refuses:
+            raise ModelError(self.refusal(method))
+
+
+def out_in_weight(module: nn.Module) -> torch.Tensor:
+    """A projection's weight as (out, in): nn.Linear's own, the transpose of a Conv1D's."""
+    return module.weight if isinstance(module, nn.Linear) else module.weight.T
+
+
+def _blocks(heads: list[int], d: int) -> torch.Tensor:
+    """The rows [h d, (h + 1) d) of each head h, in order."""
+    return torch.cat([torch.arange(h * d, (h + 1) * d) for h in heads]).long()
+
+
+def register_family(adapter: FamilyAdapter) -> FamilyAdapter:
+    for model_type in adapter.model_types:
+        FAMILIES[model_type] = adapter
+    return adapter
+
+
+def supported_types() -> list[str]:
+    return sorted(FAMILIES)
+
+
+def model_type_of(model: nn.Module) -> str:
+    config = getattr(model, "config", None) or getattr(getattr(model, "encoder", None), "config", None)
+    return str(getattr(config, "model_type", "") or type(model).__name__)
+
+
+def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
+    """The adapter of an encoder (or of a TaskModel's encoder), by `config.model_type`.
+
+    Raises:
+        ModelError: no adapter for the model type (the message names the supported ones and
+            `method`, the method asking), or the family refuses `method`.
+    """
+    model_type = model_type_of(model)
+    adapter = FAMILIES.get(model_type)
+    if adapter is None:
+        who = f"{method}: " if method else ""
+        raise ModelError(f"{who}model type {model_type!r} has no layout adapter, so methods that "
+                         f"reach into its layers cannot run on it; supported: "
+                         f"{', '.join(supported_types())} (occamtune.models.families)")
+    if method:
+        adapter.check(method)
+    return adapter
+
+
+def find_family(model: nn.Module) -> FamilyAdapter | None:
+    """The adapter of a model, or None for an unknown model type."""
+    return FAMILIES.get(model_type_of(model))
+
+
+def conv1d_to_linear(root: nn.Module) -> list[str]:
+    """Replace every transformers Conv1D under `root` by the nn.Linear computing the same
+    function (Conv1D keeps its weight as (in, out), Linear as (out, in)); returns their names.
+
+    Why: the slicing, quantization and factorisation code all speak nn.Linear; GPT-2's forward
+    only calls the modules, so a Linear does the same there.
+    """
+    from transformers.pytorch_utils import Conv1D
+
+    names = [n for n, m in root.named_modules() if isinstance(m, Conv1D)]
+    for name in names:
+        conv = root.get_submodule(name)
+        set_path(root, name, linear_of_conv1d(conv))
+    return names
+
+
+def linear_of_conv1d(conv: nn.Module) -> nn.Linear:
+    n_in, n_out = conv.weight.shape  # (in, out)
+    linear = nn.Linear(n_in, n_out, bias=conv.bias is not None)
+    with torch.no_grad():
+        linear.weight.copy_(conv.weight.detach().T)
+        if conv.bias is not None:
+            linear.bias.copy_(conv.bias.detach())
+    return linear
+
+
+def check_encoder(encoder: nn.Module) -> None:
+    """A ModelError for a model the tasks cannot run on: an encoder-decoder from `AutoModel`."""
+    adapter = find_family(encoder)
+    if adapter is not None and adapter.encoder_decoder:
+        raise ModelError(
+            f"model type {adapter.model_types[0]!r}: AutoModel gives {type(encoder).__name__}, an "
+            "encoder-decoder, whose output is the decoder's; the tasks here need an encoder's "
+            "token states. Encoder-decoders are not supported yet (their encoder layout is "
+            "described in occamtune.models.families for the generation task to come).")
+
+
+_BERT_LIKE = {
+    "layers": "encoder.layer", "q": "attention.self.query", "k": "attention.self.key",
+    "v": "attention.self.value", "o": "attention.output.dense", "up": "intermediate.dense",
+    "down": "output.dense", "attention": "attention.self",
+    "head_attrs": ("num_attention_heads",), "width_attrs": ("all_head_size",),
+    "word_embeddings": "embeddings.word_embeddings",
+    "position_embeddings": "embeddings.position_embeddings",
+    "norms": ("attention.output.LayerNorm", "output.LayerNorm"), "final_norms": ("embeddings.LayerNorm",),
+}
+_LLAMA_LIKE = {
+    "layers": "layers", "q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj",
+    "o": "self_attn.o_proj", "up": "mlp.up_proj", "gate": "mlp.gate_proj", "down": "mlp.down_proj",
+    "attention": "self_attn", "word_embeddings": "embed_tokens",
+    "norms": ("input_layernorm", "post_attention_layernorm"), "final_norms": ("norm",),
+    "kv_heads_field": "num_key_value_heads", "head_dim_field": "head_dim",
+    "per_layer_fields": ("layer_types",), "decoder": True,
+}
+
+BERT = register_family(FamilyAdapter(
+    name="bert", model_types=("bert", "roberta", "xlm-roberta", "electra", "camembert"),
+    **_BERT_LIKE))
+DISTILBERT = register_family(FamilyAdapter(
+    name="distilbert", model_types=("distilbert",), layers="transformer.layer",
+    q="attention.q_lin", k="attention.k_lin", v="attention.v_lin", o="attention.out_lin",
+    up="ffn.lin1", down="ffn.lin2", attention="attention", head_attrs=("n_heads",),
+    word_embeddings="embeddings.word_embeddings",
+    position_embeddings="embeddings.position_embeddings",
+    norms=("sa_layer_norm", "output_layer_norm"), final_norms=("embeddings.LayerNorm",),
+    heads_field="n_heads", layers_field="n_layers", ffn_field="hidden_dim"))
+DEBERTA_V2 = register_family(FamilyAdapter(
+    name="deberta-v2", model_types=("deberta-v2",), layers="encoder.layer",
+    q="attention.self.query_proj", k="attention.self.key_proj", v="attention.self.value_proj",
+    o="attention.output.dense", up="intermediate.dense", down="output.dense",
+    attention="attention.self", head_attrs=("num_attention_heads",),
+    width_attrs=("all_head_size",),
+    head_rows=("attention.self.pos_key_proj", "attention.self.pos_query_proj"),
+    word_embeddings="embeddings.word_embeddings",
+    position_embeddings="embeddings.position_embeddings",  # only with position_biased_input
+    norms=("attention.output.LayerNorm", "output.LayerNorm"),
+    final_norms=("embeddings.LayerNorm", "encoder.LayerNorm"), head_dim_field="attention_head_size"))
+ALBERT = register_family(FamilyAdapter(
+    name="albert", model_types=("albert",), layers="encoder.albert_layer_groups",
+    q="attention.query", k="attention.key", v="attention.value", o="attention.dense",
+    up="ffn", down="ffn_output", attention="attention", head_attrs=("num_attention_heads",),
+    width_attrs=("all_head_size",), word_embeddings="embeddings.word_embeddings",
+    position_embeddings="embeddings.position_embeddings",
+    norms=("attention.LayerNorm", "full_layer_layer_norm"), final_norms=("embeddings.LayerNorm",),
+    group_layers="albert_layers",
+    refuses={
+        "distill": "ALBERT runs one shared layer num_hidden_layers times; a student with fewer "
+                   "passes saves time but not one byte. Pruning the shared layer (structured) "
+                   "cuts every pass at once",
+        "share": "ALBERT's layers are shared already",
+    }))
+LLAMA = register_family(FamilyAdapter(name="llama", model_types=("llama",), **_LLAMA_LIKE))
+MISTRAL = register_family(FamilyAdapter(name="mistral", model_types=("mistral",), **_LLAMA_LIKE))
+QWEN2 = register_family(FamilyAdapter(name="qwen2", model_types=("qwen2",), **_LLAMA_LIKE))
+GEMMA3 = register_family(FamilyAdapter(
+    name="gemma3_text", model_types=("gemma3_text",),
+    **{**_LLAMA_LIKE, "norms": ("input_layernorm", "post_attention_layernorm",
+                                "pre_feedforward_layernorm", "post_feedforward_layernorm",
+                                "self_attn.q_norm", "self_attn.k_norm")}))
+GPT2 = register_family(FamilyAdapter(
+    name="gpt2", model_types=("gpt2",), layers="h", q="attn.c_attn", k="attn.c_attn",
+    v="attn.c_attn", o="attn.c_proj", up="mlp.c_fc", down="mlp.c_proj", attention="attn",
+    head_attrs=("num_heads",), width_attrs=("split_size",), word_embeddings="wte",
+    position_embeddings="wpe", norms=("ln_1", "ln_2"), final_norms=("ln_f",),
+    layers_field="n_layer", heads_field="n_head", ffn_field="n_inner", conv1d=True, decoder=True))
+T5 = register_family(FamilyAdapter(
+    name="t5", model_types=("t5",), layers="encoder.block", q="layer.0.SelfAttention.q",
+    k="layer.0.SelfAttention.k", v="layer.0.SelfAttention.v", o="layer.0.SelfAttention.o",
+    up="layer.1.DenseReluDense.wi", down="layer.1.DenseReluDense.wo",
+    attention="layer.0.SelfAttention", head_attrs=("n_heads",), width_attrs=("inner_dim",),
+    word_embeddings="shared", norms=("layer.0.layer_norm", "layer.1.layer_norm"),
+    final_norms=("encoder.final_layer_norm",), heads_field="num_heads", layers_field="num_layers",
+    ffn_field="d_ff", head_dim_field="d_kv", encoder_decoder=True,
+    # for the encoder on its own, later: what the layout alone does not cover
+    refuses={"structured": "T5's relative attention bias (in block 0) has one column per head, "
+                           "which head pruning does not slice yet",
+             "distill": "only T5's block 0 holds the relative attention bias every block "
+                        "reads; a student without it has no positions"}))
+BART = register_family(FamilyAdapter(
+    name="bart", model_types=("bart",), layers="encoder.layers", q="self_attn.q_proj",
+    k="self_attn.k_proj", v="self_attn.v_proj", o="self_attn.out_proj", up="fc1", down="fc2",
+    attention="self_attn", word_embeddings="shared",
+    position_embeddings="encoder.embed_positions",
+    norms=("self_attn_layer_norm", "final_layer_norm"), final_norms=("encoder.layernorm_embedding",),
+    heads_field="encoder_attention_heads", layers_field="encoder_layers",
+    ffn_field="encoder_ffn_dim", encoder_decoder=True))
+
