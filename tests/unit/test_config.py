@@ -62,3 +62,17 @@ def test_yaml_round_trip(tmp_path: Path) -> None:
 def test_every_bad_value_is_refused_before_any_work(override: str, field: str) -> None:
     with pytest.raises(ConfigError, match=field.replace(".", r"\.")):
         load_config(None, [override])
+
+
+def test_the_sst2_config_is_the_plain_defaults() -> None:
+    """The SST-2 benchmark's occamtune side runs configs/sst2.yaml: it sets nothing the defaults
+    do not (apart from where the data is and goes), so its result is the defaults' result."""
+    import dataclasses
+
+    shipped = load_config(CONFIGS[0].parent / "sst2.yaml")
+    plain = load_config(None, ["task=classify"])
+    for section in ("model", "train"):
+        assert dataclasses.asdict(getattr(shipped, section)) == dataclasses.asdict(getattr(plain, section))
+    ignore = {"path"}
+    data = {k: v for k, v in dataclasses.asdict(shipped.data).items() if k not in ignore}
+    assert data == {k: v for k, v in dataclasses.asdict(plain.data).items() if k not in ignore}

@@ -57,10 +57,12 @@ def load_encoder(name: str) -> nn.Module:
     from transformers.utils import logging as hf_logging
 
     path = resolve_model(name)
-    level = hf_logging.get_verbosity()
+    level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     # The checkpoint's pooler weights are not loaded (the task heads pool themselves): keep
-    # transformers' load report about those unexpected keys off the user's screen.
+    # transformers' load report about those unexpected keys off the user's screen, and its
+    # "Loading weights" bar (a fraction of a second for these models; a stray line in a log).
     hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
     try:
         return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
     except TypeError:
@@ -72,6 +74,8 @@ def load_encoder(name: str) -> nn.Module:
         ) from exc
     finally:
         hf_logging.set_verbosity(level)
+        if bar:
+            hf_logging.enable_progress_bar()
 
 
 class TaskModel(nn.Module):
