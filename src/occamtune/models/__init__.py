@@ -19,7 +19,9 @@ from occamtune.models.task_model import (
     build_model,
     check_max_length,
     count_parameters,
+    default_pooling,
     encoder_from_config,
+    is_decoder_only,
     load_encoder,
     load_tokenizer,
     max_positions,
@@ -28,7 +30,7 @@ from occamtune.models.task_model import (
 
 __all__ = [
     "FORMATS", "META_FILE", "WEIGHTS_FILE", "HeadConfig", "ModelFormat", "RunMeta", "TaskModel",
-    "add_task_tokens", "build_model", "check_max_length", "count_parameters", "encoder_from_config",
-    "load_encoder", "load_model", "load_tokenizer", "max_positions", "read_meta",
-    "register_format", "resolve_model", "save_model", "weights_identity", "write_meta",
+    "add_task_tokens", "build_model", "check_max_length", "count_parameters", "default_pooling",
+    "encoder_from_config", "is_decoder_only", "load_encoder", "load_model", "load_tokenizer",
+    "max_positions", "read_meta", "register_format", "resolve_model", "save_model", "weights_identity", "write_meta",
 ]
