@@ -108,8 +108,9 @@ class ModelConfig:
     """The pretrained model and the head put on it.
 
     Attributes:
-        name: 'minilm' (the packaged default), a Hugging Face model folder, or an occamtune run
-            to continue training.
+        name: 'minilm' (the packaged default), 'smollm2' (the packaged SmolLM2-135M-Instruct
+            decoder), a Hugging Face model folder, a GGUF file (or a folder holding one), or an
+            occamtune run to continue training.
         dropout: dropout before the head's output layer.
         shape_features: NER: embed word shapes (None: on for uncased models, which cannot see
             capitalisation).
