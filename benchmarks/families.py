@@ -20,7 +20,9 @@ vocabulary trimmed and the embedding rows as codes: methods that touch no layer 
 --max-train / --max-test / --epochs take a slice (train, dev and test cut to the first N
 examples; dev to --max-test): its results go to results/families.slice<N>.json, never over the
 full run's, and are marked "slice". SmolLM2 on all of CoNLL-2003 takes hours on two cores.
---models and --data-root point at other models and files (the smoke test: tiny ones).
+--models and --data-root point at other models and files (the smoke test: tiny ones). --reuse
+keeps the runs (and searches) already measured with the same settings, e.g. to search another
+--space on the same fine-tuned model.
 """
 
 from __future__ import annotations
@@ -94,8 +96,37 @@ def run_shrink(base: Path, out: Path, args: argparse.Namespace) -> dict:
             "peak_rss_mb": peak_rss_mb()}
 
 
+def _settings(args: argparse.Namespace, *extra: str) -> dict:
+    """What a measured side depends on (a cached side is reused only for the same)."""
+    keys = ("epochs", "max_train", "max_test", "limit", "max_length", "data_root")
+    settings = {"side": list(extra), **{k: getattr(args, k) for k in keys}}
+    if "--shrink-base" in extra:
+        settings.update(space=args.space, max_drop=args.max_drop, trials=args.shrink_trials,
+                        anchor=args.anchor)
+    return settings
+
+
+def shrink_folder(args: argparse.Namespace) -> Path:
+    """The search's output folder: one per search space (a study keeps the space it began with)."""
+    import hashlib
+
+    if args.space == SPACE:
+        return Path(args.workdir) / "shrink"
+    key = hashlib.sha1(" ".join(args.space).encode()).hexdigest()[:8]
+    return Path(args.workdir) / f"shrink-{key}"
+
+
 def _subprocess(args: argparse.Namespace, *extra: str) -> dict:
-    """This script with `extra` (one side), in its own process: its last stdout line as JSON."""
+    """This script with `extra` (one side), in its own process: its last stdout line as JSON;
+    with --reuse, the side's cached result when it was measured with the same settings."""
+    task, side = extra[1], extra[3]
+    name = f"{task}-{_slug(side)}" if extra[2] == "--side" else shrink_folder(args).name
+    cache = Path(args.workdir) / f"{name}.json"
+    if args.reuse and cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("settings") == _settings(args, *extra):
+            print("reusing", " ".join(extra), flush=True)
+            return cached["result"]
     cmd = [sys.executable, "-m", "benchmarks.families", *extra, "--epochs", str(args.epochs),
            "--max-train", str(args.max_train), "--max-test", str(args.max_test),
            "--limit", str(args.limit), "--max-length", str(args.max_length),
@@ -106,7 +137,10 @@ def _subprocess(args: argparse.Namespace, *extra: str) -> dict:
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
     if proc.returncode:
         sys.exit(f"{' '.join(extra)} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    cache.write_text(json.dumps({"settings": _settings(args, *extra), "result": result}))
+    return result
 
 
 def main() -> None:
@@ -126,6 +160,9 @@ def main() -> None:
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--data-root", default=str(DATA), help="a folder holding conll2003/ and sst2/")
     p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "families"))
+    p.add_argument("--name", default="families", help="results/<name>.json and .md")
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse runs and searches measured earlier with the same settings (workdir)")
     p.add_argument("--side", help=argparse.SUPPRESS)
     p.add_argument("--shrink-base", help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -134,7 +171,7 @@ def main() -> None:
         print(json.dumps(run_side(args.task, args.side, work / f"{args.task}-{_slug(args.side)}", args)))
         return
     if args.shrink_base:
-        print(json.dumps(run_shrink(Path(args.shrink_base), work / "shrink", args)))
+        print(json.dumps(run_shrink(Path(args.shrink_base), shrink_folder(args), args)))
         return
     tasks = ["ner", "classify"] if args.task == "both" else [args.task]
     for task in tasks:
@@ -152,7 +189,7 @@ def main() -> None:
                "settings": COMMON, "max_length": args.max_length, "max_train": args.max_train,
                "max_test": args.max_test, "limit_steps": args.limit, "slice": slice_,
                "data_root": args.data_root}
-    name = "families" + (f".slice{args.max_train or args.max_test or args.limit}" if slice_ else "")
+    name = args.name + (f".slice{args.max_train or args.max_test or args.limit}" if slice_ else "")
     md = table(summary)
     write_results(name, summary, md)
     print(md)
