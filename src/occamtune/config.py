@@ -100,29 +100,38 @@ class DataConfig:
                 raise ConfigError(f"data.{name} must be at least 1 (or unset for all), got {value}")
 
 
+POOLINGS = ("mean", "cls", "last")  # sentence vectors of the sequence heads
+
+
 @dataclass
 class ModelConfig:
     """The pretrained model and the head put on it.
 
     Attributes:
-        name: 'minilm' (the packaged default), a Hugging Face model folder, or an occamtune run
-            to continue training.
+        name: 'minilm' (the packaged default), 'smollm2' (the packaged SmolLM2-135M-Instruct
+            decoder), a Hugging Face model folder, a GGUF file (or a folder holding one), or an
+            occamtune run to continue training.
         dropout: dropout before the head's output layer.
         shape_features: NER: embed word shapes (None: on for uncased models, which cannot see
             capitalisation).
-        pooling: classification: 'mean' or 'cls' sentence vector.
+        pooling: classification and relations: the sentence vector: 'mean' over the sub-words,
+            'cls' (the first sub-word) or 'last' (the last real sub-word, the only one that has
+            seen the whole text in a left-to-right decoder); relations read the entity
+            markers under 'mean'. None: 'last' for decoder-only models (Llama, GPT-2), 'mean'
+            for encoders.
     """
 
     name: str = "minilm"
     dropout: float = 0.1
     shape_features: bool | None = None  # None: on for uncased models (NER)
-    pooling: str = "mean"
+    pooling: str | None = None  # None: 'last' for decoder-only models, else 'mean'
 
     def __post_init__(self) -> None:
         if not 0 <= self.dropout < 1:
             raise ConfigError(f"model.dropout must be in [0, 1), got {self.dropout}")
-        if self.pooling not in ("mean", "cls"):
-            raise ConfigError(f"model.pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.pooling is not None and self.pooling not in POOLINGS:
+            raise ConfigError(f"model.pooling must be one of {', '.join(map(repr, POOLINGS))} "
+                              f"(or null for the model's default), got {self.pooling!r}")
 
 
 @dataclass

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "mdl", "refit", "shrink",
-           "tasks", "throughput", "vs_hf"}  # each has a test below
+SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "mdl", "refit",
+           "shrink", "tasks", "throughput", "vs_hf"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
                        "pipeline: vocab r64 + codebook + 4-bit GPTQ"]
@@ -179,6 +179,22 @@ def test_tasks(bench: Bench) -> None:
     assert set(data["tasks"]) == {"relation", "qa"} and data["slice"]
     assert {"macro_f1", "accuracy"} <= set(data["tasks"]["relation"]["hf"])
     assert {"f1", "exact_match"} <= set(data["tasks"]["qa"]["occamtune"])
+
+
+def test_families(bench: Bench) -> None:
+    from tests.fixtures.tiny_decoders import tiny_llama_dir, write_tiny_gguf
+
+    llama = tiny_llama_dir(bench.root / "tiny-llama")
+    anchor = write_tiny_gguf(llama, bench.root / "tiny.gguf")
+    bench.run("families", "--models", str(llama), str(bench.model), "--data-root", str(bench.data),
+              "--limit", "2", "--epochs", "1", "--max-length", "32", "--shrink-trials", "1",
+              "--anchor", str(anchor), "--workdir", str(bench.work / "families"),
+              "--space", "distill_layers=0", "heads=0.0", "ffn=0.0", "sparsity=0.0",
+              "lowrank_energy=0.9", "vocab_trim=false", "codebook=false", "bits=32")
+    data = bench.results_of("families.slice2")
+    assert data["slice"] and set(data["tasks"]) == {"ner", "classify"}
+    assert data["tasks"]["classify"][str(llama)]["pooling"] == "last"
+    assert data["shrink"]["gguf_bytes"] == anchor.stat().st_size
 
 
 def test_the_docs_pages_render_from_fresh_results(bench: Bench) -> None:

@@ -60,7 +60,7 @@ def add_commands(subparsers: Any) -> None:
 
     p.add_argument("--task", choices=sorted(TASKS), default="ner")
     p.add_argument("--data", required=True, help="folder with a training file")
-    p.add_argument("--model", default="minilm", help="'minilm' or a model folder")
+    p.add_argument("--model", default="minilm", help="'minilm', 'smollm2', a model folder or a GGUF file")
     p.add_argument("--max-sentences", type=int, default=None)
     p.add_argument("--seed", type=int, default=13)
     p.set_defaults(func=_mdl)

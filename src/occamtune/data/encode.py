@@ -59,10 +59,31 @@ def special_tokens(tokenizer: Any) -> tuple[list[int], list[int]]:
     return [t for t in (first,) if t is not None], [t for t in (last,) if t is not None]
 
 
+def word_prefix(tokenizer: Any) -> str:
+    """What to put before a word tokenized on its own so that it gets the sub-words it has
+    inside a sentence: " " for byte-level BPE (GPT-2, Llama 3, SmolLM2), whose sub-words carry
+    the space before a word (`Ġ`: "Paris" alone is `Paris`, in a sentence `ĠParis`); "" for
+    WordPiece and SentencePiece, which split words alone as they split them in a sentence.
+
+    This is what `is_split_into_words=True` with `add_prefix_space=True` does for GPT-2-style
+    tokenizers, here found by probing rather than read from a flag that not every tokenizer
+    (e.g. one rebuilt from a GGUF file) sets. Every word gets it, the first included, so a
+    word's sub-words do not depend on where a window starts.
+    """
+    def ids(text: str) -> list[int]:
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    if ids("a") + ids("b") == ids("a b"):
+        return ""
+    return " " if ids("a") + ids(" b") == ids("a b") else ""
+
+
 def _word_pieces(sentences: list[list[str]], tokenizer: Any, budget: int) -> list[list[list[int]]]:
-    """Sub-word ids of every word, from one batched tokenizer call; a word without sub-words
-    becomes [UNK] and a word longer than `budget` keeps its first `budget` sub-words."""
-    flat = [w for s in sentences for w in s]
+    """Sub-word ids of every word, from one batched tokenizer call (each word with its
+    `word_prefix`); a word without sub-words becomes [UNK] and a word longer than `budget`
+    keeps its first `budget` sub-words."""
+    prefix = word_prefix(tokenizer)
+    flat = [prefix + w for s in sentences for w in s]
     ids = tokenizer(flat, add_special_tokens=False, return_attention_mask=False,
                     return_token_type_ids=False)["input_ids"] if flat else []
     unk = [tokenizer.unk_token_id]

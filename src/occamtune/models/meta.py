@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from occamtune.config import DataConfig
+from occamtune.config import POOLINGS, DataConfig
 from occamtune.errors import ConfigError, ModelError
 from occamtune.io import atomic_write_text
 
@@ -31,7 +31,8 @@ class HeadConfig:
         shape_features: embed word shapes (token tasks); helps uncased encoders see
             capitalisation.
         shape_dim: size of the word-shape embedding.
-        pooling: "mean" or "cls" sentence pooling (sequence tasks).
+        pooling: "mean", "cls" or "last" (the last real sub-word) sentence pooling (sequence
+            tasks).
         extra: task-specific head settings, read only by that task.
     """
 
@@ -49,8 +50,9 @@ class HeadConfig:
         get_task(self.task)  # a clear error naming the registered tasks
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
-        if self.pooling not in ("mean", "cls"):
-            raise ConfigError(f"pooling must be 'mean' or 'cls', got {self.pooling!r}")
+        if self.pooling not in POOLINGS:
+            raise ConfigError(f"pooling must be one of {', '.join(map(repr, POOLINGS))}, "
+                              f"got {self.pooling!r}")
         if len(self.labels) < 2:
             raise ConfigError(f"need at least 2 labels, got {self.labels}")
 

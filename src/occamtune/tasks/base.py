@@ -141,7 +141,7 @@ class Task:
     # --- model ----------------------------------------------------------------------------------
     def head_options(self, model: ModelConfig, tokenizer: Any) -> dict[str, Any]:
         """Head settings beyond task and labels, from the run's model config and its tokenizer."""
-        return {"dropout": model.dropout, "pooling": model.pooling}
+        return {"dropout": model.dropout, "pooling": model.pooling or "mean"}
 
     def build_head(self, config: Any, hidden_size: int) -> nn.Module:
         """The head: `head(hidden (B, T, H), batch) -> logits`."""
@@ -216,6 +216,20 @@ class Task:
         """Per example: frozen-encoder vectors (N_i, H) and label ids (N_i,) for a linear probe;
         `batches` yields (feature indices, hidden states (B, T, H), batch)."""
         raise NotImplementedError
+
+
+def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:
+    """One vector per sequence from hidden states (B, T, H) and the attention mask (B, T):
+    "mean" over real sub-words, "cls" the first position, "last" the last real sub-word (the
+    last 1 of the mask, so right and left padding alike); (B, H)."""
+    if how == "cls":
+        return hidden[:, 0]
+    if how == "last":
+        positions = torch.arange(mask.shape[1], device=mask.device)  # (T,)
+        last = (mask.long() * positions).argmax(dim=1)  # (B,) the last unmasked position
+        return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
+    return (hidden * weights).sum(1) / weights.sum(1).clamp(min=1.0)
 
 
 def _unknown(tag: str, labels: list[str]) -> str:

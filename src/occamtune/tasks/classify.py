@@ -11,12 +11,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from occamtune.tasks.base import Predictions, Task, register_task
+from occamtune.tasks.base import Predictions, Task, pool, register_task
 from occamtune.tasks.tables import md_table
 
 
 class SequenceHead(nn.Module):
-    """Mean-pooled (or [CLS]) encoder output -> dropout -> linear."""
+    """Mean-pooled (or [CLS], or last-token) encoder output -> dropout -> linear."""
 
     def __init__(self, config: Any, hidden_size: int) -> None:
         super().__init__()
@@ -25,11 +25,7 @@ class SequenceHead(nn.Module):
         self.out = nn.Linear(hidden_size, len(config.labels))
 
     def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.pooling == "cls":
-            pooled = hidden[:, 0]
-        else:
-            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (B, T, 1)
-            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)  # (B, H)
+        pooled = pool(hidden, batch["attention_mask"], self.pooling)  # (B, H)
         return self.out(self.dropout(pooled))  # (B, L)
 
 

@@ -4,7 +4,9 @@ The two arguments are marked in the sentence: `<e1>head</e1> ... <e2>tail</e2>` 
 markup). The four markers become special tokens added to the tokenizer and the word embeddings;
 the head reads the encoder's vectors at the `<e1>` and `<e2>` tokens, concatenated: the "entity
 start" representation of Baldini Soares et al. 2019 ("Matching the Blanks"), their best one.
-`model.pooling=cls` reads [CLS] instead.
+`model.pooling=cls` reads [CLS] instead, and `model.pooling=last` the last real sub-word (the
+default on decoder-only models, where only it has seen the whole sentence: the `<e1>` vector of
+a left-to-right model has seen neither argument).
 
 Files: `LABEL<TAB>marked sentence` lines (SemEval-2010 Task 8 as distributed in TSV), or JSON
 lines `{"text": ..., "head": [start, end], "tail": [start, end], "label": ...}` with character
@@ -24,7 +26,7 @@ import torch
 from torch import nn
 
 from occamtune.errors import DataError
-from occamtune.tasks.base import Examples, Predictions, Task, register_task
+from occamtune.tasks.base import Examples, Predictions, Task, pool, register_task
 from occamtune.tasks.classify import ClassifyTask, class_tables, classify_metrics
 from occamtune.tasks.tables import md_table
 
@@ -123,18 +125,20 @@ def read_relations(path: str | Path, has_labels: bool = True) -> Examples:
 
 
 class EntityStartHead(nn.Module):
-    """[<e1> vector; <e2> vector] (or [CLS]) -> dropout -> linear."""
+    """[<e1> vector; <e2> vector] (or [CLS], or the last sub-word) -> dropout -> linear."""
 
     def __init__(self, config: Any, hidden_size: int) -> None:
         super().__init__()
-        self.cls = config.pooling == "cls"
+        self.pooling = config.pooling
         self.markers = (int(config.extra["e1_id"]), int(config.extra["e2_id"]))
         self.dropout = nn.Dropout(config.dropout)
-        self.out = nn.Linear(hidden_size * (1 if self.cls else 2), len(config.labels))
+        one = self.pooling in ("cls", "last")
+        self.out = nn.Linear(hidden_size * (1 if one else 2), len(config.labels))
 
     def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if self.cls:
-            return self.out(self.dropout(hidden[:, 0]))  # (B, L)
+        if self.pooling in ("cls", "last"):
+            pooled = pool(hidden, batch["attention_mask"], self.pooling)  # (B, H)
+            return self.out(self.dropout(pooled))  # (B, L)
         ids = batch["input_ids"]
         vecs = []
         for marker in self.markers:  # each marker occurs once: a masked sum picks its vector

@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 import os
 import shutil
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,8 @@ from occamtune.models import (
     build_model,
     check_max_length,
     count_parameters,
+    default_pooling,
+    load_encoder,
     load_model,
     load_tokenizer,
     save_model,
@@ -128,8 +130,10 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     task = get_task(cfg.task)
     tok = load_tokenizer(name, cfg.task)
     add_task_tokens(tok, cfg.task)
-    head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(cfg.model, tok))
-    model = build_model(name, head, tok)
+    encoder = load_encoder(name)
+    model_cfg = replace(cfg.model, pooling=cfg.model.pooling or default_pooling(encoder.config))
+    head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(model_cfg, tok))
+    model = build_model(name, head, tok, encoder=encoder)
     check_max_length(model, cfg.data.max_length, name)  # else every load of the result fails
     return model, tok
 

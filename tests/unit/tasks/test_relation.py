@@ -123,11 +123,13 @@ def test_train_evaluate_predict(relation_run: Path) -> None:
     assert main(["evaluate", str(relation_run), "--split", "test"]) == 0
 
 
-def test_cls_representation(relation_data: Path, tmp_path: Path, tiny_model_dir: Path) -> None:
-    out = train_tiny(relation_data, tmp_path / "cls", tiny_model_dir, "model.pooling=cls",
+@pytest.mark.parametrize("pooling", ["cls", "last"])
+def test_one_vector_representations(relation_data: Path, tmp_path: Path, tiny_model_dir: Path,
+                                    pooling: str) -> None:
+    out = train_tiny(relation_data, tmp_path / pooling, tiny_model_dir, f"model.pooling={pooling}",
                      "train.epochs=1")
     run = occamtune.load(out)
-    assert run.model.head.cls and run.model.head.out.in_features == 32
+    assert run.model.head.pooling == pooling and run.model.head.out.in_features == 32
 
 
 def test_compress_export_and_serve(relation_run: Path, tmp_path: Path) -> None:
