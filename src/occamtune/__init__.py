@@ -5,11 +5,14 @@
     occamtune.load("runs/ner").predict(["Angela Merkel met Emmanuel Macron in Paris ."])
 """
 
-# `occamtune.train` and `occamtune.compress` are both subpackages and functions. Importing the
-# subpackages first means a later `import occamtune.compress.x` does not rebind the name: the
-# package attribute stays the function that users call.
+# `occamtune.train`, `compress`, `export`, `report` and `serve` are both subpackages (or modules)
+# and functions. Importing the subpackages first means a later `import occamtune.serve.app`
+# does not rebind the name: the package attribute stays the function that users call. (The
+# serve and report packages' own __init__ import nothing heavy.)
 import occamtune.compress as _compress_package  # noqa: F401
 import occamtune.export as _export_module  # noqa: F401  (registers the ONNX model format)
+import occamtune.report as _report_package  # noqa: F401
+import occamtune.serve as _serve_package  # noqa: F401
 import occamtune.train as _train_package  # noqa: F401
 from occamtune.api import (
     Predictor,
