@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 from typing import Any
 
 from occamtune.errors import ConfigError
@@ -80,7 +81,23 @@ def _shrink(args: argparse.Namespace) -> int:
             "search_wall_s")
     print(json.dumps({"output": str(result.output),
                       **{k: result.summary.get(k) for k in keys}}))
+    if result.chosen is None and not args.no_finalize:
+        print(no_choice_hint(result.summary, args.max_drop), file=sys.stderr)
     return 0
+
+
+def no_choice_hint(summary: dict, max_drop: float) -> str:
+    """What a search that chose nothing says, and what to change."""
+    states = summary.get("trials") or {}
+    ended = ", ".join(f"{n} {state}" for state, n in states.items() if n and state != "waiting")
+    minutes = (summary.get("search_wall_s") or 0) / 60
+    return (f"shrink: no model stayed within {max_drop:g} of the base's dev metric "
+            f"({ended or 'no trial ended'} in {minutes:.0f} min; 'pruned' trials were stopped "
+            "early as too far off). Give it a longer --budget (trials that train a student or "
+            "prune gradually take about as long as a fine-tune), a larger --max-drop, or a space "
+            "of methods that train nothing, e.g. --space distill_layers=0 heads=0.0 ffn=0.0 "
+            "sparsity=0.0 quant_epochs=0. The search's cache is kept: the same command with "
+            "a longer budget goes on from here.")
 
 
 def _report(args: argparse.Namespace) -> int:

@@ -38,3 +38,19 @@ def test_mdl_command_prints_json(conll_tiny, tiny_model_dir, capsys) -> None:
     assert args.func(args) == 0
     out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert out["online_bits"] > 0 and out["compression"] > 0
+
+
+def test_a_search_that_chose_nothing_says_why_and_what_to_change() -> None:
+    import re
+
+    from occamtune.cli.search import no_choice_hint
+    from occamtune.search.space import parse_space
+
+    summary = {"trials": {"complete": 0, "pruned": 1, "failed": 0, "waiting": 1},
+               "search_wall_s": 1413.6}
+    hint = no_choice_hint(summary, 1.0)
+    assert "within 1 of the base" in hint and "1 pruned in 24 min" in hint
+    assert "--budget" in hint and "--max-drop" in hint
+    space = re.search(r"--space ((?:\w+=[\d.]+ ?)+)", hint).group(1).split()
+    parsed = parse_space(space)  # the suggested space is one the command accepts
+    assert parsed.distill_layers == (0,) and parsed.sparsity == (0.0,)
