@@ -206,7 +206,8 @@ class Trainer:
             self.state.step_in_epoch += 1
             loss_sum, n_loss = loss_sum + loss, n_loss + 1
             bar.update(1)
-            bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", best=f"{self.state.best:.2f}",
+            best = f"{self.state.best:.2f}" if self.state.best_step >= 0 else "none yet"  # (dev)
+            bar.set_postfix(loss=f"{loss_sum / n_loss:.4f}", best_dev=best,
                             sents_s=f"{self.state.examples_seen / self.state.train_seconds:.1f}")
             end_of_epoch = self.state.step_in_epoch >= len(order)
             if self._due(end_of_epoch):

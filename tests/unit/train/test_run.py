@@ -62,3 +62,14 @@ def test_rerun_after_early_kill_trains(tmp_path: Path, conll_tiny: Path, tiny_mo
     (tmp_path / "run" / "config.yaml").write_text(dump_config(cfg), encoding="utf-8")
     run = train(cfg, progress=False)  # what the killed run left is no reason to stop
     assert (run.output / "model.safetensors").is_file()
+
+
+def test_progress_says_no_dev_score_yet_rather_than_minus_infinity(
+        tmp_path: Path, conll_tiny: Path, tiny_model_dir: Path,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = load_config(None, ["task=ner", f"data.path={conll_tiny}", f"model.name={tiny_model_dir}",
+                             f"output={tmp_path / 'run'}", "train.batch_size=4", "train.max_steps=2",
+                             "data.max_length=32", "data.stride=4"])
+    train(cfg, progress=True)  # stderr is not a terminal here: plain progress lines
+    err = capsys.readouterr().err
+    assert "best_dev=none yet" in err and "inf" not in err, err
