@@ -22,7 +22,6 @@ Rows:
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 from benchmarks.results_io import write_results
@@ -104,7 +103,7 @@ def main() -> None:
     import torch
 
     from occamtune.compress.run import load_run_data
-    from occamtune.models import load_model
+    from occamtune.models import load_model, read_meta
     from occamtune.tasks import get_task
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -124,8 +123,7 @@ def main() -> None:
     _, splits = load_run_data(base, tok, fp32.labels)
     metric = get_task(meta.head.task).metric
     summary = {"base": str(base.resolve()), "artifact": str(artifact.resolve()),
-               "artifact_pipeline": json.loads((artifact / "occamtune.json").read_text())
-               .get("format_info", {}).get("pipeline"),
+               "artifact_pipeline": read_meta(artifact).format_info.get("pipeline"),
                "metric": metric, "threads": args.threads, "rounds": args.rounds,
                "n_speed": args.n_speed, "exporter": args.exporter,
                "rows": measure(runs, splits, metric, args.n_speed, args.rounds)}
