@@ -120,7 +120,9 @@ def _export_torchscript(wrapper: nn.Module, names: tuple[str, ...], path: Path) 
                       dynamo=False)
 
 
-QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
+QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript",
+                 # logs every node it skips at INFO (its import calls logging.basicConfig)
+                 "onnxruntime.quantization.matmul_nbits_quantizer")
 
 
 class _quiet:
