@@ -99,7 +99,7 @@ def test_int4_export_computes_the_artifact(artifact: Path, tmp_path: Path, capsy
     """Smaller than the int8 and fp32 exports; MatMulNBits for every Linear; the artifact's
     outputs within RTOL and its labels; `evaluate` on it gives the artifact's scores."""
     from occamtune import inference
-    from occamtune.models import load_model
+    from occamtune.models import load_model, read_meta
     from occamtune.train.run import load_run_data
 
     sizes = {}
@@ -110,9 +110,9 @@ def test_int4_export_computes_the_artifact(artifact: Path, tmp_path: Path, capsy
         sizes[weights] = json.loads(printed.out)["bytes"]
         assert "[INFO]" not in printed.err and "note:" not in printed.err  # nothing rounded
     assert sizes["int4"] < sizes["int8"] < sizes["fp32"], sizes
-    meta = json.loads((tmp_path / "int4" / "occamtune.json").read_text())
-    assert meta["format_info"]["weights"] == "int4"
-    counts = meta["format_info"]["nbits"]
+    info = read_meta(tmp_path / "int4").format_info
+    assert info["weights"] == "int4"
+    counts = info["nbits"]
     assert counts["exact"] == 2 * 6 + 1 and counts["rounded"] == 0, counts  # 6 per layer + head
     assert counts["tables_exact"] == 3 and counts["tables_int8"] == 0, counts  # word, position, type
     kinds = _nodes(tmp_path / "int4")
