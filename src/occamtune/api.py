@@ -142,14 +142,17 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
 
 
 def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite: bool = False,
-           exporter: str = "dynamo") -> dict[str, Any]:
-    """Export a run or artifact folder to ONNX (int8 weights unless `int8=False`) for ONNX
-    Runtime; `load`, `evaluate`, `predict` and `serve` take the exported folder. `exporter`:
-    "dynamo" (torch's current exporter, the default) or "torchscript" (the legacy tracer:
-    exports in seconds where the other takes a minute)."""
+           exporter: str = "dynamo", weights: str | None = None) -> dict[str, Any]:
+    """Export a run or artifact folder to ONNX for ONNX Runtime; `load`, `evaluate`, `predict`
+    and `serve` take the exported folder. `weights`: "int8" (ONNX Runtime's dynamic int8, the
+    default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact) or "fp32"
+    (None: "int8", or "fp32" when `int8=False`). `exporter`: "dynamo" (torch's current
+    exporter, the default) or "torchscript" (the legacy tracer: exports in seconds where the
+    other takes a minute)."""
     from occamtune.export import export_run
 
-    return export_run(folder, output, int8=int8, overwrite=overwrite, exporter=exporter)
+    return export_run(folder, output, int8=int8, overwrite=overwrite, exporter=exporter,
+                      weights=weights)
 
 
 def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,

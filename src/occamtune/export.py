@@ -1,4 +1,4 @@
-"""Export a task model to ONNX, optionally int8-quantized by ONNX Runtime, and run it back.
+"""Export a task model to ONNX, fp32, int8 or 4-bit, and run it back.
 
 ONNX Runtime's dynamic int8 quantization (`onnxruntime.quantization.quantize_dynamic`) is the
 usual way to make a BERT fast on CPU: occamtune measures its own artifacts against it, and
@@ -6,6 +6,10 @@ usual way to make a BERT fast on CPU: occamtune measures its own artifacts again
 
     occamtune export runs/ner-small --output runs/ner-onnx
     occamtune evaluate runs/ner-onnx --split test       # load(), predict and serve work on it too
+
+`--weights int4` writes the Linear weights as ONNX Runtime's 4-bit `MatMulNBits` instead: a
+4-bit artifact's own codes and scales, so that the file stays near the artifact's size and
+computes its exact weights (`export_nbits.py`).
 """
 
 from __future__ import annotations
@@ -35,10 +39,12 @@ class _Wrapper(nn.Module):
 
 
 EXPORTERS = ("dynamo", "torchscript")
+WEIGHTS = ("int8", "int4", "fp32")
 
 
 def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
-                per_channel: bool = True, exporter: str = "dynamo") -> Path:
+                per_channel: bool = True, exporter: str = "dynamo", weights: str | None = None,
+                accuracy_level: int = 0) -> Path:
     """Write `model` as ONNX (dynamic batch and sequence axes); with `quantize_int8`, the file is
     ONNX Runtime's dynamic int8 quantization of it, with one scale per output channel
     (`per_channel`, at no cost in speed: it keeps more accuracy than ORT's default of one scale
@@ -48,15 +54,22 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
         exporter: "dynamo", torch's current exporter (`torch.export`; slower to export, the
             maintained path), falling back to "torchscript" (the legacy tracer, deprecated in
             torch) with a note when the model does not export through `torch.export`.
+        weights: "fp32", "int8" or "int4" (4-bit `MatMulNBits`, from the model's own codes where
+            it has them: `export_nbits.to_nbits`); None: "int8" if `quantize_int8` else "fp32".
+        accuracy_level: with "int4", `MatMulNBits`' compute type (0: fp32, exact; 4: int8
+            activations).
     """
     from occamtune.errors import ConfigError
     from occamtune.tasks import get_task
 
     if exporter not in EXPORTERS:
         raise ConfigError(f"exporter must be one of {', '.join(EXPORTERS)}, got {exporter!r}")
+    weights = weights or ("int8" if quantize_int8 else "fp32")
+    if weights not in WEIGHTS:
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fp32 = path.with_name(path.stem + ".fp32.onnx") if quantize_int8 else path
+    fp32 = path.with_name(path.stem + ".fp32.onnx") if weights != "fp32" else path
     names = get_task(model.head_config.task).model_inputs
     model.eval()
     # the exporter drops inputs the graph does not read (e.g. shape_ids of a head without word
@@ -74,12 +87,18 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                 exporter = "torchscript"
         if exporter == "torchscript":
             _export_torchscript(_Wrapper(model, names), names, fp32)
-        if quantize_int8:
+        if weights == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
                              per_channel=per_channel)
-            fp32.unlink()
+        elif weights == "int4":
+            from occamtune.compress.record import record_of
+            from occamtune.export_nbits import to_nbits
+
+            to_nbits(fp32, path, record_of(model).codes, accuracy_level=accuracy_level)
+    if fp32 != path:
+        fp32.unlink()
     return path
 
 
@@ -101,7 +120,9 @@ def _export_torchscript(wrapper: nn.Module, names: tuple[str, ...], path: Path) 
                       dynamo=False)
 
 
-QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript")
+QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript",
+                 # logs every node it skips at INFO (its import calls logging.basicConfig)
+                 "onnxruntime.quantization.matmul_nbits_quantizer")
 
 
 class _quiet:
@@ -132,28 +153,60 @@ ONNX_FILE = "model.onnx"
 
 
 def export_run(folder: str | Path, output: str | Path, int8: bool = True,
-               overwrite: bool = False, exporter: str = "dynamo") -> dict[str, Any]:
-    """Export the model of a run or artifact folder to `output`: model.onnx (int8 unless `int8`
-    is False), its tokenizer, and an occamtune.json saying so, so that `load_model` and every
-    command that takes a model folder run it on ONNX Runtime."""
+               overwrite: bool = False, exporter: str = "dynamo",
+               weights: str | None = None) -> dict[str, Any]:
+    """Export the model of a run or artifact folder to `output`: model.onnx, its tokenizer, and
+    an occamtune.json saying so, so that `load_model` and every command that takes a model
+    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4" or "fp32"; None:
+    "int8", or "fp32" when `int8` is False."""
+    from occamtune.errors import ConfigError
     from occamtune.io import check_apart, clear_output, portable_path
 
+    weights = weights or ("int8" if int8 else "fp32")
+    if weights not in WEIGHTS:  # before anything is written
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     folder, output = Path(folder), Path(output)
     check_apart(output, {"model": folder})
     clear_output(output, overwrite)
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
-    export_onnx(model, tmp / ONNX_FILE, quantize_int8=int8, exporter=exporter)
+    info: dict[str, Any] = {}
+    if weights == "int4":  # the rewrite's report goes into the folder's metadata
+        export_onnx(model, tmp / "model.fp32.onnx", exporter=exporter)
+        info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE)
+    else:
+        export_onnx(model, tmp / ONNX_FILE, exporter=exporter, weights=weights)
     tok.save_pretrained(tmp)
     if (folder / "config.yaml").is_file():  # the run's data, for `evaluate --split`
         shutil.copy(folder / "config.yaml", tmp / "config.yaml")
     pad_id = int(getattr(model.encoder.config, "pad_token_id", 0) or 0)
     write_meta(tmp, meta.derived("onnx", source=portable_path(folder),
-                                 format_info={"onnx": ONNX_FILE, "int8": int8, "pad_id": pad_id}))
+                                 format_info={"onnx": ONNX_FILE, "int8": weights == "int8",
+                                              "weights": weights, "pad_id": pad_id, **info}))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(output)
-    return {"output": str(output), "bytes": (output / ONNX_FILE).stat().st_size, "int8": int8}
+    return {"output": str(output), "bytes": (output / ONNX_FILE).stat().st_size,
+            "int8": weights == "int8", "weights": weights, **info}
+
+
+def _to_nbits(model: nn.Module, fp32: Path, path: Path) -> dict[str, int]:
+    """`export_nbits.to_nbits` of an fp32 export (then removed); its counts, with a note when
+    Linear weights had no codes of at most 4 bits (rounded to nearest, not the model's own)."""
+    import sys
+
+    from occamtune.compress.record import record_of
+    from occamtune.export_nbits import to_nbits
+
+    with _quiet():
+        counts = to_nbits(fp32, path, record_of(model).codes).counts()
+    fp32.unlink()
+    if counts["rounded"]:
+        print(f"occamtune: note: {counts['rounded']} of {counts['rounded'] + counts['exact']} "
+              f"Linear weights had no codes of at most 4 bits: ONNX Runtime rounded them to "
+              f"4 bits (round to nearest), so the export no longer computes the model's exact "
+              f"weights there", file=sys.stderr)
+    return counts
 
 
 class OnnxTaskModel:

@@ -22,7 +22,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "mdl", "refit",
+SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "mdl", "nbits",
+           "refit",
            "shrink", "tasks", "throughput", "vs_hf"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
@@ -134,6 +135,17 @@ def test_artifact_bits(compressed: Bench) -> None:
               / COMPRESSION_ENTRIES[-1].replace(" ", "_").replace(":", ""))
     compressed.run("artifact_bits", str(folder))
     assert compressed.results_of("artifact_bits")["artifact_bytes"] > 0
+
+
+def test_nbits(compressed: Bench) -> None:
+    folder = compressed.work / "compression" / "compressed" / "quantize_4-bit"
+    compressed.run("nbits", "--base", str(compressed.base), "--artifact", str(folder),
+                   "--n-speed", "8", "--rounds", "1", "--workdir", str(compressed.work / "nbits"))
+    rows = {r["name"]: r for r in compressed.results_of("nbits")["rows"]}
+    assert list(rows) == ["fp32 (torch)", "artifact (torch)", "ONNX int8", "ONNX int4",
+                          "ONNX int4, int8 compute"]
+    assert rows["ONNX int4"]["bytes"] < rows["ONNX int8"]["bytes"]
+    assert rows["ONNX int4"]["test_metric"] == rows["artifact (torch)"]["test_metric"]
 
 
 def test_candidates(bench: Bench) -> None:

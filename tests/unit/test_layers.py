@@ -24,7 +24,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("occamtune.train",),
     ("occamtune.compress",),
     ("occamtune.search",),
-    ("occamtune.report", "occamtune.serve", "occamtune.export"),
+    ("occamtune.report", "occamtune.serve", "occamtune.export", "occamtune.export_nbits"),
     ("occamtune.api",),
     ("occamtune.cli",),
 ]

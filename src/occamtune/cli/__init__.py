@@ -8,7 +8,7 @@ import sys
 from typing import Any
 
 from occamtune.cli.options import Parser, add_config_options, config_overrides
-from occamtune.errors import OccamError
+from occamtune.errors import ConfigError, OccamError
 
 DESCRIPTION = """\
 Fine-tune a pretrained transformer on a labelled task, then find the smallest model that keeps
@@ -94,8 +94,12 @@ def _compress(args: argparse.Namespace) -> int:
 def _export(args: argparse.Namespace) -> int:
     from occamtune.api import export
 
-    print(json.dumps(export(args.model, args.output, int8=not args.fp32, overwrite=args.overwrite,
-                            exporter=args.exporter)))
+    if args.fp32 and args.weights not in (None, "fp32"):
+        raise ConfigError(f"Can't give both `--fp32` and `--weights {args.weights}`: "
+                          f"`--fp32` is `--weights fp32`")
+    weights = "fp32" if args.fp32 else args.weights or "int8"
+    print(json.dumps(export(args.model, args.output, overwrite=args.overwrite,
+                            exporter=args.exporter, weights=weights)))
     return 0
 
 
@@ -180,7 +184,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "default); evaluate, predict and serve take the exported folder.")
     p.add_argument("model", help="a trained run folder or a compressed artifact folder")
     p.add_argument("--output", required=True, help="the folder to write")
-    p.add_argument("--fp32", action="store_true", help="keep fp32 weights (no int8 quantization)")
+    p.add_argument("--weights", choices=["int8", "int4", "fp32"], default=None,
+                   help="int8: ONNX Runtime's dynamic int8 (the default); int4: 4-bit "
+                        "MatMulNBits, a 4-bit artifact's own codes and scales (its exact "
+                        "weights), others rounded to nearest; fp32: no quantization")
+    p.add_argument("--fp32", action="store_true", help="keep fp32 weights: `--weights fp32`")
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
                    help="torch's current exporter (default), or the legacy TorchScript tracer: "
                         "deprecated, but exports in seconds where dynamo takes a minute")

@@ -1,0 +1,219 @@
+"""4-bit ONNX: Linear weights as ONNX Runtime's `MatMulNBits`, embeddings as `GatherBlockQuantized`.
+
+A packed artifact is small on disk but runs in torch on float weights; ONNX Runtime's int8 export
+is fast but re-rounds a 4-bit model to 8 bits. This rewrite of an fp32 ONNX export keeps both:
+ONNX Runtime's CPU kernels multiply by 4-bit weights stored as 4 bits.
+
+Where the model's compression record holds k-bit codes (`quantize`, `gptq`: symmetric codes with
+one fp16-exact scale per group of `group` weights along a row), the rewrite writes *those* codes
+and scales, so the ONNX model computes with exactly the artifact's dequantized weights: a
+Linear whose codes have at most 4 bits becomes an exact 4-bit `MatMulNBits`. Any other constant
+MatMul weight (an fp32 run; 5-8 bit codes) goes through ONNX Runtime's own round-to-nearest
+`MatMulNBitsQuantizer` (symmetric, blocks of `RTN_BLOCK`): smaller, but no longer the artifact's
+exact values.
+
+Embeddings: a table stored as codes is written as those codes (`GatherBlockQuantized`, 4 bits
+for codes of at most 4 bits, else 8): a lookup of packed rows times their scales, exact, and the
+table stays as small as the artifact's codes. A float table without codes becomes 8-bit codes
+(rounded to nearest here, `grid.quantize_tensor`): embeddings are looked up, not multiplied, so
+the kernel speed does not depend on them, and 8 bits keep them near the float model where the
+ONNX Runtime int8 export also keeps 8. Tables under `MIN_TABLE` values (token types, a head's
+word-shape table) stay in float: a few KiB, not worth any rounding.
+
+The contrib ops' layout (onnxruntime docs/ContribOperators.md; checked against the CPU kernels
+by `tests/unit/test_export_nbits.py`): for a weight W (N, K) with blocks of `b` along K,
+`MatMulNBits` takes B uint8 (N, ceil(K/b), b*bits/8), each byte holding two 4-bit values (the
+lower k in the low nibble), and scales float (N, ceil(K/b)); without a `zero_points` input a
+value q stands for `(q - 2^(bits-1)) * scale`, so a symmetric code c is stored as
+`c + 2^(bits-1)`. `GatherBlockQuantized` on uint8 data uses the same convention along its
+`quantize_axis` (the row). `b` must be a power of two from 16 up: an artifact group that is not
+one is split into blocks of its largest such divisor, each with the group's scale (still exact).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from occamtune.compress.grid import QuantCodes, group_of, quantize_tensor
+
+RTN_BLOCK = 32  # ONNX Runtime's round-to-nearest block for weights without codes
+MIN_TABLE = 4096  # float lookup tables smaller than this stay in float
+MS_DOMAIN = "com.microsoft"
+
+
+@dataclass
+class NbitsReport:
+    """What the rewrite did, node by node kind.
+
+    Attributes:
+        exact: MatMuls (by output name) written from the model's own 4-bit codes (the
+            artifact's exact weights).
+        rounded: MatMuls rounded to 4 bits by ONNX Runtime's quantizer (no codes of <= 4 bits).
+        tables_exact: lookup tables written from the model's own codes.
+        tables_int8: float lookup tables rounded to 8-bit codes here.
+    """
+
+    exact: list[str] = field(default_factory=list)
+    rounded: list[str] = field(default_factory=list)
+    tables_exact: list[str] = field(default_factory=list)
+    tables_int8: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        return {name: len(value) for name, value in vars(self).items()}
+
+
+def _key(values: np.ndarray) -> tuple[tuple[int, ...], str]:
+    """A float tensor's identity: its shape and a digest of its fp32 bytes."""
+    values = np.ascontiguousarray(values, dtype=np.float32)
+    return values.shape, hashlib.sha1(values.tobytes()).hexdigest()
+
+
+def _index(codes: Mapping[str, QuantCodes]) -> dict[tuple, QuantCodes]:
+    """The codes by the (rows, cols) fp32 values they stand for: the ONNX export renames
+    tensors (and stores a Linear's weight transposed), but keeps their values bit for bit."""
+    return {_key(q.values().numpy()): q for q in codes.values() if q.codes.dim() == 2}
+
+
+def _block(group: int) -> int | None:
+    """The largest power of two in [16, 256] dividing `group` (the kernels' block sizes)."""
+    for b in (256, 128, 64, 32, 16):
+        if group % b == 0:
+            return b
+    return None
+
+
+def pack_codes(quant: QuantCodes, bits: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """The codes (R, C) as the contrib ops store them, in blocks of `block` along C.
+
+    Returns:
+        packed: uint8 (R, n_blocks, block * bits / 8), code c stored as c + 2^(bits-1).
+        scales: float32 (R, n_blocks).
+        block: the block length.
+    """
+    block = _block(quant.group)
+    assert block is not None, f"group {quant.group} has no power-of-two divisor in [16, 256]"
+    assert quant.bits <= bits, f"{quant.bits}-bit codes do not fit in {bits} bits"
+    rows, cols = quant.codes.shape
+    n_blocks = -(-cols // block)
+    scales = quant.scales.float().repeat_interleave(quant.group // block, dim=1)[:, :n_blocks]
+    zero = 1 << (bits - 1)
+    q = np.full((rows, n_blocks * block), zero, dtype=np.uint8)  # the padding stands for 0
+    q[:, :cols] = (quant.codes.numpy().astype(np.int16) + zero).astype(np.uint8)
+    q = q.reshape(rows, n_blocks, block)
+    if bits == 4:
+        q = q[..., 0::2] | (q[..., 1::2] << 4)  # two per byte, the first in the low nibble
+    return np.ascontiguousarray(q), np.ascontiguousarray(scales.numpy()), block
+
+
+def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCodes],
+             accuracy_level: int = 0) -> NbitsReport:
+    """Rewrite the fp32 ONNX model `source` into `target` with 4-bit Linear weights.
+
+    Args:
+        codes: the model's k-bit codes by tensor name (its compression record's); the MatMul
+            weights and lookup tables equal to one of them are written as those codes.
+        accuracy_level: `MatMulNBits`' compute type: 0 (default) multiplies in fp32 by the
+            dequantized weights (the artifact's numbers); 4 quantizes the activations to int8
+            per block (faster on CPUs with int8 dot products, no longer exact).
+    """
+    import onnx
+    from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+
+    model = onnx.load(str(source))
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    index, report = _index(codes), NbitsReport()
+    nodes, added = [], {}
+    for node in graph.node:
+        new = _rewrite(node, inits, index, accuracy_level, added, report)
+        nodes.append(new if new is not None else node)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(added.values())
+    if not any(o.domain == MS_DOMAIN for o in model.opset_import):
+        model.opset_import.append(onnx.helper.make_opsetid(MS_DOMAIN, 1))
+    before = {n.output[0] for n in graph.node if n.op_type == "MatMul"}
+    rtn = MatMulNBitsQuantizer(model, bits=4, block_size=RTN_BLOCK, is_symmetric=True,
+                               accuracy_level=accuracy_level or None,
+                               op_types_to_quantize=("MatMul",))
+    rtn.process()  # weights still float: ONNX Runtime's round to nearest; drops unused initializers
+    model = rtn.model.model
+    after = {n.output[0] for n in model.graph.node if n.op_type == "MatMul"}
+    report.rounded = sorted(before - after)
+    onnx.save(model, str(target))
+    return report
+
+
+def _rewrite(node: Any, inits: dict[str, Any], index: dict[tuple, QuantCodes], accuracy_level: int,
+             added: dict[str, Any], report: NbitsReport) -> Any | None:
+    """The node that replaces `node` (None: keep it), its new initializers put in `added`."""
+    from onnx import numpy_helper
+
+    if node.op_type == "MatMul" and node.input[1] in inits:
+        weight = numpy_helper.to_array(inits[node.input[1]])  # (K, N): the Linear's W^T
+        if weight.dtype != np.float32 or weight.ndim != 2:
+            return None
+        quant = index.get(_key(weight.T))
+        if quant is None or quant.bits > 4 or _block(quant.group) is None:
+            return None
+        report.exact.append(node.output[0])
+        return _matmul_nbits(node, quant, accuracy_level, added)
+    if node.op_type == "Gather" and node.input[0] in inits and _axis(node) == 0:
+        table = numpy_helper.to_array(inits[node.input[0]])  # (V, H)
+        if table.dtype != np.float32 or table.ndim != 2:
+            return None
+        quant = index.get(_key(table))
+        if quant is not None and _block(quant.group) is not None:
+            report.tables_exact.append(node.input[0])
+        elif table.size >= MIN_TABLE:
+            codes, scales = quantize_tensor(torch.from_numpy(table.copy()), 8, RTN_BLOCK)
+            quant = QuantCodes(codes, scales, 8, group_of(table.shape[1], RTN_BLOCK))
+            if _block(quant.group) is None:
+                return None
+            report.tables_int8.append(node.input[0])
+        else:
+            return None
+        return _gather_quantized(node, quant, added)
+    return None
+
+
+def _axis(node: Any) -> int:
+    return next((a.i for a in node.attribute if a.name == "axis"), 0)
+
+
+def _matmul_nbits(node: Any, quant: QuantCodes, accuracy_level: int, added: dict[str, Any]) -> Any:
+    from onnx import helper, numpy_helper
+
+    packed, scales, block = pack_codes(quant, 4)  # (N, n_blocks, block / 2), (N, n_blocks)
+    n, k = quant.codes.shape
+    name = f"{node.input[1]}_nbits"
+    added[name + "_B"] = numpy_helper.from_array(packed, name + "_B")
+    added[name + "_scales"] = numpy_helper.from_array(scales, name + "_scales")
+    extra = {"accuracy_level": accuracy_level} if accuracy_level else {}
+    return helper.make_node("MatMulNBits", [node.input[0], name + "_B", name + "_scales"],
+                            list(node.output), name=f"{node.name}_nbits", domain=MS_DOMAIN,
+                            K=k, N=n, bits=4, block_size=block, **extra)
+
+
+def _gather_quantized(node: Any, quant: QuantCodes, added: dict[str, Any]) -> Any:
+    from onnx import helper, numpy_helper
+
+    bits = 4 if quant.bits <= 4 else 8
+    packed, scales, block = pack_codes(quant, bits)
+    rows, cols = quant.codes.shape
+    # the kernel reads a table row as one run of ceil(cols * bits / 8) bytes
+    data = packed.reshape(rows, -1)[:, :-(-cols * bits // 8)]
+    name = f"{node.input[0]}_q{bits}"
+    if name + "_data" not in added:  # a table shared by several lookups is stored once
+        added[name + "_data"] = numpy_helper.from_array(np.ascontiguousarray(data), name + "_data")
+        added[name + "_scales"] = numpy_helper.from_array(scales, name + "_scales")
+    return helper.make_node("GatherBlockQuantized", [name + "_data", node.input[1], name + "_scales"],
+                            list(node.output), name=f"{node.name}_q{bits}", domain=MS_DOMAIN,
+                            gather_axis=0, quantize_axis=1, block_size=block, bits=bits)

@@ -1,0 +1,161 @@
+"""`occamtune export --weights int4`: 4-bit MatMulNBits from the artifact's own codes, on a tiny
+random BERT; the contrib ops' layout checked against ONNX Runtime's CPU kernels."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from occamtune.cli import main
+from occamtune.compress.grid import QuantCodes, group_of, quantize_tensor
+from occamtune.export_nbits import pack_codes
+
+TS = ["--exporter", "torchscript"]  # the legacy tracer: seconds, where dynamo takes a minute
+# The 4-bit export multiplies in fp32 by exactly the artifact's weights: only the order of the
+# float sums differs from torch's (MLAS's blocked kernels against torch's GEMM): one
+# MatMulNBits differs from a float64 product by about 2e-7 of its scale (checked by hand), a
+# few layers compound that to around 1e-6. 1e-4 of the largest output leaves room for other
+# CPUs' kernels while a weight that differs by one 4-bit step (1/7 of its group's largest)
+# moves the outputs far more.
+RTOL = 1e-4
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    out = tmp_path_factory.mktemp("nbits") / "run"
+    fixtures = Path(__file__).resolve().parents[1] / "fixtures"
+    assert main(["train", "--task", "ner", "--data", str(fixtures / "conll_tiny"), "--model",
+                 str(tiny_model_dir), "--output", str(out), "--epochs", "2", "--quiet",
+                 "train.batch_size=4", "train.lr=3e-3", "data.max_length=32",
+                 "data.stride=4"]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def artifact(run_dir: Path) -> Path:
+    out = run_dir.parent / "small"
+    assert main(["compress", str(run_dir), "--pipeline", "quantize(bits=4, group_size=16)",
+                 "--output", str(out), "--quiet", "--no-eval"]) == 0
+    return out
+
+
+def _ort(nodes, inputs, inits):
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info(n, t, None) for n, t in inputs],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(v, k) for k, v in inits.items()])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
+                                                    helper.make_opsetid("com.microsoft", 1)])
+    return ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+
+
+@pytest.mark.parametrize("bits,cols,group_size", [(4, 64, 16), (3, 48, 0), (4, 40, 32), (8, 64, 32)])
+def test_packed_codes_are_what_the_kernels_compute_with(bits: int, cols: int, group_size: int) -> None:
+    """Codes of <= 4 bits through MatMulNBits, and any width through GatherBlockQuantized, give
+    back the codes' own values (groups not a power of two: 48 = 3 blocks of 16; a last block
+    cut short: 40 columns in blocks of 32)."""
+    from onnx import TensorProto, helper
+
+    torch.manual_seed(0)
+    codes, scales = quantize_tensor(torch.randn(9, cols), bits, group_size)
+    quant = QuantCodes(codes, scales, bits, group_of(cols, group_size))
+    weight = quant.values().numpy()  # (N, K)
+    rows = np.array([[3, 0, 8], [1, 1, 2]])
+    width = 4 if bits <= 4 else 8
+    packed, sc, block = pack_codes(quant, width)
+    data = packed.reshape(9, -1)[:, :-(-cols * width // 8)]
+    gather = _ort([helper.make_node("GatherBlockQuantized", ["D", "I", "S"], ["Y"],
+                                    domain="com.microsoft", gather_axis=0, quantize_axis=1,
+                                    block_size=block, bits=width)],
+                  [("I", TensorProto.INT64)], {"D": np.ascontiguousarray(data), "S": sc})
+    np.testing.assert_allclose(gather.run(None, {"I": rows})[0], weight[rows], rtol=1e-6, atol=1e-7)
+    if width == 4:
+        x = np.random.default_rng(0).standard_normal((2, 5, cols)).astype(np.float32)
+        matmul = _ort([helper.make_node("MatMulNBits", ["A", "B", "S"], ["Y"], domain="com.microsoft",
+                                        K=cols, N=9, bits=4, block_size=block)],
+                      [("A", TensorProto.FLOAT)], {"B": packed, "S": sc})
+        np.testing.assert_allclose(matmul.run(None, {"A": x})[0], x @ weight.T, rtol=1e-5, atol=1e-5)
+
+
+def _nodes(folder: Path) -> dict[str, int]:
+    import onnx
+
+    model = onnx.load(str(folder / "model.onnx"))
+    inits = {i.name for i in model.graph.initializer}
+    kinds: dict[str, int] = {}
+    for node in model.graph.node:
+        kind = node.op_type + ("(const)" if node.op_type == "MatMul" and node.input[1] in inits else "")
+        kinds[kind] = kinds.get(kind, 0) + 1
+    return kinds
+
+
+def test_int4_export_computes_the_artifact(artifact: Path, tmp_path: Path, capsys) -> None:
+    """Smaller than the int8 and fp32 exports; MatMulNBits for every Linear; the artifact's
+    outputs within RTOL and its labels; `evaluate` on it gives the artifact's scores."""
+    from occamtune import inference
+    from occamtune.models import load_model, read_meta
+    from occamtune.train.run import load_run_data
+
+    sizes = {}
+    for weights in ("fp32", "int8", "int4"):
+        assert main(["export", str(artifact), "--output", str(tmp_path / weights),
+                     "--weights", weights, *TS]) == 0
+        printed = capsys.readouterr()
+        sizes[weights] = json.loads(printed.out)["bytes"]
+        assert "[INFO]" not in printed.err and "note:" not in printed.err  # nothing rounded
+    assert sizes["int4"] < sizes["int8"] < sizes["fp32"], sizes
+    info = read_meta(tmp_path / "int4").format_info
+    assert info["weights"] == "int4"
+    counts = info["nbits"]
+    assert counts["exact"] == 2 * 6 + 1 and counts["rounded"] == 0, counts  # 6 per layer + head
+    assert counts["tables_exact"] == 3 and counts["tables_int8"] == 0, counts  # word, position, type
+    kinds = _nodes(tmp_path / "int4")
+    assert kinds["MatMulNBits"] == 13 and "MatMul(const)" not in kinds, kinds
+    assert kinds["GatherBlockQuantized"] == 3, kinds
+
+    onnx_model, tok, _ = load_model(tmp_path / "int4")
+    torch_model = load_model(artifact)[0]
+    _, splits = load_run_data(artifact, tok, torch_model.labels)
+    feats = splits["test"].features
+    got, want = inference.run_model(onnx_model, feats), inference.run_model(torch_model, feats)
+    scale = max(float(np.abs(w).max()) for w in want)
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) <= RTOL * scale
+    assert all((g.argmax(-1) == w.argmax(-1)).all() for g, w in zip(got, want))
+
+    for folder in (artifact, tmp_path / "int4"):
+        assert main(["evaluate", str(folder), "--split", "test"]) == 0
+    f1 = [json.loads(line)["f1"] for line in capsys.readouterr().out.splitlines()]
+    assert f1[0] == pytest.approx(f1[1], abs=1e-9)
+
+
+def test_int4_export_of_an_fp32_run_rounds_and_says_so(run_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", str(run_dir), "--output", str(tmp_path / "int4"), "--weights", "int4",
+                 *TS]) == 0
+    printed = capsys.readouterr()
+    counts = json.loads(printed.out)["nbits"]
+    assert counts["exact"] == 0 and counts["rounded"] == 13, counts
+    assert "rounded them to 4 bits" in printed.err
+    assert main(["predict", str(tmp_path / "int4"), "John Smith visited Paris ."]) == 0
+    assert len(json.loads(capsys.readouterr().out)["words"]) == 5
+
+
+def test_fp32_and_another_weights_option_are_refused(run_dir: Path, tmp_path: Path, capsys) -> None:
+    assert main(["export", str(run_dir), "--output", str(tmp_path / "x"), "--fp32",
+                 "--weights", "int4", *TS]) == 2
+    assert "--fp32" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.slow
+def test_int4_export_through_dynamo(artifact: Path, tmp_path: Path, capsys) -> None:
+    """torch's current exporter names and lays out the graph its own way: the same rewrite."""
+    assert main(["export", str(artifact), "--output", str(tmp_path / "int4"), "--weights",
+                 "int4"]) == 0
+    counts = json.loads(capsys.readouterr().out)["nbits"]
+    assert counts["exact"] == 13 and counts["rounded"] == 0, counts
