@@ -168,6 +168,19 @@ PAGES = (
                   "Each entry compressed from the fine-tuned model by the search's own trial code, "
                   "without its early stop; dev F1 as loaded from disk. These chose the search's "
                   "space."))),
+    Page("families", "Model families: SmolLM2 against MiniLM",
+         "SmolLM2-135M-Instruct (a cased Llama-style decoder, loaded from its packaged GGUF file "
+         "and de-quantized) against all-MiniLM-L6-v2 on CoNLL-2003 NER and SST-2, same epochs, "
+         "batch size and learning rate; then the shrink search on the SmolLM2 NER model against "
+         "the packaged GGUF file's size. Only a slice has been run so far: its numbers show that "
+         "the script works, not how the models compare.",
+         (Section("families.slice200.json", "families",
+                  "A slice: 200 training and 200 test examples, 1 epoch",
+                  "python -m benchmarks.families --max-train 200 --max-test 200 --epochs 1 "
+                  "--shrink-trials 2",
+                  "Seven training steps: neither model has learned the task. Measured while the "
+                  "machine ran other jobs, before the family adapters were merged (both shrink "
+                  "trials on SmolLM2 failed on the BERT-only layout then)."),)),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "
