@@ -54,13 +54,13 @@ def load_tokenizer(name: str, task: str | None = None) -> Any:
         tok = load_gguf_tokenizer(*gguf) if gguf else AutoTokenizer.from_pretrained(path)
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot load a tokenizer from {name!r}: {exc}") from exc
-    set_pad_token(tok)
     if task and get_task(task).needs_fast_tokenizer and not getattr(tok, "is_fast", False):
         raise ModelError(
             f"task {task!r} needs a fast tokenizer to align sub-words with words, but {name!r} gives the slow "
             f"{type(tok).__name__}. Use a model folder with a tokenizer.json, or convert it with "
             "`AutoTokenizer.from_pretrained(..., use_fast=True)` and save it."
         )
+    set_pad_token(tok)
     return tok
 
 

@@ -115,7 +115,7 @@ def test_slow_tokenizer_is_refused_for_ner(monkeypatch) -> None:
     from occamtune.errors import ModelError
     from occamtune.models import load_tokenizer
 
-    slow = SimpleNamespace(is_fast=False)  # what a Python-only (slow) tokenizer reports
+    slow = SimpleNamespace(is_fast=False, pad_token="[PAD]")  # a Python-only (slow) tokenizer
     monkeypatch.setattr(AutoTokenizer, "from_pretrained", lambda *a, **k: slow)
     with pytest.raises(ModelError, match="fast tokenizer"):
         load_tokenizer("some/model", "ner")
