@@ -136,7 +136,9 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
         output: folder for candidates, the study, the chosen model and `summary.json`.
         max_drop: the largest allowed loss of the task's metric, in points.
         **options: `budget_trials`, `budget_seconds`, `storage`, `study_name`, `seed`, `space`
-            (a `SearchSpace`), `progress`, `finalize_search`: see `occamtune.search.shrink`.
+            (a `SearchSpace`), `progress`, `finalize_search`, `objective` ("size", "latency",
+            "both"), `max_latency_ms`, `runtime` ("torch", "onnx"): see
+            `occamtune.search.shrink`.
     """
     return _shrink(run_folder, output, max_drop=max_drop, **options)
 
@@ -145,8 +147,9 @@ def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite:
            exporter: str = "dynamo", weights: str | None = None) -> dict[str, Any]:
     """Export a run or artifact folder to ONNX for ONNX Runtime; `load`, `evaluate`, `predict`
     and `serve` take the exported folder. `weights`: "int8" (ONNX Runtime's dynamic int8, the
-    default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact) or "fp32"
-    (None: "int8", or "fp32" when `int8=False`). `exporter`: "dynamo" (torch's current
+    default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact), "fp32" or
+    "auto" (int4 for a model with codes of at most 4 bits, else int8; None: "int8", or "fp32"
+    when `int8=False`). `exporter`: "dynamo" (torch's current
     exporter, the default) or "torchscript" (the legacy tracer: exports in seconds where the
     other takes a minute)."""
     from occamtune.export import export_run

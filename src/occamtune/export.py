@@ -42,6 +42,16 @@ EXPORTERS = ("dynamo", "torchscript")
 WEIGHTS = ("int8", "int4", "fp32")
 
 
+def auto_weights(model: nn.Module) -> str:
+    """The weights `--weights auto` writes: "int4" when the model holds k-bit codes of at most
+    4 bits (the 4-bit export computes with those codes: the model's exact weights), else "int8"
+    (ONNX Runtime's int8 kernels: re-rounding an fp32 or 5-8-bit model to 4 bits would lose
+    accuracy that nothing measured)."""
+    from occamtune.compress.record import record_of
+
+    return "int4" if any(c.bits <= 4 for c in record_of(model).codes.values()) else "int8"
+
+
 def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                 per_channel: bool = True, exporter: str = "dynamo", weights: str | None = None,
                 accuracy_level: int = 0) -> Path:
@@ -154,27 +164,29 @@ ONNX_FILE = "model.onnx"
 
 def export_run(folder: str | Path, output: str | Path, int8: bool = True,
                overwrite: bool = False, exporter: str = "dynamo",
-               weights: str | None = None) -> dict[str, Any]:
+               weights: str | None = None, notes: bool = True) -> dict[str, Any]:
     """Export the model of a run or artifact folder to `output`: model.onnx, its tokenizer, and
     an occamtune.json saying so, so that `load_model` and every command that takes a model
-    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4" or "fp32"; None:
-    "int8", or "fp32" when `int8` is False."""
+    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4", "fp32" or "auto"
+    (`auto_weights`); None: "int8", or "fp32" when `int8` is False. `notes`: print what was
+    rounded (the returned dict says it either way)."""
     from occamtune.errors import ConfigError
     from occamtune.io import check_apart, clear_output, portable_path
 
     weights = weights or ("int8" if int8 else "fp32")
-    if weights not in WEIGHTS:  # before anything is written
-        raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
+    if weights not in (*WEIGHTS, "auto"):  # before anything is written
+        raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)} or auto, got {weights!r}")
     folder, output = Path(folder), Path(output)
     check_apart(output, {"model": folder})
     clear_output(output, overwrite)
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
+    weights = auto_weights(model) if weights == "auto" else weights
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
     info: dict[str, Any] = {}
     if weights == "int4":  # the rewrite's report goes into the folder's metadata
         export_onnx(model, tmp / "model.fp32.onnx", exporter=exporter)
-        info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE)
+        info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE, notes)
     else:
         export_onnx(model, tmp / ONNX_FILE, exporter=exporter, weights=weights)
     tok.save_pretrained(tmp)
@@ -190,7 +202,7 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
             "int8": weights == "int8", "weights": weights, **info}
 
 
-def _to_nbits(model: nn.Module, fp32: Path, path: Path) -> dict[str, int]:
+def _to_nbits(model: nn.Module, fp32: Path, path: Path, notes: bool = True) -> dict[str, int]:
     """`export_nbits.to_nbits` of an fp32 export (then removed); its counts, with a note when
     Linear weights had no codes of at most 4 bits (rounded to nearest, not the model's own)."""
     import sys
@@ -201,7 +213,7 @@ def _to_nbits(model: nn.Module, fp32: Path, path: Path) -> dict[str, int]:
     with _quiet():
         counts = to_nbits(fp32, path, record_of(model).codes).counts()
     fp32.unlink()
-    if counts["rounded"]:
+    if counts["rounded"] and notes:
         print(f"occamtune: note: {counts['rounded']} of {counts['rounded'] + counts['exact']} "
               f"Linear weights had no codes of at most 4 bits: ONNX Runtime rounded them to "
               f"4 bits (round to nearest), so the export no longer computes the model's exact "

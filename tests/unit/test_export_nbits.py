@@ -159,3 +159,14 @@ def test_int4_export_through_dynamo(artifact: Path, tmp_path: Path, capsys) -> N
                  "int4"]) == 0
     counts = json.loads(capsys.readouterr().out)["nbits"]
     assert counts["exact"] == 13 and counts["rounded"] == 0, counts
+
+
+def test_auto_weights_are_int4_for_4_bit_codes_else_int8(run_dir: Path, artifact: Path,
+                                                         tmp_path: Path, capsys) -> None:
+    from occamtune.models import read_meta
+
+    for src, want in ((artifact, "int4"), (run_dir, "int8")):
+        out = tmp_path / want
+        assert main(["export", str(src), "--output", str(out), "--weights", "auto", *TS]) == 0
+        assert json.loads(capsys.readouterr().out)["weights"] == want
+        assert read_meta(out).format_info["weights"] == want

@@ -23,8 +23,9 @@ LAYERS: list[tuple[str, ...]] = [
     ("occamtune.models", "occamtune.inference"),
     ("occamtune.train",),
     ("occamtune.compress",),
+    ("occamtune.export", "occamtune.export_nbits"),  # the search measures exports
     ("occamtune.search",),
-    ("occamtune.report", "occamtune.serve", "occamtune.export", "occamtune.export_nbits"),
+    ("occamtune.report", "occamtune.serve"),
     ("occamtune.api",),
     ("occamtune.cli",),
 ]

@@ -47,6 +47,15 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--no-finalize", action="store_true",
                    help="only run trials (a worker); another process on the study chooses")
+    p.add_argument("--objective", choices=["size", "latency", "both"], default="size",
+                   help="which model within --max-drop to choose: the smallest (default), the "
+                        "fastest, or both (the least bytes x latency)")
+    p.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
+                   help="choose only among models at most this many ms per sentence (batch 32)")
+    p.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                   help="measure each candidate as `load` runs it (torch) or as its ONNX "
+                        "export (onnx: `export --weights auto`, what ships); default onnx when "
+                        "--objective or --max-latency-ms involves speed, else torch")
     p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a running trial's heartbeat; silent for 4 of them, it is failed and "
                         "retried (its worker died)")
@@ -75,10 +84,12 @@ def _shrink(args: argparse.Namespace) -> int:
                     budget_seconds=parse_duration(args.budget) if args.budget else None,
                     storage=args.storage, study_name=args.study, seed=args.seed,
                     space=parse_space(args.space), progress=not args.quiet,
-                    finalize_search=not args.no_finalize, heartbeat_s=args.heartbeat)
+                    finalize_search=not args.no_finalize, heartbeat_s=args.heartbeat,
+                    objective=args.objective, max_latency_ms=args.max_latency_ms,
+                    runtime=args.runtime)
     keys = ("trials", "base_bytes", "chosen_bytes", "size_ratio", "base_dev_metric",
             "chosen_dev_metric", "base_test_metric", "chosen_test_metric", "chosen_pipeline",
-            "search_wall_s")
+            "chosen_latency_ms", "latency_ratio", "runtime", "search_wall_s")
     print(json.dumps({"output": str(result.output),
                       **{k: result.summary.get(k) for k in keys}}))
     if result.chosen is None and not args.no_finalize:
@@ -91,13 +102,16 @@ def no_choice_hint(summary: dict, max_drop: float) -> str:
     states = summary.get("trials") or {}
     ended = ", ".join(f"{n} {state}" for state, n in states.items() if n and state != "waiting")
     minutes = (summary.get("search_wall_s") or 0) / 60
-    return (f"shrink: no model stayed within {max_drop:g} of the base's dev metric "
+    limit = summary.get("max_latency_ms")
+    within = f" at most {limit:g} ms per sentence and" if limit else ""
+    return (f"shrink: no model{within} stayed within {max_drop:g} of the base's dev metric "
             f"({ended or 'no trial ended'} in {minutes:.0f} min; 'pruned' trials were stopped "
             "early as too far off). Give it a longer --budget (trials that train a student or "
             "prune gradually take about as long as a fine-tune), a larger --max-drop, or a space "
             "of methods that train nothing, e.g. --space distill_layers=0 heads=0.0 ffn=0.0 "
             "sparsity=0.0 quant_epochs=0. The search's cache is kept: the same command with "
-            "a longer budget goes on from here.")
+            "a longer budget goes on from here." + (
+                " A larger --max-latency-ms also admits more models." if limit else ""))
 
 
 def _report(args: argparse.Namespace) -> int:

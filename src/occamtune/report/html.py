@@ -42,6 +42,13 @@ Give the search more trials or time, or allow a larger drop.</p>
 {% endif %}
 <h2>Size against {{ s.metric }}</h2>
 <img alt="frontier plot" src="data:image/png;base64,{{ frontier_png }}">
+{% if latency_png %}
+<h2>Size against latency</h2>
+<p class="muted">Latency: milliseconds per sentence at batch 32{% if s.runtime == "onnx" %}, each
+candidate as its ONNX export on ONNX Runtime{% endif %}; the uncompressed model in torch.
+Chosen by {{ s.objective or "size" }}.</p>
+<img alt="size against latency" src="data:image/png;base64,{{ latency_png }}">
+{% endif %}
 <h2>Description length</h2>
 <p class="muted">Two-part code of each candidate: model bits (8 x bytes on disk) plus data bits
 (sum of -log2 p(gold label) over the dev set).</p>
@@ -72,9 +79,9 @@ def fmt(value: Any, digits: int = 2) -> str:
 
 def render_html(summary: dict[str, Any], cards: list[tuple[str, str]], header: list[str],
                 rows: list[tuple[list[str], bool]], frontier_png: bytes, dl_png: bytes,
-                trials: str = "") -> str:
+                trials: str = "", latency_png: bytes | None = None) -> str:
     """The report page; every value is HTML-escaped (Jinja2 autoescape). `trials` says how many
-    candidates the search measured."""
+    candidates the search measured; `latency_png`, the size/latency plot (None: left out)."""
     from jinja2 import Environment
 
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
@@ -82,6 +89,7 @@ def render_html(summary: dict[str, Any], cards: list[tuple[str, str]], header: l
         s=_Attr(summary), css=CSS, cards=cards, header=header, rows=rows, fmt=fmt, trials=trials,
         frontier_png=base64.b64encode(frontier_png).decode("ascii"),
         dl_png=base64.b64encode(dl_png).decode("ascii"),
+        latency_png=base64.b64encode(latency_png).decode("ascii") if latency_png else "",
     )
 
 

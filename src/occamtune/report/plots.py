@@ -66,6 +66,57 @@ def frontier_plot(candidates: list[dict], summary: dict[str, Any]) -> bytes:
     return _png(fig)
 
 
+def latency_plot(candidates: list[dict], summary: dict[str, Any]) -> bytes:
+    """Size on disk (log x) against latency (log y), coloured by the dev metric: the three
+    objectives of the search in one picture. Candidates within the allowed drop are filled,
+    the others hollow; the frontier over (bytes, metric, latency) is ringed; the chosen model,
+    the uncompressed one and a latency limit are marked."""
+    from occamtune.search.records import pareto_records
+
+    plt = _pyplot()
+    metric = summary.get("metric", "f1")
+    runtime = "ONNX Runtime" if summary.get("runtime") == "onnx" else "torch"
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    rows = [c for c in candidates if c.get("latency_ms") is not None]
+    drop = summary.get("max_drop")
+    if rows:
+        values = [c["dev_metric"] for c in rows]
+        lo, hi = min(values), max(values)
+        kept = [c for c in rows if drop is None or c["dev_drop"] <= drop + 1e-9]
+        missed = [c for c in rows if c not in kept]
+        dots = ax.scatter([c["bytes"] for c in kept], [c["latency_ms"] for c in kept],
+                          c=[c["dev_metric"] for c in kept], cmap="viridis", vmin=lo, vmax=hi,
+                          s=26, label=f"within max drop {drop:g} (dev)" if drop is not None
+                          else "candidates (dev)", zorder=3)
+        if missed:
+            ax.scatter([c["bytes"] for c in missed], [c["latency_ms"] for c in missed],
+                       facecolors="none", edgecolors="#9a9a9a", s=26,
+                       label="beyond max drop", zorder=2)
+        front = pareto_records(rows)
+        ax.scatter([c["bytes"] for c in front], [c["latency_ms"] for c in front],
+                   facecolors="none", edgecolors=FRONT_COLOR, s=90, linewidths=1.2,
+                   label="frontier (bytes, metric, latency)", zorder=4)
+        fig.colorbar(dots, ax=ax, label=f"dev {metric}")
+    if summary.get("base_bytes") and summary.get("base_latency_ms"):
+        ax.scatter([summary["base_bytes"]], [summary["base_latency_ms"]], marker="s", s=60,
+                   color=BASE_COLOR, label="uncompressed fp32 (torch)", zorder=5)
+    if summary.get("chosen_bytes") and summary.get("chosen_latency_ms"):
+        ax.scatter([summary["chosen_bytes"]], [summary["chosen_latency_ms"]], marker="*", s=220,
+                   color=CHOSEN_COLOR, label=f"chosen ({summary.get('objective', 'size')})",
+                   zorder=6)
+    if summary.get("max_latency_ms"):
+        ax.axhline(summary["max_latency_ms"], color=BASE_COLOR, ls=":", lw=1,
+                   label=f"max latency {summary['max_latency_ms']:g} ms")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("size on disk (bytes, log scale)")
+    ax.set_ylabel(f"ms per sentence, {runtime} (log scale)")
+    ax.set_title(f"Size against latency, coloured by dev {metric}")
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.25, 1.0))
+    return _png(fig)
+
+
 def _reference_points(ax: Any, summary: dict[str, Any], metric: str) -> None:
     base_bytes = summary.get("base_bytes")
     if base_bytes and summary.get("base_dev_metric") is not None:

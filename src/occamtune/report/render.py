@@ -12,7 +12,7 @@ from typing import Any
 
 from occamtune.errors import ConfigError
 from occamtune.report.html import fmt, render_html
-from occamtune.report.plots import description_length_plot, frontier_plot
+from occamtune.report.plots import description_length_plot, frontier_plot, latency_plot
 from occamtune.tasks.tables import md_table
 
 HEADER = ["trial", "pipeline", "bytes", "x smaller", "dev metric", "dev drop", "latency ms",
@@ -42,7 +42,8 @@ def summary_cards(s: dict[str, Any]) -> list[tuple[str, str]]:
             drop = f" (drop {fmt(base - chosen)})" if base is not None else ""
             cards.append((f"{split} {s.get('metric', 'metric')}{drop}", fmt(chosen)))
     if s.get("chosen_latency_ms") is not None:
-        cards.append((f"ms / sentence, batch 32 (fp32: {fmt(s.get('base_latency_ms'))})",
+        on = ", ONNX Runtime" if s.get("runtime") == "onnx" else ""
+        cards.append((f"ms / sentence, batch 32{on} (fp32 torch: {fmt(s.get('base_latency_ms'))})",
                       fmt(s["chosen_latency_ms"])))
         cards.append(("times faster than fp32", _ratio(s.get("latency_ratio"))))
     return cards
@@ -79,8 +80,11 @@ def render_markdown(summary: dict[str, Any], rows: list[tuple[list[str], bool]],
     else:
         parts += ["## No model within the allowed drop",
                   "Give the search more trials or time, or allow a larger drop."]
-    parts += [f"## Size against {s.get('metric')}", f"![frontier]({images['frontier']})",
-              "## Description length (model bits + dev data bits)",
+    parts += [f"## Size against {s.get('metric')}", f"![frontier]({images['frontier']})"]
+    if "latency" in images:
+        parts += [f"## Size against latency (chosen by {s.get('objective') or 'size'})",
+                  f"![size against latency]({images['latency']})"]
+    parts += ["## Description length (model bits + dev data bits)",
               f"![description length]({images['dl']})", "## All candidates (* = chosen)",
               md_table(HEADER, [[f"{r[0]}*" if chosen else r[0], *r[1:]] for r, chosen in rows])]
     return "\n\n".join(parts) + "\n"
@@ -95,7 +99,8 @@ def trials_text(s: dict[str, Any], distinct: int) -> str:
 
 
 def write_report(shrink_folder: str | Path) -> tuple[Path, Path]:
-    """Write `report.html`, `report.md`, `frontier.png` and `description_length.png`."""
+    """Write `report.html`, `report.md`, `frontier.png`, `size_latency.png` (when candidates
+    were timed) and `description_length.png`."""
     from occamtune.io import atomic_write_text
 
     folder = Path(shrink_folder)
@@ -104,11 +109,16 @@ def write_report(shrink_folder: str | Path) -> tuple[Path, Path]:
     frontier = frontier_plot(candidates, summary)
     dl = description_length_plot(candidates, summary)
     images = {"frontier": "frontier.png", "dl": "description_length.png"}
+    latency = None
+    if any(c.get("latency_ms") is not None for c in candidates):
+        latency = latency_plot(candidates, summary)
+        images["latency"] = "size_latency.png"
+        (folder / images["latency"]).write_bytes(latency)
     (folder / images["frontier"]).write_bytes(frontier)
     (folder / images["dl"]).write_bytes(dl)
     rows = candidate_rows(candidates, summary)
     html = render_html(summary, summary_cards(summary), HEADER, rows, frontier, dl,
-                       trials_text(summary, len(rows)))
+                       trials_text(summary, len(rows)), latency)
     atomic_write_text(folder / "report.html", html)
     atomic_write_text(folder / "report.md", render_markdown(summary, rows, images))
     return folder / "report.html", folder / "report.md"

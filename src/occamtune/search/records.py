@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 
 RECORD_KEYS = ("pipeline", "bytes", "dev_metric", "dev_drop", "latency_ms", "model_bits",
-               "data_bits", "total_bits", "artifact", "worker", "seconds")
+               "data_bits", "total_bits", "artifact", "worker", "seconds", "artifact_bytes",
+               "deployed", "weights")
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -32,7 +33,8 @@ def make_record(trial_number: int, pipeline: str, params: dict[str, Any], measur
             "latency_ms": float(measured["latency_ms"]), "model_bits": model_bits,
             "data_bits": float(measured["data_bits"]),
             "total_bits": model_bits + float(measured["data_bits"]),
-            **{k: measured[k] for k in ("artifact", "worker", "seconds") if k in measured}}
+            **{k: measured[k] for k in ("artifact", "worker", "seconds", "artifact_bytes",
+                                        "deployed", "weights") if k in measured}}
 
 
 def trial_record(trial: Any) -> dict[str, Any] | None:
@@ -63,10 +65,16 @@ def trial_counts(study: Any) -> dict[str, int]:
     return counts
 
 
-def choose(records: list[dict[str, Any]], max_drop: float) -> dict[str, Any] | None:
-    """The smallest candidate whose dev drop is at most `max_drop` (ties: the better dev metric)."""
-    ok = [r for r in records if r["dev_drop"] <= max_drop + 1e-9 and "duplicate_of" not in r]
-    return min(ok, key=lambda r: (r["bytes"], -r["dev_metric"], r["trial"]), default=None)
+def choose(records: list[dict[str, Any]], max_drop: float, objective: str = "size",
+           max_latency_ms: float | None = None) -> dict[str, Any] | None:
+    """Among the candidates whose dev drop is at most `max_drop` and, where given, whose latency
+    is at most `max_latency_ms`: the smallest (`objective` "size"), the fastest ("latency") or
+    the one with the least bytes x latency ("both"); ties: the better dev metric."""
+    ok = [r for r in records if r["dev_drop"] <= max_drop + 1e-9 and "duplicate_of" not in r
+          and (max_latency_ms is None or r["latency_ms"] <= max_latency_ms)]
+    cost = {"size": lambda r: r["bytes"], "latency": lambda r: r["latency_ms"],
+            "both": lambda r: r["bytes"] * r["latency_ms"]}[objective]
+    return min(ok, key=lambda r: (cost(r), -r["dev_metric"], r["trial"]), default=None)
 
 
 def pareto_records(records: list[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -14,7 +14,12 @@ cached student, and defers a proposal whose student another worker is training.
 
 Output folder: `candidates/<trial>/` (artifacts), `candidates.jsonl`, `frontier.json`,
 `chosen/` (the chosen artifact, with its test evaluation), `shrink.json` (summary), `cache/`
-(trained students, reused by every pipeline that starts with the same training step).
+(trained students, reused by every pipeline that starts with the same training step). With
+`runtime="onnx"` (the default when the objective or a latency limit involves speed), each
+candidate is measured as the ONNX file it deploys to (`candidates/<trial>-onnx/`, and
+`chosen-onnx/` beside `chosen/`): its bytes, dev metric and latency on ONNX Runtime.
+
+    shrink("runs/ner", "runs/ner-fast", objective="both", max_latency_ms=2.0, budget_trials=40)
 """
 
 from __future__ import annotations
@@ -42,6 +47,7 @@ from occamtune.search.trial import (
     Hopeless,
     Measure,
     Teacher,
+    deployed_folder,
     latency_ms,
     load_teacher,
     measure_base,
@@ -75,7 +81,8 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
            storage: str | None = None, study_name: str | None = None, seed: int | None = 13,
            space: SearchSpace | None = None, measure: Measure | None = None,
            progress: bool = True, finalize_search: bool = True,
-           heartbeat_s: int = 30) -> ShrinkResult:
+           heartbeat_s: int = 30, objective: str = "size", max_latency_ms: float | None = None,
+           runtime: str | None = None) -> ShrinkResult:
     """Search compression pipelines of the model in `run_folder`; write results into `output`.
 
     Args:
@@ -96,6 +103,13 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
             worker that only runs trials, leaving that to another process on the study).
         heartbeat_s: seconds between a running trial's heartbeats in the storage; a trial
             silent for `STALE_BEATS` of them (its worker was killed) is failed and retried once.
+        objective: which candidate within the tolerance is chosen: "size" (the smallest),
+            "latency" (the fastest) or "both" (the least bytes x latency).
+        max_latency_ms: choose only among candidates at most this slow (ms per sentence at
+            the latency batch, on the runtime measured).
+        runtime: "torch" (the artifact as `load` runs it) or "onnx" (its ONNX export, what
+            `export --weights auto` writes: the bytes, metric and latency of that file); None:
+            "onnx" when the objective or a latency limit involves speed, else "torch".
     """
     if budget_trials is None and budget_seconds is None:
         raise ConfigError("give a budget: --trials N and/or --budget TIME (e.g. 90m)")
@@ -108,19 +122,22 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
     check_apart(out, {"run": run_folder})
     out.mkdir(parents=True, exist_ok=True)
     m = measure or Measure()
-    m = Measure(**{**asdict(m), "max_drop": max_drop})
+    if runtime is None:
+        runtime = "onnx" if objective != "size" or max_latency_ms is not None else "torch"
+    m = Measure(**{**asdict(m), "max_drop": max_drop, "objective": objective,
+                   "max_latency_ms": max_latency_ms, "runtime": runtime})
     teacher = load_teacher(run_folder)
     teacher.base = _base(teacher, out, m)
     space = (space or SearchSpace()).for_teacher(teacher.num_layers)
     study = open_study(storage or f"sqlite:///{out.resolve()}/study.db", study_name or "shrink",
-                       seed, space, teacher, max_drop, heartbeat_s)
-    objective = _objective(teacher, space, out, m, poll_s=min(5.0, heartbeat_s))
+                       seed, space, teacher, max_drop, heartbeat_s, m.runtime)
+    run_trial = _objective(teacher, space, out, m, poll_s=min(5.0, heartbeat_s))
 
     def plan() -> None:  # what to measure next when its cost matters (see schedule.py)
         queue_next(study, space, teacher, out / "cache", max_drop, m.retry_factor)
 
     plan()
-    _optimize(study, objective, budget_trials, budget_seconds, max_drop, teacher, out, progress,
+    _optimize(study, run_trial, budget_trials, budget_seconds, m, teacher, out, progress,
               space.size(), plan=plan)
     if not finalize_search:
         _record_session(study, started)
@@ -143,8 +160,9 @@ def _base(teacher: Teacher, out: Path, m: Measure) -> dict[str, Any]:
 
 
 def open_study(storage: str, name: str, seed: int | None, space: SearchSpace, teacher: Teacher,
-               max_drop: float, heartbeat_s: int = 30) -> Any:
-    """Create or join the study; a study searching another space or model is refused."""
+               max_drop: float, heartbeat_s: int = 30, runtime: str = "torch") -> Any:
+    """Create or join the study; a study searching another space or model, or measuring on
+    another runtime, is refused (the objective and latency limit only change the choice)."""
     import optuna
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -153,12 +171,15 @@ def open_study(storage: str, name: str, seed: int | None, space: SearchSpace, te
                                 directions=DIRECTIONS,
                                 load_if_exists=True)
     settings = {"space": space.to_dict(), "teacher": teacher.identity, "max_drop": max_drop}
+    if runtime != "torch":  # (a study from before runtimes existed measured in torch)
+        settings["runtime"] = runtime
     known = study.user_attrs.get("settings")
     if known is None:
         study.set_user_attr("settings", settings)
     elif _jsonish(known) != _jsonish(settings):
         raise ConfigError(f"study {name!r} in {storage} searches other settings ({known}); give "
-                          f"another --study or --output, or the same model, space and --max-drop")
+                          f"another --study or --output, or the same model, space, --max-drop "
+                          f"and --runtime")
     offset = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(
         seed=None if seed is None else seed + offset, constant_liar=True)
@@ -260,7 +281,7 @@ def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any]
 
 
 def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float | None,
-              max_drop: float, teacher: Teacher, out: Path, progress: bool,
+              m: Measure, teacher: Teacher, out: Path, progress: bool,
               space_size: int | None = None, plan: Any = None) -> None:
     """Run trials; a failing pipeline is recorded and skipped, but MAX_FAILS failures in a row
     (a broken method or setup rather than one bad pipeline) stop the search with the error.
@@ -280,7 +301,7 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
     def after_trial(study: Any, trial: Any) -> None:
         records = rec.study_records(study)
         rec.write_records(out, records)
-        best = rec.choose(records, max_drop)
+        best = rec.choose(records, **m.goal())
         fails[:] = fails + [trial.system_attrs.get("fail_reason", "?")] if trial.state.name == "FAIL" else []
         if len(fails) >= MAX_FAILS:
             study.stop()
@@ -363,14 +384,17 @@ def _finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: Search
               started: float) -> ShrinkResult:
     records = rec.study_records(study)
     rec.write_records(out, records)
-    chosen = rec.choose(records, m.max_drop)
+    chosen = rec.choose(records, **m.goal())
     test = None
     if chosen is not None:
         src = _chosen_source(chosen, teacher, space, out, m)
-        test = _confirm_on_test(study, chosen, teacher, src, m)
+        deployed = deployed_folder(src) if m.runtime == "onnx" else None
+        test = _confirm_on_test(study, chosen, teacher, deployed or src, m)
         rec.write_json(src / "shrink_choice.json", {**chosen, "test": test})
         if (out / "chosen").resolve() != src.resolve():
             rec.replace_folder(src, out / "chosen")
+            if deployed is not None:
+                rec.replace_folder(deployed, deployed_folder(out / "chosen"))
     _record_session(study, started)
     summary = summarize(study, records, chosen, test, teacher, m)
     rec.write_json(out / "shrink.json", summary)
@@ -385,9 +409,11 @@ def _record_session(study: Any, started: float) -> None:
 
 def _chosen_source(chosen: dict[str, Any], teacher: Teacher, space: SearchSpace, out: Path,
                    m: Measure) -> Path:
-    """The chosen candidate's artifact folder; rebuilt here when it lives on another host."""
+    """The chosen candidate's artifact folder (its ONNX export beside it, with runtime "onnx");
+    rebuilt here when they live on another host."""
     src = Path(chosen.get("artifact") or "")
-    if not (src / "occamtune.json").is_file():
+    missing = [src] + ([deployed_folder(src)] if m.runtime == "onnx" else [])
+    if not all((f / "occamtune.json").is_file() for f in missing):
         src = out / "candidates" / str(chosen["trial"])
         loose = Measure(**{**asdict(m), "prune_factor": float("inf")})
         run_candidate(teacher, build_pipeline(chosen["params"], space), src, out / "cache", loose)
@@ -396,8 +422,8 @@ def _chosen_source(chosen: dict[str, Any], teacher: Teacher, space: SearchSpace,
 
 def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher, folder: Path,
                      m: Measure) -> dict[str, Any] | None:
-    """The chosen model's test metric, and its latency timed in alternation with the fp32
-    model's (the search's own latencies were taken minutes apart, on a machine whose load
+    """The chosen model's test metric (`folder`: the artifact, or its ONNX export with runtime
+    "onnx"), and its latency timed in alternation with the fp32 model's (the search's own latencies were taken minutes apart, on a machine whose load
     changes): evaluated once per chosen trial, then read from the study."""
     key = f"test:{chosen['trial']}"
     if "latency_ms" in study.user_attrs.get(key, {}):  # (studies before paired timing lack it)
@@ -425,7 +451,8 @@ def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict |
     sessions = [tuple(v) for k, v in study.user_attrs.items() if k.startswith("session:")]
     s: dict[str, Any] = {
         "run_folder": str(teacher.folder), "task": teacher.cfg.task, "metric": metric,
-        "max_drop": m.max_drop, "study": study.study_name, "trials": rec.trial_counts(study),
+        "max_drop": m.max_drop, "objective": m.objective, "max_latency_ms": m.max_latency_ms,
+        "runtime": m.runtime, "study": study.study_name, "trials": rec.trial_counts(study),
         "search_wall_s": rec.union_seconds(sessions), "base_bytes": teacher.fp32_bytes,
         "base_dev_metric": base["dev_metric"], "base_test_metric": base.get("test_metric"),
         "base_latency_ms": base["latency_ms"], "base_data_bits": base["data_bits"],
@@ -437,6 +464,8 @@ def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict |
                   "chosen_bytes": chosen["bytes"], "chosen_dev_metric": chosen["dev_metric"],
                   "chosen_test_metric": test["metric"] if test else None,
                   "chosen_data_bits": chosen["data_bits"],
+                  "chosen_artifact_bytes": chosen.get("artifact_bytes", chosen["bytes"]),
+                  "chosen_weights": chosen.get("weights"),
                   "size_ratio": teacher.fp32_bytes / chosen["bytes"],
                   "dev_drop": chosen["dev_drop"]})
         # Timed side by side with the fp32 model when confirmed on test, else the search's own.

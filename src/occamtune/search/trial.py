@@ -46,11 +46,32 @@ class Teacher:
         return int(self.model.encoder.config.num_hidden_layers)
 
 
+OBJECTIVES = ("size", "latency", "both")
+RUNTIMES = ("torch", "onnx")
+DEPLOYED_SUFFIX = "-onnx"  # candidates/<n>-onnx/: the ONNX export of candidates/<n>/
+
+
 @dataclass(frozen=True)
 class Measure:
-    """How candidates are measured: the cheap dev-slice check, and the latency slice."""
+    """How candidates are measured (the cheap dev-slice check, the latency slice, the runtime)
+    and which one the search chooses (`goal`).
+
+    `runtime`: "torch" measures the artifact as `load` runs it; "onnx" measures its deployable
+    form, the ONNX export ONNX Runtime runs (`export --weights auto`: 4-bit `MatMulNBits` from
+    the artifact's own codes where it has codes of at most 4 bits, else int8): the bytes of
+    model.onnx, the dev metric and the latency of that file. `objective`: choose the smallest
+    ("size"), the fastest ("latency"), or the one with the least bytes x latency ("both": the
+    most times smaller times times faster), among the candidates within `max_drop` and, where
+    given, at most `max_latency_ms` per sentence.
+    """
 
     max_drop: float = 1.0
+    objective: str = "size"
+    max_latency_ms: float | None = None
+    runtime: str = "torch"
+    # the legacy tracer exports in seconds where torch.export takes a minute, once per trial;
+    # what it wrote is measured as it runs (dev metric, latency), not assumed
+    exporter: str = "torchscript"
     prune_factor: float = 3.0  # prune when the slice drop exceeds prune_factor * max_drop
     # QAT retries only a candidate that missed by at most retry_factor * max_drop: QAT brings
     # back a fraction of a miss, and a retry of a far miss takes the budget a narrow one needs
@@ -59,6 +80,23 @@ class Measure:
     prune_slice: int = 500  # dev sentences of the cheap check
     latency_sentences: int = 256
     latency_batch: int = 32
+
+    def __post_init__(self) -> None:
+        from occamtune.errors import ConfigError
+
+        if self.objective not in OBJECTIVES:
+            raise ConfigError(f"--objective must be one of {', '.join(OBJECTIVES)}, "
+                              f"got {self.objective!r}")
+        if self.runtime not in RUNTIMES:
+            raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if self.max_latency_ms is not None and not self.max_latency_ms > 0:
+            raise ConfigError(f"--max-latency-ms must be a positive number of milliseconds per "
+                              f"sentence, got {self.max_latency_ms}")
+
+    def goal(self) -> dict[str, Any]:
+        """`records.choose`'s arguments: the tolerance, the constraint and the objective."""
+        return {"max_drop": self.max_drop, "objective": self.objective,
+                "max_latency_ms": self.max_latency_ms}
 
 
 def load_teacher(run_folder: str | Path) -> Teacher:
@@ -171,10 +209,17 @@ class Hopeless(Exception):
     """The candidate lost far more than allowed on the dev slice; not worth measuring."""
 
 
+def deployed_folder(folder: Path) -> Path:
+    """Where a candidate's ONNX export lies (runtime "onnx"): beside its artifact folder, as
+    `export` refuses an output inside the model it reads."""
+    return folder.with_name(folder.name + DEPLOYED_SUFFIX)
+
+
 def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Path,
                   m: Measure) -> dict[str, Any]:
     """Compress, check on the dev slice, save the artifact in `folder`, and measure it from disk:
-    bytes on disk, dev metric, dev data bits, latency (ms per sentence)."""
+    bytes on disk, dev metric, dev data bits, latency (ms per sentence). With runtime "onnx",
+    these are the ONNX export's (`deployed_folder`), and `artifact_bytes` the artifact's."""
     from occamtune.compress import save_artifact
     from occamtune.models import load_model
 
@@ -189,10 +234,18 @@ def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Pat
                           meta=teacher.meta.derived("artifact", fp32_bytes=teacher.fp32_bytes,
                                                     source=portable_path(teacher.folder)))
     shutil.copy(teacher.folder / "config.yaml", folder / "config.yaml")
-    loaded = load_model(folder)[0]
+    deployed: dict[str, Any] = {}
+    if m.runtime == "onnx":
+        from occamtune.export import export_run
+
+        info = export_run(folder, deployed_folder(folder), weights="auto", overwrite=True,
+                          exporter=m.exporter, notes=False)
+        deployed = {"bytes": int(info["bytes"]), "artifact_bytes": int(sizes["model_occ"]),
+                    "deployed": str(deployed_folder(folder)), "weights": info["weights"]}
+    loaded = load_model(deployed_folder(folder) if deployed else folder)[0]
     dev = teacher.splits["dev"]
     metrics = inference.evaluate(loaded, dev.dataset, dev.features)
-    return {"bytes": int(sizes["model_occ"]), "dev_metric": float(metrics[teacher.metric]),
+    return {"bytes": int(sizes["model_occ"]), **deployed, "dev_metric": float(metrics[teacher.metric]),
             "data_bits": float(metrics["data_bits"]), "slice_metric": slice_metric,
             "latency_ms": latency_ms(loaded, dev.features[:m.latency_sentences], m.latency_batch),
             "artifact": str(folder), "worker": f"{socket.gethostname()}:{os.getpid()}",

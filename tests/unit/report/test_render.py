@@ -40,13 +40,36 @@ def test_report_is_self_contained_html_and_markdown(tmp_path) -> None:
     html = html_path.read_text()
     assert not re.search(r"""(src|href)\s*=\s*["']?(https?:)?//""", html), "external resource"
     assert "http://" not in html and "https://" not in html
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/png;base64,") == 3
     assert "runs/&lt;ner&gt;" in html  # escaped
     assert 'class="chosen"' in html and "quantize(bits=3)" in html
     md = md_path.read_text()
     assert "![frontier](frontier.png)" in md and "| 1* |" in md
-    for name in ("frontier.png", "description_length.png"):
+    assert "![size against latency](size_latency.png)" in md
+    for name in ("frontier.png", "description_length.png", "size_latency.png"):
         assert (tmp_path / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_report_of_a_latency_search_on_onnx(tmp_path) -> None:
+    folder = _shrink_folder(tmp_path)
+    summary = json.loads((folder / "shrink.json").read_text())
+    summary.update({"runtime": "onnx", "objective": "both", "max_latency_ms": 2.0})
+    (folder / "shrink.json").write_text(json.dumps(summary))
+    html_path, md_path = write_report(folder)
+    html, md = html_path.read_text(), md_path.read_text()
+    assert "each\ncandidate as its ONNX export on ONNX Runtime" in html and "Chosen by both" in html
+    assert "ms / sentence, batch 32, ONNX Runtime (fp32 torch: 3.00)" in md
+    assert "## Size against latency (chosen by both)" in md
+
+
+def test_a_report_of_candidates_without_latencies_has_no_latency_plot(tmp_path) -> None:
+    folder = _shrink_folder(tmp_path)
+    cands = [json.loads(line) for line in (folder / "candidates.jsonl").read_text().splitlines()]
+    (folder / "candidates.jsonl").write_text(
+        "".join(json.dumps({k: v for k, v in c.items() if k != "latency_ms"}) + "\n" for c in cands))
+    html_path, md_path = write_report(folder)
+    assert html_path.read_text().count("data:image/png;base64,") == 2
+    assert "size_latency" not in md_path.read_text() and not (folder / "size_latency.png").exists()
 
 
 def test_report_without_a_chosen_model(tmp_path) -> None:

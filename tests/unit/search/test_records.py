@@ -26,3 +26,13 @@ def test_pareto_over_three_objectives() -> None:
 def test_union_of_sessions() -> None:
     assert union_seconds([(0, 10), (5, 12), (20, 25)]) == 17
     assert union_seconds([]) == 0
+
+
+def test_choose_by_latency_or_both_and_within_a_latency_limit() -> None:
+    recs = [_rec(0, 100, 79.5, 1.9), _rec(1, 50, 79.0, 4.0), _rec(2, 80, 79.2, 2.0),
+            _rec(3, 10, 60.0, 0.1)]  # 3: fastest and smallest, but beyond the drop
+    assert choose(recs, 1.0)["trial"] == 1
+    assert choose(recs, 1.0, objective="latency")["trial"] == 0
+    assert choose(recs, 1.0, objective="both")["trial"] == 2  # 80 x 2 < 100 x 1.9 < 50 x 4
+    assert choose(recs, 1.0, max_latency_ms=3.0)["trial"] == 2  # the smallest at most 3 ms
+    assert choose(recs, 1.0, objective="latency", max_latency_ms=0.5) is None

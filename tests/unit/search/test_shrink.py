@@ -10,6 +10,7 @@ import pytest
 from occamtune.errors import ConfigError
 from occamtune.search.shrink import shrink
 from occamtune.search.space import SearchSpace
+from occamtune.search.trial import Measure
 
 SPACE = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0, 0.5), lowrank_energy=(0.0,),
                     vocab_trim=(False,), codebook=(False,), bits=(8, 4))
@@ -182,7 +183,7 @@ def test_a_time_budget_does_not_start_a_trial_that_would_end_after_it(tmp_path, 
         return 1.0, 1.0, 1.0
 
     study = optuna.create_study(directions=shrink_module.DIRECTIONS)
-    shrink_module._optimize(study, objective, None, 200.0, 1.0, SimpleNamespace(metric="f1"),
+    shrink_module._optimize(study, objective, None, 200.0, Measure(), SimpleNamespace(metric="f1"),
                             tmp_path, False)
     assert len(study.trials) == 6  # the 6th ends at 180 s; a 7th would end at 210 s
 
@@ -225,7 +226,7 @@ def test_a_queued_retry_as_long_as_the_last_one_is_not_started_past_the_budget(t
         if len(study.trials) == 2:
             study.enqueue_trial({"bits": 8}, user_attrs={"queued": "retry"})
 
-    shrink_module._optimize(study, objective, None, 300.0, 1.0, SimpleNamespace(metric="f1"),
+    shrink_module._optimize(study, objective, None, 300.0, Measure(), SimpleNamespace(metric="f1"),
                             tmp_path, False, plan=plan)
     states = [t.state.name for t in study.trials]
     assert states == ["COMPLETE", "COMPLETE", "WAITING"]  # 30 s in, a 600 s retry would end past 300 s
@@ -281,3 +282,61 @@ def test_two_finalizers_of_one_output_take_turns(tmp_path, tiny_run) -> None:
     second.join(timeout=120)
     assert results[0].summary["chosen_trial"] == first.summary["chosen_trial"]
     assert (out / "shrink.json").is_file()
+
+
+def test_measure_refuses_unknown_objectives_runtimes_and_latency_limits() -> None:
+
+    with pytest.raises(ConfigError, match="--objective must be one of size, latency, both"):
+        Measure(objective="speed")
+    with pytest.raises(ConfigError, match="--runtime must be one of torch, onnx"):
+        Measure(runtime="tflite")
+    with pytest.raises(ConfigError, match="--max-latency-ms must be a positive"):
+        Measure(max_latency_ms=0.0)
+
+
+@pytest.mark.slow  # several seconds: two trials, each exported to ONNX and measured there
+def test_a_latency_search_measures_and_ships_the_onnx_export(tmp_path, tiny_run) -> None:
+    from occamtune import inference
+    from occamtune.export import OnnxTaskModel
+    from occamtune.models import load_model
+
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        vocab_trim=(False,), codebook=(False,), bits=(8, 4))
+    out = tmp_path / "fast"
+    result = shrink(tiny_run, out, max_drop=100.0, budget_trials=2, space=space, progress=False,
+                    objective="both")
+    records = {r["pipeline"]: r for r in result.records}
+    assert set(records) == {"quantize(rounding=gptq)", "quantize(bits=4, rounding=gptq)"}
+    for pipeline, weights in (("quantize(rounding=gptq)", "int8"),
+                              ("quantize(bits=4, rounding=gptq)", "int4")):
+        r = records[pipeline]
+        onnx = tmp_path / r["deployed"] / "model.onnx"
+        # the bytes, metric and latency are the ONNX file's, not the artifact's
+        assert r["weights"] == weights and r["bytes"] == onnx.stat().st_size
+        assert r["artifact_bytes"] == (tmp_path / r["artifact"] / "model.occ").stat().st_size
+        assert r["latency_ms"] > 0
+    best = min(result.records, key=lambda r: r["bytes"] * r["latency_ms"])
+    s = result.summary
+    assert s["runtime"] == "onnx" and s["objective"] == "both"
+    assert s["chosen_trial"] == best["trial"] and s["chosen_bytes"] == best["bytes"]
+    assert s["chosen_artifact_bytes"] == best["artifact_bytes"]
+    shipped, _, _ = load_model(out / "chosen-onnx")
+    assert isinstance(shipped, OnnxTaskModel)
+    assert inference.evaluate(shipped, *_dev(tiny_run, load_model(tiny_run)[0]))["f1"] == \
+        pytest.approx(s["chosen_dev_metric"])
+    assert (out / "chosen" / "model.occ").is_file()  # the artifact it was exported from
+    with pytest.raises(ConfigError, match="--runtime"):  # measured on another runtime: refused
+        shrink(tiny_run, out, max_drop=100.0, budget_trials=1, space=space, progress=False,
+               runtime="torch")
+
+
+def test_a_latency_limit_no_candidate_meets_chooses_nothing_and_says_so(tmp_path, tiny_run) -> None:
+    from occamtune.cli.search import no_choice_hint
+
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        vocab_trim=(False,), codebook=(False,), bits=(8,))
+    result = shrink(tiny_run, tmp_path / "s", max_drop=100.0, budget_trials=1, space=space,
+                    progress=False, max_latency_ms=1e-6, runtime="torch")
+    assert result.summary["trials"]["complete"] == 1 and result.chosen is None
+    hint = no_choice_hint(result.summary, 100.0)
+    assert "at most 1e-06 ms per sentence" in hint and "--max-latency-ms" in hint
