@@ -28,6 +28,19 @@ from torch import nn
 
 from occamtune.errors import ModelError
 
+
+def is_decoder_only_type(model_type: str) -> bool:
+    """Whether a `config.model_type` is a causal decoder with no masked-LM (bidirectional) form,
+    as Llama and GPT-2 (BERT and RoBERTa have both forms and read in both directions): read
+    from transformers' own auto mappings, the one place this is decided."""
+    from transformers.models.auto.modeling_auto import (
+        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
+        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
+    )
+
+    return (model_type in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES
+            and model_type not in MODEL_FOR_MASKED_LM_MAPPING_NAMES)
+
 FAMILIES: dict[str, FamilyAdapter] = {}  # by config.model_type
 
 
@@ -80,7 +93,6 @@ class FamilyAdapter:
         group_layers: for layers shared across passes (ALBERT), the path from each group of
             `layers` to its list of distinct layer modules, each run several times per forward
             ("": plain layers, each run once).
-        decoder: causal attention: position 0 sees only itself (no sentence summary there).
         encoder_decoder: `AutoModel` gives an encoder-decoder; the tasks need an encoder.
         refuses: method name -> why that method cannot run on this family.
     """
@@ -111,9 +123,13 @@ class FamilyAdapter:
     head_dim_field: str | None = None
     conv1d: bool = False
     group_layers: str = ""
-    decoder: bool = False
     encoder_decoder: bool = False
     refuses: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def decoder(self) -> bool:
+        """Causal attention: position 0 sees only itself (no sentence summary there)."""
+        return any(is_decoder_only_type(kind) for kind in self.model_types)
 
     # --- layers -------------------------------------------------------------------------------
 
@@ -363,7 +379,7 @@ _LLAMA_LIKE = {
     "attention": "self_attn", "word_embeddings": "embed_tokens",
     "norms": ("input_layernorm", "post_attention_layernorm"), "final_norms": ("norm",),
     "kv_heads_field": "num_key_value_heads", "head_dim_field": "head_dim",
-    "per_layer_fields": ("layer_types",), "decoder": True,
+    "per_layer_fields": ("layer_types",),
 }
 
 BERT = register_family(FamilyAdapter(
@@ -415,7 +431,7 @@ GPT2 = register_family(FamilyAdapter(
     v="attn.c_attn", o="attn.c_proj", up="mlp.c_fc", down="mlp.c_proj", attention="attn",
     head_attrs=("num_heads",), width_attrs=("split_size",), word_embeddings="wte",
     position_embeddings="wpe", norms=("ln_1", "ln_2"), final_norms=("ln_f",),
-    layers_field="n_layer", heads_field="n_head", ffn_field="n_inner", conv1d=True, decoder=True))
+    layers_field="n_layer", heads_field="n_head", ffn_field="n_inner", conv1d=True))
 T5 = register_family(FamilyAdapter(
     name="t5", model_types=("t5",), layers="encoder.block", q="layer.0.SelfAttention.q",
     k="layer.0.SelfAttention.k", v="layer.0.SelfAttention.v", o="layer.0.SelfAttention.o",

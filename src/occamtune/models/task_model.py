@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from occamtune.errors import ConfigError, ModelError
-from occamtune.models.families import check_encoder, find_family
+from occamtune.models.families import check_encoder, find_family, is_decoder_only_type
 from occamtune.models.gguf import (
     SMOLLM2_ALIASES,
     gguf_location,
@@ -74,27 +74,16 @@ def set_pad_token(tokenizer: Any) -> None:
 
 
 def is_decoder_only(config: Any) -> bool:
-    """Whether the model family is a causal decoder with no masked-LM (bidirectional) form, as
-    Llama and GPT-2 (BERT and RoBERTa have both forms and read in both directions)."""
-    from transformers.models.auto.modeling_auto import (
-        MODEL_FOR_CAUSAL_LM_MAPPING_NAMES,
-        MODEL_FOR_MASKED_LM_MAPPING_NAMES,
-    )
-
-    kind = getattr(config, "model_type", "")
-    return kind in MODEL_FOR_CAUSAL_LM_MAPPING_NAMES and kind not in MODEL_FOR_MASKED_LM_MAPPING_NAMES
+    """Whether the model is a causal decoder with no masked-LM form (`is_decoder_only_type`)."""
+    return is_decoder_only_type(getattr(config, "model_type", ""))
 
 
 def load_encoder(name: str) -> nn.Module:
     """Load a pretrained encoder through `AutoModel` from safetensors weights or a GGUF file
-    (de-quantized to float32). A decoder's key/value cache is turned off: the heads read each
-    input once."""
+    (de-quantized to float32)."""
     path = resolve_model(name)
     gguf = gguf_location(path)
-    encoder = load_gguf_encoder(*gguf) if gguf else _load_safetensors_encoder(name, path)
-    if is_decoder_only(encoder.config):
-        encoder.config.use_cache = False
-    return encoder
+    return load_gguf_encoder(*gguf) if gguf else _load_safetensors_encoder(name, path)
 
 
 def _load_safetensors_encoder(name: str, path: str) -> nn.Module:
@@ -132,13 +121,13 @@ class TaskModel(nn.Module):
     def __init__(self, encoder: nn.Module, head: HeadConfig) -> None:
         super().__init__()
         check_encoder(encoder)
-        family = find_family(encoder)
-        if family is not None and family.decoder and head.pooling == "cls":
+        self._decoder = is_decoder_only(encoder.config)
+        if self._decoder and head.pooling == "cls":
             # causal attention: position 0 has seen only the first token, no sentence summary
-            raise ModelError(f"model.pooling 'cls' reads position 0, which in a {family.name} "
-                             "decoder has seen only the first token; use model.pooling=mean")
+            raise ModelError(f"model.pooling 'cls' reads position 0, which in a "
+                             f"{encoder.config.model_type} decoder has seen only the first token; "
+                             "use model.pooling=mean")
         self.encoder = encoder
-        self._decoder = family is not None and family.decoder
         self.head_config = head
         self.head = get_task(head.task).build_head(head, encoder.config.hidden_size)
 
@@ -150,7 +139,9 @@ class TaskModel(nn.Module):
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if "token_type_ids" in batch and _takes_token_types(self.encoder):
             kwargs["token_type_ids"] = batch["token_type_ids"]
-        if self._decoder:  # nothing is generated: no key/value cache (shared layers share its slots)
+        # nothing is generated: no key/value cache (shared layers would share its slots); per
+        # call, so that it holds however the encoder was built or loaded
+        if self._decoder:
             kwargs["use_cache"] = False
         return self.encoder(**kwargs, output_hidden_states=hidden_states, return_dict=True)
 

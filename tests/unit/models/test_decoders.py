@@ -65,6 +65,19 @@ def test_the_default_pooling_is_last_for_decoders_and_mean_for_encoders(
     assert is_decoder_only(AutoConfig.from_pretrained(decoder_dir))
 
 
+def test_a_decoder_keeps_no_key_value_cache_and_refuses_cls_pooling(decoder_dir: Path) -> None:
+    from occamtune.errors import ModelError
+    from occamtune.models import HeadConfig, TaskModel, load_encoder
+
+    encoder = load_encoder(str(decoder_dir))
+    assert encoder.config.use_cache  # as saved: the task model turns the cache off per call
+    model = TaskModel(encoder, HeadConfig(task="classify", labels=["a", "b"], pooling="last"))
+    batch = {"input_ids": torch.tensor([[5, 6, 7]]), "attention_mask": torch.ones(1, 3, dtype=torch.long)}
+    assert model.encode(batch).past_key_values is None
+    with pytest.raises(ModelError, match="pooling 'cls' reads position 0"):
+        TaskModel(encoder, HeadConfig(task="classify", labels=["a", "b"], pooling="cls"))
+
+
 def test_an_explicit_pooling_wins(decoder_dir: Path, tmp_path: Path) -> None:
     run = _train("classify", decoder_dir, tmp_path / "run", "model.pooling=mean")
     assert run.model.head_config.pooling == "mean"
