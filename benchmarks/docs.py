@@ -147,6 +147,20 @@ PAGES = (
                   "python -m benchmarks.shrink --threads 1 --workers 2",
                   "Why this space, and not the default one: the docstring of "
                   "`benchmarks/shrink.py`."),
+          Section("shrink_both.json", "shrink", "Small and fast: the chosen model",
+                  "python -m benchmarks.shrink --objective both --name shrink_both "
+                  "--output benchmarks/work/shrink-both",
+                  "The same space and budget, choosing by bytes x latency, each candidate measured "
+                  "as its ONNX export on ONNX Runtime (`--runtime onnx`): the bytes are those of "
+                  "its model.onnx. Its speed against the fp32 model and the peer at batch 1 and 32: "
+                  "the next section."),
+          Section("nbits.json", "nbits", "Small and fast: timed in alternation",
+                  "python -m benchmarks.nbits --base benchmarks/work/occamtune "
+                  "--artifact benchmarks/work/shrink-both/chosen",
+                  "The fp32 model in torch, the chosen artifact in torch, ONNX Runtime's int8 "
+                  "export of the fp32 model (the peer) and the artifact's 4-bit export (exact, and "
+                  "with int8 compute), all in one process on one thread, timed in turn on the same "
+                  "test sentences."),
           Section("shrink_relation.json", "shrink",
                   "Relation extraction (SemEval-2010 Task 8): the chosen model",
                   "python -m benchmarks.shrink --base benchmarks/work/tasks/relation-occamtune "

@@ -36,7 +36,11 @@ a miss QAT cannot bring back, hence retries only within 1.5 times the tolerance.
 codebooks for the kept rows or fewer full rows (only tokens seen twice or more) lose 0.5 to 1.6
 more F1 on the unpruned model for 300 to 670 KB (benchmarks/results/candidates.md), and on the
 refit student 3-bit attention weights (22.1x, checked by hand) lost 1.85.
-`--space` changes it; `--space` with no values uses the default space. `--workers 2 --threads 1`
+`--space` changes it; `--space` with no values uses the default space. `--objective both`
+(or `latency`, `--max-latency-ms`) searches for a model small and fast at once, each candidate
+measured as its ONNX export (`--runtime onnx`); `python -m benchmarks.nbits --base BASE
+--artifact OUTPUT/chosen` then times the choice against the fp32 model and the ONNX Runtime int8
+peer in alternation, at batch 1 and 32. `--workers 2 --threads 1`
 runs two processes on the study, one per core (the fine-tune that sets the budget ran on both).
 """
 
@@ -124,9 +128,17 @@ def start_workers(args: argparse.Namespace, base: Path, out: Path, budget: float
     return [subprocess.Popen(
         [sys.executable, "-m", "occamtune.cli", "shrink", str(base), "--output", str(out),
          "--max-drop", str(args.max_drop), "--budget", f"{budget:.0f}", "--seed", str(13 + i),
-         "--quiet", "--no-finalize", "--space", *args.space],
+         "--quiet", "--no-finalize", *goal_flags(args), "--space", *args.space],
         env=env, stdout=subprocess.DEVNULL, stderr=open(out / f"worker{i}.log", "w"))
         for i in range(1, args.workers)]
+
+
+def goal_flags(args: argparse.Namespace) -> list[str]:
+    """The `occamtune shrink` flags of --objective, --max-latency-ms and --runtime."""
+    flags = ["--objective", args.objective]
+    if args.max_latency_ms is not None:
+        flags += ["--max-latency-ms", str(args.max_latency_ms)]
+    return flags + (["--runtime", args.runtime] if args.runtime else [])
 
 
 def main() -> None:
@@ -138,6 +150,10 @@ def main() -> None:
     p.add_argument("--budget-factor", type=float, default=3.0)
     p.add_argument("--max-drop", type=float, default=1.0)
     p.add_argument("--space", nargs="*", default=SPACE)
+    p.add_argument("--objective", choices=["size", "latency", "both"], default="size")
+    p.add_argument("--max-latency-ms", type=float, default=None)
+    p.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+                   help="default: onnx when --objective or --max-latency-ms involves speed")
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "shrink"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     p.add_argument("--workers", type=int, default=1,
@@ -169,15 +185,17 @@ def main() -> None:
     space = parse_space(args.space)
     workers = [] if args.no_new_trials else start_workers(args, base, out, budget)
     # with workers, their last trials may end after this process's: choose once all are done
+    goal = {"objective": args.objective, "max_latency_ms": args.max_latency_ms,
+            "runtime": args.runtime}
     result = shrink(base, out, max_drop=args.max_drop,
                     budget_seconds=0.0 if args.no_new_trials else budget,
-                    space=space, progress=True, finalize_search=not workers)
+                    space=space, progress=True, finalize_search=not workers, **goal)
     if workers:
         for w in workers:
             if w.wait():
                 sys.exit(f"a shrink worker failed (exit {w.returncode})")
         result = shrink(base, out, max_drop=args.max_drop, budget_seconds=0.0, space=space,
-                        progress=False)
+                        progress=False, **goal)
     search_wall = study_wall_s(out)
     summary = dict(result.summary)
     summary["peer"] = measure_peer(base, out)
@@ -194,6 +212,9 @@ def main() -> None:
         "base_test_f1": s["base_test_metric"], "chosen_test_f1": s["chosen_test_metric"],
         "test_drop": s.get("test_drop"), "chosen_pipeline": s["chosen_pipeline"],
         "base_latency_ms": s["base_latency_ms"], "chosen_latency_ms": s.get("chosen_latency_ms"),
+        "latency_ratio": s.get("latency_ratio"), "objective": s.get("objective", "size"),
+        "max_latency_ms": s.get("max_latency_ms"), "runtime": s.get("runtime", "torch"),
+        "chosen_artifact_bytes": s.get("chosen_artifact_bytes"),
         "search_wall_s": search_wall, "finetune_wall_s": finetune_wall, "budget_s": budget,
         "trials": s["trials"], "space": args.space, "max_drop": args.max_drop, "peer": s["peer"],
         "report_html": str(html), "report_md": str(md),
@@ -223,6 +244,12 @@ def table(keys: dict) -> str:
         f"= {budget / finetune_wall:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
         f"{keys['max_drop']} {metric} on dev."),
     ]
+    if keys.get("latency_ratio") is not None:  # (records from before latencies were kept lack it)
+        on = "its ONNX export on ONNX Runtime" if keys.get("runtime") == "onnx" else "torch"
+        rows.append(f"\nChosen by {keys.get('objective', 'size')}: {f(keys['chosen_latency_ms'], 3)} "
+                    f"ms per sentence at batch 32 ({on}) against {f(keys['base_latency_ms'], 3)} "
+                    f"for the fp32 model in torch, timed in alternation: "
+                    f"{keys['latency_ratio']:.2f}x faster.")
     return "\n".join(rows) + "\n"
 
 

@@ -173,6 +173,17 @@ def test_shrink(bench: Bench) -> None:
     assert bench.results_of("shrink")["chosen_bytes"]
 
 
+def test_shrink_for_size_and_speed(bench: Bench) -> None:
+    bench.run("shrink", "--base", str(bench.base), "--finetune-record", str(bench.record),
+              "--budget-factor", "50", "--max-drop", "100", "--threads", "1", "--workers", "2",
+              "--output", str(bench.work / "shrink-both"), "--objective", "both",
+              "--name", "shrink_both", "--space", "distill_layers=0", "heads=0.0", "ffn=0.0",
+              "sparsity=0.0", "lowrank_energy=0.0", "vocab_trim=false", "codebook=false", "bits=8,4")
+    got = bench.results_of("shrink_both")
+    assert got["runtime"] == "onnx" and got["objective"] == "both" and got["latency_ratio"] > 0
+    assert (bench.work / "shrink-both" / "chosen-onnx" / "model.onnx").is_file()
+
+
 def test_tasks(bench: Bench) -> None:
     import json
 
