@@ -109,6 +109,10 @@ def latency_plot(candidates: list[dict], summary: dict[str, Any]) -> bytes:
                    label=f"max latency {summary['max_latency_ms']:g} ms")
     ax.set_xscale("log")
     ax.set_yscale("log")
+    from matplotlib.ticker import FormatStrFormatter
+
+    for axis_format in (ax.yaxis.set_major_formatter, ax.yaxis.set_minor_formatter):
+        axis_format(FormatStrFormatter("%g"))  # 0.6, 1, 2, not 6 x 10^-1
     ax.set_xlabel("size on disk (bytes, log scale)")
     ax.set_ylabel(f"ms per sentence, {runtime} (log scale)")
     ax.set_title(f"Size against latency, coloured by dev {metric}")
