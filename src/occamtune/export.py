@@ -225,10 +225,15 @@ class OnnxTaskModel:
     """An ONNX Runtime session that answers like a TaskModel (`model(**batch)` -> logits), so the
     evaluation and prediction code runs on it unchanged."""
 
-    def __init__(self, path: str | Path, head_config: Any, pad_id: int = 0, threads: int = 0) -> None:
+    def __init__(self, path: str | Path, head_config: Any, pad_id: int = 0,
+                 threads: int | None = None) -> None:
+        """`threads`: ONNX Runtime's intra-op threads; None: as many as torch uses
+        (`torch.get_num_threads()`, which `--threads` and OMP_NUM_THREADS set), so that a
+        model and its export are timed on the same cores; 0: ONNX Runtime's own default."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
+        threads = torch.get_num_threads() if threads is None else threads
         if threads:
             opts.intra_op_num_threads = threads
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -170,3 +170,17 @@ def test_auto_weights_are_int4_for_4_bit_codes_else_int8(run_dir: Path, artifact
         assert main(["export", str(src), "--output", str(out), "--weights", "auto", *TS]) == 0
         assert json.loads(capsys.readouterr().out)["weights"] == want
         assert read_meta(out).format_info["weights"] == want
+
+
+def test_an_export_runs_on_as_many_threads_as_torch(run_dir: Path, tmp_path: Path, capsys) -> None:
+    from occamtune.models import load_model
+
+    assert main(["export", str(run_dir), "--output", str(tmp_path / "fp32"), "--fp32", *TS]) == 0
+    before = torch.get_num_threads()
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            session = load_model(tmp_path / "fp32")[0].session
+            assert session.get_session_options().intra_op_num_threads == threads
+    finally:
+        torch.set_num_threads(before)
