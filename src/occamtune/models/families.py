@@ -104,6 +104,8 @@ class FamilyAdapter:
             alone, whose bias every layer adds: every layer must keep the same heads (their
             columns are cut with them), and a student's first layer takes the table.
             `position_bias_flag` is the attribute of `attention` saying that a layer holds it.
+        variant: (config flag, adapter): the layout of the family's models whose config sets
+            the flag (T5 v1.1 and Flan-T5: `is_gated_act`, a gated feed-forward).
         refuses: method name -> why that method cannot run on this family.
     """
 
@@ -136,7 +138,14 @@ class FamilyAdapter:
     encoder_stack: Callable[[Any], nn.Module] | None = None
     position_bias: str | None = None
     position_bias_flag: str = ""
+    variant: tuple[str, FamilyAdapter] | None = None
     refuses: dict[str, str] = field(default_factory=dict)
+
+    def for_config(self, config: Any) -> FamilyAdapter:
+        """The adapter of a model of this family with `config` (its `variant` when it applies)."""
+        if self.variant is not None and getattr(config, self.variant[0], False):
+            return self.variant[1]
+        return self
 
     @property
     def encoder_decoder(self) -> bool:
@@ -348,7 +357,7 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
             `method`, the method asking), or the family refuses `method`.
     """
     model_type = model_type_of(model)
-    adapter = FAMILIES.get(model_type)
+    adapter = find_family(model)
     if adapter is None:
         who = f"{method}: " if method else ""
         raise ModelError(f"{who}model type {model_type!r} has no layout adapter, so methods that "
@@ -361,7 +370,9 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
 
 def find_family(model: nn.Module) -> FamilyAdapter | None:
     """The adapter of a model, or None for an unknown model type."""
-    return FAMILIES.get(model_type_of(model))
+    adapter = FAMILIES.get(model_type_of(model))
+    config = getattr(model, "config", None) or getattr(getattr(model, "encoder", None), "config", None)
+    return adapter.for_config(config) if adapter is not None else None
 
 
 def conv1d_to_linear(root: nn.Module) -> list[str]:
@@ -495,16 +506,23 @@ GPT2 = register_family(FamilyAdapter(
     head_attrs=("num_heads",), width_attrs=("split_size",), word_embeddings="wte",
     position_embeddings="wpe", norms=("ln_1", "ln_2"), final_norms=("ln_f",),
     layers_field="n_layer", heads_field="n_head", ffn_field="n_inner", conv1d=True))
+_T5_LIKE = {
+    "model_types": ("t5",), "layers": "block", "q": "layer.0.SelfAttention.q",
+    "k": "layer.0.SelfAttention.k", "v": "layer.0.SelfAttention.v",
+    "o": "layer.0.SelfAttention.o", "down": "layer.1.DenseReluDense.wo",
+    "attention": "layer.0.SelfAttention", "head_attrs": ("n_heads",),
+    "width_attrs": ("inner_dim",), "word_embeddings": "embed_tokens",
+    "norms": ("layer.0.layer_norm", "layer.1.layer_norm"), "final_norms": ("final_layer_norm",),
+    "heads_field": "num_heads", "layers_field": "num_layers", "ffn_field": "d_ff",
+    "head_dim_field": "d_kv", "encoder_stack": _t5_stack,
+    "position_bias": "layer.0.SelfAttention.relative_attention_bias",
+    "position_bias_flag": "has_relative_attention_bias",
+}
 T5 = register_family(FamilyAdapter(
-    name="t5", model_types=("t5",), layers="block", q="layer.0.SelfAttention.q",
-    k="layer.0.SelfAttention.k", v="layer.0.SelfAttention.v", o="layer.0.SelfAttention.o",
-    up="layer.1.DenseReluDense.wi", down="layer.1.DenseReluDense.wo",
-    attention="layer.0.SelfAttention", head_attrs=("n_heads",), width_attrs=("inner_dim",),
-    word_embeddings="embed_tokens", norms=("layer.0.layer_norm", "layer.1.layer_norm"),
-    final_norms=("final_layer_norm",), heads_field="num_heads", layers_field="num_layers",
-    ffn_field="d_ff", head_dim_field="d_kv", encoder_stack=_t5_stack,
-    position_bias="layer.0.SelfAttention.relative_attention_bias",
-    position_bias_flag="has_relative_attention_bias"))
+    name="t5", up="layer.1.DenseReluDense.wi", **_T5_LIKE,
+    # T5 v1.1, Flan-T5: act(wi_0 x) * wi_1 x, the gate through the activation
+    variant=("is_gated_act", FamilyAdapter(name="t5", up="layer.1.DenseReluDense.wi_1",
+                                           gate="layer.1.DenseReluDense.wi_0", **_T5_LIKE))))
 BART = register_family(FamilyAdapter(
     name="bart", model_types=("bart",), layers="layers", q="self_attn.q_proj",
     k="self_attn.k_proj", v="self_attn.v_proj", o="self_attn.out_proj", up="fc1", down="fc2",

@@ -77,6 +77,9 @@ def _configs() -> dict[str, Callable[[], Any]]:
                                       eos_token_id=1),
         "t5": lambda: tf.T5Config(vocab_size=VOCAB, d_model=32, num_layers=2, num_heads=4, d_kv=8,
                                   d_ff=64, pad_token_id=0, decoder_start_token_id=0),
+        "t5-gated": lambda: tf.T5Config(vocab_size=VOCAB, d_model=32, num_layers=2, num_heads=4,
+                                        d_kv=8, d_ff=64, pad_token_id=0, decoder_start_token_id=0,
+                                        feed_forward_proj="gated-gelu"),
         "bart": lambda: tf.BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2,
                                       decoder_layers=2, encoder_attention_heads=4,
                                       decoder_attention_heads=4, encoder_ffn_dim=64,
@@ -85,12 +88,13 @@ def _configs() -> dict[str, Callable[[], Any]]:
 
 
 CONFIGS = _configs()
-ENCODER_DECODERS = ("t5", "bart")  # their encoder stacks run the tasks
+ENCODER_DECODERS = ("t5", "t5-gated", "bart")  # their encoder stacks run the tasks
 RUNNABLE = list(CONFIGS)
 
 
 def family_of_name(name: str) -> Any:
-    return FAMILIES[CONFIGS[name]().model_type]
+    config = CONFIGS[name]()
+    return FAMILIES[config.model_type].for_config(config)
 
 
 def build(family: str, task: str, seed: int = 0) -> TaskModel:
