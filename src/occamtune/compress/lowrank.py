@@ -74,6 +74,10 @@ class LowRankConfig(CompressionConfig):
 class LowRankLinear(nn.Sequential):
     """in -> rank (no bias) -> out (bias): a Linear of rank `rank`."""
 
+    # no single weight matrix: code that reads a projection's `weight` when it is a tensor
+    # (T5's feed-forward casts its input to the weight's dtype) finds none and moves on
+    weight = None
+
     def __init__(self, in_features: int, rank: int, out_features: int, bias: bool = True) -> None:
         super().__init__(nn.Linear(in_features, rank, bias=False), nn.Linear(rank, out_features, bias=bias))
 

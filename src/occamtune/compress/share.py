@@ -66,16 +66,19 @@ def _rebuild_share(model: TaskModel, params: dict[str, Any]) -> None:
 
 
 def average_layer(layers: list[torch.nn.Module]) -> torch.nn.Module:
-    """A copy of the first layer holding the mean of the layers' parameters."""
+    """A copy of the first layer holding the mean of the layers' parameters; what the first
+    layer alone holds (T5's position-bias table, which the first layer computes for all) is
+    kept as it is."""
     shared = copy.deepcopy(layers[0])
     states = [layer.state_dict() for layer in layers]
-    shapes = [{k: tuple(v.shape) for k, v in s.items()} for s in states]
-    if any(shape != shapes[0] for shape in shapes):
+    common = set.intersection(*(set(s) for s in states))
+    shapes = [{k: tuple(s[k].shape) for k in common} for s in states]
+    if any(shape != shapes[0] for shape in shapes) or any(set(s) - set(states[0]) for s in states):
         raise ConfigError("share: the layers of a group have different shapes (pruned or "
                           "factorised differently); put `share` before `lowrank`")
     with torch.no_grad():
         for name, tensor in shared.state_dict().items():
-            if tensor.is_floating_point():
+            if tensor.is_floating_point() and name in common:
                 tensor.copy_(torch.stack([s[name] for s in states]).mean(0))
     return shared
 

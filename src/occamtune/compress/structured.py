@@ -13,7 +13,8 @@ fraction of each layer is cut out: the query/key/value rows and output-projectio
 up/gate rows and down columns are sliced into new, smaller nn.Linear layers, so the matrices
 really shrink. Where the projections live is the model family's adapter's business
 (`occamtune.models.families`); GPT-2's Conv1D projections become nn.Linear first.
-Each layer keeps at least one head and one neuron.
+Each layer keeps at least one head and one neuron. Where one position-bias table with a
+column per head serves every layer (T5), every layer keeps the same heads (`cut_same_heads`).
 
 With calibration batches (`refit`, the default), the layers are cut one after another, and after
 each cut the output projection (attention output, FFN output) is refit by least squares so that
@@ -139,11 +140,19 @@ def input_gram(model: nn.Module, linear: nn.Linear,
                batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> torch.Tensor:
     """(in + 1, in + 1) float64 mean of x x^T over the real calibration tokens, x = a Linear's
     input with a constant 1 appended (the bias's input)."""
+    return input_grams(model, [linear], batches)[0]
+
+
+def input_grams(model: nn.Module, linears: list[nn.Linear],
+                batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> list[torch.Tensor]:
+    """`input_gram` of each Linear, from one calibration pass."""
     def moment(x: torch.Tensor) -> torch.Tensor:
         x = torch.cat([x.double(), torch.ones(x.shape[0], 1, dtype=torch.float64)], dim=1)
         return x.T @ x
 
-    return token_means(model, {"x": linear}, batches, moment, stop=True)["x"]
+    means = token_means(model, {str(i): m for i, m in enumerate(linears)}, batches, moment,
+                        stop=True)
+    return [means[str(i)] for i in range(len(linears))]
 
 
 def refit_output(old: nn.Linear, new: nn.Linear, gram: torch.Tensor, keep: torch.Tensor,
@@ -227,21 +236,54 @@ def _n_keep(n: int, fraction: float) -> int:
     return max(1, n - round(fraction * n))
 
 
+def _top_heads(scores: torch.Tensor, fraction: float, group: int) -> list[int]:
+    """The query heads of the units (heads, or key/value groups of `group` query heads) with
+    the largest `scores`, all but `fraction` of them, in order."""
+    units = sorted(scores.argsort(descending=True)[:_n_keep(len(scores), fraction)].tolist())
+    return [u * group + j for u in units for j in range(group)]
+
+
+def cut_same_heads(model: TaskModel, config: StructuredPruneConfig, step: StepRecord,
+                   refit_on: Callable[[], Iterable[dict[str, torch.Tensor]]] | None) -> None:
+    """Cut every layer down to the same heads, those of the largest importance summed over the
+    layers, all at once; with `refit_on`, refit each output projection on the unpruned model's
+    statistics.
+
+    Why: in T5 the first layer computes one relative position bias, with a column per head,
+    which every layer adds to its scores; a layer can only keep heads whose columns the table
+    keeps, and no forward can run while some layers are cut and others not.
+    """
+    encoder = model.encoder
+    family = family_of(encoder)
+    layers = family.get_layers(encoder)
+    scores = torch.stack([head_importance(encoder, layer) for layer in layers]).sum(dim=0)
+    heads = _top_heads(scores, config.heads, family.group_size(encoder.config))
+    if len(heads) == family.heads_of(encoder, layers[0]):
+        return
+    olds = [family.part(layer, "o") for layer in layers]
+    grams = input_grams(model, olds, refit_on) if refit_on is not None else None
+    for i, layer in enumerate(layers):
+        index = keep_heads(encoder, layer, heads)
+        if grams is not None:
+            refit_output(olds[i], family.part(layer, "o"), grams[i], index)
+        step.changed("heads", layer=i, heads=len(heads))
+
+
 def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig, step: StepRecord,
                 rms: torch.Tensor | None = None,
                 refit_on: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None) -> dict[str, int]:
     """Prune layer i in place (`rms`: its FFN activations' root mean squares), noting the
     changes in `step`; with calibration batches `refit_on`, refit the output projections
     (`refit_output`) and rank the neurons by the activations the layer sees after the layers
-    before it were cut. Returns the kept counts (query heads, neurons)."""
+    before it were cut. A family whose layers keep the same heads (`same_heads`) had them cut
+    before (`cut_same_heads`). Returns the kept counts (query heads, neurons)."""
     encoder = model.encoder
     family = family_of(encoder)
     layer = family.get_layers(encoder)[i]
-    group = family.group_size(encoder.config)
     scores = head_importance(encoder, layer)  # per head, or per key/value group
-    units = sorted(scores.argsort(descending=True)[:_n_keep(len(scores), config.heads)].tolist())
-    heads = [u * group + j for u in units for j in range(group)]
-    if len(units) < len(scores):
+    fraction = 0.0 if family.same_heads else config.heads
+    heads = _top_heads(scores, fraction, family.group_size(encoder.config))
+    if len(heads) < family.heads_of(encoder, layer):
         old = family.part(layer, "o")
         gram = input_gram(model, old, refit_on) if refit_on is not None else None
         index = keep_heads(encoder, layer, heads)
@@ -282,6 +324,8 @@ def _structured(model: TaskModel, config: StructuredPruneConfig,
             log.warning("structured: no calibration batches; ranking FFN neurons by weights alone")
         elif refit_on is None:  # with refit, each layer is measured as it is cut
             rms = list(activation_rms(model, ctx.calibration))
+    if family.same_heads:
+        cut_same_heads(model, config, step, refit_on)
     step.facts["kept"] = [prune_layer(model, i, config, step, rms[i], refit_on)
                           for i in range(len(layers))]
     if teacher is not None:

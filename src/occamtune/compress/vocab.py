@@ -23,6 +23,7 @@ up (MiniLM: 512 rows, 128 used at the default max_length). The saved config's
 from __future__ import annotations
 
 import base64
+import copy
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -190,8 +191,13 @@ def _rebuild_vocab(model: TaskModel, params: dict[str, Any]) -> None:
 
 
 def embed_scale(module: nn.Module) -> float:
-    """The factor a scaled word embedding multiplies its rows by (Gemma's), else 1."""
-    return float(getattr(module, "scalar_embed_scale", getattr(module, "scale", 1.0)))
+    """The factor a scaled word embedding multiplies its rows by (Gemma's; BART's with
+    `scale_embedding`), else 1."""
+    for name in ("scalar_embed_scale", "embed_scale", "scale"):
+        value = getattr(module, name, None)
+        if isinstance(value, (int, float)):
+            return float(value)
+    return 1.0
 
 
 def principal_codes(weight: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -290,15 +296,17 @@ def trim_positions(model: TaskModel, max_length: int | None) -> int:
     old = family.get_position_embeddings(model.encoder)
     if max_length >= limit:
         return old.num_embeddings
-    rows = old.num_embeddings - limit + max_length  # RoBERTa-style tables start 2 rows in
-    new = nn.Embedding(rows, old.embedding_dim, padding_idx=old.padding_idx)
-    with torch.no_grad():
-        new.weight.copy_(old.weight[:rows])
+    offset = old.num_embeddings - limit  # RoBERTa's and BART's tables start 2 rows in
+    rows = offset + max_length
+    new = copy.deepcopy(old)  # the table's own class: BART's adds its offset to the positions
+    new.weight = nn.Parameter(old.weight.detach()[:rows].clone())
+    new.num_embeddings = rows
     family.set_position_embeddings(model.encoder, new)
     emb = get_path(model.encoder, family.position_embeddings.rpartition(".")[0])
     for name in ("position_ids", "token_type_ids"):  # (1, max_positions) buffers of BERT-likes
         buf = getattr(emb, name, None)
         if isinstance(buf, torch.Tensor) and buf.dim() == 2 and buf.shape[1] > rows:
             setattr(emb, name, buf[:, :rows].clone())
-    model.encoder.config.max_position_embeddings = rows
+    # the size the config builds the table from: RoBERTa's counts the offset, BART's does not
+    model.encoder.config.max_position_embeddings = rows - int(getattr(new, "offset", 0))
     return rows

@@ -10,7 +10,8 @@ quantization, low-rank factorisation) work on any model, known family or not.
 An adapter is registered for each `config.model_type` it covers (`register_family`); an unknown
 type gets a `ModelError` naming the supported families, raised only when a method needs the
 layout (`family_of`). Paths are dotted attribute paths: from the encoder (what `AutoModel`
-returns) to the layer list and the embeddings, from one layer to its projections.
+returns, or for an encoder-decoder its encoder stack alone) to the layer list and the
+embeddings, from one layer to its projections.
 
 Why by hand: transformers 5 dropped the models' `prune_heads` and `find_pruneable_heads_and_
 indices`; `transformers.pytorch_utils.prune_linear_layer` is still there and slices the Linears.
@@ -20,6 +21,7 @@ GPT-2's `split_size`...) is family knowledge, written down here once.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,7 +95,17 @@ class FamilyAdapter:
         group_layers: for layers shared across passes (ALBERT), the path from each group of
             `layers` to its list of distinct layer modules, each run several times per forward
             ("": plain layers, each run once).
-        encoder_decoder: `AutoModel` gives an encoder-decoder; the tasks need an encoder.
+        encoder_stack: for an encoder-decoder (`AutoModel` gives both halves, and its output is
+            the decoder's), builds the encoder stack alone from a config: the module the tasks
+            run, which `load_encoder` takes out of the pretrained model (`get_encoder()`) and a
+            saved run rebuilds; None for encoders and decoders, which `AutoModel` gives whole.
+        position_bias: path from a layer to a table of relative position biases with one column
+            per head (T5's `relative_attention_bias`, (buckets, heads)), held by the first layer
+            alone, whose bias every layer adds: every layer must keep the same heads (their
+            columns are cut with them), and a student's first layer takes the table.
+            `position_bias_flag` is the attribute of `attention` saying that a layer holds it.
+        variant: (config flag, adapter): the layout of the family's models whose config sets
+            the flag (T5 v1.1 and Flan-T5: `is_gated_act`, a gated feed-forward).
         refuses: method name -> why that method cannot run on this family.
     """
 
@@ -123,8 +135,27 @@ class FamilyAdapter:
     head_dim_field: str | None = None
     conv1d: bool = False
     group_layers: str = ""
-    encoder_decoder: bool = False
+    encoder_stack: Callable[[Any], nn.Module] | None = None
+    position_bias: str | None = None
+    position_bias_flag: str = ""
+    variant: tuple[str, FamilyAdapter] | None = None
     refuses: dict[str, str] = field(default_factory=dict)
+
+    def for_config(self, config: Any) -> FamilyAdapter:
+        """The adapter of a model of this family with `config` (its `variant` when it applies)."""
+        if self.variant is not None and getattr(config, self.variant[0], False):
+            return self.variant[1]
+        return self
+
+    @property
+    def encoder_decoder(self) -> bool:
+        """`AutoModel` gives an encoder-decoder; the tasks run its encoder stack."""
+        return self.encoder_stack is not None
+
+    @property
+    def same_heads(self) -> bool:
+        """Whether every layer must keep the same heads (one bias table read by all layers)."""
+        return self.position_bias is not None
 
     @property
     def decoder(self) -> bool:
@@ -159,6 +190,10 @@ class FamilyAdapter:
             raise ModelError(self.refusal("distill"))
         old = self.get_layers(encoder)
         layers = [old[i] for i in keep]
+        if self.position_bias and get_path(layers[0], self.position_bias) is None:
+            # the first layer computes the position bias of all (T5): it takes layer 0's table
+            set_path(layers[0], self.position_bias, get_path(old[0], self.position_bias))
+            setattr(get_path(layers[0], self.attention), self.position_bias_flag, True)
         set_path(encoder, self.layers, nn.ModuleList(layers))
         config = encoder.config
         setattr(config, self.layers_field, len(layers))
@@ -218,6 +253,9 @@ class FamilyAdapter:
         for path in self.head_rows:
             if get_path(layer, path) is not None:
                 set_path(layer, path, prune_linear_layer(get_path(layer, path), q_index, 0))
+        table = get_path(layer, self.position_bias) if self.position_bias else None
+        if table is not None:  # (buckets, heads): the kept heads' columns
+            set_path(layer, self.position_bias, _columns(table, sorted(keep)))
         self.set_part(layer, "o", prune_linear_layer(self.part(layer, "o"), q_index, 1))
         attention = get_path(layer, self.attention)
         for name in self.head_attrs:
@@ -288,6 +326,14 @@ def _blocks(heads: list[int], d: int) -> torch.Tensor:
     return torch.cat([torch.arange(h * d, (h + 1) * d) for h in heads]).long()
 
 
+def _columns(table: nn.Embedding, keep: list[int]) -> nn.Embedding:
+    """A new Embedding of the columns `keep` of `table` (its rows unchanged)."""
+    new = nn.Embedding(table.num_embeddings, len(keep))
+    with torch.no_grad():
+        new.weight.copy_(table.weight[:, keep])
+    return new
+
+
 def register_family(adapter: FamilyAdapter) -> FamilyAdapter:
     for model_type in adapter.model_types:
         FAMILIES[model_type] = adapter
@@ -311,7 +357,7 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
             `method`, the method asking), or the family refuses `method`.
     """
     model_type = model_type_of(model)
-    adapter = FAMILIES.get(model_type)
+    adapter = find_family(model)
     if adapter is None:
         who = f"{method}: " if method else ""
         raise ModelError(f"{who}model type {model_type!r} has no layout adapter, so methods that "
@@ -324,7 +370,9 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
 
 def find_family(model: nn.Module) -> FamilyAdapter | None:
     """The adapter of a model, or None for an unknown model type."""
-    return FAMILIES.get(model_type_of(model))
+    adapter = FAMILIES.get(model_type_of(model))
+    config = getattr(model, "config", None) or getattr(getattr(model, "encoder", None), "config", None)
+    return adapter.for_config(config) if adapter is not None else None
 
 
 def conv1d_to_linear(root: nn.Module) -> list[str]:
@@ -354,14 +402,40 @@ def linear_of_conv1d(conv: nn.Module) -> nn.Linear:
 
 
 def check_encoder(encoder: nn.Module) -> None:
-    """A ModelError for a model the tasks cannot run on: an encoder-decoder from `AutoModel`."""
+    """A ModelError for a model the tasks cannot run on: a whole encoder-decoder (as `AutoModel`
+    gives it) rather than its encoder stack."""
     adapter = find_family(encoder)
-    if adapter is not None and adapter.encoder_decoder:
+    if adapter is not None and adapter.encoder_decoder and get_path(encoder, adapter.layers) is None:
         raise ModelError(
-            f"model type {adapter.model_types[0]!r}: AutoModel gives {type(encoder).__name__}, an "
-            "encoder-decoder, whose output is the decoder's; the tasks here need an encoder's "
-            "token states. Encoder-decoders are not supported yet (their encoder layout is "
-            "described in occamtune.models.families for the generation task to come).")
+            f"model type {adapter.model_types[0]!r}: {type(encoder).__name__} is not the encoder "
+            f"stack the tasks run on (its `{adapter.layers}` layers): an encoder-decoder's output "
+            "is the decoder's, and the tasks need the encoder's token states. Use "
+            "`occamtune.models.load_encoder(name)`, or the model's `get_encoder()`.")
+
+
+# Encoder-decoders: the tasks run the encoder stack alone, the module `get_encoder()` returns
+# (T5Stack, BartEncoder), rather than T5EncoderModel or an encoder-only wrapper around BART's:
+# those keep the word embedding twice, as `shared` and as the stack's `embed_tokens` (one tied
+# tensor under two names, which the layout methods would have to swap together and
+# safetensors refuses to save), while the stack holds it once. Each stack is a
+# PreTrainedModel with its config: rebuilt from a run's config.json here, its weights read
+# from the run's safetensors.
+
+def _t5_stack(config: Any) -> nn.Module:
+    """T5's encoder stack, configured as T5EncoderModel configures it (no decoder, no cache)."""
+    import copy
+
+    from transformers.models.t5.modeling_t5 import T5Stack
+
+    config = copy.deepcopy(config)
+    config.is_decoder, config.use_cache, config.is_encoder_decoder = False, False, False
+    return T5Stack(config)
+
+
+def _bart_encoder(config: Any) -> nn.Module:
+    from transformers.models.bart.modeling_bart import BartEncoder
+
+    return BartEncoder(config)
 
 
 _BERT_LIKE = {
@@ -432,25 +506,28 @@ GPT2 = register_family(FamilyAdapter(
     head_attrs=("num_heads",), width_attrs=("split_size",), word_embeddings="wte",
     position_embeddings="wpe", norms=("ln_1", "ln_2"), final_norms=("ln_f",),
     layers_field="n_layer", heads_field="n_head", ffn_field="n_inner", conv1d=True))
+_T5_LIKE = {
+    "model_types": ("t5",), "layers": "block", "q": "layer.0.SelfAttention.q",
+    "k": "layer.0.SelfAttention.k", "v": "layer.0.SelfAttention.v",
+    "o": "layer.0.SelfAttention.o", "down": "layer.1.DenseReluDense.wo",
+    "attention": "layer.0.SelfAttention", "head_attrs": ("n_heads",),
+    "width_attrs": ("inner_dim",), "word_embeddings": "embed_tokens",
+    "norms": ("layer.0.layer_norm", "layer.1.layer_norm"), "final_norms": ("final_layer_norm",),
+    "heads_field": "num_heads", "layers_field": "num_layers", "ffn_field": "d_ff",
+    "head_dim_field": "d_kv", "encoder_stack": _t5_stack,
+    "position_bias": "layer.0.SelfAttention.relative_attention_bias",
+    "position_bias_flag": "has_relative_attention_bias",
+}
 T5 = register_family(FamilyAdapter(
-    name="t5", model_types=("t5",), layers="encoder.block", q="layer.0.SelfAttention.q",
-    k="layer.0.SelfAttention.k", v="layer.0.SelfAttention.v", o="layer.0.SelfAttention.o",
-    up="layer.1.DenseReluDense.wi", down="layer.1.DenseReluDense.wo",
-    attention="layer.0.SelfAttention", head_attrs=("n_heads",), width_attrs=("inner_dim",),
-    word_embeddings="shared", norms=("layer.0.layer_norm", "layer.1.layer_norm"),
-    final_norms=("encoder.final_layer_norm",), heads_field="num_heads", layers_field="num_layers",
-    ffn_field="d_ff", head_dim_field="d_kv", encoder_decoder=True,
-    # for the encoder on its own, later: what the layout alone does not cover
-    refuses={"structured": "T5's relative attention bias (in block 0) has one column per head, "
-                           "which head pruning does not slice yet",
-             "distill": "only T5's block 0 holds the relative attention bias every block "
-                        "reads; a student without it has no positions"}))
+    name="t5", up="layer.1.DenseReluDense.wi", **_T5_LIKE,
+    # T5 v1.1, Flan-T5: act(wi_0 x) * wi_1 x, the gate through the activation
+    variant=("is_gated_act", FamilyAdapter(name="t5", up="layer.1.DenseReluDense.wi_1",
+                                           gate="layer.1.DenseReluDense.wi_0", **_T5_LIKE))))
 BART = register_family(FamilyAdapter(
-    name="bart", model_types=("bart",), layers="encoder.layers", q="self_attn.q_proj",
+    name="bart", model_types=("bart",), layers="layers", q="self_attn.q_proj",
     k="self_attn.k_proj", v="self_attn.v_proj", o="self_attn.out_proj", up="fc1", down="fc2",
-    attention="self_attn", word_embeddings="shared",
-    position_embeddings="encoder.embed_positions",
-    norms=("self_attn_layer_norm", "final_layer_norm"), final_norms=("encoder.layernorm_embedding",),
+    attention="self_attn", word_embeddings="embed_tokens", position_embeddings="embed_positions",
+    norms=("self_attn_layer_norm", "final_layer_norm"), final_norms=("layernorm_embedding",),
     heads_field="encoder_attention_heads", layers_field="encoder_layers",
-    ffn_field="encoder_ffn_dim", encoder_decoder=True))
+    ffn_field="encoder_ffn_dim", encoder_stack=_bart_encoder))
 

@@ -1,7 +1,7 @@
 """A pretrained encoder with a task head: loading the encoder and tokenizer, size accounting.
 
-A task model is a Hugging Face encoder (`AutoModel`) with a small task head on top, built by the
-task (`occamtune.tasks`).
+A task model is a Hugging Face encoder (`AutoModel`; of an encoder-decoder such as T5 or BART,
+its encoder stack alone) with a small task head on top, built by the task (`occamtune.tasks`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from occamtune.errors import ConfigError, ModelError
-from occamtune.models.families import check_encoder, find_family, is_decoder_only_type
+from occamtune.models.families import FAMILIES, check_encoder, find_family, is_decoder_only_type
 from occamtune.models.gguf import (
     SMOLLM2_ALIASES,
     gguf_location,
@@ -80,26 +80,29 @@ def is_decoder_only(config: Any) -> bool:
 
 def load_encoder(name: str) -> nn.Module:
     """Load a pretrained encoder through `AutoModel` from safetensors weights or a GGUF file
-    (de-quantized to float32)."""
+    (de-quantized to float32); of an encoder-decoder (T5, BART), the encoder stack alone."""
     path = resolve_model(name)
     gguf = gguf_location(path)
     return load_gguf_encoder(*gguf) if gguf else _load_safetensors_encoder(name, path)
 
 
 def _load_safetensors_encoder(name: str, path: str) -> nn.Module:
-    from transformers import AutoModel
     from transformers.utils import logging as hf_logging
 
     level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    # The checkpoint's pooler weights are not loaded (the task heads pool themselves): keep
-    # transformers' load report about those unexpected keys off the user's screen, and its
+    # The checkpoint's pooler weights (an encoder-decoder's decoder weights) are not loaded (the
+    # task heads pool themselves): keep transformers' load report about those unexpected keys
+    # off the user's screen, and its
     # "Loading weights" bar (a fraction of a second for these models; a stray line in a log).
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:
-        return AutoModel.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
-    except TypeError:
-        return AutoModel.from_pretrained(path, use_safetensors=True)
+        auto, stack = _auto_class(path)
+        try:
+            model = auto.from_pretrained(path, use_safetensors=True, add_pooling_layer=False)
+        except TypeError:
+            model = auto.from_pretrained(path, use_safetensors=True)
+        return model.get_encoder() if stack else model
     except (OSError, ValueError) as exc:
         raise ModelError(
             f"cannot load model {name!r}: {exc}. Give a local model folder with config.json and "
@@ -110,6 +113,23 @@ def _load_safetensors_encoder(name: str, path: str) -> nn.Module:
         hf_logging.set_verbosity(level)
         if bar:
             hf_logging.enable_progress_bar()
+
+
+def _auto_class(path: str) -> tuple[Any, bool]:
+    """The auto class to load `path` with, and whether to keep only its encoder stack.
+
+    An encoder-decoder's weights are read by the class transformers maps the model type to for
+    text encoding (`AutoModelForTextEncoding`: T5EncoderModel for T5, which never builds the
+    decoder), else by `AutoModel` (BART: BartModel, whose decoder is dropped once loaded)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForTextEncoding
+    from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
+
+    model_type = getattr(AutoConfig.from_pretrained(path), "model_type", "")
+    family = FAMILIES.get(model_type)
+    if family is None or not family.encoder_decoder:
+        return AutoModel, False
+    return (AutoModelForTextEncoding if model_type in MODEL_FOR_TEXT_ENCODING_MAPPING_NAMES
+            else AutoModel), True
 
 
 class TaskModel(nn.Module):
@@ -220,8 +240,13 @@ def max_positions(model: nn.Module) -> int | None:
     kind = getattr(getattr(encoder, "config", None), "position_embedding_type", "absolute")
     if not isinstance(pos, nn.Embedding) or kind != "absolute":
         return None
-    # RoBERTa-style encoders number positions from padding_idx + 1
-    return pos.num_embeddings - (pos.padding_idx + 1 if pos.padding_idx is not None else 0)
+    return pos.num_embeddings - position_offset(pos)
+
+
+def position_offset(table: nn.Embedding) -> int:
+    """The rows of a position table before position 0: RoBERTa-style encoders number positions
+    from padding_idx + 1, BART's learned positions from its `offset` (2)."""
+    return int(getattr(table, "offset", 0)) + (table.padding_idx + 1 if table.padding_idx is not None else 0)
 
 
 def check_max_length(model: nn.Module, max_length: int, source: Any) -> None:
@@ -233,7 +258,11 @@ def check_max_length(model: nn.Module, max_length: int, source: Any) -> None:
 
 
 def encoder_from_config(auto_model: Any, config: Any) -> nn.Module:
-    """A randomly initialised encoder of `config` (weights are loaded afterwards)."""
+    """A randomly initialised encoder of `config` (weights are loaded afterwards): the family's
+    encoder stack for an encoder-decoder, else `auto_model`'s model."""
+    family = FAMILIES.get(getattr(config, "model_type", ""))
+    if family is not None and family.encoder_stack is not None:
+        return family.encoder_stack(config)
     try:
         return auto_model.from_config(config, add_pooling_layer=False)
     except TypeError:

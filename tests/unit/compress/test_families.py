@@ -37,6 +37,7 @@ from occamtune.compress import (
 from occamtune.compress.record import record_of
 from occamtune.errors import ModelError
 from occamtune.models import FAMILIES, HeadConfig, TaskModel, encoder_from_config
+from occamtune.models.families import get_path
 from tests.fixtures.tiny_models import CLASS_LABELS, NER_LABELS, tiny_batches, tiny_finetune
 from tests.unit.compress.test_contract import CASES as BERT_CASES
 from tests.unit.compress.test_contract import TRAINABLE_ONLY
@@ -76,6 +77,9 @@ def _configs() -> dict[str, Callable[[], Any]]:
                                       eos_token_id=1),
         "t5": lambda: tf.T5Config(vocab_size=VOCAB, d_model=32, num_layers=2, num_heads=4, d_kv=8,
                                   d_ff=64, pad_token_id=0, decoder_start_token_id=0),
+        "t5-gated": lambda: tf.T5Config(vocab_size=VOCAB, d_model=32, num_layers=2, num_heads=4,
+                                        d_kv=8, d_ff=64, pad_token_id=0, decoder_start_token_id=0,
+                                        feed_forward_proj="gated-gelu"),
         "bart": lambda: tf.BartConfig(vocab_size=VOCAB, d_model=32, encoder_layers=2,
                                       decoder_layers=2, encoder_attention_heads=4,
                                       decoder_attention_heads=4, encoder_ffn_dim=64,
@@ -84,12 +88,13 @@ def _configs() -> dict[str, Callable[[], Any]]:
 
 
 CONFIGS = _configs()
-ENCODER_DECODERS = ("t5", "bart")
-RUNNABLE = [f for f in CONFIGS if f not in ENCODER_DECODERS]
+ENCODER_DECODERS = ("t5", "t5-gated", "bart")  # their encoder stacks run the tasks
+RUNNABLE = list(CONFIGS)
 
 
 def family_of_name(name: str) -> Any:
-    return FAMILIES[CONFIGS[name]().model_type]
+    config = CONFIGS[name]()
+    return FAMILIES[config.model_type].for_config(config)
 
 
 def build(family: str, task: str, seed: int = 0) -> TaskModel:
@@ -286,6 +291,57 @@ def test_gpt2_fused_projection_sliced_per_head() -> None:
     assert small(**batches("ner", n=1)[0]).shape == (4, 12, len(NER_LABELS))
 
 
+def test_t5_layers_keep_the_same_heads_and_their_bias_columns() -> None:
+    """T5's first layer computes one relative position bias (a column per head) that every
+    layer adds: structured pruning keeps the same heads in every layer and cuts the table's
+    columns with them."""
+    model = build("t5", "ner")
+    adapter = family_of_name("t5")
+    layers = adapter.get_layers(model.encoder)
+    with torch.no_grad():  # heads 1 and 3 strong in layer 0, head 0 in layer 1: 1 and 3 win
+        adapter.part(layers[0], "o").weight[:, 8:16] *= 10
+        adapter.part(layers[0], "o").weight[:, 24:32] *= 10
+        adapter.part(layers[1], "o").weight[:, 0:8] *= 3
+    table = get_path(layers[0], adapter.position_bias).weight.detach().clone()  # (32, 4)
+    compress(model, [StructuredPruneConfig(heads=0.5, ffn=0.0, refit=False)], CompressContext())
+    assert [adapter.heads_of(model.encoder, layer) for layer in layers] == [2, 2]
+    assert torch.equal(get_path(layers[0], adapter.position_bias).weight, table[:, [1, 3]])
+    assert model(**batches("ner", n=1)[0]).shape == (4, 12, len(NER_LABELS))
+
+
+def test_t5_student_takes_the_position_bias() -> None:
+    """A T5 student without layer 0 gets layer 0's position-bias table in its first layer, the
+    layout a fresh stack of its depth has (so that the saved student reloads)."""
+    from transformers import AutoModel
+
+    from occamtune.compress.distill import make_student
+
+    model = build("t5", "ner")
+    adapter = family_of_name("t5")
+    table = get_path(adapter.get_layers(model.encoder)[0], adapter.position_bias)
+    student = make_student(model, [1])
+    first = adapter.get_layers(student.encoder)[0]
+    assert torch.equal(get_path(first, adapter.position_bias).weight, table.weight)
+    assert get_path(first, adapter.attention).has_relative_attention_bias
+    fresh = encoder_from_config(AutoModel, copy.deepcopy(student.encoder.config))
+    assert set(fresh.state_dict()) == set(student.encoder.state_dict())
+
+
+def test_bart_positions_trimmed_past_their_offset(tokenizer) -> None:
+    """BART's learned positions start 2 rows in: trimming keeps max_length + 2 rows in BART's
+    own table (which adds the offset) and a config that rebuilds it at that size."""
+    from occamtune.models import max_positions
+
+    model = build("bart", "ner")
+    before = _logits(model, batches("ner", n=1)[0])
+    small = compress(model, [VocabTrimConfig(positions=True)], context("ner", tokenizer))
+    table = small.encoder.embed_positions
+    assert type(table).__name__ == "BartLearnedPositionalEmbedding"
+    assert table.weight.shape[0] == MAX_LENGTH + 2 and max_positions(small) == MAX_LENGTH
+    assert small.encoder.config.max_position_embeddings == MAX_LENGTH
+    torch.testing.assert_close(_logits(small, batches("ner", n=1)[0]), before)
+
+
 @pytest.mark.parametrize("family", ["llama", "gemma3_text", "gpt2"])
 def test_distill_renumbers_layers(family: str) -> None:
     """The student's layers carry their new cache index, and per-layer config lists follow."""
@@ -318,12 +374,10 @@ def test_search_proposes_students_the_family_can_make(family: str) -> None:
 
 @pytest.mark.parametrize("family", list(CONFIGS))
 def test_adapter_paths_resolve(family: str) -> None:
-    """Every path of the adapter names a module of the family's model (the encoder-decoders'
-    too: their encoder layouts are described for the generation task to come)."""
+    """Every path of the adapter names a module of the family's model (of the encoder-decoders'
+    encoder stacks)."""
     from transformers import AutoModel
     from transformers.pytorch_utils import Conv1D
-
-    from occamtune.models.families import get_path
 
     encoder = encoder_from_config(AutoModel, CONFIGS[family]())
     adapter = family_of_name(family)
@@ -361,9 +415,18 @@ def test_every_family_has_a_tiny_model() -> None:
 
 
 @pytest.mark.parametrize("family", ENCODER_DECODERS)
-def test_encoder_decoders_refuse(family: str) -> None:
-    with pytest.raises(ModelError, match="an encoder-decoder, whose output is the decoder's"):
-        build(family, "ner")
+def test_encoder_decoders_run_their_encoder_stack(family: str) -> None:
+    """A task model runs an encoder-decoder's encoder stack alone (what `load_encoder` and a
+    saved run give); the whole model, as `AutoModel` gives it, is refused with what to use."""
+    from transformers import AutoModel
+
+    whole = AutoModel.from_config(CONFIGS[family]())
+    with pytest.raises(ModelError, match="is not the encoder stack the tasks run on.*get_encoder"):
+        TaskModel(whole, HeadConfig("ner", NER_LABELS))
+    model = build(family, "ner")
+    assert type(model.encoder) is type(whole.get_encoder())
+    assert model.head_config.pooling == "mean"
+    assert model(**batches("ner", n=1)[0]).shape == (4, 12, len(NER_LABELS))
 
 
 @pytest.mark.parametrize("family", [f for f in RUNNABLE if family_of_name(f).decoder])
@@ -436,14 +499,7 @@ def render_table() -> str:
         if adapter in seen:
             continue
         seen.append(adapter)
-        cells = []
-        for m in methods:
-            if adapter.encoder_decoder:
-                cells.append("no (1)")
-            elif m in adapter.refuses:
-                cells.append("no (2)")
-            else:
-                cells.append("yes")
+        cells = ["no (1)" if m in adapter.refuses else "yes" for m in methods]
         types = ", ".join(f"`{t}`" for t in adapter.model_types)
         lines.append(f"| {adapter.name} | {types} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
