@@ -3,6 +3,7 @@
     model, tokenizer, meta = load_model("runs/ner")   # any registered format
 """
 
+from occamtune.models import known_families  # noqa: F401  (registers the shipped families)
 from occamtune.models.families import (
     FAMILIES,
     FamilyAdapter,
