@@ -89,6 +89,13 @@ PAGES = (
                   "data (one seeded 90/10 train/dev split for both), epochs and optimiser; both "
                   "scored by the official SemEval-2010 Task 8 macro F1 and by SQuAD F1 / exact "
                   "match."),
+          Section("tasks_qa.json", "tasks", "Extractive QA alone (XQuAD-en)",
+                  "python -m benchmarks.tasks --task qa",
+                  "The QA half of the benchmark above, run on its own (same recipe on both sides)."),
+          Section("tasks_relation.json", "tasks", "Relation extraction alone (SemEval-2010 Task 8)",
+                  "python -m benchmarks.tasks --task relation",
+                  "The relation half of the benchmark above, run on its own (same recipe on both "
+                  "sides)."),
           Section("throughput_ner.json", "throughput", "Training throughput, interleaved short runs",
                   "python -m benchmarks.throughput --task ner --steps 80 --rounds 2",
                   "Each round trains both sides for the same number of steps, one after the other; "

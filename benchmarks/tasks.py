@@ -1,6 +1,7 @@
 """occamtune's relation and qa tasks against the Hugging Face `Trainer` recipes, side by side.
 
     python -m benchmarks.tasks                       # both tasks -> results/tasks.json + .md
+    python -m benchmarks.tasks --task qa             # one task -> results/tasks_qa.json + .md
     python -m benchmarks.tasks --task relation --max-train 2000 --max-test 500   # a slice
 
 relation: SemEval-2010 Task 8 (../shared/data/semeval2010_task8). The reference is run_glue's
@@ -159,7 +160,8 @@ def main() -> None:
                "model": args.model or "all-MiniLM-L6-v2",
                "slice": bool(args.limit or args.max_train or args.max_test)}
     md = table(summary)
-    write_results("tasks", summary, md)
+    # one task alone is its own record: it does not replace the other task's numbers
+    write_results("tasks" if args.task == "both" else f"tasks_{args.task}", summary, md)
     print(md)
 
 
