@@ -11,7 +11,6 @@ from torch import nn
 
 from occamtune.models.families import FamilyAdapter, register_family
 
-
 # Encoder-decoders: the tasks run the encoder stack alone, the module `get_encoder()` returns
 # (T5Stack, BartEncoder), rather than T5EncoderModel or an encoder-only wrapper around BART's:
 # those keep the word embedding twice, as `shared` and as the stack's `embed_tokens` (one tied
