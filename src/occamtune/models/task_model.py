@@ -92,8 +92,8 @@ def _load_safetensors_encoder(name: str, path: str) -> nn.Module:
     level, bar = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     # The checkpoint's pooler weights (an encoder-decoder's decoder weights) are not loaded (the
     # task heads pool themselves): keep transformers' load report about those unexpected keys
-    # off the user's screen, and its
-    # "Loading weights" bar (a fraction of a second for these models; a stray line in a log).
+    # off the user's screen, and its "Loading weights" bar (a fraction of a second for these
+    # models; a stray line in a log).
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     try:

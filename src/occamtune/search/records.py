@@ -11,9 +11,10 @@ import shutil
 from pathlib import Path
 from typing import Any
 
+# what a measurement may add (where the candidate lives, who measured it, its ONNX export)
+PASSED_THROUGH = ("artifact", "worker", "seconds", "artifact_bytes", "deployed", "weights")
 RECORD_KEYS = ("pipeline", "bytes", "dev_metric", "dev_drop", "latency_ms", "model_bits",
-               "data_bits", "total_bits", "artifact", "worker", "seconds", "artifact_bytes",
-               "deployed", "weights")
+               "data_bits", "total_bits", *PASSED_THROUGH)
 
 
 def write_json(path: str | Path, obj: Any) -> None:
@@ -33,8 +34,7 @@ def make_record(trial_number: int, pipeline: str, params: dict[str, Any], measur
             "latency_ms": float(measured["latency_ms"]), "model_bits": model_bits,
             "data_bits": float(measured["data_bits"]),
             "total_bits": model_bits + float(measured["data_bits"]),
-            **{k: measured[k] for k in ("artifact", "worker", "seconds", "artifact_bytes",
-                                        "deployed", "weights") if k in measured}}
+            **{k: measured[k] for k in PASSED_THROUGH if k in measured}}
 
 
 def trial_record(trial: Any) -> dict[str, Any] | None:
