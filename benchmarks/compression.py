@@ -168,7 +168,7 @@ def one(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.threads)
     base = Path(args.base)
     model, tok, meta = load_model(base)
-    cfg, splits = load_run_data(base, tok, model.labels)
+    cfg, splits = load_run_data(base, tok, model.labels, model.head_config)
     fp32_bytes = (base / WEIGHTS_FILE).stat().st_size
     pipeline = ENTRIES[args.one]
     start = time.perf_counter()

@@ -120,7 +120,7 @@ def main() -> None:
     base, artifact = Path(args.base), Path(args.artifact)
     runs = models(base, artifact, Path(args.workdir), args.exporter, args.threads)
     fp32, tok, meta = load_model(base)
-    _, splits = load_run_data(base, tok, fp32.labels)
+    _, splits = load_run_data(base, tok, fp32.labels, fp32.head_config)
     metric = get_task(meta.head.task).metric
     summary = {"base": str(base.resolve()), "artifact": str(artifact.resolve()),
                "artifact_pipeline": read_meta(artifact).format_info.get("pipeline"),

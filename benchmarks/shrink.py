@@ -69,7 +69,7 @@ def measure_peer(base: Path, out: Path) -> dict:
 
     model, tok, _ = load_model(base)
     metric = get_task(model.head_config.task).metric  # F1 for NER, macro F1 for relations, ...
-    _, splits = load_run_data(base, tok, model.labels)
+    _, splits = load_run_data(base, tok, model.labels, model.head_config)
     path = export_onnx(model, out / "peer" / "model.int8.onnx", quantize_int8=True,
                        per_channel=False,  # the peer: ONNX Runtime's defaults
                        exporter="torchscript")  # as the recorded results were measured

@@ -208,6 +208,44 @@ class TrainConfig:
 
 
 @dataclass
+class GenerateConfig:
+    """Text generation (the `generate` task): the prompt and the decoding.
+
+    Attributes:
+        instruction: the request put before the source text in the prompt (None: one for the
+            data: summarize, or translate between the two files' languages).
+        max_new_tokens: the longest generated text in sub-words; training targets are cut there.
+        num_beams: beam width (1: greedy decoding).
+        length_penalty: beam search: the exponent of the length that divides a beam's log
+            probability (above 1 favours longer texts).
+        no_repeat_ngram_size: forbid repeating any n-gram of this size (0: off).
+        repetition_penalty: divide the logits of tokens already written by this (1: off).
+    """
+
+    instruction: str | None = None
+    max_new_tokens: int = 64
+    num_beams: int = 1
+    length_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    repetition_penalty: float = 1.0
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.max_new_tokens >= 1, f"generate.max_new_tokens must be >= 1, got {self.max_new_tokens}"),
+            (self.num_beams >= 1, f"generate.num_beams must be >= 1, got {self.num_beams}"),
+            (self.no_repeat_ngram_size >= 0,
+             f"generate.no_repeat_ngram_size must be >= 0 (0: off), got {self.no_repeat_ngram_size}"),
+            (0 < self.repetition_penalty < math.inf,
+             f"generate.repetition_penalty must be a number > 0 (1: off), got {self.repetition_penalty}"),
+            (math.isfinite(self.length_penalty),
+             f"generate.length_penalty must be a finite number, got {self.length_penalty}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass
 class RunConfig:
     """Everything a training run needs.
 
@@ -223,6 +261,7 @@ class RunConfig:
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    generate: GenerateConfig = field(default_factory=GenerateConfig)
 
     def __post_init__(self) -> None:
         if not isinstance(self.task, str) or not self.task:

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from occamtune.errors import OutputError
+from occamtune.errors import ConfigError, OutputError
 from occamtune.io import atomic_write_text
 from occamtune.tasks import Predictions, get_task
+from occamtune.tasks.base import encode_for
 
 __all__ = ["Predictions", "Predictor", "evaluate", "predict", "run_model", "throughput",
            "write_eval"]
@@ -43,6 +44,10 @@ def run_model(model: nn.Module, features: list[Any], batch_size: int = 64) -> li
 
 def predict(model: nn.Module, dataset: Any, features: list[Any], batch_size: int = 64) -> Predictions:
     """Labels for every example of `dataset` (whose `features` were encoded from it)."""
+    if _task(model).generative:
+        from occamtune.models.generation import predict_generated
+
+        return predict_generated(model, dataset, features, batch_size)
     gathered = run_model(model, features, batch_size)
     return _task(model).decode(gathered, dataset, features, model.head_config.labels)
 
@@ -115,7 +120,8 @@ class Predictor:
 
     def encode(self, dataset: Any) -> list[Any]:
         """Features of `dataset`, encoded as the training data was."""
-        return self.task.encode(dataset, self.tokenizer, self.labels, self.data)
+        return encode_for(self.task, dataset, self.tokenizer, self.labels, self.data,
+                          self.model.head_config)
 
     def run(self, dataset: Any) -> Predictions:
         """Predictions for every example of `dataset`."""
@@ -136,6 +142,16 @@ class Predictor:
         dataset = self.task.dataset_from_inputs(inputs)
         preds = self.run(dataset)
         return self.task.format_predictions(inputs, dataset, preds, self.labels)
+
+    def stream(self, text: str) -> Any:
+        """Generative tasks: the generated text of `text`, piece by piece as it is written."""
+        if not self.task.generative:
+            raise ConfigError(f"streaming is for generated text; a {self.task.name} model "
+                              "answers whole (predict)")
+        from occamtune.models.generation import stream_text
+
+        [feature] = self.encode(self.task.dataset_from_inputs([text]))
+        return stream_text(self.model, feature)
 
     def annotate_file(self, path: str | Path) -> str:
         """A file of the task's format with a predicted label column added."""

@@ -22,8 +22,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "mdl", "nbits",
-           "refit",
+SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
+           "mdl", "nbits", "refit",
            "shrink", "tasks", "throughput", "vs_hf"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
@@ -202,6 +202,39 @@ def test_tasks(bench: Bench) -> None:
     assert set(data["tasks"]) == {"relation", "qa"} and data["slice"]
     assert {"macro_f1", "accuracy"} <= set(data["tasks"]["relation"]["hf"])
     assert {"f1", "exact_match"} <= set(data["tasks"]["qa"]["occamtune"])
+
+
+def test_generation(tmp_path: Path) -> None:
+    """Its own tiny tied Llama and SciTLDR-like files (no need of the NER run the others share)."""
+    import json
+    import math
+    import random
+
+    from tests.fixtures.tiny_decoders import tiny_llama_dir
+
+    before = _digest(ROOT / "benchmarks" / "results")
+    llama = tiny_llama_dir(tmp_path / "tiny-llama", tied=True)
+    b = Bench(tmp_path, llama)
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "big", "red", "house"]
+    rng = random.Random(0)
+    folder = b.data / "scitldr_a"
+    folder.mkdir()
+    for name, n in (("train", 12), ("dev", 4), ("test", 4)):
+        with (folder / f"{name}.jsonl").open("w") as fh:  # SciTLDR's form: lists of texts
+            for _ in range(n):
+                source = [" ".join(rng.choices(words, k=6)) + "." for _ in range(2)]
+                targets = [" ".join(source[0].split()[:3]) + ".", "a second reference."]
+                fh.write(json.dumps({"source": source, "target": targets[:1 + (name != "train")]})
+                         + "\n")
+    b.run("generation", "--data", "scitldr", "--data-root", str(b.data), "--model", str(llama),
+          "--limit", "2", "--max-length", "96", "--max-new-tokens", "6",
+          "--workdir", str(b.work / "generation"))
+    data = b.results_of("generation_scitldr")
+    assert data["slice"] and set(data["sides"]) == {"occamtune", "hf"}
+    for side in data["sides"].values():
+        assert math.isfinite(side["rougeL"]) and side["train_sents_per_s"] > 0
+        assert side["train_examples"] == 12
+    assert _digest(ROOT / "benchmarks" / "results") == before, "a smoke run wrote benchmarks/results"
 
 
 def test_families(bench: Bench) -> None:

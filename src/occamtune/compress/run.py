@@ -69,7 +69,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     configs = pipeline_from_yaml(p.read_text()) if p.suffix in (".yaml", ".yml") and p.is_file() \
         else parse_pipeline(pipeline)
     model, tok, meta = load_model(folder, runtime=False)
-    cfg, splits = load_run_data(folder, tok, model.labels)
+    cfg, splits = load_run_data(folder, tok, model.labels, model.head_config)
     small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size
     # written and scored in a sibling folder, renamed into place last: a kill leaves `output`

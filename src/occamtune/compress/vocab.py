@@ -139,6 +139,9 @@ class TrimmedEmbedding(nn.Module):
         self.basis = nn.Linear(rank, dim) if self.fallback is not None else None
         if kept is not None:
             self.remap.copy_(remap_of(kept, unk_row, self.fallback is not None))
+        # the id of each kept row (an output layer tied to these rows scores those ids alone)
+        self.register_buffer("kept_ids", torch.zeros(0, dtype=torch.long) if kept is None
+                             else torch.nonzero(kept).flatten(), persistent=False)
 
     @property
     def weight(self) -> torch.Tensor:

@@ -92,7 +92,8 @@ def _dataset_dict_splits(folder: Path) -> dict[str, Path] | None:
     return out
 
 
-def find_splits(folder: str | Path, named: Iterable[str] = ()) -> dict[str, Path]:
+def find_splits(folder: str | Path, named: Iterable[str] = (),
+                suffix: str | None = None) -> dict[str, Path]:
     """Map split name to file for the data files of a folder.
 
     A file belongs to a split when its name holds one of the split words anywhere, in any case
@@ -106,6 +107,8 @@ def find_splits(folder: str | Path, named: Iterable[str] = ()) -> dict[str, Path
         folder: the data folder.
         named: splits the user names file by file (`data.train=FILE`): the folder need not have
             them, and several candidates for them are no error.
+        suffix: parallel files (`train.de` beside `train.en`): only the files ending with this
+            suffix (".de") are data files; the task finds the other side of each.
 
     Returns:
         {"train": path, "dev": path, "test": path}, without the splits that have no file.
@@ -122,7 +125,8 @@ def find_splits(folder: str | Path, named: Iterable[str] = ()) -> dict[str, Path
     hf = _dataset_dict_splits(folder)
     if hf is not None:
         return {s: p for s, p in hf.items() if s not in named}
-    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+                   and (suffix is None or p.name.endswith(suffix)))
     found: dict[str, list[Path]] = {"train": [], "dev": [], "test": []}
     for p in files:
         split = split_of(p)

@@ -47,13 +47,13 @@ class HeadConfig:
     def __post_init__(self) -> None:
         from occamtune.tasks import get_task
 
-        get_task(self.task)  # a clear error naming the registered tasks
+        task = get_task(self.task)  # a clear error naming the registered tasks
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.pooling not in POOLINGS:
             raise ConfigError(f"pooling must be one of {', '.join(map(repr, POOLINGS))}, "
                               f"got {self.pooling!r}")
-        if len(self.labels) < 2:
+        if len(self.labels) < 2 and not task.generative:
             raise ConfigError(f"need at least 2 labels, got {self.labels}")
 
 

@@ -150,10 +150,28 @@ class TaskModel(nn.Module):
         self.encoder = encoder
         self.head_config = head
         self.head = get_task(head.task).build_head(head, encoder.config.hidden_size)
+        get_task(head.task).attach(self)
 
     @property
     def labels(self) -> list[str]:
         return self.head_config.labels
+
+    @property
+    def decoder_only(self) -> bool:
+        """A causal decoder (Llama, GPT-2, ...): it reads left to right."""
+        return self._decoder
+
+    def pretrained_output_layer(self, name: str) -> torch.Tensor:
+        """The language-model output matrix (V, H) of pretrained model `name` (a folder or a
+        GGUF file), read through `AutoModelForCausalLM` (the task model's own encoder is the
+        base model, which has none)."""
+        from transformers import AutoModelForCausalLM
+
+        path = resolve_model(name)
+        gguf = gguf_location(path)
+        lm = (AutoModelForCausalLM.from_pretrained(gguf[0], gguf_file=gguf[1]) if gguf
+              else AutoModelForCausalLM.from_pretrained(path))
+        return lm.get_output_embeddings().weight.detach()
 
     def encode(self, batch: dict[str, torch.Tensor], hidden_states: bool = False) -> Any:
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}

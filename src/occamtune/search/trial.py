@@ -108,7 +108,7 @@ def load_teacher(run_folder: str | Path) -> Teacher:
 
     folder = Path(run_folder)
     model, tok, meta = load_model(folder, runtime=False)
-    cfg, splits = load_run_data(folder, tok, model.labels)
+    cfg, splits = load_run_data(folder, tok, model.labels, model.head_config)
     ctx = make_context(cfg, splits, tok, progress=False, teacher=model)
     return Teacher(folder, model, tok, meta, cfg, splits, ctx, (folder / WEIGHTS_FILE).stat().st_size,
                    get_task(cfg.task).metric, weights_identity(folder))

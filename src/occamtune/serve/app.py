@@ -9,6 +9,7 @@ predicted (longer than `max_chars`, or not valid Unicode such as a lone surrogat
 
 # No `from __future__ import annotations`: FastAPI must see the request model as a class.
 
+import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -153,6 +154,35 @@ def create_app(folder: str | Path, limits: ServeLimits | None = None) -> Any:
         results = _predict_each(predictor, req.texts, good, errors)
         return {"predictions": [results.get(i) or {"error": errors[i]}
                                 for i in range(len(req.texts))]}
+
+    class StreamRequest(BaseModel):
+        text: str
+
+    @app.post("/stream", summary="generated text as server-sent events (generate task)")
+    def stream(req: StreamRequest) -> Any:
+        from fastapi.responses import StreamingResponse
+
+        if not predictor.task.generative:
+            raise HTTPException(404, f"/stream is for generated text; a {predictor.task.name} "
+                                     "model answers whole at /predict")
+        error = text_error(req.text, limits)
+        if error:
+            raise HTTPException(422, error)
+        tokens = _count_tokens(predictor.tokenizer, [req.text])
+        if tokens > limits.max_tokens:
+            raise HTTPException(413, f"the text holds {tokens} sub-words, more than the limit "
+                                     f"of {limits.max_tokens}")
+        pieces = predictor.stream(req.text)
+
+        def events() -> Any:
+            written = []
+            for piece in pieces:
+                if piece:
+                    written.append(piece)
+                    yield f"data: {json.dumps({'token': piece})}\n\n"
+            yield f"data: {json.dumps({'done': True, 'generated': ''.join(written).strip()})}\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream")
 
     return app
 

@@ -24,7 +24,7 @@ from torch import nn
 from occamtune.errors import ConfigError, DataError
 
 if TYPE_CHECKING:
-    from occamtune.config import DataConfig, ModelConfig
+    from occamtune.config import DataConfig, ModelConfig, RunConfig
 
 TASKS: dict[str, Task] = {}
 
@@ -81,6 +81,8 @@ class Task:
         model_inputs: the batch tensors (B, T) the model reads (an ONNX export's inputs).
         special_tokens: tokens the task adds to the tokenizer as special tokens (e.g. entity
             markers); training adds them and grows the word embeddings to match.
+        generative: the task writes text (no label set; the head is a language-model output
+            layer): `occamtune.models.generation` decodes it, not `gather` / `decode`.
     """
 
     name: ClassVar[str] = ""
@@ -90,11 +92,17 @@ class Task:
     description: ClassVar[str] = ""
     model_inputs: ClassVar[tuple[str, ...]] = ("input_ids", "attention_mask")
     special_tokens: ClassVar[tuple[str, ...]] = ()
+    generative: ClassVar[bool] = False
 
     # --- data -----------------------------------------------------------------------------------
     def read(self, path: str | Path, data: DataConfig | None = None, has_labels: bool = True) -> Any:
         """Parse one file into a dataset; a malformed line is a `DataError` naming file and line."""
         raise NotImplementedError
+
+    def data_suffix(self, data: DataConfig) -> str | None:
+        """The file suffix (e.g. ".de") that alone marks a data file of a folder when the task
+        reads parallel files (the other side found beside it); None: every data file."""
+        return None
 
     def label_set(self, dataset: Any) -> list[str]:
         """The labels of the training data, in the order the head's outputs take."""
@@ -120,8 +128,10 @@ class Task:
         """Lines between an example's first line and its `index`-th label (0: one per example)."""
         return 0
 
-    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: DataConfig) -> list[Any]:
-        """Model inputs (features) for every example; long inputs become several features."""
+    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: DataConfig,
+               head: Any = None) -> list[Any]:
+        """Model inputs (features) for every example; long inputs become several features
+        (`head`: the model's HeadConfig, for tasks whose inputs depend on its settings)."""
         raise NotImplementedError
 
     def collator(self, pad_id: int) -> Callable[[list[Any]], dict[str, torch.Tensor]]:
@@ -139,9 +149,19 @@ class Task:
         return dataset.with_items(dataset.items[:n]), features[:n]
 
     # --- model ----------------------------------------------------------------------------------
-    def head_options(self, model: ModelConfig, tokenizer: Any) -> dict[str, Any]:
-        """Head settings beyond task and labels, from the run's model config and its tokenizer."""
+    def head_options(self, model: ModelConfig, tokenizer: Any,
+                     run: RunConfig | None = None) -> dict[str, Any]:
+        """Head settings beyond task and labels, from the run's model config and its tokenizer
+        (and the whole run config, for tasks with a section of their own)."""
         return {"dropout": model.dropout, "pooling": model.pooling or "mean"}
+
+    def attach(self, model: nn.Module) -> None:
+        """Called once the task model holds its encoder and head (e.g. to tie the head to the
+        word embeddings); the default does nothing."""
+
+    def init_pretrained(self, model: nn.Module, name: str) -> None:
+        """Called once on a fresh task model built on pretrained model `name` (e.g. to start an
+        untied output layer from the checkpoint's own); the default does nothing."""
 
     def build_head(self, config: Any, hidden_size: int) -> nn.Module:
         """The head: `head(hidden (B, T, H), batch) -> logits`."""
@@ -216,6 +236,15 @@ class Task:
         """Per example: frozen-encoder vectors (N_i, H) and label ids (N_i,) for a linear probe;
         `batches` yields (feature indices, hidden states (B, T, H), batch)."""
         raise NotImplementedError
+
+
+def encode_for(task: Task, dataset: Any, tokenizer: Any, labels: list[str], data: Any,
+               head: Any = None) -> list[Any]:
+    """`task.encode`, given the model's head config where the task's inputs depend on it (a
+    generative task's prompt); a task written before `encode` took `head` still works."""
+    if task.generative:
+        return task.encode(dataset, tokenizer, labels, data, head=head)
+    return task.encode(dataset, tokenizer, labels, data)
 
 
 def pool(hidden: torch.Tensor, mask: torch.Tensor, how: str) -> torch.Tensor:

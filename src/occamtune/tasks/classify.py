@@ -57,7 +57,8 @@ class ClassifyTask(Task):
     def example_labels(self, example: Any) -> list[str]:
         return [] if example.label is None else [example.label]
 
-    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any) -> list[Any]:
+    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any,
+               head: Any = None) -> list[Any]:
         from occamtune.data.encode import encode_texts
 
         index = {lab: i for i, lab in enumerate(labels)}

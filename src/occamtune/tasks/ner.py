@@ -125,7 +125,8 @@ class NerTask(Task):
         return DataError(dataset.path, f"{dataset.unit} {example.line}, token {index + 1}: "
                                        f"{message}")
 
-    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any) -> list[Any]:
+    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any,
+               head: Any = None) -> list[Any]:
         from occamtune.data.encode import encode_words
 
         index = {lab: i for i, lab in enumerate(labels)}
@@ -140,7 +141,7 @@ class NerTask(Task):
     def take(self, dataset: Any, features: list[Any], n: int) -> tuple[Any, list[Any]]:
         return dataset.with_items(dataset.items[:n]), [f for f in features if f.sentence < n]
 
-    def head_options(self, model: Any, tokenizer: Any) -> dict[str, Any]:
+    def head_options(self, model: Any, tokenizer: Any, run: Any = None) -> dict[str, Any]:
         from occamtune.data.tokenize import is_uncased
 
         shape = model.shape_features

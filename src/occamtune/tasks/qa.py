@@ -208,7 +208,8 @@ class QATask(Task):
     def example_labels(self, example: Question) -> list[str]:
         return []
 
-    def encode(self, dataset: Examples, tokenizer: Any, labels: list[str], data: Any) -> list[Any]:
+    def encode(self, dataset: Examples, tokenizer: Any, labels: list[str], data: Any,
+               head: Any = None) -> list[Any]:
         return encode_questions(dataset.items, tokenizer, data.max_length, data.stride)
 
     def collator(self, pad_id: int) -> Callable[[list[Any]], dict[str, torch.Tensor]]:

@@ -196,7 +196,7 @@ class RelationTask(Task):
         return read_relations(path, has_labels)
 
     def encode(self, dataset: Examples, tokenizer: Any, labels: list[str],
-               data: Any) -> list[Any]:
+               data: Any, head: Any = None) -> list[Any]:
         index = {lab: i for i, lab in enumerate(labels)}
         feats = encode_marked([e.text for e in dataset.items], tokenizer, data.max_length)
         e1, e2 = tokenizer.convert_tokens_to_ids(["<e1>", "<e2>"])
@@ -207,7 +207,7 @@ class RelationTask(Task):
                 feat["label"] = index[ex.label]
         return feats
 
-    def head_options(self, model: Any, tokenizer: Any) -> dict[str, Any]:
+    def head_options(self, model: Any, tokenizer: Any, run: Any = None) -> dict[str, Any]:
         e1, e2 = tokenizer.convert_tokens_to_ids(["<e1>", "<e2>"])
         return {**super().head_options(model, tokenizer), "extra": {"e1_id": e1, "e2_id": e2}}
 

@@ -10,6 +10,7 @@ from typing import Any
 from occamtune.config import DataConfig
 from occamtune.errors import ConfigError, DataError
 from occamtune.tasks import Task
+from occamtune.tasks.base import encode_for
 
 
 @dataclass
@@ -26,9 +27,10 @@ class Split:
         return len(self.dataset.items)
 
 
-def split_paths(cfg: DataConfig) -> dict[str, Path]:
+def split_paths(cfg: DataConfig, suffix: str | None = None) -> dict[str, Path]:
     """train/dev/test paths from a folder, overridden by files named one by one (a named split
-    is not looked for in the folder, so `--data FOLDER --train FILE` takes the folder's others)."""
+    is not looked for in the folder, so `--data FOLDER --train FILE` takes the folder's others);
+    with `suffix` (parallel files, e.g. ".de"), only the folder's files ending so."""
     from occamtune.data.folder import find_splits
 
     named = {name: Path(getattr(cfg, name)) for name in ("train", "dev", "test")
@@ -38,7 +40,7 @@ def split_paths(cfg: DataConfig) -> dict[str, Path]:
         folder = Path(cfg.path)
         if not folder.exists():
             raise DataError(folder, "data folder does not exist; check --data")
-        paths = dict(find_splits(folder, named)) if folder.is_dir() else {"train": folder}
+        paths = dict(find_splits(folder, named, suffix)) if folder.is_dir() else {"train": folder}
     paths.update(named)
     if "train" not in paths:
         raise ConfigError("no training data: give --data FOLDER or data.train=FILE")
@@ -50,7 +52,7 @@ def read_splits(task: Task, cfg: DataConfig) -> dict[str, Split]:
     (drawn with `cfg.dev_seed`); keep the first `cfg.max_<split>` examples where a cap is set."""
     from occamtune.data.folder import split_off_dev
 
-    paths = split_paths(cfg)
+    paths = split_paths(cfg, task.data_suffix(cfg))
     splits = {n: Split(n, str(p), task.read(p, cfg)) for n, p in paths.items()}
     if "dev" not in splits:
         train = splits["train"]
@@ -75,11 +77,12 @@ def note(message: str) -> None:
 
 
 def encode_splits(task: Task, splits: dict[str, Split], tokenizer: Any, labels: list[str],
-                  cfg: DataConfig) -> None:
-    """Check every split's labels against `labels` and encode it (in place)."""
+                  cfg: DataConfig, head: Any = None) -> None:
+    """Check every split's labels against `labels` and encode it (in place; `head`: the model's
+    HeadConfig, which some tasks' inputs depend on)."""
     for split in splits.values():
         task.check_labels(split.dataset, labels)
-        split.features = task.encode(split.dataset, tokenizer, labels, cfg)
+        split.features = encode_for(task, split.dataset, tokenizer, labels, cfg, head)
 
 
 def describe_splits(task: Task, cfg: DataConfig) -> dict[str, Any]:
@@ -89,7 +92,7 @@ def describe_splits(task: Task, cfg: DataConfig) -> dict[str, Any]:
 
     report: dict[str, Any] = {"task": task.name, "splits": {}, "problems": []}
     try:
-        paths = split_paths(cfg)
+        paths = split_paths(cfg, task.data_suffix(cfg))
     except (ConfigError, DataError) as exc:
         report["problems"].append(str(exc))
         return report

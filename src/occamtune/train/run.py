@@ -132,8 +132,9 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     add_task_tokens(tok, cfg.task)
     encoder = load_encoder(name)
     model_cfg = replace(cfg.model, pooling=cfg.model.pooling or default_pooling(encoder.config))
-    head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(model_cfg, tok))
+    head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(model_cfg, tok, cfg))
     model = build_model(name, head, tok, encoder=encoder)
+    task.init_pretrained(model, name)
     check_max_length(model, cfg.data.max_length, name)  # else every load of the result fails
     return model, tok
 
@@ -168,7 +169,7 @@ def train_run(cfg: RunConfig, progress: bool = True) -> Run:
     splits = read_splits(task, cfg.data)
     labels = task.label_set(splits["train"].dataset)
     model, tok = initial_model(cfg, labels)
-    encode_splits(task, splits, tok, model.labels, cfg.data)
+    encode_splits(task, splits, tok, model.labels, cfg.data, head=model.head_config)
     if main:
         atomic_write_text(output / "config.yaml", dump_config(cfg))
     fit = fit_model(model, splits, cfg, output=output, progress=progress and main, resume=resume)
@@ -207,8 +208,10 @@ def evaluate_split(model: Any, split: Split, folder: Path, name: str) -> dict[st
     return inference.write_eval(model, split.dataset, split.features, folder, name, split.path)
 
 
-def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tuple[RunConfig, dict]:
-    """A trained run's config and its encoded splits (train, dev, test)."""
+def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str],
+                  head: Any = None) -> tuple[RunConfig, dict]:
+    """A trained run's config and its encoded splits (train, dev, test); `head`: the model's
+    HeadConfig (the generate task's prompt settings)."""
     from occamtune.config import load_config
 
     cfg_file = Path(folder) / "config.yaml"
@@ -217,5 +220,5 @@ def load_run_data(folder: str | Path, tokenizer: Any, labels: list[str]) -> tupl
     cfg = load_config(cfg_file)
     task = get_task(cfg.task)
     splits = read_splits(task, cfg.data)
-    encode_splits(task, splits, tokenizer, labels, cfg.data)
+    encode_splits(task, splits, tokenizer, labels, cfg.data, head=head)
     return cfg, splits

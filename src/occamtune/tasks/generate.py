@@ -1,0 +1,287 @@
+"""Text generation (summarization, dialogue summarization, translation) with a decoder-only model.
+
+The model reads a prompt (an instruction and the source text, in the model's chat template where
+its tokenizer has one) and learns to continue it with the target: the loss counts the target's
+sub-words alone. The head is the language-model output layer (tied to the word embeddings where
+the pretrained model ties them). Predictions are decoded by transformers' `generate` (greedy or
+beam search, with a key/value cache, prompts left-padded), scored with ROUGE (`rouge-score`) and
+BLEU/chrF (`sacrebleu`); the data code length is the target's cost under teacher forcing.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from occamtune.errors import ConfigError, ModelError
+from occamtune.tasks.base import Predictions, Task, register_task
+from occamtune.tasks.tables import md_table
+
+IGNORE = -100
+LOGIT_FLOOR = -1e4  # the logit of a token a trimmed vocabulary cannot write
+SUMMARIZE = "Summarize the following text in one sentence."
+ANSWER = "\n\nSummary:"  # the prompt's end for a model without a chat template
+DECODING = ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
+            "repetition_penalty")
+_SOURCE = "\ue000"  # a private-use character marks where the source goes in the template
+
+
+class LMHead(nn.Module):
+    """The next-token output layer, (B, T, H) -> (B, T, V).
+
+    Tied (`extra["tied"]`): the encoder's word-embedding matrix, read at every call, so that a
+    compression method that replaces the embeddings changes the output layer with them; the
+    head then holds no weights of its own. Untied: its own `out` Linear.
+    """
+
+    def __init__(self, config: Any, hidden_size: int) -> None:
+        super().__init__()
+        self.tied = bool(config.extra.get("tied", True))
+        self.out = None if self.tied else nn.Linear(hidden_size, int(config.extra["vocab_size"]),
+                                                    bias=False)
+        # the encoder, as a plain attribute: a submodule would save its weights twice
+        self.__dict__["_encoder"] = None
+
+    def tie(self, encoder: nn.Module) -> None:
+        self.__dict__["_encoder"] = encoder
+
+    @property
+    def weight(self) -> torch.Tensor:
+        if self.out is not None:
+            return self.out.weight
+        return self.__dict__["_encoder"].get_input_embeddings().weight
+
+    def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        if self.out is not None:
+            return self.out(hidden)
+        table = self.__dict__["_encoder"].get_input_embeddings()
+        logits = F.linear(hidden, table.weight)  # (B, T, rows)
+        kept = getattr(table, "kept_ids", None)
+        if kept is None or kept.numel() == 0:
+            return logits
+        # a trimmed vocabulary (compress `vocab`): its rows score the kept ids; the others get a
+        # floor far below (finite, so that a reference using one costs much, not infinitely)
+        full = logits.new_full((*logits.shape[:-1], table.num_embeddings), LOGIT_FLOOR)
+        full[..., kept] = logits
+        return full
+
+
+@register_task
+class GenerateTask(Task):
+    """Source text -> target text with a decoder (summaries, translations), scored by ROUGE-L.
+
+    Reads JSON lines (or Parquet, a `datasets` folder) with a source and a target column
+    (`data.input_field` / `data.label_field`; lists of sentences are joined, several targets are
+    several references), or parallel text files `NAME.<input_field>` / `NAME.<label_field>`
+    (`data.input_field=de data.label_field=en` for `train.de` and `train.en`).
+    """
+
+    name = "generate"
+    metric = "rougeL"
+    headline = ("rougeL", "rouge1", "rouge2", "bleu", "chrf")
+    description = "text generation (summaries, translation) with a decoder, scored by ROUGE-L"
+    generative = True
+
+    # --- data -----------------------------------------------------------------------------------
+    def data_suffix(self, data: Any) -> str | None:
+        return f".{data.input_field}" if _parallel(data) else None
+
+    def read(self, path: str | Path, data: Any = None, has_labels: bool = True) -> Any:
+        from occamtune.config import DataConfig
+        from occamtune.data.pairs import read_pairs
+
+        data = data or DataConfig()
+        return read_pairs(path, data.encoding, data.input_field, data.label_field, has_labels)
+
+    def label_set(self, dataset: Any) -> list[str]:
+        return []  # the output is text: the vocabulary is the label set
+
+    def example_labels(self, example: Any) -> list[str]:
+        return []
+
+    def encode(self, dataset: Any, tokenizer: Any, labels: list[str], data: Any,
+               head: Any = None) -> list[Any]:
+        if head is None:
+            raise ConfigError("the generate task's inputs depend on the model's prompt settings: "
+                              "pass the model's head config (head=model.head_config)")
+        return encode_pairs(dataset, tokenizer, head.extra, data.max_length)
+
+    # --- model ----------------------------------------------------------------------------------
+    def head_options(self, model: Any, tokenizer: Any, run: Any = None) -> dict[str, Any]:
+        from occamtune.config import GenerateConfig
+
+        gen = run.generate if run is not None else GenerateConfig()
+        data = run.data if run is not None else None
+        instruction = gen.instruction or _default_instruction(data)
+        extra = {"instruction": instruction, "chat": bool(getattr(tokenizer, "chat_template", None)),
+                 "eos_id": tokenizer.eos_token_id, **{k: getattr(gen, k) for k in DECODING}}
+        return {"dropout": 0.0, "pooling": "last", "extra": extra}
+
+    def build_head(self, config: Any, hidden_size: int) -> nn.Module:
+        return LMHead(config, hidden_size)
+
+    def attach(self, model: nn.Module) -> None:
+        if not model.decoder_only:
+            raise ModelError(
+                f"the generate task needs a decoder-only model (Llama, Qwen2, GPT-2, SmolLM2: "
+                f"--model smollm2); {model.encoder.config.model_type!r} is not one")
+        extra = model.head_config.extra
+        if extra.get("eos_id") is None:
+            raise ModelError("the tokenizer has no end-of-sequence token; a generator must learn "
+                             "where its text ends: give the model folder's tokenizer an eos_token")
+        if "tied" not in extra:  # a fresh head: as the pretrained model has its output layer
+            extra["tied"] = bool(getattr(model.encoder.config, "tie_word_embeddings", True))
+            extra["vocab_size"] = int(model.encoder.get_input_embeddings().num_embeddings)
+            model.head = LMHead(model.head_config, model.encoder.config.hidden_size)
+        model.head.tie(model.encoder)
+
+    def init_pretrained(self, model: nn.Module, name: str) -> None:
+        """Untied models: start the output layer from the checkpoint's own `lm_head`."""
+        if model.head.out is not None:
+            with torch.no_grad():
+                model.head.out.weight.copy_(model.pretrained_output_layer(name))
+
+    def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        # `labels` are already the next sub-words (encode shifts them), -100 off the target
+        return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(),
+                               ignore_index=IGNORE)
+
+    # --- decoding and scoring (the decoding itself: occamtune.models.generation) ----------------
+    def gold(self, dataset: Any) -> list[Any]:
+        return [ex.references for ex in dataset.items]
+
+    def score(self, gold: list[Any], pred: list[Any]) -> dict[str, Any]:
+        from occamtune.tasks.text_metrics import text_scores
+
+        out = text_scores(gold, pred)
+        out["outputs"] = [{"prediction": p, "references": g} for g, p in zip(gold, pred)]
+        return out
+
+    def data_bits(self, gold: list[Any], preds: Predictions, labels: list[str]) -> float:
+        return -float(sum(lp.sum() for lp in preds.log_probs)) / np.log(2)
+
+    def render(self, metrics: dict[str, Any], source: str) -> str:
+        rows = [[k, metrics[k]] for k in ("rouge1", "rouge2", "rougeL", "bleu", "chrf")]
+        shown = metrics.get("outputs", [])[:5]
+        examples = [md_table(["generated", "reference"],
+                             [[_cell(o["prediction"]), _cell(o["references"][0])] for o in shown])]
+        return "\n\n".join([
+            f"# Evaluation on {source}",
+            (f"ROUGE-L **{metrics['rougeL']:.2f}** (rouge-score, stemmed, best over the "
+             f"references); BLEU {metrics['bleu']:.2f} and chrF {metrics['chrf']:.2f} "
+             f"(sacrebleu). Generated texts average {metrics['mean_words']:.1f} words. Data code "
+             f"length {metrics['data_bits']:.0f} bits over {metrics['n']} examples (the "
+             "references' sub-words under teacher forcing)."),
+            md_table(["score", "points"], rows),
+            "## The first generated texts (all of them are in the JSON file)",
+            *examples,
+        ]) + "\n"
+
+    # --- prediction on new input ----------------------------------------------------------------
+    def dataset_from_inputs(self, inputs: list[Any]) -> Any:
+        from occamtune.data.pairs import Pair, PairDataset
+
+        return PairDataset([Pair(str(t), [], i + 1) for i, t in enumerate(inputs)], "<input>")
+
+    def format_predictions(self, inputs: list[Any], dataset: Any, preds: Predictions,
+                           labels: list[str]) -> list[dict[str, Any]]:
+        return [{"text": t, "generated": g} for t, g in zip(inputs, preds.labels)]
+
+    def probe_vectors(self, batches: Iterable[tuple[list[int], torch.Tensor, dict]],
+                      features: list[Any], dataset: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
+        raise ConfigError("a linear probe needs a label set; the generate task writes text")
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def _parallel(data: Any) -> bool:
+    """Parallel text files: the input and label "fields" are file suffixes (de, en)."""
+    if data is None or not data.input_field or not data.label_field:
+        return False
+    path = Path(data.train or data.path or "")
+    if path.is_file():
+        return path.suffix == f".{data.input_field}"
+    return path.is_dir() and any(path.glob(f"*.{data.input_field}"))
+
+
+def _default_instruction(data: Any) -> str:
+    if _parallel(data):
+        return f"Translate this text from {data.input_field} to {data.label_field}."
+    return SUMMARIZE
+
+
+def note(message: str) -> None:
+    print(f"occamtune: note: {message}", file=sys.stderr)
+
+
+# --- encoding -------------------------------------------------------------------------------------
+def prompt_parts(tokenizer: Any, extra: dict[str, Any]) -> tuple[list[int], list[int]]:
+    """The prompt's sub-words before and after the source text: the chat template's user turn
+    (up to the assistant's start) where the run uses it, else the instruction, the source and
+    `ANSWER`."""
+    instruction = extra["instruction"]
+    if extra.get("chat"):
+        text = tokenizer.apply_chat_template(
+            [{"role": "user", "content": f"{instruction}\n\n{_SOURCE}"}],
+            tokenize=False, add_generation_prompt=True)
+        before, after = text.split(_SOURCE)
+        return (tokenizer(before, add_special_tokens=False)["input_ids"],
+                tokenizer(after, add_special_tokens=False)["input_ids"])
+    before = tokenizer(f"{instruction}\n\n", add_special_tokens=True)["input_ids"]
+    if tokenizer.eos_token_id is not None and before and before[-1] == tokenizer.eos_token_id:
+        before = before[:-1]  # a tokenizer that ends every text with EOS: not mid-prompt
+    return before, tokenizer(ANSWER, add_special_tokens=False)["input_ids"]
+
+
+def encode_pairs(dataset: Any, tokenizer: Any, extra: dict[str, Any],
+                 max_length: int) -> list[dict[str, Any]]:
+    """Features of every pair: the prompt, then (when the example has a reference) its first
+    reference and EOS; `labels` hold the next sub-word at each position of the target (-100
+    elsewhere), so that the loss counts the target alone.
+
+    The source is cut to leave room for the prompt and `max_new_tokens` of target (a note counts
+    the cut sources); a reference longer than `max_new_tokens` is cut there.
+    """
+    before, after = prompt_parts(tokenizer, extra)
+    new = int(extra["max_new_tokens"])
+    budget = max_length - len(before) - len(after) - new
+    if budget < 8:
+        raise ConfigError(f"data.max_length={max_length} leaves {budget} sub-words for the source "
+                          f"after the prompt ({len(before) + len(after)}) and "
+                          f"generate.max_new_tokens={new}; raise data.max_length")
+    eos = int(extra["eos_id"])
+    lead = " " if not extra.get("chat") else ""
+    features, cut_src, cut_tgt = [], 0, 0
+    for ex in dataset.items:
+        src = tokenizer(ex.source, add_special_tokens=False)["input_ids"]
+        if len(src) > budget:
+            cut_src += 1
+            src = src[:budget]
+        prompt = before + src + after
+        ids, labels = list(prompt), [IGNORE] * len(prompt)
+        if ex.references:
+            tgt = tokenizer(lead + ex.references[0].strip(), add_special_tokens=False)["input_ids"]
+            if len(tgt) > new - 1:
+                cut_tgt += 1
+                tgt = tgt[: new - 1]
+            ids += tgt + [eos]
+            labels = [IGNORE] * (len(prompt) - 1) + tgt + [eos, IGNORE]
+        features.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": labels,
+                         "prompt": len(prompt), "tokenizer": tokenizer})
+    if cut_src:
+        note(f"{dataset.path}: {cut_src} of {len(dataset.items)} sources are longer than the "
+             f"{budget} sub-words the prompt leaves at data.max_length={max_length}; they are cut "
+             "there (raise data.max_length to keep more)")
+    if cut_tgt:
+        note(f"{dataset.path}: {cut_tgt} references are longer than generate.max_new_tokens="
+             f"{new}; training sees their first {new - 1} sub-words")
+    return features
