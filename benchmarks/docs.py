@@ -202,6 +202,21 @@ PAGES = (
                   "Seven training steps: neither model has learned the task. Measured while the "
                   "machine ran other jobs, before the family adapters were merged (both shrink "
                   "trials on SmolLM2 failed on the BERT-only layout then)."),)),
+    Page("generation", "Text generation against the Hugging Face Trainer recipe",
+         "occamtune's `generate` task and the `Trainer` recipe a user writes for a causal LM, "
+         "same model (SmolLM2-135M-Instruct unless the record says otherwise), same prompts and "
+         "target-only labels (both built by occamtune's `encode_pairs`), epochs, batch size, "
+         "learning rate, warm-up, weight decay and seed; both decode greedily with the same "
+         "maximum of new tokens and are scored by the same function (ROUGE from rouge-score, "
+         "BLEU and chrF from sacrebleu). Each side runs in its own process, one after the other: "
+         "throughput ratios are indicative, not timed in alternation.",
+         tuple(Section(f"generation_{name}.json", "generation", title,
+                       f"python -m benchmarks.generation --data {name}",
+                       "The record says which slice of the data and how many epochs were run; a "
+                       "slice shows how the two recipes compare on it, not the full benchmark.")
+               for name, title in (("scitldr", "SciTLDR-A: abstract to TL;DR"),
+                                   ("dialogsum", "DialogSum: dialogue to summary"),
+                                   ("multi30k", "Multi30k: German to English")))),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "

@@ -34,13 +34,12 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.results_io import write_results
+from benchmarks.results_io import measured_side, write_results
 from benchmarks.vs_hf import peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -310,24 +309,13 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _side(name: str, args: argparse.Namespace) -> dict:
-    cache = Path(args.workdir) / f"{args.data}-{name}.json"
-    if args.reuse and cache.is_file():
-        cached = json.loads(cache.read_text())
-        if cached.get("settings") == _settings(args):
-            return cached
     cmd = [sys.executable, "-m", "benchmarks.generation", "--data", args.data, "--side", name,
            "--model", args.model, "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
            "--lr", str(args.lr), "--max-length", str(args.max_length),
            "--max-new-tokens", str(args.max_new_tokens), "--limit", str(args.limit),
            "--workdir", args.workdir]
-    print("running", args.data, name, flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode:
-        sys.exit(f"{args.data} {name} failed:\n{proc.stderr[-4000:]}")
-    result = {**json.loads(proc.stdout.strip().splitlines()[-1]), "settings": _settings(args)}
-    # each side's numbers as soon as it is measured (a long run cut short keeps what it has)
-    cache.write_text(json.dumps(result))
-    return result
+    return measured_side(Path(args.workdir) / f"{args.data}-{name}.json", _settings(args), cmd,
+                         f"{args.data} {name}", args.reuse)
 
 
 def _slice_text(summary: dict) -> str:

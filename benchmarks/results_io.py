@@ -87,3 +87,28 @@ def write_results(name: str, data: dict[str, Any], markdown: str | None = None) 
     if markdown is not None:
         _write_text(folder / f"{name}.md", markdown.rstrip("\n") + "\n")
     return path
+
+
+def measured_side(cache: Path, settings: dict[str, Any], cmd: list[str], label: str,
+                  reuse: bool) -> dict[str, Any]:
+    """One side of a side-by-side benchmark, run as `cmd` in its own process (its peak memory
+    is its own), whose last stdout line is its JSON result; written to `cache` as soon as it is
+    measured (a long run cut short keeps what it has). With `reuse`, a cached result measured
+    with the same `settings` is returned instead."""
+    import json
+    import subprocess
+    import sys
+
+    if reuse and cache.is_file():
+        cached = json.loads(cache.read_text())
+        if cached.get("settings") == settings:
+            return cached
+    print("running", label, flush=True)
+    proc = subprocess.run(cmd, cwd=Path(__file__).resolve().parents[1], capture_output=True,
+                          text=True, check=False)
+    if proc.returncode:
+        sys.exit(f"{label} failed:\n{proc.stderr[-4000:]}")
+    result = {**json.loads(proc.stdout.strip().splitlines()[-1]), "settings": settings}
+    cache.write_text(json.dumps(result))
+    return result
+

@@ -28,12 +28,11 @@ from __future__ import annotations
 import argparse
 import json
 import random
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchmarks.results_io import write_results
+from benchmarks.results_io import measured_side, write_results
 from benchmarks.vs_hf import COMMON, peak_rss_mb
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -171,22 +170,11 @@ def _settings(args: argparse.Namespace) -> dict:
 
 
 def _side(task: str, name: str, args: argparse.Namespace) -> dict:
-    cache = Path(args.workdir) / f"{task}-{name}.json"
-    if args.reuse and cache.is_file():
-        cached = json.loads(cache.read_text())
-        if cached.get("settings") == _settings(args):
-            return cached
     cmd = [sys.executable, "-m", "benchmarks.tasks", "--task", task, "--side", name,
            "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir,
            "--qa-length", str(args.qa_length), *(["--model", args.model] if args.model else [])]
-    print("running", task, name, flush=True)
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, check=False)
-    if proc.returncode:
-        sys.exit(f"{task} {name} failed:\n{proc.stderr[-4000:]}")
-    result = {**json.loads(proc.stdout.strip().splitlines()[-1]), "settings": _settings(args)}
-    # each side's numbers as soon as it is measured (a long run cut short keeps what it has)
-    cache.write_text(json.dumps(result))
-    return result
+    return measured_side(Path(args.workdir) / f"{task}-{name}.json", _settings(args), cmd,
+                         f"{task} {name}", args.reuse)
 
 
 def table(summary: dict) -> str:
