@@ -337,7 +337,7 @@ def table(summary: dict) -> str:
     for name, label in (("occamtune", "occamtune"), ("hf", "HF Trainer recipe")):
         r = summary["sides"][name]
         lines.append(f"| {label} | {r['rougeL']:.2f} | {r['rouge1']:.2f} | {r['bleu']:.2f} | "
-                     f"{r['chrf']:.2f} | {r['train_sents_per_s']:.1f} | {r['peak_rss_mb']:.0f} | "
+                     f"{r['chrf']:.2f} | {r['train_sents_per_s']:.3g} | {r['peak_rss_mb']:.0f} | "
                      f"{r['wall_s']:.0f} |")
     note = ("A slice (--max-train / --max-dev / --max-test / --limit): not the benchmark.\n"
             if summary.get("slice") else "")

@@ -91,11 +91,15 @@ def _pad_id(model: nn.Module) -> int:
 
 
 def throughput(model: Any, features: list[Any], batch_size: int, warmup: int = 1) -> float:
-    """Examples per second of `model` over `features` at `batch_size` (after `warmup` batches)."""
+    """Examples per second of `model` over `features` at `batch_size` (after `warmup` batches);
+    for a generative task, examples whose text is generated in full per second."""
+    run: Any = run_model
+    if _task(model).generative:
+        from occamtune.models.generation import generate_texts as run
     if warmup:
-        run_model(model, features[: batch_size * warmup], batch_size)
+        run(model, features[: batch_size * warmup], batch_size)
     start = time.perf_counter()
-    run_model(model, features, batch_size)
+    run(model, features, batch_size)
     return len(features) / (time.perf_counter() - start)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 
+from occamtune import inference
 from occamtune.compress import CompressContext, compress, load_artifact, save_artifact
 from occamtune.config import DataConfig, ModelConfig, RunConfig
 from occamtune.errors import ConfigError, DataError, ModelError
@@ -159,6 +160,7 @@ def test_training_lowers_the_target_cost_and_reloads_the_same(setup: dict[str, A
     model.eval()
     assert sum(target_nll(model, feats, 4)) < 0.8 * before
     texts = generate_texts(model, feats[:5], 2)
+    assert inference.throughput(model, feats[:4], 2) > 0  # what shrink's latency times: generation
     assert all(isinstance(t, str) for t in texts) and texts == generate_texts(model, feats[:5], 5)
     save_model(model, setup["tok"], tmp_path / "run")
     loaded, _, _ = load_model(tmp_path / "run")
