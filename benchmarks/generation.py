@@ -53,7 +53,6 @@ PARALLEL = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 COMMON = {"epochs": 1.0, "batch_size": 8, "lr": 5e-5, "warmup": 0.1, "weight_decay": 0.01,
           "seed": 13, "eval_batch_size": 8}
 SCORES = ("rougeL", "rouge1", "rouge2", "bleu", "chrf")
-IGNORE = -100
 
 
 # --- data -----------------------------------------------------------------------------------------
@@ -165,6 +164,8 @@ def _collate(pad: int):
     """Right-padding to the longest row: input ids with `pad`, labels with -100, mask 0."""
     import torch
 
+    from occamtune.data.encode import IGNORE
+
     def collate(rows: list[dict]) -> dict:
         width = max(len(r["input_ids"]) for r in rows)
         return {
@@ -206,6 +207,7 @@ def run_hf(data: str, folder: Path, out: Path, args: argparse.Namespace) -> dict
     from transformers.utils import logging as hf_logging
 
     from occamtune.config import ModelConfig, load_config
+    from occamtune.data.encode import IGNORE
     from occamtune.models import add_task_tokens, load_tokenizer
     from occamtune.tasks import get_task
     from occamtune.tasks.generate import encode_pairs

@@ -169,3 +169,11 @@ def progress(total: int | None, desc: str, unit: str, enabled: bool = True,
 
     return tqdm(total=total, initial=initial, desc=desc, unit=unit, disable=not enabled,
                 dynamic_ncols=True)
+
+
+def note(message: str) -> None:
+    """A line for the user on standard error (standard output stays the command's result)."""
+    import sys
+
+    print(f"occamtune: note: {message}", file=sys.stderr)
+

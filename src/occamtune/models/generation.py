@@ -78,8 +78,12 @@ def decoding(model: nn.Module) -> dict[str, Any]:
     if not settings["no_repeat_ngram_size"]:
         settings.pop("no_repeat_ngram_size")
     return {**settings, "do_sample": False, "eos_token_id": int(extra["eos_id"]),
-            "pad_token_id": int(getattr(model.encoder.config, "pad_token_id", None) or 0),
+            "pad_token_id": _pad_id(model),
             "use_cache": _cache_ready(model.encoder)}
+
+
+def _pad_id(model: nn.Module) -> int:
+    return int(getattr(model.encoder.config, "pad_token_id", None) or 0)
 
 
 def stream_text(model: nn.Module, feature: dict[str, Any]) -> Iterator[str]:
@@ -139,7 +143,7 @@ def target_nll(model: nn.Module, features: list[dict[str, Any]], batch_size: int
     """Per feature: the natural-log cost of its target sub-words under teacher forcing."""
     from occamtune.data.encode import Collator
 
-    collate = Collator(pad_id=int(getattr(model.encoder.config, "pad_token_id", None) or 0))
+    collate = Collator(pad_id=_pad_id(model))
     out = [0.0] * len(features)
     # (B, T, V) logits of a 50k vocabulary: a few rows at a time
     step = max(1, min(batch_size, 8))

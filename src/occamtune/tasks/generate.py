@@ -10,7 +10,6 @@ BLEU/chrF (`sacrebleu`); the data code length is the target's cost under teacher
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -20,11 +19,12 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from occamtune.data.encode import IGNORE
 from occamtune.errors import ConfigError, ModelError
+from occamtune.io import note
 from occamtune.tasks.base import Predictions, Task, register_task
 from occamtune.tasks.tables import md_table
 
-IGNORE = -100
 LOGIT_FLOOR = -1e4  # the logit of a token a trimmed vocabulary cannot write
 SUMMARIZE = "Summarize the following text in one sentence."
 ANSWER = "\n\nSummary:"  # the prompt's end for a model without a chat template
@@ -51,12 +51,6 @@ class LMHead(nn.Module):
 
     def tie(self, encoder: nn.Module) -> None:
         self.__dict__["_encoder"] = encoder
-
-    @property
-    def weight(self) -> torch.Tensor:
-        if self.out is not None:
-            return self.out.weight
-        return self.__dict__["_encoder"].get_input_embeddings().weight
 
     def forward(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
         if self.out is not None:
@@ -217,10 +211,6 @@ def _default_instruction(data: Any) -> str:
     if _parallel(data):
         return f"Translate this text from {data.input_field} to {data.label_field}."
     return SUMMARIZE
-
-
-def note(message: str) -> None:
-    print(f"occamtune: note: {message}", file=sys.stderr)
 
 
 # --- encoding -------------------------------------------------------------------------------------

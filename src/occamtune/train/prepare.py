@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from occamtune.config import DataConfig
 from occamtune.errors import ConfigError, DataError
+from occamtune.io import note
 from occamtune.tasks import Task
 from occamtune.tasks.base import encode_for
 
@@ -69,11 +69,6 @@ def read_splits(task: Task, cfg: DataConfig) -> dict[str, Split]:
             note(f"{name}: using the first {cap} of {split.size} examples (data.max_{name})")
             split.dataset = split.dataset.with_items(split.dataset.items[:cap])
     return splits
-
-
-def note(message: str) -> None:
-    """A line for the user on standard error (standard output stays the command's result)."""
-    print(f"occamtune: note: {message}", file=sys.stderr)
 
 
 def encode_splits(task: Task, splits: dict[str, Split], tokenizer: Any, labels: list[str],

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import copy
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +17,7 @@ from occamtune.config import DataConfig, ModelConfig
 from occamtune.models import HeadConfig, add_task_tokens, build_model, load_tokenizer
 from occamtune.tasks import get_task
 from tests.fixtures.task_data import squad_json, write_relations
-from tests.fixtures.tiny_models import tiny_finetune
+from tests.fixtures.tiny_models import batches_context
 from tests.unit.compress.test_contract import CASES
 
 TASKS = ("relation", "qa")
@@ -51,14 +50,7 @@ def task_model(request, tiny_model_dir: Path, tmp_path_factory) -> dict[str, Any
 
 
 def _context(setup: dict[str, Any]) -> CompressContext:
-    batches = setup["batches"]
-
-    def token_counts() -> dict[int, int]:
-        return dict(Counter(int(i) for b in batches for i in b["input_ids"].flatten()))
-
-    return CompressContext(finetune=tiny_finetune(batches), calibration=lambda: iter(batches),
-                           token_counts=token_counts, tokenizer=setup["tokenizer"], max_length=32,
-                           seed=0)
+    return batches_context(setup["batches"], setup["tokenizer"], max_length=32)
 
 
 def _logits(model: torch.nn.Module, batch: dict) -> torch.Tensor:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
-from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +22,7 @@ from occamtune.tasks import get_task
 from occamtune.tasks.generate import IGNORE
 from occamtune.tasks.text_metrics import text_scores
 from tests.fixtures.tiny_decoders import tiny_gpt2_dir, tiny_llama_dir
-from tests.fixtures.tiny_models import tiny_finetune
+from tests.fixtures.tiny_models import batches_context, tiny_finetune
 from tests.unit.compress.test_contract import CASES
 
 TASK = get_task("generate")
@@ -184,14 +183,7 @@ def test_encoding_needs_the_head_and_room_for_the_source(setup: dict[str, Any]) 
 
 # --- compression --------------------------------------------------------------------------------
 def _context(setup: dict[str, Any]) -> CompressContext:
-    batches = setup["batches"]
-
-    def token_counts() -> dict[int, int]:
-        return dict(Counter(int(i) for b in batches for i in b["input_ids"].flatten()))
-
-    return CompressContext(finetune=tiny_finetune(batches), calibration=lambda: iter(batches),
-                           token_counts=token_counts, tokenizer=setup["tok"], max_length=96,
-                           seed=0)
+    return batches_context(setup["batches"], setup["tok"], max_length=96)
 
 
 @pytest.mark.parametrize("method", sorted(CASES))
