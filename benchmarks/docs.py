@@ -91,7 +91,9 @@ PAGES = (
                   "match."),
           Section("tasks_qa.json", "tasks", "Extractive QA alone (XQuAD-en)",
                   "python -m benchmarks.tasks --task qa",
-                  "The QA half of the benchmark above, run on its own (same recipe on both sides)."),
+                  "The QA half of the benchmark above, run on its own (same recipe on both "
+                  "sides), in batches of 12 as run_qa's own example: at 32, XQuAD's 786 "
+                  "training questions make 24 steps an epoch, too few for either side to learn."),
           Section("tasks_relation.json", "tasks", "Relation extraction alone (SemEval-2010 Task 8)",
                   "python -m benchmarks.tasks --task relation",
                   "The relation half of the benchmark above, run on its own (same recipe on both "
@@ -168,6 +170,15 @@ PAGES = (
                   "export of the fp32 model (the peer) and the artifact's 4-bit export (exact, and "
                   "with int8 compute), all in one process on one thread, timed in turn on the same "
                   "test sentences."),
+          Section("nbits_small_fast.json", "nbits",
+                  "Small and fast: a pruned student, timed in alternation",
+                  "python -m benchmarks.compression --only \"pipeline: distill5 + heads 25% + FFN 68% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs + GPTQ\" && "
+                  "python -m benchmarks.nbits --base benchmarks/work/occamtune --artifact "
+                  "\"benchmarks/work/compression/compressed/pipeline_distill5_+_heads_25%_+_FFN_68%_+_vocab_r32_+_codebook_+_4-bit_g128,_QAT_6_epochs_+_GPTQ\" --name nbits_small_fast",
+                  "The same rows for a pipeline made for both at once: a 5-layer student with a "
+                  "quarter of its heads and 68% of its FFN neurons removed (fewer FLOPs), then "
+                  "the vocabulary trim, the codebook and 4-bit weights (fewer bytes). The dev "
+                  "column is what a choice among such rows reads."),
           Section("shrink_relation.json", "shrink",
                   "Relation extraction (SemEval-2010 Task 8): the chosen model",
                   "python -m benchmarks.shrink --base benchmarks/work/tasks/relation-occamtune "

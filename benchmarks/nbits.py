@@ -3,12 +3,13 @@ the fp32 model in torch, the artifact in torch and ONNX Runtime's int8 export of
 
     python -m benchmarks.nbits --base benchmarks/work/occamtune \\
         --artifact benchmarks/work/compression/compressed/quantize_4-bit
-    -> benchmarks/results/nbits.json and nbits.md
+    -> benchmarks/results/nbits.json and nbits.md (--name: another record)
 
 All models run in this one process, one thread each by default (--threads), and are timed in
 alternation (--rounds rounds of every model in turn, each round on the same test sentences), so
 that the ratios hold on a busy machine. For each: bytes on disk (the file the runtime reads:
-model.safetensors, model.occ, model.onnx), test metric, sentences/s at batch 1 and batch 32.
+model.safetensors, model.occ, model.onnx), dev and test metric (an artifact is chosen on dev),
+sentences/s at batch 1 and batch 32. The exports are cached per artifact (--workdir).
 
 Rows:
     fp32 (torch): the fine-tuned run.
@@ -65,14 +66,16 @@ def models(base: Path, artifact: Path, work: Path, exporter: str, threads: int) 
 
 
 def measure(runs: dict[str, tuple], splits: dict, metric: str, n_speed: int, rounds: int) -> list[dict]:
-    """Bytes, test metric and sentences/s at batch 1 and 32 of every model, timed in turn."""
+    """Bytes, dev and test metric and sentences/s at batch 1 and 32 of every model, timed in turn."""
     from occamtune import inference
 
     test = splits["test"]
     feats = sorted(test.features, key=lambda f: len(f.input_ids))
     feats = feats[:: max(1, len(feats) // n_speed)]
     rows = {name: {"name": name, "bytes": size,
-                   "test_metric": inference.evaluate(m, test.dataset, test.features)[metric]}
+                   **{f"{split}_metric": inference.evaluate(m, splits[split].dataset,
+                                                            splits[split].features)[metric]
+                      for split in ("dev", "test") if split in splits}}
             for name, (m, size) in runs.items()}
     for bs, some in ((1, feats[: max(1, n_speed // 4)]), (32, feats)):
         for row in rows.values():
@@ -90,11 +93,14 @@ def measure(runs: dict[str, tuple], splits: dict, metric: str, n_speed: int, rou
 
 def table(summary: dict) -> str:
     """The Markdown table of an nbits results file."""
-    head = f"| model | bytes | x smaller | test {summary['metric']} | sents/s b1 | x | sents/s b32 | x |"
-    lines = [head, "|---|---|---|---|---|---|---|---|"]
+    metric, dev = summary["metric"], "dev_metric" in summary["rows"][0]
+    head = ("| model | bytes | x smaller |" + (f" dev {metric} |" if dev else "")
+            + f" test {metric} | sents/s b1 | x | sents/s b32 | x |")
+    lines = [head, "|---|---|---|" + ("---|" if dev else "") + "---|---|---|---|---|"]
     for r in summary["rows"]:
         lines.append(f"| {r['name']} | {r['bytes']:,} | {r['x_smaller']:.1f} | "
-                     f"{r['test_metric']:.2f} | {r['sents_per_s_b1']:.1f} | {r['speedup_b1']:.2f} | "
+                     + (f"{r['dev_metric']:.2f} | " if dev else "")
+                     + f"{r['test_metric']:.2f} | {r['sents_per_s_b1']:.1f} | {r['speedup_b1']:.2f} | "
                      f"{r['sents_per_s_b32']:.1f} | {r['speedup_b32']:.2f} |")
     return "\n".join(lines) + "\n"
 
@@ -114,11 +120,14 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=2, help="timing rounds of every model in turn")
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="torchscript",
                    help="as benchmarks/compression.py's ONNX rows (the graph feeds the quantizers)")
-    p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "nbits"))
+    p.add_argument("--workdir", help="where the exports are cached (default: "
+                   "benchmarks/work/nbits/<the artifact folder's name>)")
+    p.add_argument("--name", default="nbits", help="results record: benchmarks/results/NAME.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     base, artifact = Path(args.base), Path(args.artifact)
-    runs = models(base, artifact, Path(args.workdir), args.exporter, args.threads)
+    work = Path(args.workdir or ROOT / "benchmarks" / "work" / "nbits" / artifact.name)
+    runs = models(base, artifact, work, args.exporter, args.threads)
     fp32, tok, meta = load_model(base)
     _, splits = load_run_data(base, tok, fp32.labels, fp32.head_config)
     metric = get_task(meta.head.task).metric
@@ -127,7 +136,7 @@ def main() -> None:
                "metric": metric, "threads": args.threads, "rounds": args.rounds,
                "n_speed": args.n_speed, "exporter": args.exporter,
                "rows": measure(runs, splits, metric, args.n_speed, args.rounds)}
-    write_results("nbits", summary, table(summary))
+    write_results(args.name, summary, table(summary))
     print(table(summary))
 
 

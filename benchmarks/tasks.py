@@ -41,6 +41,9 @@ FOLDERS = {"relation": "semeval2010_task8", "qa": "xquad_en"}
 SUFFIX = {"relation": ".tsv", "qa": ".json"}
 LENGTH = {"relation": (128, 32), "qa": (384, 128)}  # (max_length, stride)
 METRICS = {"relation": ("macro_f1", "accuracy"), "qa": ("f1", "exact_match")}
+# run_qa's own example trains with batches of 12; at the common 32, XQuAD's 786 training
+# questions make 24 steps an epoch, too few for either side to learn the task
+BATCH = {"relation": COMMON["batch_size"], "qa": 12}
 
 
 def _split_lines(lines: list[str], rng: random.Random) -> tuple[list[str], list[str]]:
@@ -93,7 +96,7 @@ def run_occamtune(task: str, data: Path, out: Path, args: argparse.Namespace) ->
     overrides = [f"task={task}", f"data.path={data}", f"output={out}", "overwrite=true",
                  f"data.max_length={max_length}", f"data.stride={stride}",
                  f"train.epochs={args.epochs}", f"model.name={args.model or 'minilm'}",
-                 *(f"train.{k}={v}" for k, v in COMMON.items() if k != "epochs")]
+                 *(f"train.{k}={v}" for k, v in common(task, args).items())]
     if args.limit:
         overrides.append(f"train.max_steps={args.limit}")
     start = time.perf_counter()
@@ -108,7 +111,7 @@ def run_hf(task: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
     from occamtune.tasks.relation import relation_metrics
     from occamtune.tasks.squad import squad_scores
 
-    settings = {k: v for k, v in COMMON.items() if k != "epochs"}
+    settings = common(task, args)
     start = time.perf_counter()
     if task == "qa":
         settings.update(max_length=LENGTH["qa"][0], stride=LENGTH["qa"][1])
@@ -121,10 +124,18 @@ def run_hf(task: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
             "wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 
 
+def common(task: str, args: argparse.Namespace) -> dict:
+    """The training settings both sides of `task` share (epochs aside)."""
+    return {**{k: v for k, v in COMMON.items() if k != "epochs"},
+            "batch_size": args.batch_size or BATCH[task]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--task", choices=["relation", "qa", "both"], default="both")
     parser.add_argument("--epochs", type=float, default=COMMON["epochs"])
+    parser.add_argument("--batch-size", type=int, default=0,
+                        help="training batch of both sides (default: relation 32, qa 12)")
     parser.add_argument("--limit", type=int, default=0, help="max training steps (smoke test only)")
     parser.add_argument("--max-train", type=int, default=0, help="first N training examples (qa: questions)")
     parser.add_argument("--max-test", type=int, default=0, help="first N test examples (qa: questions)")
@@ -154,7 +165,8 @@ def main() -> None:
         prepare(task, source, work / f"{task}-data", args.max_train, args.max_test)
         results[task] = {name: _side(task, name, args) for name in ("hf", "occamtune")}
     summary = {"tasks": results, "epochs": args.epochs, "limit_steps": args.limit,
-               "max_train": args.max_train, "max_test": args.max_test, "settings": COMMON,
+               "max_train": args.max_train, "max_test": args.max_test,
+               "settings": {t: common(t, args) for t in tasks},
                "lengths": {t: LENGTH[t] for t in tasks}, "data": args.data,
                "model": args.model or "all-MiniLM-L6-v2",
                "slice": bool(args.limit or args.max_train or args.max_test)}
@@ -166,12 +178,14 @@ def main() -> None:
 
 def _settings(args: argparse.Namespace) -> dict:
     """What a measured side depends on (a cached side is reused only for the same)."""
-    return {k: getattr(args, k) for k in ("epochs", "limit", "max_train", "max_test", "data", "model")}
+    return {k: getattr(args, k) for k in ("epochs", "batch_size", "limit", "max_train", "max_test",
+                                          "data", "model")}
 
 
 def _side(task: str, name: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.tasks", "--task", task, "--side", name,
-           "--epochs", str(args.epochs), "--limit", str(args.limit), "--workdir", args.workdir,
+           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size or BATCH[task]),
+           "--limit", str(args.limit), "--workdir", args.workdir,
            "--qa-length", str(args.qa_length), *(["--model", args.model] if args.model else [])]
     return measured_side(Path(args.workdir) / f"{task}-{name}.json", _settings(args), cmd,
                          f"{task} {name}", args.reuse)

@@ -92,7 +92,10 @@ def split_file(folder: Path, split: str) -> Path:
     cfg_file = folder / "config.yaml"
     if not cfg_file.is_file():
         raise ConfigError(f"{folder} has no config.yaml recording its data; name a file with --file")
-    paths = split_paths(load_config(cfg_file).data)
+    from occamtune.tasks import get_task
+
+    config = load_config(cfg_file)
+    paths = split_paths(config.data, get_task(config.task).data_suffix(config.data))
     if split not in paths:
         raise ConfigError(f"the data of {folder} has no {split!r} split (has: {sorted(paths)}); "
                           "name a file with --file")

@@ -28,6 +28,10 @@ value q stands for `(q - 2^(bits-1)) * scale`, so a symmetric code c is stored a
 `c + 2^(bits-1)`. `GatherBlockQuantized` on uint8 data uses the same convention along its
 `quantize_axis` (the row). `b` must be a power of two from 16 up: an artifact group that is not
 one is split into blocks of its largest such divisor, each with the group's scale (still exact).
+
+Float constants left over (a codebook's centroids, a low-rank basis) that the artifact stores in
+fp16 are written in fp16 with a `Cast` back to float: exact (their values are fp16 numbers), half
+the bytes on disk; ONNX Runtime folds the cast once when it loads the model.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ from occamtune.compress.grid import QuantCodes, group_of, quantize_tensor
 
 RTN_BLOCK = 32  # ONNX Runtime's round-to-nearest block for weights without codes
 MIN_TABLE = 4096  # float lookup tables smaller than this stay in float
+MIN_HALF = 4096  # float constants of fewer values stay fp32 (a bias or a norm: a few KiB)
 MS_DOMAIN = "com.microsoft"
 
 
@@ -58,12 +63,14 @@ class NbitsReport:
         rounded: MatMuls rounded to 4 bits by ONNX Runtime's quantizer (no codes of <= 4 bits).
         tables_exact: lookup tables written from the model's own codes.
         tables_int8: float lookup tables rounded to 8-bit codes here.
+        halved: other float constants written in fp16 (their values are fp16 numbers: exact).
     """
 
     exact: list[str] = field(default_factory=list)
     rounded: list[str] = field(default_factory=list)
     tables_exact: list[str] = field(default_factory=list)
     tables_int8: list[str] = field(default_factory=list)
+    halved: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {name: len(value) for name, value in vars(self).items()}
@@ -147,8 +154,34 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
     model = rtn.model.model
     after = {n.output[0] for n in model.graph.node if n.op_type == "MatMul"}
     report.rounded = sorted(before - after)
+    report.halved = _halve_exact(model.graph)
     onnx.save(model, str(target))
     return report
+
+
+def _halve_exact(graph: Any) -> list[str]:
+    """Write each float32 initializer of at least MIN_HALF values whose values are all fp16
+    numbers as fp16, behind a `Cast` to float under its old name; returns their names."""
+    import onnx
+    from onnx import numpy_helper
+
+    halved, casts = [], []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < MIN_HALF:
+            continue
+        value = numpy_helper.to_array(init)
+        half = value.astype(np.float16)
+        if not np.array_equal(half.astype(np.float32), value):
+            continue
+        name = init.name
+        init.CopyFrom(numpy_helper.from_array(half, f"{name}_fp16"))
+        casts.append(onnx.helper.make_node("Cast", [f"{name}_fp16"], [name],
+                                           to=onnx.TensorProto.FLOAT, name=f"{name}_cast"))
+        halved.append(name)
+    nodes = [*casts, *graph.node]  # before every reader: the graph stays topologically sorted
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return halved
 
 
 def _rewrite(node: Any, inits: dict[str, Any], index: dict[tuple, QuantCodes], accuracy_level: int,

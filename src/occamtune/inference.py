@@ -103,6 +103,26 @@ def throughput(model: Any, features: list[Any], batch_size: int, warmup: int = 1
     return len(features) / (time.perf_counter() - start)
 
 
+# how the run read its files: the columns, the encoding, the label names (its sizes come from
+# occamtune.json, which every format of the model carries)
+READING = ("label_column", "encoding", "input_field", "label_field", "labels")
+
+
+def _with_reading_settings(data: Any, folder: Path) -> Any:
+    """`data` with the run's own file-reading settings from its `config.yaml`, where the folder
+    has one: a file in the training data's format (a table's columns, parallel `.de`/`.en`
+    files) then reads as the training files did."""
+    import dataclasses
+
+    from occamtune.config import load_config
+
+    recorded = folder / "config.yaml"
+    if not recorded.is_file():
+        return data
+    run = load_config(recorded).data
+    return dataclasses.replace(data, **{k: getattr(run, k) for k in READING})
+
+
 class Predictor:
     """A loaded model folder (any format) ready for prediction and evaluation.
 
@@ -115,7 +135,7 @@ class Predictor:
         self.folder = Path(folder)
         self.model, self.tokenizer, self.meta = load_model(folder)
         self.task = get_task(self.meta.head.task)
-        self.data = self.meta.data_config()
+        self.data = _with_reading_settings(self.meta.data_config(), self.folder)
         check_max_length(self.model, self.data.max_length, folder)
 
     @property

@@ -202,6 +202,7 @@ def test_tasks(bench: Bench) -> None:
     assert set(data["tasks"]) == {"relation", "qa"} and data["slice"]
     assert {"macro_f1", "accuracy"} <= set(data["tasks"]["relation"]["hf"])
     assert {"f1", "exact_match"} <= set(data["tasks"]["qa"]["occamtune"])
+    assert {t: s["batch_size"] for t, s in data["settings"].items()} == {"relation": 32, "qa": 12}
 
 
 def test_generation(tmp_path: Path) -> None:

@@ -95,12 +95,26 @@ def _nodes(folder: Path) -> dict[str, int]:
     return kinds
 
 
+def _assert_same_outputs(exported: Path, artifact: Path) -> None:
+    """The ONNX model's outputs on the test split within RTOL of the artifact's, same labels."""
+    from occamtune import inference
+    from occamtune.models import load_model
+    from occamtune.train.run import load_run_data
+
+    onnx_model, tok, _ = load_model(exported)
+    torch_model = load_model(artifact)[0]
+    _, splits = load_run_data(artifact, tok, torch_model.labels)
+    feats = splits["test"].features
+    got, want = inference.run_model(onnx_model, feats), inference.run_model(torch_model, feats)
+    scale = max(float(np.abs(w).max()) for w in want)
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) <= RTOL * scale
+    assert all((g.argmax(-1) == w.argmax(-1)).all() for g, w in zip(got, want))
+
+
 def test_int4_export_computes_the_artifact(artifact: Path, tmp_path: Path, capsys) -> None:
     """Smaller than the int8 and fp32 exports; MatMulNBits for every Linear; the artifact's
     outputs within RTOL and its labels; `evaluate` on it gives the artifact's scores."""
-    from occamtune import inference
-    from occamtune.models import load_model, read_meta
-    from occamtune.train.run import load_run_data
+    from occamtune.models import read_meta
 
     sizes = {}
     for weights in ("fp32", "int8", "int4"):
@@ -119,14 +133,7 @@ def test_int4_export_computes_the_artifact(artifact: Path, tmp_path: Path, capsy
     assert kinds["MatMulNBits"] == 13 and "MatMul(const)" not in kinds, kinds
     assert kinds["GatherBlockQuantized"] == 3, kinds
 
-    onnx_model, tok, _ = load_model(tmp_path / "int4")
-    torch_model = load_model(artifact)[0]
-    _, splits = load_run_data(artifact, tok, torch_model.labels)
-    feats = splits["test"].features
-    got, want = inference.run_model(onnx_model, feats), inference.run_model(torch_model, feats)
-    scale = max(float(np.abs(w).max()) for w in want)
-    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) <= RTOL * scale
-    assert all((g.argmax(-1) == w.argmax(-1)).all() for g, w in zip(got, want))
+    _assert_same_outputs(tmp_path / "int4", artifact)
 
     for folder in (artifact, tmp_path / "int4"):
         assert main(["evaluate", str(folder), "--split", "test"]) == 0
@@ -184,3 +191,25 @@ def test_an_export_runs_on_as_many_threads_as_torch(run_dir: Path, tmp_path: Pat
             assert session.get_session_options().intra_op_num_threads == threads
     finally:
         torch.set_num_threads(before)
+
+
+def test_fp16_constants_are_written_in_fp16_exactly(run_dir: Path, tmp_path: Path, capsys) -> None:
+    """A codebook's centroids (fp16 numbers in the artifact) are fp16 in the ONNX file, behind a
+    Cast: the export is smaller and still computes the artifact's outputs."""
+    import onnx
+
+    from occamtune.models import read_meta
+
+    small = tmp_path / "coded"
+    assert main(["compress", str(run_dir), "--pipeline", "codebook(), quantize(bits=4, group_size=16)",
+                 "--output", str(small), "--quiet", "--no-eval"]) == 0
+    assert main(["export", str(small), "--output", str(tmp_path / "int4"), "--weights", "int4", *TS]) == 0
+    capsys.readouterr()
+    halved = read_meta(tmp_path / "int4").format_info["nbits"]["halved"]
+    assert halved >= 1
+    inits = {i.name: i for i in onnx.load(str(tmp_path / "int4" / "model.onnx")).graph.initializer}
+    books = [n for n in inits if n.endswith("codebooks_fp16")]
+    assert books and all(inits[n].data_type == onnx.TensorProto.FLOAT16 for n in books), sorted(inits)
+    assert not any(n.endswith("codebooks") for n in inits)
+
+    _assert_same_outputs(tmp_path / "int4", small)

@@ -273,5 +273,6 @@ def encode_pairs(dataset: Any, tokenizer: Any, extra: dict[str, Any],
              "there (raise data.max_length to keep more)")
     if cut_tgt:
         note(f"{dataset.path}: {cut_tgt} references are longer than generate.max_new_tokens="
-             f"{new}; training sees their first {new - 1} sub-words")
+             f"{new}; their cost (the loss, the data code length) counts their first "
+             f"{new - 1} sub-words, the scores compare with the whole reference")
     return features

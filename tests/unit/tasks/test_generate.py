@@ -253,3 +253,26 @@ def test_a_trained_run_scores_predicts_and_streams(run_dir: Path) -> None:
     assert "".join(e.get("token", "") for e in events[:-1]).strip() == res["generated"]
     with pytest.raises(ConfigError, match="ONNX export of a text generator"):
         occamtune.export(run_dir, run_dir.parent / "onnx")
+
+
+def test_a_translation_run_reads_a_parallel_file_as_it_was_trained(tmp_path: Path) -> None:
+    """`evaluate --file test.de` on a run trained on `.de`/`.en` files: the run's own
+    `data.input_field` / `data.label_field` pair the file with its `.en` side."""
+    import occamtune
+    from occamtune.config import load_config
+
+    model = tiny_llama_dir(tmp_path / "llama", tied=True)
+    data = tmp_path / "data"
+    data.mkdir()
+    for name in ("train", "val", "test"):
+        (data / f"{name}.de").write_text("ein Hund .\nzwei Katzen .\n")
+        (data / f"{name}.en").write_text("a dog .\ntwo cats .\n")
+    cfg = load_config(None, ["task=generate", f"data.path={data}", f"model.name={model}",
+                             f"output={tmp_path / 'run'}", "train.epochs=1", "train.batch_size=2",
+                             "data.input_field=de", "data.label_field=en", "data.max_length=96",
+                             "generate.max_new_tokens=4"])
+    occamtune.train(cfg, progress=False)
+    by_split = occamtune.evaluate(tmp_path / "run", split="test", write=False)
+    by_file = occamtune.evaluate(tmp_path / "run", file=data / "test.de", write=False)
+    assert by_file["n"] == 2 and by_file["bleu"] == by_split["bleu"]
+    assert [o["references"] for o in by_file["outputs"]] == [["a dog ."], ["two cats ."]]
