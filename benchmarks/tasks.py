@@ -176,10 +176,11 @@ def main() -> None:
     print(md)
 
 
-def _settings(args: argparse.Namespace) -> dict:
+def _settings(task: str, args: argparse.Namespace) -> dict:
     """What a measured side depends on (a cached side is reused only for the same)."""
-    return {k: getattr(args, k) for k in ("epochs", "batch_size", "limit", "max_train", "max_test",
-                                          "data", "model")}
+    return {**{k: getattr(args, k) for k in ("epochs", "limit", "max_train", "max_test", "data",
+                                             "model")},
+            "batch_size": args.batch_size or BATCH[task]}
 
 
 def _side(task: str, name: str, args: argparse.Namespace) -> dict:
@@ -187,7 +188,7 @@ def _side(task: str, name: str, args: argparse.Namespace) -> dict:
            "--epochs", str(args.epochs), "--batch-size", str(args.batch_size or BATCH[task]),
            "--limit", str(args.limit), "--workdir", args.workdir,
            "--qa-length", str(args.qa_length), *(["--model", args.model] if args.model else [])]
-    return measured_side(Path(args.workdir) / f"{task}-{name}.json", _settings(args), cmd,
+    return measured_side(Path(args.workdir) / f"{task}-{name}.json", _settings(task, args), cmd,
                          f"{task} {name}", args.reuse)
 
 
