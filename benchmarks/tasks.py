@@ -124,10 +124,14 @@ def run_hf(task: str, data: Path, out: Path, args: argparse.Namespace) -> dict:
             "wall_s": time.perf_counter() - start, "peak_rss_mb": peak_rss_mb()}
 
 
+def batch_size(task: str, args: argparse.Namespace) -> int:
+    """The training batch of both sides of `task`: --batch-size, else the task's own."""
+    return args.batch_size or BATCH[task]
+
+
 def common(task: str, args: argparse.Namespace) -> dict:
     """The training settings both sides of `task` share (epochs aside)."""
-    return {**{k: v for k, v in COMMON.items() if k != "epochs"},
-            "batch_size": args.batch_size or BATCH[task]}
+    return {**{k: v for k, v in COMMON.items() if k != "epochs"}, "batch_size": batch_size(task, args)}
 
 
 def main() -> None:
@@ -180,12 +184,12 @@ def _settings(task: str, args: argparse.Namespace) -> dict:
     """What a measured side depends on (a cached side is reused only for the same)."""
     return {**{k: getattr(args, k) for k in ("epochs", "limit", "max_train", "max_test", "data",
                                              "model")},
-            "batch_size": args.batch_size or BATCH[task]}
+            "batch_size": batch_size(task, args)}
 
 
 def _side(task: str, name: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, "-m", "benchmarks.tasks", "--task", task, "--side", name,
-           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size or BATCH[task]),
+           "--epochs", str(args.epochs), "--batch-size", str(batch_size(task, args)),
            "--limit", str(args.limit), "--workdir", args.workdir,
            "--qa-length", str(args.qa_length), *(["--model", args.model] if args.model else [])]
     return measured_side(Path(args.workdir) / f"{task}-{name}.json", _settings(task, args), cmd,
