@@ -18,6 +18,8 @@ Rows:
     ONNX int4: `occamtune export --weights int4` of the artifact (its own codes, fp32 compute).
     ONNX int4, int8 compute: the same file with `MatMulNBits`' accuracy_level 4 (activations
         quantized to int8 per block: faster on CPUs with int8 dot products, no longer exact).
+    ONNX int4 on int8 kernels: `export --weights int4-int8` of the artifact (the 4-bit codes on
+        disk, widened to int8 weights when ONNX Runtime loads the file: its int8 kernels).
 """
 
 from __future__ import annotations
@@ -35,8 +37,9 @@ def _exports(base: Path, artifact: Path, work: Path, exporter: str) -> dict[str,
     from occamtune.export import ONNX_FILE, export_onnx, export_run
     from occamtune.models import load_model
 
-    out = {"onnx_int8": work / "int8", "onnx_int4": work / "int4"}
-    for (name, folder), src, weights in zip(out.items(), (base, artifact), ("int8", "int4")):
+    out = {"onnx_int8": work / "int8", "onnx_int4": work / "int4", "onnx_int4_int8": work / "int4-int8"}
+    for (name, folder), src, weights in zip(out.items(), (base, artifact, artifact),
+                                            ("int8", "int4", "int4-int8")):
         if not (folder / ONNX_FILE).is_file():
             export_run(src, folder, weights=weights, overwrite=True, exporter=exporter)
     int8_compute = work / "int4-acc4.onnx"
@@ -59,7 +62,8 @@ def models(base: Path, artifact: Path, work: Path, exporter: str, threads: int) 
     out = {"fp32 (torch)": (fp32, (base / WEIGHTS_FILE).stat().st_size),
            "artifact (torch)": (small, artifact_bytes(artifact))}
     for name, key in (("ONNX int8", "onnx_int8"), ("ONNX int4", "onnx_int4"),
-                      ("ONNX int4, int8 compute", "onnx_int4_acc4")):
+                      ("ONNX int4, int8 compute", "onnx_int4_acc4"),
+                      ("ONNX int4 on int8 kernels", "onnx_int4_int8")):
         out[name] = (OnnxTaskModel(files[key], fp32.head_config, pad_id=pad, threads=threads),
                      files[key].stat().st_size)
     return out

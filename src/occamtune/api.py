@@ -87,15 +87,14 @@ def evaluate(folder: str | Path, split: str = "test", file: str | Path | None = 
 def split_file(folder: Path, split: str) -> Path:
     """The file of `split` recorded in a model folder's training config."""
     from occamtune.config import load_config
+    from occamtune.tasks import get_task
     from occamtune.train.prepare import split_paths
 
     cfg_file = folder / "config.yaml"
     if not cfg_file.is_file():
         raise ConfigError(f"{folder} has no config.yaml recording its data; name a file with --file")
-    from occamtune.tasks import get_task
-
     config = load_config(cfg_file)
-    paths = split_paths(config.data, get_task(config.task).data_suffix(config.data))
+    paths = split_paths(get_task(config.task), config.data)
     if split not in paths:
         raise ConfigError(f"the data of {folder} has no {split!r} split (has: {sorted(paths)}); "
                           "name a file with --file")
@@ -150,8 +149,8 @@ def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite:
            exporter: str = "dynamo", weights: str | None = None) -> dict[str, Any]:
     """Export a run or artifact folder to ONNX for ONNX Runtime; `load`, `evaluate`, `predict`
     and `serve` take the exported folder. `weights`: "int8" (ONNX Runtime's dynamic int8, the
-    default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact), "fp32" or
-    "auto" (int4 for a model with codes of at most 4 bits, else int8; None: "int8", or "fp32"
+    default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact), "int4-int8"
+    (the same 4-bit file, run on int8 kernels once loaded), "fp32" or "auto" (int4 for a model with codes of at most 4 bits, else int8; None: "int8", or "fp32"
     when `int8=False`). `exporter`: "dynamo" (torch's current
     exporter, the default) or "torchscript" (the legacy tracer: exports in seconds where the
     other takes a minute)."""

@@ -39,7 +39,8 @@ class _Wrapper(nn.Module):
 
 
 EXPORTERS = ("dynamo", "torchscript")
-WEIGHTS = ("int8", "int4", "fp32")
+WEIGHTS = ("int8", "int4", "int4-int8", "fp32")
+NBITS = ("int4", "int4-int8")  # the weights `export_nbits.to_nbits` writes
 
 
 def auto_weights(model: nn.Module) -> str:
@@ -64,8 +65,10 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
         exporter: "dynamo", torch's current exporter (`torch.export`; slower to export, the
             maintained path), falling back to "torchscript" (the legacy tracer, deprecated in
             torch) with a note when the model does not export through `torch.export`.
-        weights: "fp32", "int8" or "int4" (4-bit `MatMulNBits`, from the model's own codes where
-            it has them: `export_nbits.to_nbits`); None: "int8" if `quantize_int8` else "fp32".
+        weights: "fp32", "int8", "int4" (4-bit `MatMulNBits`, from the model's own codes where
+            it has them: `export_nbits.to_nbits`) or "int4-int8" (the same 4-bit codes on disk,
+            widened to int8 weights when ONNX Runtime loads the file, to run on its int8
+            kernels: `export_nbits.widen_to_int8`); None: "int8" if `quantize_int8` else "fp32".
         accuracy_level: with "int4", `MatMulNBits`' compute type (0: fp32, exact; 4: int8
             activations).
     """
@@ -106,11 +109,12 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
 
             quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
                              per_channel=per_channel)
-        elif weights == "int4":
+        elif weights in NBITS:
             from occamtune.compress.record import record_of
             from occamtune.export_nbits import to_nbits
 
-            to_nbits(fp32, path, record_of(model).codes, accuracy_level=accuracy_level)
+            to_nbits(fp32, path, record_of(model).codes, accuracy_level=accuracy_level,
+                     int8_kernels=weights == "int4-int8")
     if fp32 != path:
         fp32.unlink()
     return path
@@ -171,7 +175,8 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
                weights: str | None = None, notes: bool = True) -> dict[str, Any]:
     """Export the model of a run or artifact folder to `output`: model.onnx, its tokenizer, and
     an occamtune.json saying so, so that `load_model` and every command that takes a model
-    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4", "fp32" or "auto"
+    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4", "int4-int8", "fp32"
+    or "auto"
     (`auto_weights`); None: "int8", or "fp32" when `int8` is False. `notes`: print what was
     rounded (the returned dict says it either way)."""
     from occamtune.errors import ConfigError
@@ -188,9 +193,10 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
     info: dict[str, Any] = {}
-    if weights == "int4":  # the rewrite's report goes into the folder's metadata
+    if weights in NBITS:  # the rewrite's report goes into the folder's metadata
         export_onnx(model, tmp / "model.fp32.onnx", exporter=exporter)
-        info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE, notes)
+        info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE, notes,
+                                  int8_kernels=weights == "int4-int8")
     else:
         export_onnx(model, tmp / ONNX_FILE, exporter=exporter, weights=weights)
     tok.save_pretrained(tmp)
@@ -206,7 +212,8 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
             "int8": weights == "int8", "weights": weights, **info}
 
 
-def _to_nbits(model: nn.Module, fp32: Path, path: Path, notes: bool = True) -> dict[str, int]:
+def _to_nbits(model: nn.Module, fp32: Path, path: Path, notes: bool = True,
+              int8_kernels: bool = False) -> dict[str, int]:
     """`export_nbits.to_nbits` of an fp32 export (then removed); its counts, with a note when
     Linear weights had no codes of at most 4 bits (rounded to nearest, not the model's own)."""
     import sys
@@ -215,7 +222,7 @@ def _to_nbits(model: nn.Module, fp32: Path, path: Path, notes: bool = True) -> d
     from occamtune.export_nbits import to_nbits
 
     with _quiet():
-        counts = to_nbits(fp32, path, record_of(model).codes).counts()
+        counts = to_nbits(fp32, path, record_of(model).codes, int8_kernels=int8_kernels).counts()
     fp32.unlink()
     if counts["rounded"] and notes:
         print(f"occamtune: note: {counts['rounded']} of {counts['rounded'] + counts['exact']} "

@@ -64,6 +64,7 @@ class NbitsReport:
         tables_exact: lookup tables written from the model's own codes.
         tables_int8: float lookup tables rounded to 8-bit codes here.
         halved: other float constants written in fp16 (their values are fp16 numbers: exact).
+        widened: 4-bit MatMuls set to run on int8 kernels (`widen_to_int8`).
     """
 
     exact: list[str] = field(default_factory=list)
@@ -71,6 +72,7 @@ class NbitsReport:
     tables_exact: list[str] = field(default_factory=list)
     tables_int8: list[str] = field(default_factory=list)
     halved: list[str] = field(default_factory=list)
+    widened: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {name: len(value) for name, value in vars(self).items()}
@@ -120,7 +122,7 @@ def pack_codes(quant: QuantCodes, bits: int) -> tuple[np.ndarray, np.ndarray, in
 
 
 def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCodes],
-             accuracy_level: int = 0) -> NbitsReport:
+             accuracy_level: int = 0, int8_kernels: bool = False) -> NbitsReport:
     """Rewrite the fp32 ONNX model `source` into `target` with 4-bit Linear weights.
 
     Args:
@@ -129,6 +131,7 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
         accuracy_level: `MatMulNBits`' compute type: 0 (default) multiplies in fp32 by the
             dequantized weights (the artifact's numbers); 4 quantizes the activations to int8
             per block (faster on CPUs with int8 dot products, no longer exact).
+        int8_kernels: then run the 4-bit MatMuls on int8 kernels (`widen_to_int8`).
     """
     import onnx
     from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
@@ -155,6 +158,8 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
     after = {n.output[0] for n in model.graph.node if n.op_type == "MatMul"}
     report.rounded = sorted(before - after)
     report.halved = _halve_exact(model.graph)
+    if int8_kernels:
+        report.widened = widen_to_int8(model)
     onnx.save(model, str(target))
     return report
 
@@ -250,3 +255,83 @@ def _gather_quantized(node: Any, quant: QuantCodes, added: dict[str, Any]) -> An
     return helper.make_node("GatherBlockQuantized", [name + "_data", node.input[1], name + "_scales"],
                             list(node.output), name=f"{node.name}_q{bits}", domain=MS_DOMAIN,
                             gather_axis=0, quantize_axis=1, block_size=block, bits=bits)
+
+
+def widen_to_int8(model: Any) -> list[str]:
+    """Make every 4-bit `MatMulNBits` of `model` (an onnx ModelProto, changed in place) run on
+    ONNX Runtime's int8 kernels while its weights stay 4-bit on disk; returns their outputs.
+
+    `MatMulNBits` multiplies at about fp32 GEMM speed per FLOP once a batch holds more than a few
+    rows, while the int8 `DynamicQuantizeMatMul` uses the CPU's int8 dot products. So each one
+    becomes the pattern ONNX Runtime's dynamic quantizer writes (DynamicQuantizeLinear ->
+    MatMulInteger -> Cast -> Mul, which its graph optimizer fuses into `DynamicQuantizeMatMul`),
+    and its int8 weight is computed from the 4-bit codes by nodes whose inputs are all constants:
+    ONNX Runtime folds them once when it loads the model, so the file keeps the 4-bit codes and
+    memory holds int8. The 4-bit weights are rounded again to int8 with one scale per output
+    column (steps at least 127/7 times finer than a 4-bit group's); the activations are rounded
+    to uint8 per tensor, as the int8 export does: no longer the artifact's exact numbers.
+
+    Plain float arithmetic unpacks the nibbles (Floor of /16), not bitwise ops, which need
+    opset 18 where the exporter may write 17.
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    graph = model.graph
+    opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
+    nodes: list[Any] = []
+    consts: dict[str, Any] = {}
+    widened: list[str] = []
+
+    # short names: the graph stores each node's name and outputs, 30 of them per weight
+    def c(name: str, value: Any) -> str:
+        if name not in consts:
+            consts[name] = numpy_helper.from_array(np.asarray(value), name)
+        return name
+
+    def op(kind: str, inputs: list[str], out: str | None = None, **kw: Any) -> str:
+        out = out or f"w8_{len(nodes)}"
+        nodes.append(helper.make_node(kind, inputs, [out], name=out, **kw))
+        return out
+
+    for node in graph.node:
+        attrs = {a.name: a.i for a in node.attribute}
+        if (node.op_type != "MatMulNBits" or node.domain != MS_DOMAIN or attrs.get("bits") != 4
+                or len([i for i in node.input if i]) != 3):
+            nodes.append(node)
+            continue
+        widened.append(node.output[0])
+        k, n, block = attrs["K"], attrs["N"], attrs["block_size"]
+        n_blocks = -(-k // block)
+        byte = op("Cast", [node.input[1]], to=TensorProto.FLOAT)  # (N, n_blocks, block / 2)
+        sixteen = c("w8c_16", np.float32(16))
+        high = op("Floor", [op("Div", [byte, sixteen])])
+        low = op("Sub", [byte, op("Mul", [high, sixteen])])
+        last = c("w8c_last", np.array([-1]))
+        pairs = op("Concat", [op("Unsqueeze", [low, last]), op("Unsqueeze", [high, last])], axis=-1)
+        codes = op("Sub", [op("Reshape", [pairs, c(f"w8c_{n}x{n_blocks}x{block}",
+                                                   np.array([n, n_blocks, block]))]),
+                           c("w8c_8", np.float32(8))])
+        scale = op("Reshape", [node.input[2], c(f"w8c_{n}x{n_blocks}x1", np.array([n, n_blocks, 1]))])
+        weight = op("Slice", [op("Reshape", [op("Mul", [codes, scale]),
+                                             c(f"w8c_{n}x{n_blocks * block}",
+                                               np.array([n, n_blocks * block]))]),
+                              c("w8c_0", np.array([0])), c(f"w8c_{k}", np.array([k])),
+                              c("w8c_1", np.array([1]))])  # (N, K)
+        absmax = (op("ReduceMax", [op("Abs", [weight])], axes=[1], keepdims=1) if opset < 18 else
+                  op("ReduceMax", [op("Abs", [weight]), c("w8c_1", np.array([1]))], keepdims=1))
+        step = op("Max", [op("Div", [absmax, c("w8c_127", np.float32(127))]),
+                          c("w8c_tiny", np.float32(np.finfo(np.float32).tiny))])  # (N, 1)
+        rounded = op("Clip", [op("Round", [op("Div", [weight, step])]),
+                              c("w8c_-127", np.float32(-127)), c("w8c_127", np.float32(127))])
+        w8 = op("Transpose", [op("Cast", [rounded], to=TensorProto.INT8)], perm=[1, 0])  # (K, N)
+        w_scale = op("Reshape", [step, c(f"w8c_{n}", np.array([n]))])
+        a8, a_scale, a_zero = (f"w8_{len(nodes)}_{i}" for i in range(3))
+        nodes.append(helper.make_node("DynamicQuantizeLinear", [node.input[0]],
+                                      [a8, a_scale, a_zero], name=a8))
+        acc = op("MatMulInteger", [a8, w8, a_zero, c(f"w8c_zero{n}", np.zeros(n, dtype=np.int8))])
+        op("Mul", [op("Cast", [acc], to=TensorProto.FLOAT), op("Mul", [a_scale, w_scale])],
+           out=node.output[0])
+    del graph.node[:]
+    graph.node.extend(nodes)
+    graph.initializer.extend(consts.values())
+    return widened

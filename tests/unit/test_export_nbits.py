@@ -213,3 +213,50 @@ def test_fp16_constants_are_written_in_fp16_exactly(run_dir: Path, tmp_path: Pat
     assert not any(n.endswith("codebooks") for n in inits)
 
     _assert_same_outputs(tmp_path / "int4", small)
+
+
+def test_int4_int8_keeps_4_bit_codes_on_disk_and_runs_int8_kernels(artifact: Path,
+                                                                   tmp_path: Path) -> None:
+    """`--weights int4-int8`: the int4 file plus a few nodes per Linear (the same 4-bit codes, no
+    int8 weight in it); once ONNX Runtime has loaded it, every Linear runs on its fused int8 kernels
+    and none on MatMulNBits; the outputs near the artifact's."""
+    import onnx
+    import onnxruntime as ort
+
+    from occamtune import inference
+    from occamtune.models import load_model, read_meta
+    from occamtune.train.run import load_run_data
+
+    sizes = {}
+    for weights in ("int4", "int4-int8", "int8"):
+        assert main(["export", str(artifact), "--output", str(tmp_path / weights),
+                     "--weights", weights, *TS]) == 0
+        sizes[weights] = (tmp_path / weights / "model.onnx").stat().st_size
+    # the unpacking nodes: about 30 per Linear (13 here), each a few dozen bytes
+    assert sizes["int4"] < sizes["int4-int8"] < sizes["int4"] + 13 * 2000 < sizes["int8"], sizes
+    assert read_meta(tmp_path / "int4-int8").format_info["nbits"]["widened"] == 13
+    stored = onnx.load(str(tmp_path / "int4-int8" / "model.onnx"))
+    assert not any(i.data_type == onnx.TensorProto.INT8 and np.prod(i.dims) > 64
+                   for i in stored.graph.initializer)  # no int8 weight matrix on disk
+
+    options = ort.SessionOptions()
+    options.optimized_model_filepath = str(tmp_path / "loaded.onnx")
+    ort.InferenceSession(str(tmp_path / "int4-int8" / "model.onnx"), options,
+                         providers=["CPUExecutionProvider"])
+    loaded = onnx.load(str(tmp_path / "loaded.onnx"))
+    kinds = [n.op_type for n in loaded.graph.node]
+    assert "MatMulNBits" not in kinds and "MatMulInteger" not in kinds, kinds
+    assert kinds.count("DynamicQuantizeMatMul") + kinds.count("MatMulIntegerToFloat") == 13, kinds
+
+    onnx_model, tok, _ = load_model(tmp_path / "int4-int8")
+    torch_model = load_model(artifact)[0]
+    _, splits = load_run_data(artifact, tok, torch_model.labels)
+    feats = splits["test"].features
+    got, want = inference.run_model(onnx_model, feats), inference.run_model(torch_model, feats)
+    scale = max(float(np.abs(w).max()) for w in want)
+    # int8 activations and re-rounded weights: near, not exact (a 4-bit step is 1/7 of a
+    # group's largest weight, an int8 step 1/127 of a row's)
+    assert max(float(np.abs(g - w).max()) for g, w in zip(got, want)) <= 0.1 * scale
+    agree = np.mean(np.concatenate([(g.argmax(-1) == w.argmax(-1)).ravel()
+                                    for g, w in zip(got, want)]))
+    assert agree >= 0.95, agree

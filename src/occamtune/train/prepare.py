@@ -27,11 +27,14 @@ class Split:
         return len(self.dataset.items)
 
 
-def split_paths(cfg: DataConfig, suffix: str | None = None) -> dict[str, Path]:
+def split_paths(task: Task, cfg: DataConfig) -> dict[str, Path]:
     """train/dev/test paths from a folder, overridden by files named one by one (a named split
     is not looked for in the folder, so `--data FOLDER --train FILE` takes the folder's others);
-    with `suffix` (parallel files, e.g. ".de"), only the folder's files ending so."""
+    where the task reads parallel files (its `data_suffix`, e.g. ".de"), only the folder's files
+    ending so."""
     from occamtune.data.folder import find_splits
+
+    suffix = task.data_suffix(cfg)
 
     named = {name: Path(getattr(cfg, name)) for name in ("train", "dev", "test")
              if getattr(cfg, name)}
@@ -52,7 +55,7 @@ def read_splits(task: Task, cfg: DataConfig) -> dict[str, Split]:
     (drawn with `cfg.dev_seed`); keep the first `cfg.max_<split>` examples where a cap is set."""
     from occamtune.data.folder import split_off_dev
 
-    paths = split_paths(cfg, task.data_suffix(cfg))
+    paths = split_paths(task, cfg)
     splits = {n: Split(n, str(p), task.read(p, cfg)) for n, p in paths.items()}
     if "dev" not in splits:
         train = splits["train"]
@@ -87,7 +90,7 @@ def describe_splits(task: Task, cfg: DataConfig) -> dict[str, Any]:
 
     report: dict[str, Any] = {"task": task.name, "splits": {}, "problems": []}
     try:
-        paths = split_paths(cfg, task.data_suffix(cfg))
+        paths = split_paths(task, cfg)
     except (ConfigError, DataError) as exc:
         report["problems"].append(str(exc))
         return report

@@ -77,11 +77,12 @@ def test_named_splits_are_not_looked_for(tmp_path: Path) -> None:
 
 def test_split_paths_folder_plus_override(tmp_path: Path) -> None:
     from occamtune.config import DataConfig
+    from occamtune.tasks import get_task
     from occamtune.train.prepare import split_paths
 
     folder = _touch(tmp_path / "d", "train.txt", "valid.txt", "test.txt")
     own = _touch(tmp_path / "o", "mine.conll") / "mine.conll"
-    paths = split_paths(DataConfig(path=str(folder), train=str(own)))
+    paths = split_paths(get_task("ner"), DataConfig(path=str(folder), train=str(own)))
     assert {k: p.name for k, p in paths.items()} == {"train": "mine.conll", "dev": "valid.txt",
                                                      "test": "test.txt"}
 
