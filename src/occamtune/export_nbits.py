@@ -49,7 +49,10 @@ from occamtune.compress.grid import QuantCodes, group_of, quantize_tensor
 
 RTN_BLOCK = 32  # ONNX Runtime's round-to-nearest block for weights without codes
 MIN_TABLE = 4096  # float lookup tables smaller than this stay in float
-MIN_HALF = 4096  # float constants of fewer values stay fp32 (a bias or a norm: a few KiB)
+# float constants of fewer values stay fp32 (a bias or a norm: under 4 KiB, where the Cast node
+# would cost about as much as it saves); a 4-bit matrix's scales are more
+MIN_HALF = 1024
+MIN_REMAP = 4096  # id maps of fewer entries stay as they are
 MS_DOMAIN = "com.microsoft"
 
 
@@ -63,6 +66,7 @@ class NbitsReport:
         rounded: MatMuls rounded to 4 bits by ONNX Runtime's quantizer (no codes of <= 4 bits).
         tables_exact: lookup tables written from the model's own codes.
         tables_int8: float lookup tables rounded to 8-bit codes here.
+        remaps: a trimmed vocabulary's id maps written as the bits of which ids it kept.
         halved: other float constants written in fp16 (their values are fp16 numbers: exact).
         widened: 4-bit MatMuls set to run on int8 kernels (`widen_to_int8`).
     """
@@ -71,6 +75,7 @@ class NbitsReport:
     rounded: list[str] = field(default_factory=list)
     tables_exact: list[str] = field(default_factory=list)
     tables_int8: list[str] = field(default_factory=list)
+    remaps: list[str] = field(default_factory=list)
     halved: list[str] = field(default_factory=list)
     widened: list[str] = field(default_factory=list)
 
@@ -158,8 +163,10 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
     after = {n.output[0] for n in model.graph.node if n.op_type == "MatMul"}
     report.rounded = sorted(before - after)
     report.halved = _halve_exact(model.graph)
+    report.remaps = _remaps_as_bits(model.graph)
     if int8_kernels:
         report.widened = widen_to_int8(model)
+    _short_names(model.graph)
     onnx.save(model, str(target))
     return report
 
@@ -335,3 +342,99 @@ def widen_to_int8(model: Any) -> list[str]:
     graph.node.extend(nodes)
     graph.initializer.extend(consts.values())
     return widened
+
+
+def remap_kept(remap: np.ndarray) -> np.ndarray | None:
+    """The kept-id mask of a trimmed vocabulary's id map with fallback rows (`vocab.remap_of`:
+    kept ids in order to rows 0..k-1, the others in order to rows k..V-1), or None when `remap`
+    is not one."""
+    n = remap.size
+    if remap.ndim != 1 or not np.array_equal(np.sort(remap), np.arange(n)):
+        return None
+    order = np.argsort(remap)  # the old id of each row
+    falls = np.flatnonzero(np.diff(order) < 0)
+    if falls.size > 1:
+        return None
+    k = int(falls[0]) + 1 if falls.size else n
+    kept = remap < k
+    return kept if np.array_equal(remap[~kept], k + np.arange(n - k)) else None
+
+
+def _remaps_as_bits(graph: Any) -> list[str]:
+    """Write each trimmed vocabulary's id map (int32 per id of the full vocabulary, e.g. 122 KB
+    for BERT's 30,522) as one bit per id and the nodes that count the map back out of them
+    (CumSum), which ONNX Runtime folds once when it loads the model; returns the maps' names."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    done, nodes = [], []
+    for node in graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        if (node.op_type != "Constant" or value is None or value.data_type != TensorProto.INT32
+                or len(value.dims) != 1 or value.dims[0] < MIN_REMAP):
+            nodes.append(node)
+            continue
+        remap = numpy_helper.to_array(value)
+        kept = remap_kept(remap)
+        if kept is None:
+            nodes.append(node)
+            continue
+        out, p = node.output[0], f"{node.output[0]}_bits"
+        bits = np.packbits(kept.astype(np.uint8), bitorder="little")
+        weights = (1 << np.arange(8)).astype(np.float32)
+        consts = {f"{p}/bytes": bits.reshape(-1, 1), f"{p}/div": weights, f"{p}/div2": 2 * weights,
+                  f"{p}/two": np.float32(2), f"{p}/shape": np.array([-1]),
+                  f"{p}/start": np.array([0]), f"{p}/stop": np.array([remap.size]),
+                  f"{p}/zero": np.array(0), f"{p}/one": np.float32(1), f"{p}/k": np.float32(kept.sum())}
+        for name, array in consts.items():
+            nodes.append(helper.make_node("Constant", [], [name],
+                                          value=numpy_helper.from_array(np.asarray(array), name)))
+
+        def op(kind: str, inputs: list[str], name: str, p: str = p, **kw: Any) -> str:
+            nodes.append(helper.make_node(kind, inputs, [f"{p}/{name}"], **kw))
+            return f"{p}/{name}"
+
+        byte = op("Cast", [f"{p}/bytes"], "byte", to=TensorProto.FLOAT)  # (V/8, 1)
+        # bit j of a byte: floor(b / 2^j) - 2 floor(b / 2^(j+1)) (bitwise ops need opset 18)
+        bit = op("Sub", [op("Floor", [op("Div", [byte, f"{p}/div"], "d1")], "f1"),
+                         op("Mul", [f"{p}/two", op("Floor", [op("Div", [byte, f"{p}/div2"], "d2")],
+                                                    "f2")], "m2")], "bit")
+        kept_f = op("Slice", [op("Reshape", [bit, f"{p}/shape"], "flat"), f"{p}/start",
+                              f"{p}/stop"], "kept")  # (V,) 1.0 where kept
+        dropped = op("Sub", [f"{p}/one", kept_f], "dropped")
+        row_kept = op("Sub", [op("CumSum", [kept_f, f"{p}/zero"], "ck"), f"{p}/one"], "rk")
+        row_dropped = op("Add", [op("CumSum", [dropped, f"{p}/zero"], "cd"),
+                                 op("Sub", [f"{p}/k", f"{p}/one"], "k1")], "rd")
+        row = op("Add", [op("Mul", [kept_f, row_kept], "a"), op("Mul", [dropped, row_dropped], "b")],
+                 "row")
+        nodes.append(helper.make_node("Cast", [row], [out], to=TensorProto.INT32))
+        done.append(out)
+    del graph.node[:]
+    graph.node.extend(nodes)
+    return done
+
+
+def _short_names(graph: Any) -> None:
+    """Name every tensor inside the graph by a short number and drop the node names: the
+    exporters' names (module paths, 30-60 characters, each written where a tensor is made and
+    again where it is read) are about 2% of a 4-bit BERT's file. The graph's inputs and outputs
+    keep theirs; a graph with subgraphs (If, Loop) is left as it is."""
+    from onnx import AttributeProto
+
+    if any(a.type in (AttributeProto.GRAPH, AttributeProto.GRAPHS)
+           for n in graph.node for a in n.attribute):
+        return
+    keep = {v.name for v in (*graph.input, *graph.output)}
+    names: dict[str, str] = {}
+
+    def short(name: str) -> str:
+        if not name or name in keep:
+            return name
+        return names.setdefault(name, f"t{len(names):x}")
+
+    for init in graph.initializer:
+        init.name = short(init.name)
+    for node in graph.node:
+        node.name = ""
+        node.input[:] = [short(i) for i in node.input]
+        node.output[:] = [short(o) for o in node.output]
+    del graph.value_info[:]

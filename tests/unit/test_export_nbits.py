@@ -198,7 +198,7 @@ def test_fp16_constants_are_written_in_fp16_exactly(run_dir: Path, tmp_path: Pat
     Cast: the export is smaller and still computes the artifact's outputs."""
     import onnx
 
-    from occamtune.models import read_meta
+    from occamtune.models import load_model, read_meta
 
     small = tmp_path / "coded"
     assert main(["compress", str(run_dir), "--pipeline", "codebook(), quantize(bits=4, group_size=16)",
@@ -207,10 +207,13 @@ def test_fp16_constants_are_written_in_fp16_exactly(run_dir: Path, tmp_path: Pat
     capsys.readouterr()
     halved = read_meta(tmp_path / "int4").format_info["nbits"]["halved"]
     assert halved >= 1
-    inits = {i.name: i for i in onnx.load(str(tmp_path / "int4" / "model.onnx")).graph.initializer}
-    books = [n for n in inits if n.endswith("codebooks_fp16")]
-    assert books and all(inits[n].data_type == onnx.TensorProto.FLOAT16 for n in books), sorted(inits)
-    assert not any(n.endswith("codebooks") for n in inits)
+    # the export names tensors by short numbers: find the centroids by their shape
+    shapes = [tuple(v.shape) for k, v in load_model(small)[0].state_dict().items()
+              if k.endswith("codebooks")]
+    inits = onnx.load(str(tmp_path / "int4" / "model.onnx")).graph.initializer
+    kinds = {(tuple(i.dims), i.data_type) for i in inits}
+    assert shapes and all((s, onnx.TensorProto.FLOAT16) in kinds for s in shapes), (shapes, kinds)
+    assert not any((s, onnx.TensorProto.FLOAT) in kinds for s in shapes)
 
     _assert_same_outputs(tmp_path / "int4", small)
 
@@ -260,3 +263,45 @@ def test_int4_int8_keeps_4_bit_codes_on_disk_and_runs_int8_kernels(artifact: Pat
     agree = np.mean(np.concatenate([(g.argmax(-1) == w.argmax(-1)).ravel()
                                     for g, w in zip(got, want)]))
     assert agree >= 0.95, agree
+
+
+def test_remap_kept_reads_back_a_trimmed_vocabularys_map() -> None:
+    from occamtune.compress.vocab import remap_of
+    from occamtune.export_nbits import remap_kept
+
+    kept = torch.rand(1000, generator=torch.Generator().manual_seed(0)) < 0.4
+    remap = remap_of(kept, unk_row=0, fallback=True).numpy()
+    assert np.array_equal(remap_kept(remap), kept.numpy())
+    assert np.array_equal(remap_kept(np.arange(50, dtype=np.int32)), np.ones(50, dtype=bool))
+    swapped = remap.copy()
+    swapped[[0, 1]] = swapped[[1, 0]]
+    assert remap_kept(swapped) is None or not np.array_equal(remap_of(torch.from_numpy(
+        remap_kept(swapped)), 0, True).numpy(), remap)  # never a mask that gives another map
+    assert remap_kept(remap_of(kept, unk_row=0, fallback=False).numpy()) is None  # not a permutation
+
+
+def test_a_trimmed_vocabularys_id_map_is_written_as_bits(run_dir: Path, tmp_path: Path,
+                                                         monkeypatch, capsys) -> None:
+    """The id map of `vocab(rank=r)` (rank 16: rows of one 4-bit block, exact; an int32 per id of the full vocabulary) is in the file as
+    one bit per id and counted back out when ONNX Runtime loads it: same outputs."""
+    import onnx
+
+    import occamtune.export_nbits as nbits
+    from occamtune.models import read_meta
+
+    small = tmp_path / "trimmed"
+    assert main(["compress", str(run_dir), "--pipeline", "vocab(rank=16), quantize(bits=4, group_size=16)",
+                 "--output", str(small), "--quiet", "--no-eval"]) == 0
+    monkeypatch.setattr(nbits, "MIN_REMAP", 1)  # the tiny model's vocabulary is under MIN_REMAP
+    out = tmp_path / "int4"
+    assert main(["export", str(small), "--output", str(out), "--weights", "int4", *TS]) == 0
+    capsys.readouterr()
+    assert read_meta(out).format_info["nbits"]["remaps"] == 1
+    vocab = len(json.loads((small / "tokenizer.json").read_text())["model"]["vocab"])
+    graph = onnx.load(str(out / "model.onnx")).graph
+    consts = [a.t for n in graph.node if n.op_type == "Constant" for a in n.attribute]
+    assert not any(list(t.dims) == [vocab] and t.data_type == onnx.TensorProto.INT32 for t in consts)
+    assert any(list(t.dims) == [-(-vocab // 8), 1] and t.data_type == onnx.TensorProto.UINT8
+               for t in consts)  # a bit an id (on 149 ids the nodes cost more than that saves)
+    assert not any(n.name for n in graph.node)  # short names, none for nodes
+    _assert_same_outputs(out, small)
