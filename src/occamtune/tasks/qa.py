@@ -93,11 +93,22 @@ def read_squad(path: str | Path, has_labels: bool = True) -> Examples:
     return Examples(items, str(p))
 
 
-def _question_budget(questions: list[str], tokenizer: Any, limit: int) -> list[str]:
-    """Questions cut to at most `limit` sub-words (so that every window has room for context)."""
-    enc = tokenizer(questions, add_special_tokens=False, return_offsets_mapping=True)
-    return [q if len(off) <= limit else q[:off[limit - 1][1]]
-            for q, off in zip(questions, enc["offset_mapping"])]
+def _question_budget(items: list[Question], tokenizer: Any, limit: int) -> list[str]:
+    """Questions cut to at most `limit` sub-words (so that every window has room for context, as
+    run_qa's max_query_length does), with a note naming the first one cut: no word is dropped
+    unsaid."""
+    from occamtune.io import note
+
+    enc = tokenizer([x.question for x in items], add_special_tokens=False,
+                    return_offsets_mapping=True)
+    cut = {i for i, off in enumerate(enc["offset_mapping"]) if len(off) > limit}
+    if cut:
+        first = items[min(cut)]
+        note(f"{len(cut)} question(s) longer than {limit} sub-words (half of data.max_length) "
+             f"were cut to {limit} for encoding, the first {first.where or first.id!r}; raise "
+             "data.max_length to keep them whole")
+    return [x.question[:off[limit - 1][1]] if i in cut else x.question
+            for i, (x, off) in enumerate(zip(items, enc["offset_mapping"]))]
 
 
 def encode_questions(items: list[Question], tokenizer: Any, max_length: int,
@@ -107,7 +118,7 @@ def encode_questions(items: list[Question], tokenizer: Any, max_length: int,
     start/end targets (the first answer's sub-words, or 0, [CLS], when it lies outside)."""
     if not items:
         return []
-    questions = _question_budget([x.question for x in items], tokenizer, max_length // 2)
+    questions = _question_budget(items, tokenizer, max_length // 2)
     longest = max(len(ids) for ids in tokenizer(questions, add_special_tokens=False)["input_ids"])
     stride = max(0, min(stride, max_length - longest - 4))  # room for new context in each window
     enc = tokenizer(questions, [x.context for x in items], truncation="only_second",

@@ -62,6 +62,24 @@ def test_windows_never_lose_an_answer(tiny_model_dir: Path) -> None:
             assert len(f["input_ids"]) <= 32
 
 
+def test_a_question_cut_to_fit_the_window_is_named(tiny_model_dir: Path, capsys) -> None:
+    """A question of more sub-words than half the window is cut (room for context, as run_qa's
+    max_query_length), and a note says which: no word dropped unsaid."""
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    items = read_squad_items(squad_json(2, 4))
+    items[1] = Question(items[1].id, " ".join(["why"] * 40), items[1].context, items[1].answers,
+                        2, "data[0].paragraphs[1].qas[0]")
+    feats = encode_questions(items, tok, max_length=32, stride=8)
+    err = capsys.readouterr().err
+    assert "1 question(s) longer than 16 sub-words" in err and "data[0].paragraphs[1].qas[0]" in err
+    assert all(len(f["input_ids"]) <= 32 for f in feats)
+    assert any(f["example"] == 1 and any(o is not None for o in f["offsets"]) for f in feats)
+    encode_questions(items[:1], tok, max_length=32, stride=8)
+    assert "note:" not in capsys.readouterr().err  # nothing cut, nothing said
+
+
 def read_squad_items(doc: dict) -> list[Question]:
     return [Question(qa["id"], qa["question"], p["context"],
                      tuple((a["text"], a["answer_start"]) for a in qa["answers"]), k + 1)
