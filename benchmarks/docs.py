@@ -349,12 +349,20 @@ def render_readme_block(results: Path) -> str:
                  f"{shrink['size_ratio']:.1f} | {shrink['chosen_test_f1']:.2f} | "
                  f"{shrink['test_drop']:+.2f} | "
                  f"{shrink['base_latency_ms'] / shrink['chosen_latency_ms']:.2f}x |")
+    if (results / "nbits_small_fast_d8.json").is_file():  # small and fast in one file (timed apart)
+        nbits, _ = read_results(results / "nbits_small_fast_d8.json")
+        rows = {r["name"]: r for r in nbits["rows"]}
+        r, fp32 = rows["ONNX int4 on int8 kernels"], rows["fp32 (torch)"]
+        lines.append(f"| 5-layer student, FFN 53%, codebook, 4-bit: `export --weights int4-int8` | "
+                     f"{r['bytes']:,} | {r['x_smaller']:.1f} | {r['test_metric']:.2f} | "
+                     f"{fp32['test_metric'] - r['test_metric']:+.2f} | {r['speedup_b32']:.2f}x |")
     return "\n".join([
         BEGIN,
         *lines, "",
         (f"Speed: the model's sentences/s over the fp32 model's, measured side by side with "
          f"{comp['threads']} torch thread{'' if comp['threads'] == 1 else 's'} (the search's "
-         "row: the fp32 model's latency over the choice's, on its dev slice). Fine-tuning: "
+         "row: the fp32 model's latency over the choice's, on its dev slice; the last row "
+         "against the fp32 model in its own run, `benchmarks/nbits.py`, 1 thread). Fine-tuning: "
          f"occamtune's recipe reaches {ner['occamtune_test_f1']:.2f} test entity F1 where the "
          f"Hugging Face `Trainer` recipe reaches {ner['hf_test_f1']:.2f} (same model, epochs, "
          "batch size and seed)."),
