@@ -152,7 +152,7 @@ def main() -> None:
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--objective", choices=["size", "latency", "both"], default="size")
     p.add_argument("--max-latency-ms", type=float, default=None)
-    p.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    p.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8"], default=None,
                    help="default: onnx when --objective or --max-latency-ms involves speed")
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "shrink"))
     p.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
@@ -245,7 +245,8 @@ def table(keys: dict) -> str:
         f"{keys['max_drop']} {metric} on dev."),
     ]
     if keys.get("latency_ratio") is not None:  # (records from before latencies were kept lack it)
-        on = "its ONNX export on ONNX Runtime" if keys.get("runtime") == "onnx" else "torch"
+        on = ("its ONNX export on ONNX Runtime" if str(keys.get("runtime", "")).startswith("onnx")
+              else "torch")
         rows.append(f"\nChosen by {keys.get('objective', 'size')}: {f(keys['chosen_latency_ms'], 3)} "
                     f"ms per sentence at batch 32 ({on}) against {f(keys['base_latency_ms'], 3)} "
                     f"for the fp32 model in torch, timed in alternation: "

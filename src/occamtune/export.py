@@ -43,14 +43,20 @@ WEIGHTS = ("int8", "int4", "int4-int8", "fp32")
 NBITS = ("int4", "int4-int8")  # the weights `export_nbits.to_nbits` writes
 
 
-def auto_weights(model: nn.Module) -> str:
+AUTO = ("auto", "auto-int8")  # weights chosen by the model: `auto_weights`
+
+
+def auto_weights(model: nn.Module, int8_kernels: bool = False) -> str:
     """The weights `--weights auto` writes: "int4" when the model holds k-bit codes of at most
     4 bits (the 4-bit export computes with those codes: the model's exact weights), else "int8"
     (ONNX Runtime's int8 kernels: re-rounding an fp32 or 5-8-bit model to 4 bits would lose
-    accuracy that nothing measured)."""
+    accuracy that nothing measured). With `int8_kernels` (`--weights auto-int8`), "int4-int8"
+    where it would be "int4": the same 4-bit file, run on the int8 kernels."""
     from occamtune.compress.record import record_of
 
-    return "int4" if any(c.bits <= 4 for c in record_of(model).codes.values()) else "int8"
+    if any(c.bits <= 4 for c in record_of(model).codes.values()):
+        return "int4-int8" if int8_kernels else "int4"
+    return "int8"
 
 
 def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
@@ -175,21 +181,22 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
                weights: str | None = None, notes: bool = True) -> dict[str, Any]:
     """Export the model of a run or artifact folder to `output`: model.onnx, its tokenizer, and
     an occamtune.json saying so, so that `load_model` and every command that takes a model
-    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4", "int4-int8", "fp32"
-    or "auto"
+    folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4", "int4-int8", "fp32",
+    "auto" or "auto-int8"
     (`auto_weights`); None: "int8", or "fp32" when `int8` is False. `notes`: print what was
     rounded (the returned dict says it either way)."""
     from occamtune.errors import ConfigError
     from occamtune.io import check_apart, clear_output, portable_path
 
     weights = weights or ("int8" if int8 else "fp32")
-    if weights not in (*WEIGHTS, "auto"):  # before anything is written
-        raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)} or auto, got {weights!r}")
+    if weights not in (*WEIGHTS, *AUTO):  # before anything is written
+        raise ConfigError(f"weights must be one of {', '.join((*WEIGHTS, *AUTO))}, got {weights!r}")
     folder, output = Path(folder), Path(output)
     check_apart(output, {"model": folder})
     clear_output(output, overwrite)
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
-    weights = auto_weights(model) if weights == "auto" else weights
+    if weights in AUTO:
+        weights = auto_weights(model, int8_kernels=weights == "auto-int8")
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
     info: dict[str, Any] = {}

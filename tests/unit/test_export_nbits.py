@@ -170,11 +170,13 @@ def test_int4_export_through_dynamo(artifact: Path, tmp_path: Path, capsys) -> N
 
 def test_auto_weights_are_int4_for_4_bit_codes_else_int8(run_dir: Path, artifact: Path,
                                                          tmp_path: Path, capsys) -> None:
+    """auto: int4 for 4-bit codes, else int8; auto-int8: int4-int8 where auto gives int4."""
     from occamtune.models import read_meta
 
-    for src, want in ((artifact, "int4"), (run_dir, "int8")):
-        out = tmp_path / want
-        assert main(["export", str(src), "--output", str(out), "--weights", "auto", *TS]) == 0
+    for src, auto, want in ((artifact, "auto", "int4"), (run_dir, "auto", "int8"),
+                            (artifact, "auto-int8", "int4-int8"), (run_dir, "auto-int8", "int8")):
+        out = tmp_path / f"{auto}-{want}"
+        assert main(["export", str(src), "--output", str(out), "--weights", auto, *TS]) == 0
         assert json.loads(capsys.readouterr().out)["weights"] == want
         assert read_meta(out).format_info["weights"] == want
 

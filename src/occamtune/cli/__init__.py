@@ -184,13 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
                        "default); evaluate, predict and serve take the exported folder.")
     p.add_argument("model", help="a trained run folder or a compressed artifact folder")
     p.add_argument("--output", required=True, help="the folder to write")
-    p.add_argument("--weights", choices=["int8", "int4", "int4-int8", "fp32", "auto"], default=None,
+    p.add_argument("--weights", choices=["int8", "int4", "int4-int8", "fp32", "auto", "auto-int8"],
+                   default=None,
                    help="int8: ONNX Runtime's dynamic int8 (the default); int4: 4-bit "
                         "MatMulNBits, a 4-bit artifact's own codes and scales (its exact "
                         "weights), others rounded to nearest; int4-int8: the same 4-bit file, "
                         "widened to int8 weights when ONNX Runtime loads it, to run on its int8 "
                         "kernels (faster at batch > 1, no longer exact); fp32: no quantization; auto: "
-                        "int4 for a model with codes of at most 4 bits, else int8")
+                        "int4 for a model with codes of at most 4 bits, else int8; auto-int8: "
+                        "the same with int4-int8 for int4")
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights: `--weights fp32`")
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
                    help="torch's current exporter (default), or the legacy TorchScript tracer: "

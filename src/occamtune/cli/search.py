@@ -52,10 +52,12 @@ def add_commands(subparsers: Any) -> None:
                         "fastest, or both (the least bytes x latency)")
     p.add_argument("--max-latency-ms", type=float, default=None, metavar="MS",
                    help="choose only among models at most this many ms per sentence (batch 32)")
-    p.add_argument("--runtime", choices=["torch", "onnx"], default=None,
+    p.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8"], default=None,
                    help="measure each candidate as `load` runs it (torch) or as its ONNX "
-                        "export (onnx: `export --weights auto`, what ships); default onnx when "
-                        "--objective or --max-latency-ms involves speed, else torch")
+                        "export (onnx: `export --weights auto`, what ships; onnx-int8: "
+                        "`--weights auto-int8`, 4-bit codes on the int8 kernels, faster, not "
+                        "exact); default onnx when --objective or --max-latency-ms involves "
+                        "speed, else torch")
     p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a running trial's heartbeat; silent for 4 of them, it is failed and "
                         "retried (its worker died)")

@@ -44,7 +44,7 @@ Give the search more trials or time, or allow a larger drop.</p>
 <img alt="frontier plot" src="data:image/png;base64,{{ frontier_png }}">
 {% if latency_png %}
 <h2>Size against latency</h2>
-<p class="muted">Latency: milliseconds per sentence at batch 32{% if s.runtime == "onnx" %}, each
+<p class="muted">Latency: milliseconds per sentence at batch 32{% if s.runtime and s.runtime.startswith("onnx") %}, each
 candidate as its ONNX export on ONNX Runtime{% endif %}; the uncompressed model in torch.
 Chosen by {{ s.objective or "size" }}.</p>
 <img alt="size against latency" src="data:image/png;base64,{{ latency_png }}">

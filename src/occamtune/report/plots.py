@@ -75,7 +75,7 @@ def latency_plot(candidates: list[dict], summary: dict[str, Any]) -> bytes:
 
     plt = _pyplot()
     metric = summary.get("metric", "f1")
-    runtime = "ONNX Runtime" if summary.get("runtime") == "onnx" else "torch"
+    runtime = "ONNX Runtime" if str(summary.get("runtime", "")).startswith("onnx") else "torch"
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     rows = [c for c in candidates if c.get("latency_ms") is not None]
     drop = summary.get("max_drop")

@@ -42,7 +42,7 @@ def summary_cards(s: dict[str, Any]) -> list[tuple[str, str]]:
             drop = f" (drop {fmt(base - chosen)})" if base is not None else ""
             cards.append((f"{split} {s.get('metric', 'metric')}{drop}", fmt(chosen)))
     if s.get("chosen_latency_ms") is not None:
-        on = ", ONNX Runtime" if s.get("runtime") == "onnx" else ""
+        on = ", ONNX Runtime" if str(s.get("runtime", "")).startswith("onnx") else ""
         cards.append((f"ms / sentence, batch 32{on} (fp32 torch: {fmt(s.get('base_latency_ms'))})",
                       fmt(s["chosen_latency_ms"])))
         cards.append(("times faster than fp32", _ratio(s.get("latency_ratio"))))

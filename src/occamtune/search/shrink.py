@@ -107,9 +107,10 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
             "latency" (the fastest) or "both" (the least bytes x latency).
         max_latency_ms: choose only among candidates at most this slow (ms per sentence at
             the latency batch, on the runtime measured).
-        runtime: "torch" (the artifact as `load` runs it) or "onnx" (its ONNX export, what
-            `export --weights auto` writes: the bytes, metric and latency of that file); None:
-            "onnx" when the objective or a latency limit involves speed, else "torch".
+        runtime: "torch" (the artifact as `load` runs it), "onnx" (its ONNX export, what
+            `export --weights auto` writes: the bytes, metric and latency of that file) or
+            "onnx-int8" (`--weights auto-int8`: 4-bit codes on the int8 kernels); None: "onnx"
+            when the objective or a latency limit involves speed, else "torch".
     """
     if budget_trials is None and budget_seconds is None:
         raise ConfigError("give a budget: --trials N and/or --budget TIME (e.g. 90m)")
@@ -388,7 +389,7 @@ def _finalize(study: Any, teacher: Teacher, out: Path, m: Measure, space: Search
     test = None
     if chosen is not None:
         src = _chosen_source(chosen, teacher, space, out, m)
-        deployed = deployed_folder(src) if m.runtime == "onnx" else None
+        deployed = deployed_folder(src) if m.runtime != "torch" else None
         test = _confirm_on_test(study, chosen, teacher, deployed or src, m)
         rec.write_json(src / "shrink_choice.json", {**chosen, "test": test})
         if (out / "chosen").resolve() != src.resolve():
@@ -409,10 +410,10 @@ def _record_session(study: Any, started: float) -> None:
 
 def _chosen_source(chosen: dict[str, Any], teacher: Teacher, space: SearchSpace, out: Path,
                    m: Measure) -> Path:
-    """The chosen candidate's artifact folder (its ONNX export beside it, with runtime "onnx");
+    """The chosen candidate's artifact folder (its ONNX export beside it, with an ONNX runtime);
     rebuilt here when they live on another host."""
     src = Path(chosen.get("artifact") or "")
-    missing = [src] + ([deployed_folder(src)] if m.runtime == "onnx" else [])
+    missing = [src] + ([deployed_folder(src)] if m.runtime != "torch" else [])
     if not all((f / "occamtune.json").is_file() for f in missing):
         src = out / "candidates" / str(chosen["trial"])
         loose = Measure(**{**asdict(m), "prune_factor": float("inf")})
@@ -422,8 +423,8 @@ def _chosen_source(chosen: dict[str, Any], teacher: Teacher, space: SearchSpace,
 
 def _confirm_on_test(study: Any, chosen: dict[str, Any], teacher: Teacher, folder: Path,
                      m: Measure) -> dict[str, Any] | None:
-    """The chosen model's test metric (`folder`: the artifact, or its ONNX export with runtime
-    "onnx"), and its latency timed in alternation with the fp32 model's (the search's own latencies were taken minutes apart, on a machine whose load
+    """The chosen model's test metric (`folder`: the artifact, or its ONNX export with an ONNX
+    runtime), and its latency timed in alternation with the fp32 model's (the search's own latencies were taken minutes apart, on a machine whose load
     changes): evaluated once per chosen trial, then read from the study."""
     key = f"test:{chosen['trial']}"
     if "latency_ms" in study.user_attrs.get(key, {}):  # (studies before paired timing lack it)

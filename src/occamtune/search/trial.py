@@ -47,7 +47,8 @@ class Teacher:
 
 
 OBJECTIVES = ("size", "latency", "both")
-RUNTIMES = ("torch", "onnx")
+RUNTIMES = ("torch", "onnx", "onnx-int8")
+EXPORT_WEIGHTS = {"onnx": "auto", "onnx-int8": "auto-int8"}  # runtime -> `export --weights`
 DEPLOYED_SUFFIX = "-onnx"  # candidates/<n>-onnx/: the ONNX export of candidates/<n>/
 
 
@@ -59,7 +60,8 @@ class Measure:
     `runtime`: "torch" measures the artifact as `load` runs it; "onnx" measures its deployable
     form, the ONNX export ONNX Runtime runs (`export --weights auto`: 4-bit `MatMulNBits` from
     the artifact's own codes where it has codes of at most 4 bits, else int8): the bytes of
-    model.onnx, the dev metric and the latency of that file. `objective`: choose the smallest
+    model.onnx, the dev metric and the latency of that file; "onnx-int8" the same with
+    `--weights auto-int8` (those 4-bit codes run on the int8 kernels: faster, not exact). `objective`: choose the smallest
     ("size"), the fastest ("latency"), or the one with the least bytes x latency ("both": the
     most times smaller times times faster), among the candidates within `max_drop` and, where
     given, at most `max_latency_ms` per sentence.
@@ -235,11 +237,11 @@ def run_candidate(teacher: Teacher, configs: list[Any], folder: Path, cache: Pat
                                                     source=portable_path(teacher.folder)))
     shutil.copy(teacher.folder / "config.yaml", folder / "config.yaml")
     deployed: dict[str, Any] = {}
-    if m.runtime == "onnx":
+    if m.runtime != "torch":
         from occamtune.export import export_run
 
-        info = export_run(folder, deployed_folder(folder), weights="auto", overwrite=True,
-                          exporter=m.exporter, notes=False)
+        info = export_run(folder, deployed_folder(folder), weights=EXPORT_WEIGHTS[m.runtime],
+                          overwrite=True, exporter=m.exporter, notes=False)
         deployed = {"bytes": int(info["bytes"]), "artifact_bytes": int(sizes["model_occ"]),
                     "deployed": str(deployed_folder(folder)), "weights": info["weights"]}
     loaded = load_model(deployed_folder(folder) if deployed else folder)[0]

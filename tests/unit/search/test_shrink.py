@@ -288,14 +288,18 @@ def test_measure_refuses_unknown_objectives_runtimes_and_latency_limits() -> Non
 
     with pytest.raises(ConfigError, match="--objective must be one of size, latency, both"):
         Measure(objective="speed")
-    with pytest.raises(ConfigError, match="--runtime must be one of torch, onnx"):
+    with pytest.raises(ConfigError, match="--runtime must be one of torch, onnx, onnx-int8"):
         Measure(runtime="tflite")
     with pytest.raises(ConfigError, match="--max-latency-ms must be a positive"):
         Measure(max_latency_ms=0.0)
 
 
 @pytest.mark.slow  # several seconds: two trials, each exported to ONNX and measured there
-def test_a_latency_search_measures_and_ships_the_onnx_export(tmp_path, tiny_run) -> None:
+@pytest.mark.parametrize("runtime,int4", [(None, "int4"), ("onnx-int8", "int4-int8")])
+def test_a_latency_search_measures_and_ships_the_onnx_export(tmp_path, tiny_run, runtime,
+                                                              int4) -> None:
+    """The default runtime of a latency search is "onnx" (`export --weights auto`);
+    "onnx-int8" exports 4-bit codes to run on the int8 kernels (`--weights auto-int8`)."""
     from occamtune import inference
     from occamtune.export import OnnxTaskModel
     from occamtune.models import load_model
@@ -304,11 +308,11 @@ def test_a_latency_search_measures_and_ships_the_onnx_export(tmp_path, tiny_run)
                         vocab_trim=(False,), codebook=(False,), bits=(8, 4))
     out = tmp_path / "fast"
     result = shrink(tiny_run, out, max_drop=100.0, budget_trials=2, space=space, progress=False,
-                    objective="both")
+                    objective="both", runtime=runtime)
     records = {r["pipeline"]: r for r in result.records}
     assert set(records) == {"quantize(rounding=gptq)", "quantize(bits=4, rounding=gptq)"}
     for pipeline, weights in (("quantize(rounding=gptq)", "int8"),
-                              ("quantize(bits=4, rounding=gptq)", "int4")):
+                              ("quantize(bits=4, rounding=gptq)", int4)):
         r = records[pipeline]
         onnx = tmp_path / r["deployed"] / "model.onnx"
         # the bytes, metric and latency are the ONNX file's, not the artifact's
@@ -317,7 +321,7 @@ def test_a_latency_search_measures_and_ships_the_onnx_export(tmp_path, tiny_run)
         assert r["latency_ms"] > 0
     best = min(result.records, key=lambda r: r["bytes"] * r["latency_ms"])
     s = result.summary
-    assert s["runtime"] == "onnx" and s["objective"] == "both"
+    assert s["runtime"] == (runtime or "onnx") and s["objective"] == "both"
     assert s["chosen_trial"] == best["trial"] and s["chosen_bytes"] == best["bytes"]
     assert s["chosen_artifact_bytes"] == best["artifact_bytes"]
     shipped, _, _ = load_model(out / "chosen-onnx")
