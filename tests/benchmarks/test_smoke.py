@@ -143,8 +143,9 @@ def test_nbits(compressed: Bench) -> None:
                    "--n-speed", "8", "--rounds", "1", "--workdir", str(compressed.work / "nbits"))
     rows = {r["name"]: r for r in compressed.results_of("nbits")["rows"]}
     assert list(rows) == ["fp32 (torch)", "artifact (torch)", "ONNX int8", "ONNX int4",
-                          "ONNX int4, int8 compute"]
-    assert rows["ONNX int4"]["bytes"] < rows["ONNX int8"]["bytes"]
+                          "ONNX int4, int8 compute", "ONNX int4 on int8 kernels"]
+    assert rows["ONNX int4"]["bytes"] < rows["ONNX int4 on int8 kernels"]["bytes"] \
+        < rows["ONNX int8"]["bytes"]
     assert rows["ONNX int4"]["test_metric"] == rows["artifact (torch)"]["test_metric"]
 
 
