@@ -245,8 +245,9 @@ def table(keys: dict) -> str:
         f"{keys['max_drop']} {metric} on dev."),
     ]
     if keys.get("latency_ratio") is not None:  # (records from before latencies were kept lack it)
-        on = ("its ONNX export on ONNX Runtime" if str(keys.get("runtime", "")).startswith("onnx")
-              else "torch")
+        from occamtune.search.records import on_onnx
+
+        on = "its ONNX export on ONNX Runtime" if on_onnx(keys) else "torch"
         rows.append(f"\nChosen by {keys.get('objective', 'size')}: {f(keys['chosen_latency_ms'], 3)} "
                     f"ms per sentence at batch 32 ({on}) against {f(keys['base_latency_ms'], 3)} "
                     f"for the fp32 model in torch, timed in alternation: "

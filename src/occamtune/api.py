@@ -150,8 +150,9 @@ def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite:
     """Export a run or artifact folder to ONNX for ONNX Runtime; `load`, `evaluate`, `predict`
     and `serve` take the exported folder. `weights`: "int8" (ONNX Runtime's dynamic int8, the
     default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact), "int4-int8"
-    (the same 4-bit file, run on int8 kernels once loaded), "fp32" or "auto" (int4 for a model with codes of at most 4 bits, else int8; None: "int8", or "fp32"
-    when `int8=False`). `exporter`: "dynamo" (torch's current
+    (the same 4-bit file, run on int8 kernels once loaded), "fp32", "auto" (int4 for a model
+    with codes of at most 4 bits, else int8) or "auto-int8" (the same with int4-int8 for int4);
+    None: "int8", or "fp32" when `int8=False`. `exporter`: "dynamo" (torch's current
     exporter, the default) or "torchscript" (the legacy tracer: exports in seconds where the
     other takes a minute)."""
     from occamtune.export import export_run

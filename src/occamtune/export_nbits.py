@@ -264,6 +264,51 @@ def _gather_quantized(node: Any, quant: QuantCodes, added: dict[str, Any]) -> An
                             gather_axis=0, quantize_axis=1, block_size=block, bits=bits)
 
 
+class _Nodes:
+    """The nodes of a graph rewrite, in order, with what they add: each constant (a Constant
+    node, one per distinct value) and node output named by `prefix` and a counter (`_short_names`
+    shortens every name at the end)."""
+
+    def __init__(self, prefix: str) -> None:
+        self.nodes: list[Any] = []
+        self.prefix = prefix
+        self._consts: dict[tuple, str] = {}
+
+    def _name(self) -> str:
+        return f"{self.prefix}{len(self.nodes)}"
+
+    def const(self, value: Any) -> str:
+        from onnx import helper, numpy_helper
+
+        value = np.asarray(value)
+        key = (value.dtype.str, value.shape, value.tobytes())
+        if key not in self._consts:
+            name = self._consts[key] = self._name()
+            self.nodes.append(helper.make_node("Constant", [], [name],
+                                               value=numpy_helper.from_array(value, name)))
+        return self._consts[key]
+
+    def op(self, kind: str, inputs: list[str], out: str | None = None, **attrs: Any) -> str:
+        from onnx import helper
+
+        out = out or self._name()
+        self.nodes.append(helper.make_node(kind, inputs, [out], **attrs))
+        return out
+
+    def digits(self, byte: str, bits: int, count: int) -> str:
+        """(..., count) float: the `count` lowest `bits`-bit digits of the float byte values
+        `byte`, lowest first: floor(b / 2^(bits j)) - 2^bits floor(b / 2^(bits (j + 1))). Float
+        arithmetic, exact on bytes: the bitwise ops need opset 18, the exporter may write 17."""
+        base = (2.0 ** (bits * np.arange(count + 1))).astype(np.float32)
+        whole = self.op("Floor", [self.op("Div", [self.op("Unsqueeze", [byte, self.const(np.array([-1]))]),
+                                                  self.const(base)])])  # (..., count + 1)
+        last = self.const(np.array([-1]))
+        low = self.op("Slice", [whole, self.const(np.array([0])), self.const(np.array([count])), last])
+        high = self.op("Slice", [whole, self.const(np.array([1])), self.const(np.array([count + 1])),
+                                 last])
+        return self.op("Sub", [low, self.op("Mul", [high, self.const(np.float32(2 ** bits))])])
+
+
 def widen_to_int8(model: Any) -> list[str]:
     """Make every 4-bit `MatMulNBits` of `model` (an onnx ModelProto, changed in place) run on
     ONNX Runtime's int8 kernels while its weights stay 4-bit on disk; returns their outputs.
@@ -278,69 +323,47 @@ def widen_to_int8(model: Any) -> list[str]:
     column (steps at least 127/7 times finer than a 4-bit group's); the activations are rounded
     to uint8 per tensor, as the int8 export does: no longer the artifact's exact numbers.
 
-    Plain float arithmetic unpacks the nibbles (Floor of /16), not bitwise ops, which need
-    opset 18 where the exporter may write 17.
+    The nibbles are unpacked by float arithmetic (`_Nodes.digits`).
     """
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, helper
 
-    graph = model.graph
     opset = next(o.version for o in model.opset_import if o.domain in ("", "ai.onnx"))
-    nodes: list[Any] = []
-    consts: dict[str, Any] = {}
-    widened: list[str] = []
-
-    # short names: the graph stores each node's name and outputs, 30 of them per weight
-    def c(name: str, value: Any) -> str:
-        if name not in consts:
-            consts[name] = numpy_helper.from_array(np.asarray(value), name)
-        return name
-
-    def op(kind: str, inputs: list[str], out: str | None = None, **kw: Any) -> str:
-        out = out or f"w8_{len(nodes)}"
-        nodes.append(helper.make_node(kind, inputs, [out], name=out, **kw))
-        return out
-
-    for node in graph.node:
+    g, widened = _Nodes("w8_"), []
+    for node in model.graph.node:
         attrs = {a.name: a.i for a in node.attribute}
         if (node.op_type != "MatMulNBits" or node.domain != MS_DOMAIN or attrs.get("bits") != 4
                 or len([i for i in node.input if i]) != 3):
-            nodes.append(node)
+            g.nodes.append(node)
             continue
         widened.append(node.output[0])
         k, n, block = attrs["K"], attrs["N"], attrs["block_size"]
         n_blocks = -(-k // block)
-        byte = op("Cast", [node.input[1]], to=TensorProto.FLOAT)  # (N, n_blocks, block / 2)
-        sixteen = c("w8c_16", np.float32(16))
-        high = op("Floor", [op("Div", [byte, sixteen])])
-        low = op("Sub", [byte, op("Mul", [high, sixteen])])
-        last = c("w8c_last", np.array([-1]))
-        pairs = op("Concat", [op("Unsqueeze", [low, last]), op("Unsqueeze", [high, last])], axis=-1)
-        codes = op("Sub", [op("Reshape", [pairs, c(f"w8c_{n}x{n_blocks}x{block}",
-                                                   np.array([n, n_blocks, block]))]),
-                           c("w8c_8", np.float32(8))])
-        scale = op("Reshape", [node.input[2], c(f"w8c_{n}x{n_blocks}x1", np.array([n, n_blocks, 1]))])
-        weight = op("Slice", [op("Reshape", [op("Mul", [codes, scale]),
-                                             c(f"w8c_{n}x{n_blocks * block}",
-                                               np.array([n, n_blocks * block]))]),
-                              c("w8c_0", np.array([0])), c(f"w8c_{k}", np.array([k])),
-                              c("w8c_1", np.array([1]))])  # (N, K)
-        absmax = (op("ReduceMax", [op("Abs", [weight])], axes=[1], keepdims=1) if opset < 18 else
-                  op("ReduceMax", [op("Abs", [weight]), c("w8c_1", np.array([1]))], keepdims=1))
-        step = op("Max", [op("Div", [absmax, c("w8c_127", np.float32(127))]),
-                          c("w8c_tiny", np.float32(np.finfo(np.float32).tiny))])  # (N, 1)
-        rounded = op("Clip", [op("Round", [op("Div", [weight, step])]),
-                              c("w8c_-127", np.float32(-127)), c("w8c_127", np.float32(127))])
-        w8 = op("Transpose", [op("Cast", [rounded], to=TensorProto.INT8)], perm=[1, 0])  # (K, N)
-        w_scale = op("Reshape", [step, c(f"w8c_{n}", np.array([n]))])
-        a8, a_scale, a_zero = (f"w8_{len(nodes)}_{i}" for i in range(3))
-        nodes.append(helper.make_node("DynamicQuantizeLinear", [node.input[0]],
-                                      [a8, a_scale, a_zero], name=a8))
-        acc = op("MatMulInteger", [a8, w8, a_zero, c(f"w8c_zero{n}", np.zeros(n, dtype=np.int8))])
-        op("Mul", [op("Cast", [acc], to=TensorProto.FLOAT), op("Mul", [a_scale, w_scale])],
-           out=node.output[0])
-    del graph.node[:]
-    graph.node.extend(nodes)
-    graph.initializer.extend(consts.values())
+        byte = g.op("Cast", [node.input[1]], to=TensorProto.FLOAT)  # (N, n_blocks, block / 2)
+        pairs = g.digits(byte, 4, 2)  # (N, n_blocks, block / 2, 2): the low nibble first
+        codes = g.op("Sub", [g.op("Reshape", [pairs, g.const(np.array([n, n_blocks, block]))]),
+                             g.const(np.float32(8))])
+        scale = g.op("Reshape", [node.input[2], g.const(np.array([n, n_blocks, 1]))])
+        weight = g.op("Slice", [g.op("Reshape", [g.op("Mul", [codes, scale]),
+                                                 g.const(np.array([n, n_blocks * block]))]),
+                                g.const(np.array([0])), g.const(np.array([k])),
+                                g.const(np.array([1]))])  # (N, K)
+        magnitude = g.op("Abs", [weight])
+        absmax = (g.op("ReduceMax", [magnitude], axes=[1], keepdims=1) if opset < 18 else
+                  g.op("ReduceMax", [magnitude, g.const(np.array([1]))], keepdims=1))
+        step = g.op("Max", [g.op("Div", [absmax, g.const(np.float32(127))]),
+                            g.const(np.float32(np.finfo(np.float32).tiny))])  # (N, 1)
+        rounded = g.op("Clip", [g.op("Round", [g.op("Div", [weight, step])]),
+                                g.const(np.float32(-127)), g.const(np.float32(127))])
+        w8 = g.op("Transpose", [g.op("Cast", [rounded], to=TensorProto.INT8)], perm=[1, 0])  # (K, N)
+        w_scale = g.op("Reshape", [step, g.const(np.array([n]))])
+        a8, a_scale, a_zero = (f"{g.prefix}{len(g.nodes)}_{i}" for i in range(3))
+        g.nodes.append(helper.make_node("DynamicQuantizeLinear", [node.input[0]],
+                                        [a8, a_scale, a_zero]))
+        acc = g.op("MatMulInteger", [a8, w8, a_zero, g.const(np.zeros(n, dtype=np.int8))])
+        g.op("Mul", [g.op("Cast", [acc], to=TensorProto.FLOAT), g.op("Mul", [a_scale, w_scale])],
+             out=node.output[0])
+    del model.graph.node[:]
+    model.graph.node.extend(g.nodes)
     return widened
 
 
@@ -364,52 +387,33 @@ def _remaps_as_bits(graph: Any) -> list[str]:
     """Write each trimmed vocabulary's id map (int32 per id of the full vocabulary, e.g. 122 KB
     for BERT's 30,522) as one bit per id and the nodes that count the map back out of them
     (CumSum), which ONNX Runtime folds once when it loads the model; returns the maps' names."""
-    from onnx import TensorProto, helper, numpy_helper
+    from onnx import TensorProto, numpy_helper
 
-    done, nodes = [], []
+    g, done = _Nodes("vb_"), []
     for node in graph.node:
         value = next((a.t for a in node.attribute if a.name == "value"), None)
-        if (node.op_type != "Constant" or value is None or value.data_type != TensorProto.INT32
-                or len(value.dims) != 1 or value.dims[0] < MIN_REMAP):
-            nodes.append(node)
-            continue
-        remap = numpy_helper.to_array(value)
-        kept = remap_kept(remap)
+        kept = (remap_kept(numpy_helper.to_array(value))
+                if node.op_type == "Constant" and value is not None
+                and value.data_type == TensorProto.INT32 and len(value.dims) == 1
+                and value.dims[0] >= MIN_REMAP else None)
         if kept is None:
-            nodes.append(node)
+            g.nodes.append(node)
             continue
-        out, p = node.output[0], f"{node.output[0]}_bits"
-        bits = np.packbits(kept.astype(np.uint8), bitorder="little")
-        weights = (1 << np.arange(8)).astype(np.float32)
-        consts = {f"{p}/bytes": bits.reshape(-1, 1), f"{p}/div": weights, f"{p}/div2": 2 * weights,
-                  f"{p}/two": np.float32(2), f"{p}/shape": np.array([-1]),
-                  f"{p}/start": np.array([0]), f"{p}/stop": np.array([remap.size]),
-                  f"{p}/zero": np.array(0), f"{p}/one": np.float32(1), f"{p}/k": np.float32(kept.sum())}
-        for name, array in consts.items():
-            nodes.append(helper.make_node("Constant", [], [name],
-                                          value=numpy_helper.from_array(np.asarray(array), name)))
-
-        def op(kind: str, inputs: list[str], name: str, p: str = p, **kw: Any) -> str:
-            nodes.append(helper.make_node(kind, inputs, [f"{p}/{name}"], **kw))
-            return f"{p}/{name}"
-
-        byte = op("Cast", [f"{p}/bytes"], "byte", to=TensorProto.FLOAT)  # (V/8, 1)
-        # bit j of a byte: floor(b / 2^j) - 2 floor(b / 2^(j+1)) (bitwise ops need opset 18)
-        bit = op("Sub", [op("Floor", [op("Div", [byte, f"{p}/div"], "d1")], "f1"),
-                         op("Mul", [f"{p}/two", op("Floor", [op("Div", [byte, f"{p}/div2"], "d2")],
-                                                    "f2")], "m2")], "bit")
-        kept_f = op("Slice", [op("Reshape", [bit, f"{p}/shape"], "flat"), f"{p}/start",
-                              f"{p}/stop"], "kept")  # (V,) 1.0 where kept
-        dropped = op("Sub", [f"{p}/one", kept_f], "dropped")
-        row_kept = op("Sub", [op("CumSum", [kept_f, f"{p}/zero"], "ck"), f"{p}/one"], "rk")
-        row_dropped = op("Add", [op("CumSum", [dropped, f"{p}/zero"], "cd"),
-                                 op("Sub", [f"{p}/k", f"{p}/one"], "k1")], "rd")
-        row = op("Add", [op("Mul", [kept_f, row_kept], "a"), op("Mul", [dropped, row_dropped], "b")],
-                 "row")
-        nodes.append(helper.make_node("Cast", [row], [out], to=TensorProto.INT32))
-        done.append(out)
+        bits = np.packbits(kept.astype(np.uint8), bitorder="little").reshape(-1, 1)
+        byte = g.op("Cast", [g.const(bits)], to=TensorProto.FLOAT)  # (V/8, 1)
+        flat = g.op("Reshape", [g.digits(byte, 1, 8), g.const(np.array([-1]))])
+        kept_f = g.op("Slice", [flat, g.const(np.array([0])),
+                                g.const(np.array([kept.size]))])  # (V,) 1.0 where kept
+        one, axis = g.const(np.float32(1)), g.const(np.array(0))
+        dropped = g.op("Sub", [one, kept_f])
+        row_kept = g.op("Sub", [g.op("CumSum", [kept_f, axis]), one])
+        row_dropped = g.op("Add", [g.op("CumSum", [dropped, axis]),
+                                   g.const(np.float32(kept.sum() - 1))])
+        row = g.op("Add", [g.op("Mul", [kept_f, row_kept]), g.op("Mul", [dropped, row_dropped])])
+        g.op("Cast", [row], out=node.output[0], to=TensorProto.INT32)
+        done.append(node.output[0])
     del graph.node[:]
-    graph.node.extend(nodes)
+    graph.node.extend(g.nodes)
     return done
 
 

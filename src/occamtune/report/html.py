@@ -44,7 +44,7 @@ Give the search more trials or time, or allow a larger drop.</p>
 <img alt="frontier plot" src="data:image/png;base64,{{ frontier_png }}">
 {% if latency_png %}
 <h2>Size against latency</h2>
-<p class="muted">Latency: milliseconds per sentence at batch 32{% if s.runtime and s.runtime.startswith("onnx") %}, each
+<p class="muted">Latency: milliseconds per sentence at batch 32{% if on_onnx %}, each
 candidate as its ONNX export on ONNX Runtime{% endif %}; the uncompressed model in torch.
 Chosen by {{ s.objective or "size" }}.</p>
 <img alt="size against latency" src="data:image/png;base64,{{ latency_png }}">
@@ -84,9 +84,11 @@ def render_html(summary: dict[str, Any], cards: list[tuple[str, str]], header: l
     candidates the search measured; `latency_png`, the size/latency plot (None: left out)."""
     from jinja2 import Environment
 
+    from occamtune.search.records import on_onnx
+
     env = Environment(autoescape=True, trim_blocks=True, lstrip_blocks=True)
     return env.from_string(TEMPLATE).render(
-        s=_Attr(summary), css=CSS, cards=cards, header=header, rows=rows, fmt=fmt, trials=trials,
+        s=_Attr(summary), on_onnx=on_onnx(summary), css=CSS, cards=cards, header=header, rows=rows, fmt=fmt, trials=trials,
         frontier_png=base64.b64encode(frontier_png).decode("ascii"),
         dl_png=base64.b64encode(dl_png).decode("ascii"),
         latency_png=base64.b64encode(latency_png).decode("ascii") if latency_png else "",

@@ -71,11 +71,11 @@ def latency_plot(candidates: list[dict], summary: dict[str, Any]) -> bytes:
     objectives of the search in one picture. Candidates within the allowed drop are filled,
     the others hollow; the frontier over (bytes, metric, latency) is ringed; the chosen model,
     the uncompressed one and a latency limit are marked."""
-    from occamtune.search.records import pareto_records
+    from occamtune.search.records import on_onnx, pareto_records
 
     plt = _pyplot()
     metric = summary.get("metric", "f1")
-    runtime = "ONNX Runtime" if str(summary.get("runtime", "")).startswith("onnx") else "torch"
+    runtime = "ONNX Runtime" if on_onnx(summary) else "torch"
     fig, ax = plt.subplots(figsize=(7.5, 4.6))
     rows = [c for c in candidates if c.get("latency_ms") is not None]
     drop = summary.get("max_drop")

@@ -13,6 +13,7 @@ from typing import Any
 from occamtune.errors import ConfigError
 from occamtune.report.html import fmt, render_html
 from occamtune.report.plots import description_length_plot, frontier_plot, latency_plot
+from occamtune.search.records import on_onnx
 from occamtune.tasks.tables import md_table
 
 HEADER = ["trial", "pipeline", "bytes", "x smaller", "dev metric", "dev drop", "latency ms",
@@ -42,7 +43,7 @@ def summary_cards(s: dict[str, Any]) -> list[tuple[str, str]]:
             drop = f" (drop {fmt(base - chosen)})" if base is not None else ""
             cards.append((f"{split} {s.get('metric', 'metric')}{drop}", fmt(chosen)))
     if s.get("chosen_latency_ms") is not None:
-        on = ", ONNX Runtime" if str(s.get("runtime", "")).startswith("onnx") else ""
+        on = ", ONNX Runtime" if on_onnx(s) else ""
         cards.append((f"ms / sentence, batch 32{on} (fp32 torch: {fmt(s.get('base_latency_ms'))})",
                       fmt(s["chosen_latency_ms"])))
         cards.append(("times faster than fp32", _ratio(s.get("latency_ratio"))))

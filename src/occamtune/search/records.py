@@ -17,6 +17,12 @@ RECORD_KEYS = ("pipeline", "bytes", "dev_metric", "dev_drop", "latency_ms", "mod
                "data_bits", "total_bits", *PASSED_THROUGH)
 
 
+def on_onnx(summary: dict[str, Any]) -> bool:
+    """Whether a search summary's candidates were measured as ONNX exports (runtime "onnx" or
+    "onnx-int8"), not in torch."""
+    return str(summary.get("runtime") or "torch") != "torch"
+
+
 def write_json(path: str | Path, obj: Any) -> None:
     """JSON, written by temp file + rename."""
     from occamtune.io import atomic_write_text

@@ -61,10 +61,10 @@ class Measure:
     form, the ONNX export ONNX Runtime runs (`export --weights auto`: 4-bit `MatMulNBits` from
     the artifact's own codes where it has codes of at most 4 bits, else int8): the bytes of
     model.onnx, the dev metric and the latency of that file; "onnx-int8" the same with
-    `--weights auto-int8` (those 4-bit codes run on the int8 kernels: faster, not exact). `objective`: choose the smallest
-    ("size"), the fastest ("latency"), or the one with the least bytes x latency ("both": the
-    most times smaller times times faster), among the candidates within `max_drop` and, where
-    given, at most `max_latency_ms` per sentence.
+    `--weights auto-int8` (those 4-bit codes run on the int8 kernels: faster, not exact).
+    `objective`: choose the smallest ("size"), the fastest ("latency"), or the one with the
+    least bytes x latency ("both": the most times smaller times times faster), among the
+    candidates within `max_drop` and, where given, at most `max_latency_ms` per sentence.
     """
 
     max_drop: float = 1.0
