@@ -87,6 +87,7 @@ def run_shrink(base: Path, out: Path, args: argparse.Namespace) -> dict:
     chosen = s.get("chosen_bytes")
     return {"base_bytes": s["base_bytes"], "chosen_bytes": chosen,
             "chosen_pipeline": s.get("chosen_pipeline"), "trials": s.get("trials"),
+            "failures": s.get("failures", []),
             "base_dev_f1": s.get("base_dev_metric"), "chosen_dev_f1": s.get("chosen_dev_metric"),
             "base_test_f1": s.get("base_test_metric"), "chosen_test_f1": s.get("chosen_test_metric"),
             "gguf_file": str(anchor) if anchor else None, "gguf_bytes": gguf_bytes,
@@ -233,6 +234,8 @@ def shrink_table(s: dict) -> list[str]:
         (f"Choice: {f(s['x_smaller_than_fp32'], 1)}x smaller than float32, "
          f"{f(s['x_smaller_than_gguf'], 1)}x smaller than the GGUF file; max drop "
          f"{s['max_drop']} F1 on dev; trials: {s['trials']}."),
+        *(f"Trial {x['trial']} failed (`{x['pipeline']}`): {x['reason']}"
+          for x in s.get("failures") or []),
     ]
 
 

@@ -101,13 +101,22 @@ def _shrink(args: argparse.Namespace) -> int:
 
 def no_choice_hint(summary: dict, max_drop: float) -> str:
     """What a search that chose nothing says, and what to change."""
+    failed = summary.get("failures") or []
+    if failed:  # a failing method is not fixed by a longer budget: say first what failed
+        last = failed[-1]
+        failed_text = (f"shrink: {len(failed)} trial(s) failed; the last, trial {last['trial']} "
+                       f"({last['pipeline']}): {last['reason']} (all in shrink.json, "
+                       "'failures'): leave that method out of --space or fix the cause.\n")
+    else:
+        failed_text = ""
     states = summary.get("trials") or {}
     ended = ", ".join(f"{n} {state}" for state, n in states.items() if n and state != "waiting")
     minutes = (summary.get("search_wall_s") or 0) / 60
     limit = summary.get("max_latency_ms")
     within = f" at most {limit:g} ms per sentence and" if limit else ""
-    return (f"shrink: no model{within} stayed within {max_drop:g} of the base's dev metric "
-            f"({ended or 'no trial ended'} in {minutes:.0f} min; 'pruned' trials were stopped "
+    return failed_text + (
+        f"shrink: no model{within} stayed within {max_drop:g} of the base's dev metric "
+        f"({ended or 'no trial ended'} in {minutes:.0f} min; 'pruned' trials were stopped "
             "early as too far off). Give it a longer --budget (trials that train a student or "
             "prune gradually take about as long as a fine-tune), a larger --max-drop, or a space "
             "of methods that train nothing, e.g. --space distill_layers=0 heads=0.0 ffn=0.0 "

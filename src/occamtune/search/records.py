@@ -71,6 +71,23 @@ def trial_counts(study: Any) -> dict[str, int]:
     return counts
 
 
+FAIL_ATTR = "fail_reason"  # user attribute: the exception a failed trial raised
+
+
+def fail_reason(trial: Any) -> str:
+    """Why a failed trial failed: the exception the objective kept (or a killed worker's note)."""
+    return str(trial.user_attrs.get(FAIL_ATTR) or trial.system_attrs.get(FAIL_ATTR)
+               or "no reason kept (its worker may have been killed)")
+
+
+def failures(study: Any, limit: int = 400) -> list[dict[str, Any]]:
+    """The failed trials: number, pipeline and reason (its first `limit` characters), so that a
+    search whose trials failed says which and why."""
+    return [{"trial": t.number, "pipeline": t.user_attrs.get("pipeline"),
+             "reason": fail_reason(t)[:limit]}
+            for t in study.get_trials(deepcopy=False) if t.state.name == "FAIL"]
+
+
 def choose(records: list[dict[str, Any]], max_drop: float, objective: str = "size",
            max_latency_ms: float | None = None) -> dict[str, Any] | None:
     """Among the candidates whose dev drop is at most `max_drop` and, where given, whose latency

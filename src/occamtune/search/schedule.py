@@ -185,17 +185,25 @@ def defer_if_being_trained(trial: Any, configs: list[Any], teacher: Any, cache: 
     """Prune (for now) a pipeline whose first training step another running trial is training
     (after `wait_s`, so that a worker does not spin through proposals): the sampler may propose
     it again once that step is cached, at no training cost. Deferred trials do not count
-    toward a worker's `--trials`."""
+    toward a worker's `--trials`.
+
+    A running trial that has not yet written its pipeline may be training the same step: two
+    workers started together took the queued pipeline and sampled the same one within
+    milliseconds, and the second then waited a whole training for the first (`_duplicate`)
+    with its core idle. So such a trial is looked at again until it says, or until `wait_s`.
+    """
     import optuna
 
     deadline = time.monotonic() + wait_s
     while True:
         step = next_training(configs, teacher, cache)
-        other = being_trained(trial.study.get_trials(deepcopy=False), teacher, cache,
-                              exclude=trial.number).get(step)
-        if step is None or other is None or time.monotonic() >= deadline:
+        trials = trial.study.get_trials(deepcopy=False)
+        other = being_trained(trials, teacher, cache, exclude=trial.number).get(step)
+        unsaid = any(t.state.name == "RUNNING" and t.number != trial.number
+                     and "pipeline" not in t.user_attrs for t in trials)
+        if step is None or (other is None and not unsaid) or time.monotonic() >= deadline:
             break
-        time.sleep(min(1.0, wait_s))
+        time.sleep(min(0.2 if other is None else 1.0, wait_s))
     if step is not None and other is not None:
         trial.set_user_attr(DEFERRED_ATTR, True)
         raise optuna.TrialPruned(f"trial {other} is training {step}; deferred")

@@ -223,6 +223,15 @@ def _objective(teacher: Teacher, space: SearchSpace, out: Path, m: Measure,
     from occamtune.compress import format_pipeline
 
     def objective(trial: Any) -> tuple[float, float, float]:
+        try:
+            return measure(trial)
+        except optuna.TrialPruned:
+            raise
+        except Exception as exc:  # Optuna logs it but keeps no reason with the trial: keep one
+            trial.set_user_attr(rec.FAIL_ATTR, f"{type(exc).__name__}: {exc}")
+            raise
+
+    def measure(trial: Any) -> tuple[float, float, float]:
         params = suggest_params(trial, space)
         configs = build_pipeline(params, space)
         pipeline = format_pipeline(configs)
@@ -303,7 +312,7 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         records = rec.study_records(study)
         rec.write_records(out, records)
         best = rec.choose(records, **m.goal())
-        fails[:] = fails + [trial.system_attrs.get("fail_reason", "?")] if trial.state.name == "FAIL" else []
+        fails[:] = fails + [rec.fail_reason(trial)] if trial.state.name == "FAIL" else []
         if len(fails) >= MAX_FAILS:
             study.stop()
         if plan is not None:
@@ -454,6 +463,7 @@ def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict |
         "run_folder": str(teacher.folder), "task": teacher.cfg.task, "metric": metric,
         "max_drop": m.max_drop, "objective": m.objective, "max_latency_ms": m.max_latency_ms,
         "runtime": m.runtime, "study": study.study_name, "trials": rec.trial_counts(study),
+        "failures": rec.failures(study),
         "search_wall_s": rec.union_seconds(sessions), "base_bytes": teacher.fp32_bytes,
         "base_dev_metric": base["dev_metric"], "base_test_metric": base.get("test_metric"),
         "base_latency_ms": base["latency_ms"], "base_data_bits": base["data_bits"],

@@ -1,5 +1,6 @@
-"""A whole run on families other than BERT: train, compress through the layout methods, evaluate
-the artifact (the model folders saved as a hub model would be, the tiny tokenizer beside them)."""
+"""A whole run on families other than BERT (decoders, DistilBERT, and the encoder stacks of the
+encoder-decoders T5 and BART): train, compress through the layout methods, evaluate the
+artifact (the model folders saved as a hub model would be, the tiny tokenizer beside them)."""
 
 from __future__ import annotations
 
@@ -28,6 +29,13 @@ def _model_dir(family: str, folder: Path) -> Path:
         "gpt2": lambda: tf.GPT2Config(vocab_size=n, n_embd=32, n_layer=2, n_head=4, n_inner=64,
                                       n_positions=128, pad_token_id=0, bos_token_id=1,
                                       eos_token_id=1),
+        "t5": lambda: tf.T5Config(vocab_size=n, d_model=32, d_kv=8, d_ff=64, num_layers=2,
+                                  num_heads=4, relative_attention_num_buckets=8,
+                                  pad_token_id=0, decoder_start_token_id=0),
+        "bart": lambda: tf.BartConfig(vocab_size=n, d_model=32, encoder_layers=2, decoder_layers=1,
+                                      encoder_attention_heads=4, decoder_attention_heads=4,
+                                      encoder_ffn_dim=64, decoder_ffn_dim=64,
+                                      max_position_embeddings=128, pad_token_id=0),
         "distilbert": lambda: tf.DistilBertConfig(vocab_size=n, dim=32, n_layers=2, n_heads=4,
                                                   hidden_dim=64, max_position_embeddings=128),
     }
@@ -39,7 +47,7 @@ def _model_dir(family: str, folder: Path) -> Path:
 
 @pytest.mark.slow
 @pytest.mark.parametrize("task, data", [("ner", "conll_tiny"), ("classify", "sst_tiny")])
-@pytest.mark.parametrize("family", ["llama", "gpt2", "distilbert"])
+@pytest.mark.parametrize("family", ["llama", "gpt2", "distilbert", "t5", "bart"])
 def test_train_compress_evaluate(family: str, task: str, data: str, tmp_path: Path) -> None:
     from occamtune.api import compress_run, evaluate, train
     from occamtune.compress import artifact_bytes

@@ -132,3 +132,30 @@ def test_cached_tails_that_cannot_be_smallest_or_cannot_keep_the_tolerance_are_s
     # (rank 32, codebook, 8 bits) and the one further (4 bits): the rest, most compressed first
     assert [(q["vocab_trim"], q["codebook"], q["bits"]) for q in queued] == [(True, False, 4),
                                                                              (True, False, 8)]
+
+
+def test_a_proposal_racing_a_worker_that_has_not_yet_named_its_pipeline_is_deferred(tmp_path) -> None:
+    """Two workers started together: one takes the queued pipeline, the other samples the same
+    one before the first has written it. The second is deferred, not left to wait a training."""
+    import threading
+    import time
+
+    from occamtune.compress import format_pipeline
+
+    space = SearchSpace(distill_layers=(0,), ffn=(0.5,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        vocab_trim=(False,), codebook=(False,), bits=(4,))
+    configs = build_pipeline({"ffn": 0.5, "bits": 4}, space)
+    study = _study()
+    first, second = study.ask(), study.ask()  # both running, neither has said its pipeline
+    naming = threading.Timer(0.3, lambda: first.set_user_attr("pipeline", format_pipeline(configs)))
+    naming.start()
+    with pytest.raises(optuna.TrialPruned, match=f"trial {first.number} is training"):
+        defer_if_being_trained(second, configs, TEACHER, tmp_path, wait_s=2.0)
+    naming.join()
+    assert second.user_attrs[DEFERRED_ATTR]
+    study.tell(first, [1, 1, 1])
+    study.tell(second, state=optuna.trial.TrialState.PRUNED)
+    study.ask()  # running, and never says: it holds a proposal up to wait_s, no longer
+    start = time.monotonic()
+    defer_if_being_trained(study.ask(), configs, TEACHER, tmp_path, wait_s=0.3)  # goes on
+    assert 0.3 <= time.monotonic() - start < 2.0

@@ -344,3 +344,31 @@ def test_a_latency_limit_no_candidate_meets_chooses_nothing_and_says_so(tmp_path
     assert result.summary["trials"]["complete"] == 1 and result.chosen is None
     hint = no_choice_hint(result.summary, 100.0)
     assert "at most 1e-06 ms per sentence" in hint and "--max-latency-ms" in hint
+
+
+def test_a_failing_trial_is_recorded_with_its_reason_and_named_by_the_hint(tmp_path, tiny_run,
+                                                                          monkeypatch) -> None:
+    """A search whose trials fail says which pipeline failed and why, in shrink.json and in the
+    hint, rather than only that nothing stayed within the tolerance."""
+    import importlib
+
+    from occamtune.cli.search import no_choice_hint
+
+    shrink_module = importlib.import_module("occamtune.search.shrink")
+
+    def broken(*args, **kwargs):
+        raise ValueError("the 4-bit kernel needs in_features divisible by 32")
+
+    monkeypatch.setattr(shrink_module, "run_candidate", broken)
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        vocab_trim=(False,), codebook=(False,), bits=(4,))
+    result = shrink(tiny_run, tmp_path / "s", max_drop=100.0, budget_trials=1, space=space,
+                    progress=False)
+    assert result.chosen is None and result.summary["trials"]["failed"] == 1
+    (failure,) = result.summary["failures"]
+    assert failure["pipeline"].startswith("quantize(bits=4") and "divisible by 32" in failure["reason"]
+    saved = json.loads((tmp_path / "s" / "shrink.json").read_text())
+    assert saved["failures"] == result.summary["failures"]
+    hint = no_choice_hint(result.summary, 100.0)
+    assert hint.startswith("shrink: 1 trial(s) failed") and "divisible by 32" in hint
+    assert "quantize(bits=4" in hint and "--budget" in hint
