@@ -24,6 +24,7 @@ from occamtune.api import (
     describe_data,
     evaluate,
     export,
+    export_gguf,
     load,
     predict,
     report,
@@ -38,5 +39,5 @@ from occamtune.errors import ConfigError, DataError, ModelError, OccamError
 __all__ = ["ConfigError", "DataError", "ModelError", "OccamError", "Predictor", "Run", "RunConfig",
            "SearchSpace", "ShrinkResult", "codelength", "compress", "compress_run", "describe_data",
            "evaluate",
-           "export", "load", "load_config", "predict", "report", "serve", "shrink", "train"]
+           "export", "export_gguf", "load", "load_config", "predict", "report", "serve", "shrink", "train"]
 __version__ = "0.1.0"

@@ -161,6 +161,16 @@ def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite:
                       weights=weights)
 
 
+def export_gguf(folder: str | Path, output: str | Path, qtype: str = "q4_1",
+                overwrite: bool = False) -> dict[str, Any]:
+    """Write a Llama-family text generator (task generate) as one GGUF file for llama.cpp;
+    `qtype`: "f32", "f16", "q8_0", "q4_0" or "q4_1" (the `gguf` package's codecs; norms stay
+    float32, word embeddings Q8_0 under 4 bits). Returns the bytes and tensor types written."""
+    from occamtune.export_gguf import export_gguf_run
+
+    return export_gguf_run(folder, output, qtype=qtype, overwrite=overwrite)
+
+
 def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,
           limits: Any = None) -> None:
     """Serve a model folder over HTTP: `POST /predict {"texts": [...]}`, `GET /health`;

@@ -88,8 +88,9 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
         raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
     if get_task(model.head_config.task).generative:
         raise ConfigError("ONNX export of a text generator is not built yet (it needs a decoding "
-                          "graph with a key/value cache); serve the run or its compressed "
-                          "artifact with `occamtune serve` instead")
+                          "graph with a key/value cache); for llama.cpp, write a Llama-family "
+                          "generator as GGUF (`--gguf q4_1 --output model.gguf`), or serve the "
+                          "run or its compressed artifact with `occamtune serve`")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fp32 = path.with_name(path.stem + ".fp32.onnx") if weights != "fp32" else path

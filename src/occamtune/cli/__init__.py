@@ -9,6 +9,7 @@ from typing import Any
 
 from occamtune.cli.options import Parser, add_config_options, config_overrides
 from occamtune.errors import ConfigError, OccamError
+from occamtune.export_gguf import QTYPES as GGUF_TYPES
 
 DESCRIPTION = """\
 Fine-tune a pretrained transformer on a labelled task, then find the smallest model that keeps
@@ -97,6 +98,17 @@ def _export(args: argparse.Namespace) -> int:
     if args.fp32 and args.weights not in (None, "fp32"):
         raise ConfigError(f"Can't give both `--fp32` and `--weights {args.weights}`: "
                           f"`--fp32` is `--weights fp32`")
+    if args.gguf:
+        from occamtune.api import export_gguf
+
+        given = [f for f, v in (("--weights", args.weights), ("--fp32", args.fp32),
+                                ("--exporter", args.exporter != "dynamo")) if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)} set(s) the ONNX export; with --gguf the "
+                              "weights are --gguf's type")
+        print(json.dumps(export_gguf(args.model, args.output, qtype=args.gguf,
+                                     overwrite=args.overwrite)))
+        return 0
     weights = "fp32" if args.fp32 else args.weights or "int8"
     print(json.dumps(export(args.model, args.output, overwrite=args.overwrite,
                             exporter=args.exporter, weights=weights)))
@@ -181,7 +193,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a model to ONNX Runtime for fast CPU inference",
                        description="Export a run or artifact folder to ONNX (int8 weights by "
-                       "default); evaluate, predict and serve take the exported folder.")
+                       "default); evaluate, predict and serve take the exported folder. With "
+                       "--gguf, a text generator to one GGUF file for llama.cpp.")
     p.add_argument("model", help="a trained run folder or a compressed artifact folder")
     p.add_argument("--output", required=True, help="the folder to write")
     p.add_argument("--weights", choices=["int8", "int4", "int4-int8", "fp32", "auto", "auto-int8"],
@@ -197,6 +210,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
                    help="torch's current exporter (default), or the legacy TorchScript tracer: "
                         "deprecated, but exports in seconds where dynamo takes a minute")
+    p.add_argument("--gguf", choices=GGUF_TYPES, default=None,
+                   help="write a Llama-family text generator (task generate) as one GGUF file "
+                        "for llama.cpp instead (--output: a path ending in .gguf), its weights "
+                        "in this type (norms float32; word embeddings Q8_0 under 4 bits)")
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.set_defaults(func=_export)
 
