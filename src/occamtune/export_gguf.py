@@ -246,8 +246,9 @@ def export_gguf_run(folder: str | Path, output: str | Path, qtype: str = "q4_1",
     with writing(output) as tmp:
         info = write_gguf(tmp, config, weights, out_layer, tokenizer, qtype,
                           name=Path(meta.base_model or str(folder)).name, pre=_source_pre(meta))
-    return {"output": str(output), **info, "bytes": output.stat().st_size,
-            "fp32_bytes": meta.fp32_bytes}
+    weights_file = Path(folder) / "model.safetensors"  # a run's own float32 weights
+    fp32 = meta.fp32_bytes or (weights_file.stat().st_size if weights_file.is_file() else None)
+    return {"output": str(output), **info, "bytes": output.stat().st_size, "fp32_bytes": fp32}
 
 
 def _check_uniform(encoder: Any, config: Any, folder: str | Path) -> None:

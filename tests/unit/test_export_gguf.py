@@ -62,6 +62,7 @@ def test_the_gguf_file_reads_back_to_the_same_scores_and_tokens(gen_run: Path, t
     assert ids == ids_back  # the same byte-level BPE, rebuilt from the file's tokens and merges
     assert set(info["tensor_types"]) == {"F32"}
     assert info["tied"] == ("untied" not in gen_run.parent.name)
+    assert info["fp32_bytes"] == (gen_run / "model.safetensors").stat().st_size
 
     small = export_gguf(gen_run, tmp_path / "q8" / "model.gguf", qtype="q8_0")
     assert small["bytes"] < info["bytes"] / 2
