@@ -56,6 +56,9 @@ from occamtune.search.trial import (
 
 DIRECTIONS = ["minimize", "maximize", "minimize"]  # bytes, dev metric, latency
 MAX_FAILS = 3
+# Proposals in a row of pipelines measured already (reused, not counted toward --trials): past
+# this many the sampler has nothing new left to propose within the budget's reach.
+MAX_DUPLICATES = 10
 FINALIZE_LOCK = ".finalize.lock"
 STALE_BEATS = 4  # heartbeats missed before a running trial counts as its worker's death
 LATENCY_ROUNDS = 2  # the chosen model and the fp32 one timed in alternation, this many times each
@@ -283,6 +286,7 @@ def _duplicate(trial: Any, pipeline: str, poll_s: float = 5.0) -> dict[str, Any]
                 trial.set_user_attr("duplicate_of", other.number)
                 return done
             if other.state.name == "PRUNED":
+                trial.set_user_attr("duplicate_of", other.number)
                 raise optuna.TrialPruned(f"same pipeline as trial {other.number}, pruned")
             waiting = waiting or other.state.name == "RUNNING"
         if not waiting:
@@ -307,6 +311,7 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
     ends = [start]  # a trial's time here is from the previous one's end to its own
     durations: dict[str, list[float]] = {}  # by kind: "sampled" or what schedule.py queued
     counted = [0]  # this process's trials toward n_trials
+    repeats = [0]  # trials in a row that reused a measured pipeline
 
     def after_trial(study: Any, trial: Any) -> None:
         records = rec.study_records(study)
@@ -326,8 +331,13 @@ def _optimize(study: Any, objective: Any, n_trials: int | None, timeout: float |
         waiting = any(t.state.name == "WAITING" for t in trials)
         if space_size is not None and len(sampled) >= space_size and not waiting:
             study.stop()
-        counted[0] += not trial.user_attrs.get(DEFERRED_ATTR)  # a deferred trial did nothing
-        if n_trials is not None and counted[0] >= n_trials:
+        # A deferred trial did nothing, and one reusing a measured pipeline cost nothing: neither
+        # counts toward n_trials (a search of 4 trials measured 2 pipelines when its sampler
+        # proposed each twice), but a run of such proposals ends the search.
+        repeat = "duplicate_of" in trial.user_attrs
+        repeats[0] = repeats[0] + 1 if repeat else 0
+        counted[0] += not (trial.user_attrs.get(DEFERRED_ATTR) or repeat)
+        if (n_trials is not None and counted[0] >= n_trials) or repeats[0] >= MAX_DUPLICATES:
             study.stop()
         ends.append(time.monotonic())
         if not (trial.user_attrs.get(DEFERRED_ATTR) or "duplicate_of" in trial.user_attrs):

@@ -28,7 +28,8 @@ def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_ru
     out = tmp_path / "shrink"
     result = shrink(tiny_run, out, max_drop=100.0, budget_trials=3, space=SPACE, progress=False)
     records = [json.loads(line) for line in (out / "candidates.jsonl").read_text().splitlines()]
-    assert len(records) == 3 == result.summary["trials"]["complete"]
+    measured = [r for r in records if "duplicate_of" not in r]  # proposals of one measured
+    assert len(measured) == 3 and len(records) == result.summary["trials"]["complete"]  # reused
     for r in records:
         assert r["model_bits"] == 8 * r["bytes"] and r["total_bits"] > r["model_bits"]
         assert r["latency_ms"] > 0 and r["pipeline"].startswith(("prune", "quantize"))
@@ -47,7 +48,9 @@ def test_shrink_writes_records_and_a_chosen_model_then_resumes(tmp_path, tiny_ru
     assert [r["trial"] for r in result.records] == [r["trial"] for r in records]
 
     again = shrink(tiny_run, out, max_drop=100.0, budget_trials=2, space=SPACE, progress=False)
-    assert again.summary["trials"]["complete"] == 5 == len(_study(out).trials)
+    again_measured = [r for r in again.records if "duplicate_of" not in r]
+    assert len(again_measured) == 4  # one more: the space of 4 is covered, so it stops there
+    assert again.summary["trials"]["complete"] == len(again.records)
     assert again.summary["search_wall_s"] >= s["search_wall_s"]
     metrics = inference.evaluate(model, *_dev(tiny_run, model))
     assert metrics["f1"] == pytest.approx(s["chosen_dev_metric"])
@@ -372,3 +375,32 @@ def test_a_failing_trial_is_recorded_with_its_reason_and_named_by_the_hint(tmp_p
     hint = no_choice_hint(result.summary, 100.0)
     assert hint.startswith("shrink: 1 trial(s) failed") and "divisible by 32" in hint
     assert "quantize(bits=4" in hint and "--budget" in hint
+
+
+def test_a_proposal_of_a_measured_pipeline_does_not_use_up_the_trials(tmp_path) -> None:
+    """A sampled pipeline measured before is reused at no cost: it does not count toward the
+    trial budget, but a long run of them (nothing new left to propose) ends the search."""
+    from types import SimpleNamespace
+
+    from occamtune.search.shrink import MAX_DUPLICATES, _optimize
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+
+    def every_other_repeats(trial):
+        if trial.number % 2:
+            trial.set_user_attr("duplicate_of", trial.number - 1)
+        return 1.0, 1.0, 1.0
+
+    study = optuna.create_study(directions=["minimize", "maximize", "minimize"])
+    _optimize(study, every_other_repeats, 3, None, Measure(), SimpleNamespace(metric="f1"),
+              tmp_path, False)
+    assert len(study.trials) == 5  # 3 measured, 2 reused between them
+
+    def always_repeats(trial):
+        trial.set_user_attr("duplicate_of", 0)
+        return 1.0, 1.0, 1.0
+
+    study = optuna.create_study(directions=["minimize", "maximize", "minimize"])
+    _optimize(study, always_repeats, 3, None, Measure(), SimpleNamespace(metric="f1"), tmp_path,
+              False)
+    assert len(study.trials) == MAX_DUPLICATES
