@@ -72,6 +72,11 @@ def gguf_tensors(config: Any, weights: dict[str, np.ndarray],
     return out
 
 
+def _head_dim(config: Any) -> int:
+    """The size of one attention head (a config may give it apart from hidden / heads)."""
+    return int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
+
+
 def _layer_key(key: str) -> tuple[str, str, str] | None:
     parts = key.split(".")
     if len(parts) < 4 or parts[0] != "layers":
@@ -151,7 +156,7 @@ def write_gguf(path: str | Path, config: Any, weights: dict[str, np.ndarray],
         raise ModelError(f"GGUF export writes Llamas with plain rotary positions; this one "
                          f"scales them ({rope_type!r})")
     theta = rope.get("rope_theta", getattr(config, "rope_theta", 10000.0))
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    head_dim = _head_dim(config)
     tensors = gguf_tensors(config, weights, output)
     meta = tokenizer_metadata(tokenizer, int(config.vocab_size))
     path = Path(path)
@@ -163,10 +168,10 @@ def write_gguf(path: str | Path, config: Any, weights: dict[str, np.ndarray],
     writer.add_feed_forward_length(int(config.intermediate_size))
     writer.add_head_count(int(config.num_attention_heads))
     writer.add_head_count_kv(int(config.num_key_value_heads))
-    writer.add_rope_dimension_count(int(head_dim))
+    writer.add_rope_dimension_count(head_dim)
     if head_dim * config.num_attention_heads != config.hidden_size:
-        writer.add_key_length(int(head_dim))
-        writer.add_value_length(int(head_dim))
+        writer.add_key_length(head_dim)
+        writer.add_value_length(head_dim)
     writer.add_rope_freq_base(float(theta))
     writer.add_layer_norm_rms_eps(float(config.rms_norm_eps))
     writer.add_vocab_size(int(config.vocab_size))
@@ -253,7 +258,7 @@ def export_gguf_run(folder: str | Path, output: str | Path, qtype: str = "q4_1",
 
 def _check_uniform(encoder: Any, config: Any, folder: str | Path) -> None:
     """Every layer as wide as the config says: llama.cpp sizes all layers from it."""
-    head_dim = getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads
+    head_dim = _head_dim(config)
     want = {"self_attn.q_proj": (config.num_attention_heads * head_dim, config.hidden_size),
             "self_attn.k_proj": (config.num_key_value_heads * head_dim, config.hidden_size),
             "mlp.gate_proj": (config.intermediate_size, config.hidden_size)}
