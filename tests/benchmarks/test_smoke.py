@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
-           "mdl", "nbits", "refit",
+           "generation_speed", "mdl", "nbits", "refit",
            "shrink", "tasks", "throughput", "vs_hf"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
@@ -236,6 +236,16 @@ def test_generation(tmp_path: Path) -> None:
     for side in data["sides"].values():
         assert math.isfinite(side["rougeL"]) and side["train_sents_per_s"] > 0
         assert side["train_examples"] == 12
+    # tokens/s of the trained run: torch at batch 1 and 2; llama.cpp where it is installed
+    run = b.work / "generation" / "scitldr-occamtune"
+    b.run("generation_speed", str(run), "--data", str(folder / "test.jsonl"), "--prompts", "3",
+          "--new-tokens", "3", "--batch", "2", "--rounds", "1", "--gguf", "f32",
+          "--workdir", str(b.work / "speed"))
+    speed = b.results_of("generation_speed")
+    fp32 = speed["sides"]["torch fp32"]
+    assert set(fp32["batches"]) == {"1", "2"} and fp32["agree"] == 1.0
+    assert all(row["tokens_per_s"] > 0 for row in fp32["batches"].values())
+    assert ("llama.cpp f32" in speed["sides"]) == (speed["llama_cpp_missing"] is None)
     assert _digest(ROOT / "benchmarks" / "results") == before, "a smoke run wrote benchmarks/results"
 
 

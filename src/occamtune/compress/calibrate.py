@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from contextlib import ExitStack
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,11 +22,13 @@ class _Seen(Exception):
 def token_means(model: nn.Module, modules: dict[str, nn.Module],
                 batches: Callable[[], Iterable[dict[str, torch.Tensor]]],
                 stat: Callable[[torch.Tensor], torch.Tensor], inputs: bool = True,
-                stop: bool = False) -> dict[str, torch.Tensor]:
+                stop: bool = False,
+                forward: Callable[[dict[str, Any]], Any] | None = None) -> dict[str, torch.Tensor]:
     """Per module, the sum of `stat(x)` over the calibration batches divided by the number of
     real tokens, where x is (n_tokens, features): the module's first input (`inputs`) or its
     output, padding positions left out. `stop`: end each forward pass once every module has
-    been seen (modules called once per pass only: later layers then cost nothing)."""
+    been seen (modules called once per pass only: later layers then cost nothing). `forward`
+    runs one batch (default: `model(**batch)`); its `attention_mask` still marks the padding."""
     sums: dict[str, torch.Tensor | float] = dict.fromkeys(modules, 0.0)
     counts = dict.fromkeys(modules, 0)
     mask: list[torch.Tensor] = []
@@ -52,7 +55,7 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
             mask[:] = [batch["attention_mask"].bool()] if "attention_mask" in batch else []
             seen.clear()
             try:
-                model(**batch)
+                forward(batch) if forward is not None else model(**batch)
             except _Seen:
                 pass
     return {name: sums[name] / max(counts[name], 1) for name in modules}

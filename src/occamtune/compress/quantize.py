@@ -52,7 +52,7 @@ from occamtune.compress.base import (
     need_finetune,
     register,
 )
-from occamtune.compress.gptq import blocks, gptq_round, hessians
+from occamtune.compress.gptq import LayerInputs, blocks, gptq_round
 from occamtune.compress.grid import (
     QuantCodes,
     dequantize,
@@ -103,6 +103,10 @@ class QuantizeConfig(CompressionConfig):
                   doc="weight bits; 32 means no quantization."),
         SearchDim("group_size", 64, ok=lambda v: v >= 1, rule=">= 1",
                   doc="quantization group size."),
+        SearchDim("ffn_bits", 0, ok=lambda v: isinstance(v, int) and (v == 0 or 2 <= v <= 8),
+                  rule="0 or an integer in [2, 8]",
+                  doc="bits of the feed-forward Linears, two thirds of a layer's weights (0: "
+                      "`bits`, as every other Linear)."),
         SearchDim("quant_epochs", (0.0,), ok=lambda v: v >= 0, retry=True,
                   when=lambda p: p.get("bits", 32) != 32,
                   doc="quantization-aware training epochs before rounding (0: none). Every "
@@ -163,6 +167,7 @@ class QuantizeConfig(CompressionConfig):
             return None
         epochs = float(point.get("quant_epochs", space.quant_epochs[0]))
         return cls(bits=int(point["bits"]), group_size=space.group_size, epochs=epochs,
+                   ffn_bits=space.ffn_bits or None,
                    lr=space.quant_lr if epochs else None,
                    rounding=space.qat_rounding if epochs else space.rounding)
 
@@ -272,8 +277,9 @@ def _quantize(model: TaskModel, config: QuantizeConfig,
         model = train_quantized(model, config, ctx)
     targets = dict(quantize_targets(model, config.embeddings))
     n_weights, ffn = 0, ffn_linears(model) if config.ffn_bits is not None else set()
+    inputs = LayerInputs(model, _layer_names(model), ctx.calibration) if ctx.calibration else None
     for names, gptq in _rounding_order(model, targets, config):
-        hess = hessians(model, {n: targets[n] for n in names}, ctx.calibration) if gptq else {}
+        hess = inputs.hessians({n: targets[n] for n in names}) if gptq and inputs else {}
         for name in names:
             module, bits = targets[name], bits_of(targets[name], config, ffn)
             if gptq:

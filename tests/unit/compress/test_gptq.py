@@ -11,7 +11,7 @@ from occamtune.compress import CompressContext, QuantizeConfig, compress
 from occamtune.compress.gptq import blocks, gptq_round, hessians
 from occamtune.compress.quantize import dequantize, quantize_tensor, quantized_codes
 from occamtune.errors import ConfigError
-from tests.fixtures.tiny_models import tiny_context, tiny_task_model
+from tests.fixtures.tiny_models import NER_LABELS, tiny_context, tiny_task_model
 
 
 def test_identity_hessian_gives_round_to_nearest() -> None:
@@ -97,3 +97,92 @@ def test_gptq_needs_calibration_and_a_known_rounding() -> None:
         QuantizeConfig(rounding="stochastic")
     with pytest.raises(ConfigError, match="embedding_bits"):
         QuantizeConfig(embedding_bits=1)
+
+
+def _gptq_codes(model: nn.Module, ctx: CompressContext, keep: bool,
+                monkeypatch: pytest.MonkeyPatch) -> tuple[dict[str, torch.Tensor], dict[str, int]]:
+    """The GPTQ codes of every quantized weight, and how often each layer ran, with the layer
+    inputs kept between blocks (`keep`) or a pass through the model per block."""
+    import functools
+    import importlib
+
+    from occamtune.compress.gptq import LayerInputs
+
+    # the package exports a `quantize` function under the module's name
+    quantize_module = importlib.import_module("occamtune.compress.quantize")
+
+    monkeypatch.setattr(quantize_module, "LayerInputs", functools.partial(LayerInputs, keep=keep))
+    layers = quantize_module._layer_names(model) or []
+    modules = dict(model.named_modules())
+    calls = dict.fromkeys(layers, 0)
+    hooks = [modules[n].register_forward_pre_hook(lambda *_, n=n: calls.__setitem__(n, calls[n] + 1))
+             for n in layers]
+    out = compress(model, [QuantizeConfig(bits=3, group_size=8, rounding="gptq")], ctx)
+    for hook in hooks:
+        hook.remove()
+    codes = {name: quantized_codes(out, f"{name}.weight").codes
+             for name, m in out.named_modules() if isinstance(m, nn.Linear)
+             and quantized_codes(out, f"{name}.weight") is not None}
+    return codes, calls
+
+
+# Families whose layers all take the same arguments besides the hidden states: their inputs are
+# kept between blocks (the tiny Gemma 3's two layers are both local). T5 (position bias from its
+# first layer) and ALBERT (one layer called at every depth) get a pass through the model per block.
+KEPT = {"bert", "roberta", "electra", "distilbert", "deberta-v2", "llama", "mistral", "qwen2",
+        "gemma3_text", "gpt2", "bart"}
+
+
+@pytest.mark.parametrize("family", ["bert", "roberta", "electra", "distilbert", "deberta-v2",
+                                    "albert", "llama", "mistral", "qwen2", "gemma3_text", "gpt2",
+                                    "t5", "t5-gated", "bart"])
+def test_kept_layer_inputs_give_the_codes_of_a_pass_per_block(
+        family: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Running each layer on the inputs kept from the layer before it (GPTQ's layer-by-layer
+    pass) rounds every weight as a pass through the whole model per block does."""
+    from occamtune.compress.gptq import LayerInputs
+    from occamtune.compress.quantize import _layer_names
+    from tests.unit.compress.test_families import batches, build
+
+    train = batches("ner", n=3)
+    ctx = CompressContext(calibration=lambda: iter(train))
+    kept, _ = _gptq_codes(build(family, "ner"), ctx, True, monkeypatch)
+    passes, _ = _gptq_codes(build(family, "ner"), ctx, False, monkeypatch)
+    assert kept.keys() == passes.keys() and len(kept) > 2
+    for name in kept:
+        same = float((kept[name] == passes[name]).float().mean())
+        assert same > 0.99, (name, same)
+    model = build(family, "ner")
+    assert LayerInputs(model, _layer_names(model), ctx.calibration).shared() == (family in KEPT)
+
+
+@pytest.mark.parametrize("layers", [2, 6])
+def test_kept_layer_inputs_run_each_layer_a_number_of_times_that_does_not_grow_with_depth(
+        layers: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    ctx = tiny_context(train=False)
+    n = len(list(ctx.calibration()))
+    kept, kept_calls = _gptq_codes(tiny_task_model(layers=layers), ctx, True, monkeypatch)
+    passes, pass_calls = _gptq_codes(tiny_task_model(layers=layers), ctx, False, monkeypatch)
+    assert all(float((kept[k] == passes[k]).float().mean()) > 0.99 for k in kept)
+    # per layer: the check pass; per batch its inputs caught, measured, run to give the next
+    # layer its inputs, and the task head's own pass
+    assert max(kept_calls.values()) <= 1 + 4 * n, kept_calls
+    assert min(pass_calls.values()) == (layers + 1) * n  # a pass per layer and the head's
+
+
+def test_layers_with_their_own_rotary_tables_get_a_pass_per_block() -> None:
+    """A Gemma 3 with a local and a global layer: each takes its own rotary table, so the
+    inputs kept from one layer would run the next with the wrong one."""
+    import transformers as tf
+
+    from occamtune.compress.gptq import LayerInputs
+    from occamtune.compress.quantize import _layer_names
+    from occamtune.models import HeadConfig, TaskModel, encoder_from_config
+    from tests.unit.compress.test_families import CONFIGS, batches
+
+    config = CONFIGS["gemma3_text"]()
+    config.layer_types = ["sliding_attention", "full_attention"]
+    model = TaskModel(encoder_from_config(tf.AutoModel, config),
+                      HeadConfig(task="ner", labels=NER_LABELS)).eval()
+    train = batches("ner")
+    assert not LayerInputs(model, _layer_names(model), lambda: iter(train)).shared()

@@ -37,6 +37,8 @@ def test_parse_space_from_flags() -> None:
         parse_space(["colour=red"])
     with pytest.raises(ConfigError, match="rounding must be one of nearest, gptq"):
         parse_space(["rounding=floor"])
+    with pytest.raises(ConfigError, match=r"ffn_bits must be 0 or an integer in \[2, 8\]"):
+        parse_space(["ffn_bits=1"])
 
 
 def test_size_counts_lowrank_only_without_sparsity() -> None:
@@ -58,6 +60,8 @@ def test_pipeline_order_and_skipped_steps() -> None:
     assert build_pipeline(params, SearchSpace(quant_epochs=1.0,
                                               qat_rounding="gptq"))[-1].rounding == "gptq"
     assert steps[-2].fallback_dim == 8  # rank 16: its codes coded in sub-vectors of 8
+    assert steps[-1].ffn_bits is None  # ffn_bits 0: the feed-forward Linears take `bits`
+    assert build_pipeline(params, parse_space(["ffn_bits=3"]))[-1].ffn_bits == 3
     assert build_pipeline({**params, "vocab_rank": 12}, SearchSpace())[-2].fallback_dim == 0
     assert build_pipeline({**params, "vocab_trim": False}, SearchSpace())[-2].fallback_dim == 0
     assert build_pipeline({**params, "vocab_rank": 16},
