@@ -138,7 +138,13 @@ PAGES = (
                   "python -m benchmarks.artifact_bits [FOLDER]",
                   "Each tensor part of a packed artifact compressed alone with zstd level 19, and "
                   "the order-0 entropy of each quantized matrix's codes: the least a coder that "
-                  "codes one code at a time could reach."))),
+                  "codes one code at a time could reach."),
+          Section("gptq_layers.json", "gptq_layers", "GPTQ calibration: each layer's inputs kept",
+                  "python -m benchmarks.gptq_layers RUN [RUN ...]",
+                  "GPTQ measures each layer's Hessians after the layers before it are rounded. "
+                  "Kept inputs run each layer twice per calibration batch; a pass through the "
+                  "model per block runs every earlier layer again for each block. Both on the "
+                  "same runs, in alternation."))),
     Page("structured-refit", "Structured pruning: the least-squares refit",
          "Structured pruning without any training after it, with and without the refit of each "
          "cut layer's output projection, on the fine-tuned MiniLM-L6 (dev F1, measured in memory).",
@@ -243,7 +249,17 @@ PAGES = (
                   "--shrink-trials 2",
                   "Seven training steps: neither model has learned the task. Measured while the "
                   "machine ran other jobs, before the family adapters were merged (both shrink "
-                  "trials on SmolLM2 failed on the BERT-only layout then)."),)),
+                  "trials on SmolLM2 failed on the BERT-only layout then)."),
+          Section("families_qat.json", "families",
+                  "The SmolLM2 NER shrink with quantization-aware training",
+                  "python -m benchmarks.families --task ner --epochs 1 --reuse --shrink-trials 1 "
+                  "--name families_qat --space distill_layers=0 heads=0.0 ffn=0.0 sparsity=0.0 "
+                  "lowrank_energy=0.0 vocab_trim=false codebook=true bits=4 group_size=128 "
+                  "ffn_bits=3 quant_epochs=1",
+                  "The same fine-tuned models as the full run above (reused), then one "
+                  "candidate: codebook rows for the embeddings, 4-bit attention and 3-bit "
+                  "feed-forward weights (groups of 128) after one epoch of quantization-aware "
+                  "training at a tenth of the run's learning rate."),)),
     Page("generation", "Text generation against the Hugging Face Trainer recipe",
          "occamtune's `generate` task and the `Trainer` recipe a user writes for a causal LM, "
          "same model (SmolLM2-135M-Instruct unless the record says otherwise), same prompts and "
@@ -258,7 +274,13 @@ PAGES = (
                        "slice shows how the two recipes compare on it, not the full benchmark.")
                for name, title in (("scitldr", "SciTLDR-A: abstract to TL;DR"),
                                    ("dialogsum", "DialogSum: dialogue to summary"),
-                                   ("multi30k", "Multi30k: German to English")))),
+                                   ("multi30k", "Multi30k: German to English")))
+         + (Section("generation_speed.json", "generation_speed",
+                    "Generated tokens per second: PyTorch against llama.cpp",
+                    "python -m benchmarks.generation_speed RUN",
+                    "RUN is a SmolLM2 generate run; llama.cpp runs the run written by "
+                    "`occamtune export --gguf`. The record names the run, the prompts and the "
+                    "rounds."),)),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
-           "generation_speed", "mdl", "nbits", "refit",
+           "generation_speed", "gptq_layers", "mdl", "nbits", "refit",
            "shrink", "tasks", "throughput", "vs_hf"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
@@ -147,6 +147,13 @@ def test_nbits(compressed: Bench) -> None:
     assert rows["ONNX int4"]["bytes"] < rows["ONNX int4 on int8 kernels"]["bytes"] \
         < rows["ONNX int8"]["bytes"]
     assert rows["ONNX int4"]["test_metric"] == rows["artifact (torch)"]["test_metric"]
+
+
+def test_gptq_layers(bench: Bench) -> None:
+    bench.run("gptq_layers", str(bench.base), "--rounds", "1", "--threads", "1")
+    row = bench.results_of("gptq_layers")["runs"][bench.base.name]
+    assert row["codes_agree"] > 0.99 and row["weights"] > 0
+    assert row["kept_s"] > 0 and row["pass_s"] > 0
 
 
 def test_candidates(bench: Bench) -> None:

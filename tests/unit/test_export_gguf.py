@@ -1,6 +1,6 @@
-"""`export --gguf`: a trained text generator as one GGUF file that transformers' GGUF reader
-(the reader llama.cpp's files are checked against here: no llama.cpp on the test machine) loads
-back to the same next-token scores and the same tokenizer."""
+"""`export --gguf`: a trained text generator as one GGUF file that transformers' GGUF reader loads
+back to the same next-token scores and the same tokenizer, and that llama.cpp runs to the same
+scores where `llama-cpp-python` is installed (it is not a dependency: it compiles llama.cpp)."""
 
 from __future__ import annotations
 
@@ -114,3 +114,25 @@ def test_the_cli_writes_it_and_refuses_onnx_options(gen_run: Path, tmp_path: Pat
     assert json.loads(capsys.readouterr().out.splitlines()[-1])["tensor_types"]["Q4_0"] > 0
     assert main([*argv, "--weights", "int8", "--overwrite"]) != 0
     assert "--weights set(s) the ONNX export" in capsys.readouterr().err
+
+
+def test_llama_cpp_runs_the_file_to_the_same_logits(gen_run: Path, tmp_path: Path) -> None:
+    """The file in llama.cpp itself, where `llama-cpp-python` is installed (it compiles llama.cpp,
+    so it is not a dependency of the project): the same next-token logits as the run's model."""
+    llama_cpp = pytest.importorskip("llama_cpp")
+    from occamtune.api import export_gguf
+    from occamtune.models import load_model
+    from occamtune.models.generation import causal_lm
+
+    path = tmp_path / "model.gguf"
+    export_gguf(gen_run, path, qtype="f32")
+    model, tok, _ = load_model(gen_run)
+    ids = tok(TEXTS[0])["input_ids"]
+    with torch.no_grad():
+        ours = causal_lm(model)(input_ids=torch.tensor([ids])).logits[0]
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=128, logits_all=True, n_threads=1,
+                          verbose=False)
+    llm.eval(ids)
+    theirs = torch.tensor(llm.scores[: len(ids)])
+    assert theirs.shape == ours.shape
+    assert torch.allclose(theirs, ours, atol=1e-3), (theirs - ours).abs().max()
