@@ -94,7 +94,17 @@ def run_shrink(base: Path, out: Path, args: argparse.Namespace) -> dict:
             "x_smaller_than_fp32": s["base_bytes"] / chosen if chosen else None,
             "x_smaller_than_gguf": gguf_bytes / chosen if chosen and gguf_bytes else None,
             "max_drop": args.max_drop, "space": args.space, "wall_s": time.perf_counter() - start,
-            "peak_rss_mb": peak_rss_mb()}
+            "peak_rss_mb": peak_rss_mb(), "candidates": measured_candidates(out)}
+
+
+def measured_candidates(out: Path) -> list[dict]:
+    """The pipelines the search measured on all of dev (`candidates.jsonl`, re-proposals left
+    out): bytes, dev F1 and its drop from the fine-tuned model's."""
+    path = out / "candidates.jsonl"
+    rows = [json.loads(line) for line in path.read_text().splitlines()] if path.is_file() else []
+    return [{"trial": r["trial"], "pipeline": r["pipeline"], "bytes": r["bytes"],
+             "dev_f1": r["dev_metric"], "dev_drop": r["dev_drop"]}
+            for r in rows if r.get("duplicate_of") is None and r.get("dev_metric") is not None]
 
 
 def _settings(args: argparse.Namespace, *extra: str) -> dict:
@@ -230,6 +240,9 @@ def shrink_table(s: dict) -> list[str]:
         f"| packaged GGUF (Q4_1, pretrained, no head) | {f(s['gguf_bytes'], 0)} | | |",
         (f"| shrink's choice `{s['chosen_pipeline']}` | {f(s['chosen_bytes'], 0)} | "
          f"{f(s['chosen_dev_f1'])} | {f(s['chosen_test_f1'])} |"),
+        *(f"| measured `{c['pipeline']}` | {c['bytes']:,} | {c['dev_f1']:.2f} "
+          f"(drop {c['dev_drop']:.2f}) | |" for c in s.get("candidates") or []
+          if c["pipeline"] != s["chosen_pipeline"]),
         "",
         (f"Choice: {f(s['x_smaller_than_fp32'], 1)}x smaller than float32, "
          f"{f(s['x_smaller_than_gguf'], 1)}x smaller than the GGUF file; max drop "

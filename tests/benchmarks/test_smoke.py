@@ -270,6 +270,10 @@ def test_families(bench: Bench) -> None:
     assert data["slice"] and set(data["tasks"]) == {"ner", "classify"}
     assert data["tasks"]["classify"][str(llama)]["pooling"] == "last"
     assert data["shrink"]["gguf_bytes"] == anchor.stat().st_size
+    measured = data["shrink"]["candidates"]  # what the search measured on all of dev
+    assert all(c["bytes"] > 0 for c in measured)
+    chosen = data["shrink"]["chosen_pipeline"]
+    assert chosen is None or chosen in {c["pipeline"] for c in measured}
 
 
 def test_the_docs_pages_render_from_fresh_results(bench: Bench) -> None:
