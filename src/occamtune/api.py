@@ -166,7 +166,7 @@ def export_gguf(folder: str | Path, output: str | Path, qtype: str = "q4_1",
     """Write a Llama-family text generator (task generate) as one GGUF file for llama.cpp;
     `qtype`: "f32", "f16", "q8_0", "q4_0" or "q4_1" (the `gguf` package's codecs; norms stay
     float32, word embeddings Q8_0 under 4 bits). Returns the bytes and tensor types written."""
-    from occamtune.export_gguf import export_gguf_run
+    from occamtune.gguf_writer import export_gguf_run
 
     return export_gguf_run(folder, output, qtype=qtype, overwrite=overwrite)
 

@@ -23,7 +23,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("occamtune.models", "occamtune.inference"),
     ("occamtune.train",),
     ("occamtune.compress",),
-    ("occamtune.export", "occamtune.export_nbits", "occamtune.export_gguf"),  # the search measures exports
+    ("occamtune.export", "occamtune.export_nbits", "occamtune.gguf_writer"),  # the search measures exports
     ("occamtune.search",),
     ("occamtune.report", "occamtune.serve"),
     ("occamtune.api",),

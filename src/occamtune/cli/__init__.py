@@ -9,7 +9,7 @@ from typing import Any
 
 from occamtune.cli.options import Parser, add_config_options, config_overrides
 from occamtune.errors import ConfigError, OccamError
-from occamtune.export_gguf import QTYPES as GGUF_TYPES
+from occamtune.gguf_writer import QTYPES as GGUF_TYPES
 
 DESCRIPTION = """\
 Fine-tune a pretrained transformer on a labelled task, then find the smallest model that keeps
