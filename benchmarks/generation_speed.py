@@ -41,13 +41,12 @@ DATA = ROOT.parent / "shared" / "data" / "scitldr_a" / "test.jsonl"
 
 # --- the sides ------------------------------------------------------------------------------------
 class TorchSide:
-    """A model folder as occamtune loads it, generating with transformers' `generate`."""
+    """A model as occamtune loads it, generating with transformers' `generate`."""
 
-    def __init__(self, folder: Path, prompts: list[list[int]]) -> None:
-        from occamtune.inference import Predictor
+    def __init__(self, model: Any, prompts: list[list[int]]) -> None:
         from occamtune.models.generation import causal_lm, decoding
 
-        self.model = Predictor(folder).model
+        self.model = model
         self.lm, self.settings = causal_lm(self.model), decoding(self.model)
         self.settings.update(num_beams=1, do_sample=False)
         self.prompts = prompts
@@ -95,11 +94,9 @@ class LlamaCppSide:
 
 
 # --- measuring ------------------------------------------------------------------------------------
-def prompts_of(run: Path, data: Path, n: int) -> tuple[list[list[int]], int]:
-    """The first `n` prompts of `data` as the run encodes them (its template), and its EOS id."""
-    from occamtune.inference import Predictor
-
-    predictor = Predictor(run)
+def prompts_of(predictor: Any, data: Path, n: int) -> tuple[list[list[int]], int]:
+    """The first `n` prompts of `data` as the loaded run encodes them (its template), and its
+    EOS id."""
     dataset = predictor.task.read(data, predictor.data)
     dataset.items = dataset.items[:n]
     features = predictor.encode(dataset)
@@ -170,17 +167,19 @@ def main() -> None:
 
     import occamtune
     from occamtune.compress import artifact_bytes
+    from occamtune.inference import Predictor
 
     torch.set_num_threads(args.threads)
     run, work = Path(args.run), Path(args.workdir)
     if not Path(args.data).is_file():
         sys.exit(f"no prompts file at {args.data} (give --data)")
-    prompts, eos = prompts_of(run, Path(args.data), args.prompts)
-    sides: dict[str, Any] = {"torch fp32": TorchSide(run, prompts)}
+    predictor = Predictor(run)  # loaded once: its prompts and the fp32 side
+    prompts, eos = prompts_of(predictor, Path(args.data), args.prompts)
+    sides: dict[str, Any] = {"torch fp32": TorchSide(predictor.model, prompts)}
     sizes = {"torch fp32": (run / "model.safetensors").stat().st_size}
     for folder in args.artifact:
         name = f"torch {Path(folder).name}"
-        sides[name] = TorchSide(Path(folder), prompts)
+        sides[name] = TorchSide(Predictor(folder).model, prompts)
         sizes[name] = artifact_bytes(folder)
     missing = None
     try:

@@ -15,8 +15,8 @@ import torch
 from torch import nn
 
 
-class _Seen(Exception):
-    """Raised by the last hook of a batch to stop the forward pass early."""
+class StopPass(Exception):
+    """Raised by a forward hook that has what it needs: the rest of the pass is not run."""
 
 
 def token_means(model: nn.Module, modules: dict[str, nn.Module],
@@ -44,7 +44,7 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
             counts[name] += x.shape[0]
             seen.add(name)
             if stop and len(seen) == len(modules):
-                raise _Seen
+                raise StopPass
         return record
 
     with ExitStack() as stack, torch.no_grad():
@@ -56,6 +56,6 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
             seen.clear()
             try:
                 forward(batch) if forward is not None else model(**batch)
-            except _Seen:
+            except StopPass:
                 pass
     return {name: sums[name] / max(counts[name], 1) for name in modules}

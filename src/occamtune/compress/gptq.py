@@ -29,7 +29,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from occamtune.compress.calibrate import token_means
+from occamtune.compress.calibrate import StopPass, token_means
 from occamtune.compress.grid import group_of, group_scales
 
 BLOCK = 128  # columns rounded per lazy batch update (the paper's B)
@@ -47,10 +47,6 @@ def hessians(model: nn.Module, modules: dict[str, nn.Linear],
     """`X^T X / n` of each Linear's inputs over the calibration batches (padding left out)."""
     means = token_means(model, modules, batches, _second_moment, forward=forward)
     return {name: torch.as_tensor(h).float() for name, h in means.items()}
-
-
-class _Caught(Exception):
-    """Raised by a layer's pre-hook once it has its inputs: the rest of the pass is not needed."""
 
 
 class LayerInputs:
@@ -129,14 +125,14 @@ class LayerInputs:
 
         def catch(_module: nn.Module, args: tuple, kwargs: dict) -> None:
             caught.update(args=args, kwargs=kwargs)
-            raise _Caught
+            raise StopPass
 
         hook = layer.register_forward_pre_hook(catch, with_kwargs=True)
         try:
             with torch.no_grad():
                 self.model.eval()
                 self.model(**batch)
-        except _Caught:
+        except StopPass:
             pass
         finally:
             hook.remove()
