@@ -276,9 +276,11 @@ PAGES = (
                                    ("dialogsum", "DialogSum: dialogue to summary"),
                                    ("multi30k", "Multi30k: German to English")))
          + (Section("generation_speed.json", "generation_speed",
-                    "Generated tokens per second: PyTorch against llama.cpp",
+                    "Generated tokens per second: PyTorch, ONNX Runtime and llama.cpp",
                     "python -m benchmarks.generation_speed RUN",
-                    "RUN is a SmolLM2 generate run; llama.cpp runs the run written by "
+                    "RUN is a SmolLM2 generate run; ONNX Runtime runs the run written by "
+                    "`occamtune export` (its decoding step with a key/value cache, driven by "
+                    "the same `generate` as the torch sides), llama.cpp the run written by "
                     "`occamtune export --gguf`. The record names the run, the prompts and the "
                     "rounds."),)),
     Page("mdl", "Description length of the labels under a frozen encoder",

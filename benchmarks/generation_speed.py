@@ -10,6 +10,9 @@ prompt template), timed in alternation over --rounds rounds, --threads threads e
   at --batch (left-padded);
 - `torch <artifact>`: each --artifact folder (an `occamtune compress` or `shrink` output), loaded
   as occamtune loads it;
+- `onnx <weights>`: the run written by `occamtune export --weights <weights>` (fp32 and int8 by
+  default, --onnx): its decoding step with a key/value cache in ONNX Runtime, driven by the same
+  `generate` (so at batch 1 and at --batch too);
 - `llama.cpp <type>`: the run written as GGUF by `occamtune export --gguf <type>` (f32 and q4_1
   by default, --gguf), run by llama.cpp through `llama-cpp-python` (not a dependency of the
   project: `pip install llama-cpp-python`, which compiles llama.cpp; without it these sides are
@@ -41,7 +44,8 @@ DATA = ROOT.parent / "shared" / "data" / "scitldr_a" / "test.jsonl"
 
 # --- the sides ------------------------------------------------------------------------------------
 class TorchSide:
-    """A model as occamtune loads it, generating with transformers' `generate`."""
+    """A model as occamtune loads it (torch, or an ONNX export in ONNX Runtime), generating with
+    transformers' `generate`."""
 
     def __init__(self, model: Any, prompts: list[list[int]]) -> None:
         from occamtune.models.generation import causal_lm, decoding
@@ -153,6 +157,8 @@ def main() -> None:
     p.add_argument("--artifact", nargs="*", default=[], help="compressed artifacts of the run")
     p.add_argument("--gguf", nargs="*", default=["f32", "q4_1"],
                    help="GGUF types to write the run as and run in llama.cpp")
+    p.add_argument("--onnx", nargs="*", default=["fp32", "int8"],
+                   help="weights to export the run with for ONNX Runtime (`occamtune export`)")
     p.add_argument("--data", default=str(DATA), help="the prompts' file (its first --prompts)")
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=32)
@@ -181,6 +187,11 @@ def main() -> None:
         name = f"torch {Path(folder).name}"
         sides[name] = TorchSide(Predictor(folder).model, prompts)
         sizes[name] = artifact_bytes(folder)
+    for weights in args.onnx:
+        folder = work / f"{run.name}.onnx-{weights}"
+        occamtune.export(run, folder, weights=weights, exporter="torchscript", overwrite=True)
+        sides[f"onnx {weights}"] = TorchSide(Predictor(folder).model, prompts)
+        sizes[f"onnx {weights}"] = (folder / "model.onnx").stat().st_size
     missing = None
     try:
         import llama_cpp  # noqa: F401  (only whether it is there)
@@ -193,7 +204,7 @@ def main() -> None:
             occamtune.export_gguf(run, path, qtype=qtype, overwrite=True)
             sides[f"llama.cpp {qtype}"] = LlamaCppSide(path, prompts, args.threads)
             sizes[f"llama.cpp {qtype}"] = path.stat().st_size
-    batches = {name: [1, args.batch] if name.startswith("torch") else [1] for name in sides}
+    batches = {name: [1] if name.startswith("llama.cpp") else [1, args.batch] for name in sides}
     measured = measure(sides, batches, args.new_tokens, args.rounds, len(prompts))
     ref = measured["outputs"]["torch fp32"]
     summary = {

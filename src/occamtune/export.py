@@ -10,6 +10,9 @@ usual way to make a BERT fast on CPU: occamtune measures its own artifacts again
 `--weights int4` writes the Linear weights as ONNX Runtime's 4-bit `MatMulNBits` instead: a
 4-bit artifact's own codes and scales, so that the file stays near the artifact's size and
 computes its exact weights (`export_nbits.py`).
+
+A text generator (task generate) is written as a decoding step with a key/value cache instead
+(`onnx_generate.py`), with the same weight formats.
 """
 
 from __future__ import annotations
@@ -86,11 +89,7 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
     weights = weights or ("int8" if quantize_int8 else "fp32")
     if weights not in WEIGHTS:
         raise ConfigError(f"weights must be one of {', '.join(WEIGHTS)}, got {weights!r}")
-    if get_task(model.head_config.task).generative:
-        raise ConfigError("ONNX export of a text generator is not built yet (it needs a decoding "
-                          "graph with a key/value cache); for llama.cpp, write a Llama-family "
-                          "generator as GGUF (`--gguf q4_1 --output model.gguf`), or serve the "
-                          "run or its compressed artifact with `occamtune serve`")
+    generator = get_task(model.head_config.task).generative
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fp32 = path.with_name(path.stem + ".fp32.onnx") if weights != "fp32" else path
@@ -99,7 +98,11 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
     # the exporter drops inputs the graph does not read (e.g. shape_ids of a head without word
     # shapes): OnnxTaskModel feeds the session the inputs it declares
     with _quiet():
-        if exporter == "dynamo":
+        if generator:  # a decoding step with a key/value cache (its own exporter)
+            from occamtune.onnx_generate import export_generator
+
+            export_generator(model, fp32)
+        elif exporter == "dynamo":
             try:
                 _export_dynamo(_Wrapper(model, names), names, fp32)
             except torch.onnx.OnnxExporterError as exc:  # torch.export cannot capture every
@@ -109,7 +112,7 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                 print(f"occamtune: note: torch.export could not export the model "
                       f"({type(exc).__name__}); using the TorchScript exporter", file=sys.stderr)
                 exporter = "torchscript"
-        if exporter == "torchscript":
+        if exporter == "torchscript" and not generator:
             _export_torchscript(_Wrapper(model, names), names, fp32)
         if weights == "int8":
             from onnxruntime.quantization import QuantType, quantize_dynamic
@@ -188,6 +191,7 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     rounded (the returned dict says it either way)."""
     from occamtune.errors import ConfigError
     from occamtune.io import check_apart, clear_output, portable_path
+    from occamtune.tasks import get_task
 
     weights = weights or ("int8" if int8 else "fp32")
     if weights not in (*WEIGHTS, *AUTO):  # before anything is written
@@ -198,9 +202,14 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     model, tok, meta = load_model(folder, runtime=False)  # the stored weights, not int8 kernels
     if weights in AUTO:
         weights = auto_weights(model, int8_kernels=weights == "auto-int8")
+    step: dict[str, Any] = {}
+    if get_task(meta.head.task).generative:  # what the loader needs to drive the decoding
+        from occamtune.onnx_generate import step_info  # step; refuses before anything is written
+
+        step = step_info(model)
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
-    info: dict[str, Any] = {}
+    info: dict[str, Any] = dict(step)
     if weights in NBITS:  # the rewrite's report goes into the folder's metadata
         export_onnx(model, tmp / "model.fp32.onnx", exporter=exporter)
         info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE, notes,
@@ -208,6 +217,8 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     else:
         export_onnx(model, tmp / ONNX_FILE, exporter=exporter, weights=weights)
     tok.save_pretrained(tmp)
+    if step:  # the decoder's config, for `generate`
+        model.encoder.config.save_pretrained(tmp)
     if (folder / "config.yaml").is_file():  # the run's data, for `evaluate --split`
         shutil.copy(folder / "config.yaml", tmp / "config.yaml")
     pad_id = int(getattr(model.encoder.config, "pad_token_id", 0) or 0)
@@ -277,9 +288,14 @@ def _np(batch: dict[str, torch.Tensor], name: str) -> np.ndarray:
     return np.zeros_like(batch["input_ids"].numpy(), dtype=np.int64)
 
 
-def _load_onnx(folder: Path, meta: RunMeta, runtime: bool) -> OnnxTaskModel:
-    return OnnxTaskModel(folder / meta.format_info["onnx"], meta.head,
-                         pad_id=int(meta.format_info.get("pad_id", 0)))
+def _load_onnx(folder: Path, meta: RunMeta, runtime: bool) -> Any:
+    model = OnnxTaskModel(folder / meta.format_info["onnx"], meta.head,
+                          pad_id=int(meta.format_info.get("pad_id", 0)))
+    if not meta.format_info.get("generator"):
+        return model
+    from occamtune.onnx_generate import load_generator
+
+    return load_generator(folder, model.session, meta.head, meta.format_info, model.pad_id)
 
 
 register_format(ModelFormat("onnx", _load_onnx, trainable=False,

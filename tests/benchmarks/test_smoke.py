@@ -253,6 +253,9 @@ def test_generation(tmp_path: Path) -> None:
     assert set(fp32["batches"]) == {"1", "2"} and fp32["agree"] == 1.0
     assert all(row["tokens_per_s"] > 0 for row in fp32["batches"].values())
     assert ("llama.cpp f32" in speed["sides"]) == (speed["llama_cpp_missing"] is None)
+    onnx = speed["sides"]["onnx fp32"]  # the ONNX decoding step writes the run's tokens
+    assert set(onnx["batches"]) == {"1", "2"} and onnx["agree"] == 1.0
+    assert speed["sides"]["onnx int8"]["bytes"] < onnx["bytes"]
     assert _digest(ROOT / "benchmarks" / "results") == before, "a smoke run wrote benchmarks/results"
 
 

@@ -23,7 +23,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("occamtune.models", "occamtune.inference"),
     ("occamtune.train",),
     ("occamtune.compress",),
-    ("occamtune.export", "occamtune.export_nbits", "occamtune.gguf_writer"),  # the search measures exports
+    ("occamtune.export", "occamtune.export_nbits", "occamtune.gguf_writer",
+     "occamtune.onnx_generate"),  # the search measures exports
     ("occamtune.search",),
     ("occamtune.report", "occamtune.serve"),
     ("occamtune.api",),

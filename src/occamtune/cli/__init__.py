@@ -193,8 +193,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("export", help="export a model to ONNX Runtime for fast CPU inference",
                        description="Export a run or artifact folder to ONNX (int8 weights by "
-                       "default); evaluate, predict and serve take the exported folder. With "
-                       "--gguf, a text generator to one GGUF file for llama.cpp.")
+                       "default); evaluate, predict and serve take the exported folder. A text "
+                       "generator becomes a decoding step with a key/value cache (any decoder); "
+                       "with --gguf, a Llama-family generator becomes one GGUF file for "
+                       "llama.cpp.")
     p.add_argument("model", help="a trained run folder or a compressed artifact folder")
     p.add_argument("--output", required=True, help="the folder to write")
     p.add_argument("--weights", choices=["int8", "int4", "int4-int8", "fp32", "auto", "auto-int8"],
@@ -209,7 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp32", action="store_true", help="keep fp32 weights: `--weights fp32`")
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="dynamo",
                    help="torch's current exporter (default), or the legacy TorchScript tracer: "
-                        "deprecated, but exports in seconds where dynamo takes a minute")
+                        "deprecated, but exports in seconds where dynamo takes a minute (a text "
+                        "generator's decoding step always takes the tracer)")
     p.add_argument("--gguf", choices=GGUF_TYPES, default=None,
                    help="write a Llama-family text generator (task generate) as one GGUF file "
                         "for llama.cpp instead (--output: a path ending in .gguf), its weights "

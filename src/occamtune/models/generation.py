@@ -44,6 +44,8 @@ def causal_lm(model: nn.Module) -> Any:
     transformers. Built on the meta device: it holds no weights of its own."""
     from transformers import AutoModelForCausalLM
 
+    if hasattr(model, "causal_lm"):  # an ONNX export's decoding step (occamtune.onnx_generate)
+        return model.causal_lm()
     encoder = model.encoder
     with torch.device("meta"):
         lm = AutoModelForCausalLM.from_config(encoder.config)
@@ -53,7 +55,7 @@ def causal_lm(model: nn.Module) -> Any:
     return lm
 
 
-def _cache_ready(encoder: nn.Module) -> bool:
+def cache_ready(encoder: nn.Module) -> bool:
     """Number the layers 0..L-1 for the key/value cache (a distilled student keeps the
     teacher's numbers); False when a layer module is used twice (cross-layer sharing), whose
     two uses would write one cache slot."""
@@ -79,10 +81,12 @@ def decoding(model: nn.Module) -> dict[str, Any]:
         settings.pop("no_repeat_ngram_size")
     return {**settings, "do_sample": False, "eos_token_id": int(extra["eos_id"]),
             "pad_token_id": _pad_id(model),
-            "use_cache": _cache_ready(model.encoder)}
+            "use_cache": not hasattr(model, "encoder") or cache_ready(model.encoder)}
 
 
 def _pad_id(model: nn.Module) -> int:
+    if not hasattr(model, "encoder"):  # an ONNX export: its metadata keeps the pad id
+        return int(model.pad_id)
     return int(getattr(model.encoder.config, "pad_token_id", None) or 0)
 
 

@@ -62,9 +62,11 @@ class LMHead(nn.Module):
             return logits
         # a trimmed vocabulary (compress `vocab`): its rows score the kept ids; the others get a
         # floor far below (finite, so that a reference using one costs much, not infinitely)
-        full = logits.new_full((*logits.shape[:-1], table.num_embeddings), LOGIT_FLOOR)
-        full[..., kept] = logits
-        return full
+        # (a scatter, not an indexed assignment: the ONNX tracer writes the latter as an
+        # invalid graph)
+        floor = logits.new_full((1,) * (logits.dim() - 1) + (table.num_embeddings,), LOGIT_FLOOR)
+        index = kept.expand(*logits.shape[:-1], -1)
+        return floor.expand(*logits.shape[:-1], -1).scatter(-1, index, logits)
 
 
 @register_task

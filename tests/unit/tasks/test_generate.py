@@ -21,7 +21,7 @@ from occamtune.models.generation import generate_texts, target_nll
 from occamtune.tasks import get_task
 from occamtune.tasks.generate import IGNORE
 from occamtune.tasks.text_metrics import text_scores
-from tests.fixtures.tiny_decoders import tiny_gpt2_dir, tiny_llama_dir
+from tests.fixtures.tiny_decoders import tiny_decoder_dir, tiny_gpt2_dir, tiny_llama_dir
 from tests.fixtures.tiny_models import batches_context, tiny_finetune
 from tests.unit.compress.test_contract import CASES
 
@@ -115,6 +115,8 @@ def _setup(name: str, tmp_path_factory: Any) -> dict[str, Any]:
     folder = tmp_path_factory.mktemp(name)
     if name == "gpt2":
         tiny_gpt2_dir(folder)
+    elif name in ("qwen2", "gemma3_text"):
+        tiny_decoder_dir(folder, name)
     else:
         tiny_llama_dir(folder, tied=name == "llama-tied")
     tok = load_tokenizer(str(folder), "generate")
@@ -251,8 +253,15 @@ def test_a_trained_run_scores_predicts_and_streams(run_dir: Path) -> None:
               if line.startswith("data: ")]
     assert events[-1] == {"done": True, "generated": res["generated"]}
     assert "".join(e.get("token", "") for e in events[:-1]).strip() == res["generated"]
-    with pytest.raises(ConfigError, match="ONNX export of a text generator"):
-        occamtune.export(run_dir, run_dir.parent / "onnx")
+    # the ONNX export (a decoding step with a key/value cache) scores and streams the same
+    onnx = run_dir.parent / "onnx"
+    occamtune.export(run_dir, onnx, weights="fp32", exporter="torchscript")
+    again = occamtune.evaluate(onnx, split="test", write=False)
+    assert [o["prediction"] for o in again["outputs"]] == [o["prediction"] for o in report["outputs"]]
+    assert again["data_bits"] == pytest.approx(report["data_bits"], rel=1e-4)
+    streamed = TestClient(create_app(onnx)).post("/stream", json={"text": res["text"]})
+    assert [json.loads(line[len("data: "):]) for line in streamed.text.splitlines()
+            if line.startswith("data: ")] == events
 
 
 def test_a_translation_run_reads_a_parallel_file_as_it_was_trained(tmp_path: Path) -> None:

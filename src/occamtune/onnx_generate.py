@@ -1,0 +1,232 @@
+"""ONNX export of a text generator (a generate run's decoder) with a key/value cache, and the
+model that runs the file in ONNX Runtime under transformers' `generate`.
+
+The file is one graph: a step of decoding. It reads the new tokens, their attention mask over
+the cached and new positions, their positions, and every layer's cached keys and values; it
+returns the logits at the asked positions and the new tokens' keys and values. The Python side
+keeps the cache (transformers' `DynamicCache`), so greedy and beam search, the repetition
+controls, streaming and left-padded batches are `generate`'s own, as on the torch model.
+
+Why ONNX Runtime: at one row a step (decoding), its matrix-vector kernels use both cores where
+torch's MKL call does not (docs/benchmarks/generation.md measures both in one run).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
+
+
+def _layers(model: nn.Module) -> int:
+    """The number of cache slots of the model's decoder, its layers renumbered 0..L-1."""
+    from occamtune.errors import ConfigError
+    from occamtune.models.generation import cache_ready
+
+    if not cache_ready(model.encoder):
+        raise ConfigError("this generator shares one layer module across depths (cross-layer "
+                          "sharing): its two uses would write one key/value cache slot, so it "
+                          "has no ONNX decoding graph; export the run before `share`, or serve "
+                          "the artifact with `occamtune serve`")
+    return int(model.encoder.config.num_hidden_layers)
+
+
+def _new_cache() -> Any:
+    """A cache that keeps every position in every layer. Not the config's own cache, which keeps
+    only the last window of a sliding-window layer (Gemma 3, Mistral): the step's new entries
+    are then the last ones of each layer, and every layer's past has the attention mask's
+    length; the mask itself still applies the window."""
+    from transformers import DynamicCache
+
+    return DynamicCache()
+
+
+class DecodeStep(nn.Module):
+    """The graph's module: one decoding step of `model` (a generate task model) with the cached
+    keys and values as plain tensors (ONNX inputs and outputs are tensors, not a cache object)."""
+
+    def __init__(self, model: nn.Module, layers: int) -> None:
+        super().__init__()
+        self.model, self.layers = model, layers
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                position_ids: torch.Tensor, logits_at: torch.Tensor,
+                *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cache = _new_cache()
+        for i in range(self.layers):
+            cache.update(past[2 * i], past[2 * i + 1], i)
+        out = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask,
+                                 position_ids=position_ids, cache=cache, use_cache=True)
+        hidden = out.last_hidden_state  # (B, T, H)
+        # the logits at the asked positions only: the vocabulary's output layer over every
+        # prompt position costs more than the rest of the step
+        index = logits_at.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
+        logits = self.model.head(hidden.gather(1, index))
+        t = input_ids.shape[1]
+        new: list[torch.Tensor] = []
+        for layer in cache.layers:  # the new tokens' entries are the last T of each layer
+            new += [layer.keys[:, :, -t:], layer.values[:, :, -t:]]
+        return (logits, *new)
+
+
+def cache_shapes(model: nn.Module, layers: int) -> list[list[int]]:
+    """Per layer: (heads, head size) of its cached keys, read from a forward pass (grouped-query
+    attention, GPT-2's full heads and Gemma's head size alike)."""
+    cache = _new_cache()
+    with torch.no_grad():
+        model.encoder(input_ids=torch.ones(1, 2, dtype=torch.long), cache=cache, use_cache=True)
+    return [[int(layer.keys.shape[1]), int(layer.keys.shape[3])] for layer in cache.layers[:layers]]
+
+
+def past_names(layers: int) -> list[str]:
+    return [f"past.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+def present_names(layers: int) -> list[str]:
+    return [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+def step_info(model: nn.Module) -> dict[str, Any]:
+    """What the loader needs to drive the step of `model`: the cache's layer count and shapes."""
+    layers = _layers(model)
+    return {"generator": True, "layers": layers, "cache_shapes": cache_shapes(model, layers)}
+
+
+def export_generator(model: nn.Module, path: Path) -> None:
+    """Write the decoding step of `model` to `path` (fp32 ONNX)."""
+    info = step_info(model)
+    layers, shapes = info["layers"], info["cache_shapes"]
+    b, t, p = 2, 5, 3
+    mask = torch.ones(b, p + t, dtype=torch.long)
+    mask[0, :2] = 0  # a left-padded row: the mask is traced as data, not as "no padding"
+    dummy = (torch.ones(b, t, dtype=torch.long), mask,
+             torch.arange(p, p + t).expand(b, t), torch.full((b, 1), t - 1, dtype=torch.long),
+             *(torch.zeros(b, h, p, d) for h, d in shapes for _ in range(2)))
+    pasts, presents = past_names(layers), present_names(layers)
+    axes: dict[str, dict[int, str]] = {
+        "input_ids": {0: "batch", 1: "new"}, "attention_mask": {0: "batch", 1: "total"},
+        "position_ids": {0: "batch", 1: "new"}, "logits_at": {0: "batch", 1: "asked"},
+        "logits": {0: "batch", 1: "asked"},
+        **{name: {0: "batch", 2: "past"} for name in pasts},
+        **{name: {0: "batch", 2: "new"} for name in presents}}
+    model.eval()
+    # the TorchScript exporter: torch.export cannot state that the mask's length is the cached
+    # length plus the new one (a sum of two free dimensions), which the step needs
+    with torch.no_grad():
+        torch.onnx.export(DecodeStep(model, layers), dummy, str(path),
+                          input_names=[*STEP_INPUTS, *pasts],
+                          output_names=["logits", *presents], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+
+
+class OnnxGenerator:
+    """A generator's ONNX decoding step in ONNX Runtime, answering like the generate task model:
+    `model(**batch)` gives every position's logits (teacher forcing, for the references' cost);
+    `causal_lm()` gives a model for transformers' `generate`."""
+
+    def __init__(self, session: Any, head_config: Any, config: Any, info: dict[str, Any],
+                 pad_id: int = 0) -> None:
+        self.session, self.head_config, self.config = session, head_config, config
+        self.layers = int(info["layers"])
+        self.shapes = [tuple(s) for s in info["cache_shapes"]]
+        self.pad_id = pad_id
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.head_config.labels)
+
+    def eval(self) -> OnnxGenerator:
+        return self
+
+    def step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+             position_ids: torch.Tensor, logits_at: torch.Tensor,
+             past: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One run of the graph: logits at `logits_at` and the new keys and values. Without a
+        cache, one masked-out position stands for it (an empty input is not every runtime's
+        friend; the mask gives the position no weight)."""
+        b = input_ids.shape[0]
+        if past is None:
+            past = [torch.zeros(b, h, 1, d) for h, d in self.shapes for _ in range(2)]
+            attention_mask = torch.cat([attention_mask.new_zeros(b, 1), attention_mask], 1)
+        feeds = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "position_ids": position_ids, "logits_at": logits_at,
+                 **dict(zip(past_names(self.layers), past))}
+        out = self.session.run(None, {k: v.contiguous().numpy() for k, v in feeds.items()})
+        return torch.from_numpy(out[0]), [torch.from_numpy(a) for a in out[1:]]
+
+    def __call__(self, **batch: torch.Tensor) -> torch.Tensor:
+        ids = batch["input_ids"]
+        mask = batch.get("attention_mask", torch.ones_like(ids))
+        every = torch.arange(ids.shape[1]).expand(ids.shape[0], -1)
+        logits, _ = self.step(ids, mask, _positions(mask), every, None)
+        return logits
+
+    def causal_lm(self) -> OnnxCausalLM:
+        return OnnxCausalLM(self)
+
+
+def _positions(mask: torch.Tensor) -> torch.Tensor:
+    """Each real token's position counted over the real tokens before it (left padding)."""
+    return (mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def _generation_bases() -> tuple[type, ...]:
+    from transformers import GenerationMixin, PreTrainedModel
+
+    return PreTrainedModel, GenerationMixin
+
+
+class OnnxCausalLM(*_generation_bases()):  # type: ignore[misc]
+    """What transformers' `generate` drives: each forward is one run of the ONNX step, the
+    cache a `DynamicCache` that it fills with the step's new keys and values."""
+
+    main_input_name = "input_ids"
+    # the attention runs inside the graph: whichever the config names, this class has none
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    def __init__(self, generator: OnnxGenerator) -> None:
+        super().__init__(generator.config)
+        self.generator = generator
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, cache: Any = None,
+                use_cache: bool = True, **kwargs: Any) -> Any:
+        from transformers.modeling_outputs import CausalLMOutputWithPast
+
+        b, t = input_ids.shape
+        cached = cache.get_seq_length() if cache is not None else 0
+        if attention_mask is None:
+            attention_mask = torch.ones(b, cached + t, dtype=torch.long)
+        if position_ids is None:
+            position_ids = _positions(attention_mask)[:, -t:]
+        past = None
+        if cached:
+            past = [x for layer in cache.layers[: self.generator.layers]
+                    for x in (layer.keys, layer.values)]
+        else:  # `generate`'s empty cache is the config's own: this step needs its own kind
+            cache = _new_cache()
+        last = torch.full((b, 1), t - 1, dtype=torch.long)
+        logits, new = self.generator.step(input_ids, attention_mask, position_ids, last, past)
+        for i in range(self.generator.layers):
+            cache.update(new[2 * i], new[2 * i + 1], i)
+        return CausalLMOutputWithPast(logits=logits, cache=cache)
+
+
+def load_generator(folder: Path, session: Any, head_config: Any, info: dict[str, Any],
+                   pad_id: int) -> OnnxGenerator:
+    from transformers import AutoConfig
+
+    return OnnxGenerator(session, head_config, AutoConfig.from_pretrained(folder), info, pad_id)

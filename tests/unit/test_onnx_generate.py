@@ -1,0 +1,118 @@
+"""The ONNX export of a text generator (`occamtune.onnx_generate`): a decoding step with a
+key/value cache that transformers' `generate` drives in ONNX Runtime. On tiny random decoders
+of each family it writes the tokens of the torch model (greedy and beam search, left-padded
+batches) and the same teacher-forced costs; the int8 and 4-bit files are smaller; a model
+whose layers share one module is refused with the reason."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from occamtune.compress import (
+    QuantizeConfig,
+    ShareConfig,
+    VocabTrimConfig,
+    compress,
+    save_artifact,
+)
+from occamtune.errors import ConfigError
+from occamtune.export import export_run
+from occamtune.models import load_model, save_model
+from occamtune.models.generation import generate_texts, target_nll
+from tests.unit.tasks.test_generate import _context, _setup
+
+FAMILIES = ("llama-tied", "llama", "gpt2", "qwen2", "gemma3_text")
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def exported(request, tmp_path_factory) -> dict[str, Any]:
+    setup = _setup(request.param, tmp_path_factory)
+    root = setup["folder"]
+    save_model(setup["model"], setup["tok"], root / "run")
+    export_run(root / "run", root / "onnx", weights="fp32", notes=False)
+    onnx, _, meta = load_model(root / "onnx")
+    return {**setup, "onnx": onnx, "root": root, "meta": meta}
+
+
+def _texts(model: Any, feats: list[dict], beams: int = 1) -> list[str]:
+    before = model.head_config.extra["num_beams"]
+    model.head_config.extra["num_beams"] = beams
+    try:
+        # a batch of 3: prompts of different lengths, left-padded
+        return generate_texts(model, feats, batch_size=3 * beams)
+    finally:
+        model.head_config.extra["num_beams"] = before
+
+
+@pytest.mark.parametrize("beams", [1, 2])
+def test_the_export_writes_the_tokens_of_the_model(exported: dict[str, Any], beams: int) -> None:
+    feats = exported["feats"][:6]
+    assert len({f["prompt"] for f in feats}) > 1  # the batches are padded
+    expected = _texts(exported["model"], feats, beams)
+    assert any(expected)
+    assert _texts(exported["onnx"], feats, beams) == expected
+
+
+def test_the_export_gives_the_teacher_forced_costs(exported: dict[str, Any]) -> None:
+    feats = exported["feats"][:5]
+    expected = target_nll(exported["model"], feats, batch_size=4)
+    got = target_nll(exported["onnx"], feats, batch_size=4)
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_the_cache_has_one_slot_per_layer(exported: dict[str, Any]) -> None:
+    info = exported["meta"].format_info
+    assert info["generator"] and info["layers"] == 2 and len(info["cache_shapes"]) == 2
+    names = [i.name for i in exported["onnx"].session.get_inputs()]
+    assert names[:4] == ["input_ids", "attention_mask", "position_ids", "logits_at"]
+    assert names[4:] == ["past.0.key", "past.0.value", "past.1.key", "past.1.value"]
+
+
+def test_int8_and_a_4_bit_artifact_export_smaller(exported: dict[str, Any]) -> None:
+    if exported["name"] != "llama-tied":
+        pytest.skip("one family is enough for the weight formats")
+    root, model = exported["root"], exported["model"]
+    fp32 = (root / "onnx" / "model.onnx").stat().st_size
+    export_run(root / "run", root / "int8", weights="int8", notes=False)
+    assert (root / "int8" / "model.onnx").stat().st_size < fp32  # graph text dominates a tiny file
+    int8, _, _ = load_model(root / "int8")
+    assert len(_texts(int8, exported["feats"][:3])) == 3
+
+    small = compress(model, [QuantizeConfig(bits=4, group_size=16)])
+    save_artifact(small, exported["tok"], root / "q4")
+    info = export_run(root / "q4", root / "q4-onnx", weights="int4", notes=False)
+    assert info["nbits"]["exact"] > 0 and info["nbits"]["rounded"] == 0  # its own codes
+    q4, _, _ = load_model(root / "q4-onnx")
+    feats = exported["feats"][:4]
+    assert _texts(q4, feats) == _texts(small, feats)
+    assert target_nll(q4, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-3)
+
+
+def test_shared_layers_are_refused_with_the_reason(exported: dict[str, Any]) -> None:
+    if exported["name"] != "llama-tied":
+        pytest.skip("one family is enough")
+    root = exported["root"]
+    shared = compress(copy.deepcopy(exported["model"]), [ShareConfig(groups=1)],
+                      _context(exported))
+    save_artifact(shared, exported["tok"], root / "shared")
+    with pytest.raises(ConfigError, match="cross-layer sharing"):
+        export_run(root / "shared", root / "shared-onnx", weights="fp32", notes=False)
+    assert not list(root.glob("*shared-onnx*/*.onnx"))  # nothing half-written
+
+
+def test_a_trimmed_vocabulary_exports_and_writes_only_its_tokens(exported: dict[str, Any]) -> None:
+    if exported["name"] != "llama-tied":
+        pytest.skip("one family is enough")
+    root = exported["root"]
+    small = compress(copy.deepcopy(exported["model"]), [VocabTrimConfig()], _context(exported))
+    save_artifact(small, exported["tok"], root / "trim")
+    export_run(root / "trim", root / "trim-onnx", weights="fp32", notes=False)
+    onnx, _, _ = load_model(root / "trim-onnx")
+    feats = exported["feats"][:4]
+    assert _texts(onnx, feats) == _texts(small, feats)
+    assert target_nll(onnx, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-4)
