@@ -7,11 +7,9 @@ whose layers share one module is refused with the reason."""
 from __future__ import annotations
 
 import copy
-from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
 
 from occamtune.compress import (
     QuantizeConfig,
