@@ -99,9 +99,11 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
     # shapes): OnnxTaskModel feeds the session the inputs it declares
     with _quiet():
         if generator:  # a decoding step with a key/value cache (its own exporter)
-            from occamtune.onnx_generate import export_generator
+            from occamtune.onnx_generate import export_generator, share_tied_head
 
             export_generator(model, fp32)
+            if weights == "fp32":
+                share_tied_head(fp32)
         elif exporter == "dynamo":
             try:
                 _export_dynamo(_Wrapper(model, names), names, fp32)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -121,6 +122,42 @@ def export_generator(model: nn.Module, path: Path) -> None:
                           input_names=[*STEP_INPUTS, *pasts],
                           output_names=["logits", *presents], dynamic_axes=axes,
                           opset_version=17, dynamo=False)
+
+
+def share_tied_head(path: Path) -> list[str]:
+    """Write a tied output layer's matrix once. The tracer folds the transpose of the word
+    embeddings (the output layer of a tied head) into an initializer of its own: the whole
+    vocabulary twice on disk. Each such copy becomes a `Transpose` of the table, which ONNX
+    Runtime folds when it loads the file (in memory, not on disk). For the fp32 file only: the
+    int8 and 4-bit rewrites quantize a MatMul whose weight is an initializer. Returns the names
+    replaced."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    graph = model.graph
+    inits = {init.name: init for init in graph.initializer}
+    tables = {node.input[0] for node in graph.node if node.op_type == "Gather"} & set(inits)
+    replaced, transposes = [], []
+    for name in tables:
+        table = inits[name]
+        if len(table.dims) != 2:
+            continue
+        value = numpy_helper.to_array(table)
+        for other in list(graph.initializer):
+            if (other.name == name or list(other.dims) != list(table.dims)[::-1]
+                    or not np.array_equal(numpy_helper.to_array(other), value.T)):
+                continue
+            graph.initializer.remove(other)
+            transposes.append(onnx.helper.make_node("Transpose", [name], [other.name],
+                                                    perm=[1, 0], name=f"{other.name}_transpose"))
+            replaced.append(other.name)
+    if replaced:
+        nodes = [*transposes, *graph.node]  # before every reader: the graph stays sorted
+        del graph.node[:]
+        graph.node.extend(nodes)
+        onnx.save(model, str(path))
+    return replaced
 
 
 class OnnxGenerator:

@@ -74,6 +74,18 @@ def test_the_export_gives_the_teacher_forced_costs(exported: dict[str, Any]) -> 
     assert got == pytest.approx(expected, rel=1e-4, abs=1e-4)
 
 
+def test_a_tied_output_layer_is_written_once(exported: dict[str, Any]) -> None:
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(exported["root"] / "onnx" / "model.onnx")).graph
+    table = exported["model"].encoder.get_input_embeddings().weight.detach().numpy()
+    copies = [i.name for i in graph.initializer
+              if list(i.dims) in (list(table.shape), list(table.shape)[::-1])
+              and abs(numpy_helper.to_array(i)).sum() == pytest.approx(abs(table).sum(), rel=1e-6)]
+    assert len(copies) == 1, copies  # the table alone, also where the head reads it
+
+
 def test_the_cache_has_one_slot_per_layer(exported: dict[str, Any]) -> None:
     info = exported["meta"].format_info
     assert info["generator"] and info["layers"] == 2 and len(info["cache_shapes"]) == 2
