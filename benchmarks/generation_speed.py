@@ -189,7 +189,7 @@ def main() -> None:
         sizes[name] = artifact_bytes(folder)
     for weights in args.onnx:
         folder = work / f"{run.name}.onnx-{weights}"
-        occamtune.export(run, folder, weights=weights, exporter="torchscript", overwrite=True)
+        occamtune.export(run, folder, weights=weights, overwrite=True)
         sides[f"onnx {weights}"] = TorchSide(Predictor(folder).model, prompts)
         sizes[f"onnx {weights}"] = (folder / "model.onnx").stat().st_size
     missing = None

@@ -20,6 +20,10 @@ import numpy as np
 import torch
 from torch import nn
 
+# transformers at import time: the package imports this module only to export or load a
+# generator's ONNX file
+from transformers import GenerationMixin, PreTrainedModel
+
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
 
@@ -83,12 +87,10 @@ def cache_shapes(model: nn.Module, layers: int) -> list[list[int]]:
     return [[int(layer.keys.shape[1]), int(layer.keys.shape[3])] for layer in cache.layers[:layers]]
 
 
-def past_names(layers: int) -> list[str]:
-    return [f"past.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
-
-
-def present_names(layers: int) -> list[str]:
-    return [f"present.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+def cache_names(kind: str, layers: int) -> list[str]:
+    """The graph's names of every layer's keys and values: `kind` "past" (inputs) or "present"
+    (outputs)."""
+    return [f"{kind}.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
 
 
 def step_info(model: nn.Module) -> dict[str, Any]:
@@ -107,7 +109,7 @@ def export_generator(model: nn.Module, path: Path) -> None:
     dummy = (torch.ones(b, t, dtype=torch.long), mask,
              torch.arange(p, p + t).expand(b, t), torch.full((b, 1), t - 1, dtype=torch.long),
              *(torch.zeros(b, h, p, d) for h, d in shapes for _ in range(2)))
-    pasts, presents = past_names(layers), present_names(layers)
+    pasts, presents = cache_names("past", layers), cache_names("present", layers)
     axes: dict[str, dict[int, str]] = {
         "input_ids": {0: "batch", 1: "new"}, "attention_mask": {0: "batch", 1: "total"},
         "position_ids": {0: "batch", 1: "new"}, "logits_at": {0: "batch", 1: "asked"},
@@ -191,7 +193,7 @@ class OnnxGenerator:
             attention_mask = torch.cat([attention_mask.new_zeros(b, 1), attention_mask], 1)
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "position_ids": position_ids, "logits_at": logits_at,
-                 **dict(zip(past_names(self.layers), past))}
+                 **dict(zip(cache_names("past", self.layers), past))}
         out = self.session.run(None, {k: v.contiguous().numpy() for k, v in feeds.items()})
         return torch.from_numpy(out[0]), [torch.from_numpy(a) for a in out[1:]]
 
@@ -211,13 +213,7 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-def _generation_bases() -> tuple[type, ...]:
-    from transformers import GenerationMixin, PreTrainedModel
-
-    return PreTrainedModel, GenerationMixin
-
-
-class OnnxCausalLM(*_generation_bases()):  # type: ignore[misc]
+class OnnxCausalLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
     """What transformers' `generate` drives: each forward is one run of the ONNX step, the
     cache a `DynamicCache` that it fills with the step's new keys and values."""
 
