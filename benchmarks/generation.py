@@ -11,7 +11,7 @@ parallel text files). Each split is cut to --max-train / --max-dev / --max-test 
 (defaults 200 / 50 / 100, 0: all): a slice, not the benchmark; say so when quoting it.
 
 occamtune: `occamtune.train` with task=generate (its prompt, the loss on the target's sub-words
-alone, the best model on dev, greedy decoding with the key/value cache), scored on test.
+alone, with the output layer run on their positions only, the best model on dev, greedy decoding with the key/value cache), scored on test.
 The reference: what a user writes with transformers' `Trainer`: `AutoModelForCausalLM` from the
 same checkpoint (for smollm2 the packaged GGUF file, dequantized to float32), the same tokenizer,
 the same prompts and target-only labels (built with occamtune's own `encode_pairs`, so that both

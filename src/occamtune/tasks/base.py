@@ -170,6 +170,10 @@ class Task:
     def loss(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         raise NotImplementedError
 
+    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """The training objective on one batch: by default `loss` of the model's logits."""
+        return self.loss(model(**batch), batch)
+
     def as_classes(self, logits: torch.Tensor,
                    batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """The logits as N supervised choices, (N, C), and their gold classes, (N,): what

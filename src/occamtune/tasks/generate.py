@@ -149,6 +149,17 @@ class GenerateTask(Task):
         return F.cross_entropy(logits.flatten(0, 1).float(), batch["labels"].flatten(),
                                ignore_index=IGNORE)
 
+    def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """`loss` with the output layer run on the target's positions alone. The prompt's
+        positions carry no loss, yet their logits over the whole vocabulary (B x T x V floats,
+        with their gradient) cost a large share of a step when the prompt is long."""
+        if not hasattr(model, "encode"):  # a model that gives only its logits
+            return super().train_loss(model, batch)
+        labels = batch["labels"]
+        keep = labels != IGNORE
+        hidden = model.encode(batch).last_hidden_state[keep]  # (N, H)
+        return F.cross_entropy(model.head(hidden).float(), labels[keep])
+
     # --- decoding and scoring (the decoding itself: occamtune.models.generation) ----------------
     def gold(self, dataset: Any) -> list[Any]:
         return [ex.references for ex in dataset.items]

@@ -197,7 +197,7 @@ def fit_model(model: TaskModel, splits: dict[str, Split], cfg: RunConfig, output
         model, splits["train"].features, train_cfg or cfg.train,
         collate=task.collator(int(model.encoder.config.pad_token_id or 0)),
         evaluate=lambda m: inference.evaluate(m, dev.dataset, dev.features, cfg.train.eval_batch_size),
-        metric=task.metric, loss=loss_fn or (lambda m, b: task.loss(m(**b), b)),
+        metric=task.metric, loss=loss_fn or task.train_loss,
         output=output, step_hook=step_hook, progress=progress, length=task.feature_length,
     )
     return trainer.fit(resume=resume)

@@ -145,6 +145,25 @@ def test_the_loss_counts_the_target_alone(setup: dict[str, Any]) -> None:
     assert ex.source.split()[0] in tok.decode(feat["input_ids"][:p])
 
 
+def test_the_training_loss_is_the_loss_of_every_logit(setup: dict[str, Any]) -> None:
+    """The output layer runs on the target's positions alone in training: the same value and
+    the same gradients as the loss of the logits at every position."""
+    model, batch = copy.deepcopy(setup["model"]).train(), setup["batches"][0]
+    assert (batch["labels"] == IGNORE).any() and (batch["labels"] != IGNORE).any()
+    grads = []
+    for loss_of in (lambda: TASK.loss(model(**batch), batch), lambda: TASK.train_loss(model, batch)):
+        torch.manual_seed(0)  # the same dropout masks
+        model.zero_grad()
+        loss = loss_of()
+        loss.backward()
+        grads.append((float(loss), [p.grad.clone() for p in model.parameters() if p.grad is not None]))
+    (full, full_grads), (kept, kept_grads) = grads
+    assert kept == pytest.approx(full, rel=1e-5)
+    assert len(kept_grads) == len(full_grads) > 0
+    for a, b in zip(kept_grads, full_grads):
+        torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
+
+
 def test_a_tied_head_saves_no_weights_of_its_own(setup: dict[str, Any]) -> None:
     model = setup["model"]
     head_keys = [k for k in model.state_dict() if k.startswith("head.")]
