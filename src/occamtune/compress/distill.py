@@ -38,7 +38,7 @@ from occamtune.compress.base import (
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, count_parameters, family_of
-from occamtune.tasks import Task, get_task
+from occamtune.tasks import get_task
 
 PICKS = ("spread", "bottom", "top")
 
@@ -137,18 +137,14 @@ def n_layers(model: TaskModel) -> int:
     return len(family_of(model.encoder).get_layers(model.encoder))
 
 
-def distill_loss(student_logits: torch.Tensor, teacher_logits: torch.Tensor,
-                 batch: dict[str, torch.Tensor], config: DistillConfig,
-                 task: Task | None = None) -> torch.Tensor:
-    """alpha T^2 KL + (1 - alpha) CE on the supervised choices the task gives (`as_classes`;
-    default: the positions whose labels are not -100)."""
-    task = task or Task()
-    s, y = task.as_classes(student_logits, batch)  # (N, L), (N,)
-    t, _ = task.as_classes(teacher_logits, batch)  # (N, L)
+def distill_loss(student: torch.Tensor, teacher: torch.Tensor, gold: torch.Tensor,
+                 config: DistillConfig) -> torch.Tensor:
+    """alpha T^2 KL + (1 - alpha) CE on N supervised choices: the student's and the teacher's
+    logits (N, L) and the gold classes (N,) (`Task.choices`)."""
     temp = config.temperature
-    kl = F.kl_div(F.log_softmax(s / temp, -1), F.log_softmax(t / temp, -1), log_target=True,
-                  reduction="batchmean") * temp**2
-    return config.alpha * kl + (1 - config.alpha) * F.cross_entropy(s, y)
+    kl = F.kl_div(F.log_softmax(student / temp, -1), F.log_softmax(teacher / temp, -1),
+                  log_target=True, reduction="batchmean") * temp**2
+    return config.alpha * kl + (1 - config.alpha) * F.cross_entropy(student, gold)
 
 
 def hidden_loss(student: list[torch.Tensor], teacher: tuple, keep: list[int],
@@ -174,16 +170,16 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
     tap = LayerTap(student) if config.hidden_weight > 0 else None
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        if tap is None:  # soft and gold labels only
-            with torch.no_grad():
-                t_logits = teacher(**batch)
-            return distill_loss(m(**batch), t_logits, batch, config, task)
-        tap.take()
-        logits = m(**batch)
+        if tap is not None:
+            tap.take()
+        s, gold, _ = task.choices(m, batch)
         with torch.no_grad():
-            t_logits, t_hidden = teacher.forward_with_hidden(**batch)
-        return distill_loss(logits, t_logits, batch, config, task) + config.hidden_weight * hidden_loss(
-            tap.take(), t_hidden, keep, batch["attention_mask"])
+            t, _, t_hidden = task.choices(teacher, batch, hidden_states=tap is not None)
+        loss = distill_loss(s, t, gold, config)
+        if tap is None:  # soft and gold labels only
+            return loss
+        return loss + config.hidden_weight * hidden_loss(tap.take(), t_hidden, keep,
+                                                         batch["attention_mask"])
 
     try:
         return finetune(student, loss_fn=loss_fn, epochs=epochs, lr=lr)

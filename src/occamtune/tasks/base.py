@@ -183,6 +183,17 @@ class Task:
         keep = labels != -100
         return logits[keep], labels[keep]
 
+    def choices(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                hidden_states: bool = False) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+        """`model`'s logits on `batch` as its supervised choices (`as_classes`), their gold
+        classes, and with `hidden_states` the encoder's hidden states (embeddings + every
+        layer; else None): what distillation compares, teacher and student alike."""
+        if hidden_states:
+            logits, hidden = model.forward_with_hidden(**batch)
+        else:
+            logits, hidden = model(**batch), None
+        return (*self.as_classes(logits, batch), hidden)
+
     def gather(self, logits: torch.Tensor, batch: dict[str, torch.Tensor]) -> list[np.ndarray]:
         """Per feature of the batch: the log-probabilities decoding needs."""
         raise NotImplementedError

@@ -150,15 +150,21 @@ class GenerateTask(Task):
                                ignore_index=IGNORE)
 
     def train_loss(self, model: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        """`loss` with the output layer run on the target's positions alone. The prompt's
+        return F.cross_entropy(*self.choices(model, batch)[:2])
+
+    def choices(self, model: nn.Module, batch: dict[str, torch.Tensor],
+                hidden_states: bool = False) -> tuple[torch.Tensor, torch.Tensor, tuple | None]:
+        """The output layer run on the target's positions alone, (N, V) in float32. The prompt's
         positions carry no loss, yet their logits over the whole vocabulary (B x T x V floats,
-        with their gradient) cost a large share of a step when the prompt is long."""
+        with their gradient; the teacher's too in distillation) cost a large share of a step
+        when the prompt is long."""
         if not hasattr(model, "encode"):  # a model that gives only its logits
-            return super().train_loss(model, batch)
+            return super().choices(model, batch, hidden_states)
         labels = batch["labels"]
         keep = labels != IGNORE
-        hidden = model.encode(batch).last_hidden_state[keep]  # (N, H)
-        return F.cross_entropy(model.head(hidden).float(), labels[keep])
+        out = model.encode(batch, hidden_states=hidden_states)
+        logits = model.head(out.last_hidden_state[keep]).float()
+        return logits, labels[keep], out.hidden_states if hidden_states else None
 
     # --- decoding and scoring (the decoding itself: occamtune.models.generation) ----------------
     def gold(self, dataset: Any) -> list[Any]:

@@ -42,10 +42,10 @@ def test_student_more_layers_than_teacher_is_an_error() -> None:
 
 def test_loss_is_ce_when_alpha_zero_and_zero_kl_for_identical_logits() -> None:
     batch = tiny_batches(n=1)[0]
-    logits = torch.randn(4, 12, 5)
-    kl_only = distill_loss(logits, logits, batch, DistillConfig(alpha=1.0))
-    assert float(kl_only) == pytest.approx(0.0, abs=1e-6)
-    ce = distill_loss(logits, logits * 3, batch, DistillConfig(alpha=0.0))
     keep = batch["labels"] != -100
-    expected = torch.nn.functional.cross_entropy(logits[keep], batch["labels"][keep])
+    logits, gold = torch.randn(4, 12, 5)[keep], batch["labels"][keep]
+    kl_only = distill_loss(logits, logits, gold, DistillConfig(alpha=1.0))
+    assert float(kl_only) == pytest.approx(0.0, abs=1e-6)
+    ce = distill_loss(logits, logits * 3, gold, DistillConfig(alpha=0.0))
+    expected = torch.nn.functional.cross_entropy(logits, gold)
     assert float(ce) == pytest.approx(float(expected))

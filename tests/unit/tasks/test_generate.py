@@ -164,6 +164,19 @@ def test_the_training_loss_is_the_loss_of_every_logit(setup: dict[str, Any]) -> 
         torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-4)
 
 
+def test_distillation_reads_the_same_choices_from_the_target_positions(
+        setup: dict[str, Any]) -> None:
+    model, batch = setup["model"].eval(), setup["batches"][0]
+    with torch.no_grad():
+        logits, hidden = model.forward_with_hidden(**batch)
+        choices, gold, got_hidden = TASK.choices(model, batch, hidden_states=True)
+    expected, expected_gold = TASK.as_classes(logits, batch)
+    torch.testing.assert_close(choices, expected.float())
+    assert torch.equal(gold, expected_gold)
+    assert len(got_hidden) == len(hidden)
+    torch.testing.assert_close(got_hidden[-1], hidden[-1])
+
+
 def test_a_tied_head_saves_no_weights_of_its_own(setup: dict[str, Any]) -> None:
     model = setup["model"]
     head_keys = [k for k in model.state_dict() if k.startswith("head.")]
