@@ -14,7 +14,7 @@ from torch import nn
 
 from occamtune.models.families import find_family
 from occamtune.tasks import Predictions
-from occamtune.tasks.generate import DECODING, IGNORE
+from occamtune.tasks.generate import DECODING, IGNORE, GenerateTask
 
 
 class _HeadAsOutput(nn.Module):
@@ -152,15 +152,15 @@ def target_nll(model: nn.Module, features: list[dict[str, Any]], batch_size: int
     # (B, T, V) logits of a 50k vocabulary: a few rows at a time
     step = max(1, min(batch_size, 8))
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
+    task = GenerateTask()
     with torch.inference_mode():
         for start in range(0, len(order), step):
             idx = order[start:start + step]
             batch = collate([features[i] for i in idx])
-            logits = model(**batch).float()  # (B, T, V)
-            labels = batch["labels"]
-            keep = labels != IGNORE
-            lp = torch.log_softmax(logits, dim=-1)
-            picked = lp.gather(-1, labels.clamp(min=0).unsqueeze(-1)).squeeze(-1)  # (B, T)
-            for i, cost in zip(idx, -(picked * keep).sum(1)):
+            logits, gold, _ = task.choices(model, batch)  # (N, V), (N,): the target's positions
+            picked = torch.log_softmax(logits, dim=-1).gather(-1, gold.unsqueeze(-1)).squeeze(-1)
+            rows = (batch["labels"] != IGNORE).nonzero()[:, 0]  # each position's row
+            costs = picked.new_zeros(len(idx)).index_add_(0, rows, -picked)
+            for i, cost in zip(idx, costs):
                 out[i] = float(cost)
     return out
