@@ -122,7 +122,8 @@ def run_occamtune(data: str, folder: Path, out: Path, args: argparse.Namespace) 
             "train_examples": len(run.splits["train"].features),
             "train_sents_per_s": run.train_sents_per_s, "wall_s": time.perf_counter() - start,
             "peak_rss_mb": peak_rss_mb(), "model_dir": str(out),
-            "examples": test.get("outputs", [])[:5]}
+            "examples": test.get("outputs", [])[:5],
+            "predictions": [o["prediction"] for o in test.get("outputs", [])]}
 
 
 def _split_file(data: str, folder: Path, split: str) -> Path:
@@ -249,11 +250,49 @@ def run_hf(data: str, folder: Path, out: Path, args: argparse.Namespace) -> dict
             "train_examples": len(rows),
             "train_sents_per_s": res.metrics["train_samples_per_second"],
             "train_runtime_s": res.metrics["train_runtime"], "wall_s": time.perf_counter() - start,
-            "peak_rss_mb": peak_rss_mb(), "examples": [{"prediction": p, "references": ex.references}
-                                                       for p, ex in zip(texts[:5], test.items)]}
+            "peak_rss_mb": peak_rss_mb(), "predictions": texts,
+            "examples": [{"prediction": p, "references": ex.references}
+                         for p, ex in zip(texts[:5], test.items)]}
 
 
 # --- the comparison -------------------------------------------------------------------------------
+def paired(references: list[list[str]], ours: list[str], theirs: list[str],
+           samples: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """occamtune's score minus the reference recipe's on the same test examples, with a 95%
+    paired bootstrap interval: whether a gap is larger than the test slice's own noise.
+
+    BLEU and chrF: sacrebleu's own paired bootstrap test (`PairedTest`, the recipe as its
+    baseline), which resamples the corpus statistics. ROUGE-L: rouge-score gives per-example
+    scores (stemmed, the best reference) but no paired test, so the examples' differences are
+    resampled here, in the same way."""
+    import numpy as np
+    import sacrebleu
+    from rouge_score import rouge_scorer
+    from sacrebleu.significance import PairedTest
+
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True)
+    diff = np.array([scorer.score_multi(refs, a)["rougeL"].fmeasure
+                     - scorer.score_multi(refs, b)["rougeL"].fmeasure
+                     for refs, a, b in zip(references, ours, theirs)]) * 100
+    rng = np.random.default_rng(seed)
+    means = diff[rng.integers(len(diff), size=(samples, len(diff)))].mean(1)
+    out = {"rougeL": {"diff": float(diff.mean()),
+                      "ci95": [float(np.percentile(means, 2.5)), float(np.percentile(means, 97.5))]}}
+    width = max(len(r) for r in references)
+    streams = [[r[k] if k < len(r) else None for r in references] for k in range(width)]
+    metrics = {"bleu": sacrebleu.BLEU(), "chrf": sacrebleu.CHRF()}
+    test = PairedTest([("hf", theirs), ("occamtune", ours)], metrics, streams, test_type="bs",
+                      n_samples=samples)
+    _, results = test()
+    # its results are keyed by the metrics' own names ("BLEU", "chrF2"), in the given order
+    for name, key in zip(metrics, [k for k in results if k != "System"]):
+        base, mine = results[key]
+        out[name] = {"diff": float(mine.score - base.score), "p_value": float(mine.p_value),
+                     "ci95_occamtune": [float(mine.mean - mine.ci), float(mine.mean + mine.ci)],
+                     "ci95_hf": [float(base.mean - base.ci), float(base.mean + base.ci)]}
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     parser.add_argument("--data", choices=sorted(FOLDERS), default="scitldr")
@@ -298,6 +337,14 @@ def main() -> None:
                "limit_steps": args.limit, "max_train": args.max_train, "max_dev": args.max_dev,
                "max_test": args.max_test, "examples": examples, "data_root": args.data_root,
                "slice": bool(args.limit or args.max_train or args.max_dev or args.max_test)}
+    preds = [sides[name].get("predictions") for name in ("occamtune", "hf")]
+    if all(preds) and len(preds[0]) == len(preds[1]):  # sides measured before they kept them: none
+        from occamtune.config import load_config
+        from occamtune.tasks import get_task
+
+        data = load_config(None, _overrides(args.data, folder, folder, args)).data
+        test = get_task("generate").read(_split_file(args.data, folder, "test"), data)
+        summary["paired"] = paired([ex.references for ex in test.items], *preds)
     md = table(summary)
     write_results(f"generation_{args.data}", summary, md)
     print(md)
@@ -343,7 +390,21 @@ def table(summary: dict) -> str:
                      f"{r['wall_s']:.0f} |")
     note = ("A slice (--max-train / --max-dev / --max-test / --limit): not the benchmark.\n"
             if summary.get("slice") else "")
-    return "\n".join(lines) + "\n\n" + _slice_text(summary) + "\n" + note
+    return "\n".join(lines) + "\n\n" + _slice_text(summary) + "\n" + _paired_text(summary) + note
+
+
+def _paired_text(summary: dict) -> str:
+    """The gaps with their 95% paired bootstrap intervals (records that kept every prediction)."""
+    gaps = summary.get("paired")
+    if not gaps:
+        return ""
+    rouge = gaps["rougeL"]
+    parts = [f"ROUGE-L {rouge['diff']:+.2f} [{rouge['ci95'][0]:+.2f}, {rouge['ci95'][1]:+.2f}]"]
+    parts += [f"{label} {gaps[k]['diff']:+.2f} (p = {gaps[k]['p_value']:.3f})"
+              for k, label in (("bleu", "BLEU"), ("chrf", "chrF"))]
+    return ("occamtune minus the recipe on the same test examples, paired bootstrap over them "
+            "(1,000 resamples; ROUGE-L with its 95% interval, BLEU and chrF by sacrebleu's paired "
+            "test): " + "; ".join(parts) + ".\n")
 
 
 if __name__ == "__main__":

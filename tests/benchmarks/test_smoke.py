@@ -243,6 +243,12 @@ def test_generation(tmp_path: Path) -> None:
     for side in data["sides"].values():
         assert math.isfinite(side["rougeL"]) and side["train_sents_per_s"] > 0
         assert side["train_examples"] == 12
+        assert len(side["predictions"]) == 4
+    # the gaps on the same test examples, with their bootstrap interval and sacrebleu's p-values
+    gaps = data["paired"]
+    low, high = gaps["rougeL"]["ci95"]
+    assert low <= gaps["rougeL"]["diff"] <= high
+    assert all(0 < gaps[k]["p_value"] <= 1 for k in ("bleu", "chrf"))
     # tokens/s of the trained run: torch at batch 1 and 2; llama.cpp where it is installed
     run = b.work / "generation" / "scitldr-occamtune"
     b.run("generation_speed", str(run), "--data", str(folder / "test.jsonl"), "--prompts", "3",
