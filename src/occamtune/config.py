@@ -220,6 +220,9 @@ class GenerateConfig:
             probability (above 1 favours longer texts).
         no_repeat_ngram_size: forbid repeating any n-gram of this size (0: off).
         repetition_penalty: divide the logits of tokens already written by this (1: off).
+        tie_encoder_decoder: an encoder-only checkpoint warm-started as an encoder-decoder: one
+            set of weights for both halves (Rothe et al. 2020's "share"; the cross-attention
+            stays the decoder's own).
     """
 
     instruction: str | None = None
@@ -228,6 +231,7 @@ class GenerateConfig:
     length_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
     repetition_penalty: float = 1.0
+    tie_encoder_decoder: bool = False
 
     def __post_init__(self) -> None:
         checks = [

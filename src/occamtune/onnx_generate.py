@@ -24,6 +24,8 @@ from torch import nn
 # generator's ONNX file
 from transformers import GenerationMixin, PreTrainedModel
 
+from occamtune.errors import ModelError
+
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
 
@@ -95,6 +97,11 @@ def cache_names(kind: str, layers: int) -> list[str]:
 
 def step_info(model: nn.Module) -> dict[str, Any]:
     """What the loader needs to drive the step of `model`: the cache's layer count and shapes."""
+    if getattr(model, "seq2seq", False):
+        raise ModelError("export: an encoder-decoder generator has no ONNX export yet (it needs "
+                         "two graphs, the encoder and the decoder step with its self- and "
+                         "cross-attention caches); it runs, is evaluated and served in PyTorch, "
+                         "and its packed artifact (occamtune compress) keeps it small")
     layers = _layers(model)
     return {"generator": True, "layers": layers, "cache_shapes": cache_shapes(model, layers)}
 

@@ -260,7 +260,8 @@ def load_artifact(folder: str | Path, runtime: bool = False) -> TaskModel:
     folder = Path(folder)
     meta = read_meta(folder)
     manifest, payload = read_occ(folder / ARTIFACT_FILE)
-    model = TaskModel(encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder)), meta.head)
+    model = TaskModel(encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder), meta.head),
+                      meta.head)
     replay_structure(model, manifest["structure"])
     state, by_name = {}, {e["name"]: e for e in manifest["tensors"]}
     for entry in manifest["tensors"]:

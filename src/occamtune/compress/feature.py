@@ -23,7 +23,7 @@ from occamtune.compress.base import (
     structure_op,
 )
 from occamtune.compress.record import StepRecord
-from occamtune.errors import ConfigError
+from occamtune.errors import ConfigError, ModelError
 from occamtune.models import TaskModel, count_parameters
 
 
@@ -88,6 +88,10 @@ def _rebuild_mix(model: TaskModel, params: dict[str, Any]) -> None:
 def _feature(model: TaskModel, config: FeatureExtractConfig,
              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "feature")
+    if getattr(model, "seq2seq", False):
+        raise ModelError("feature: a frozen encoder with a trained head has no meaning for an "
+                         "encoder-decoder generator, whose decoder writes the text: fine-tune it, "
+                         "or compress it with quantize / prune")
     # every config answers num_hidden_layers (transformers maps GPT-2's n_layer and the like)
     n_layers = int(model.encoder.config.num_hidden_layers)
     if config.last_k > n_layers:

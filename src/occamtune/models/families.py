@@ -349,6 +349,15 @@ def model_type_of(model: nn.Module) -> str:
     return str(getattr(config, "model_type", "") or type(model).__name__)
 
 
+def is_whole_seq2seq(module: nn.Module) -> bool:
+    """A whole encoder-decoder (encoder, decoder and output layer: the generate task's T5, BART
+    or warm-started `EncoderDecoderModel`), not the encoder stack the other tasks run on."""
+    config = getattr(module, "config", None)
+    get_encoder = getattr(module, "get_encoder", None)
+    return bool(getattr(config, "is_encoder_decoder", False)) and hasattr(module, "get_decoder") \
+        and callable(get_encoder) and get_encoder() is not module
+
+
 def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
     """The adapter of an encoder (or of a TaskModel's encoder), by `config.model_type`.
 
@@ -357,6 +366,12 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
             `method`, the method asking), or the family refuses `method`.
     """
     model_type = model_type_of(model)
+    if is_whole_seq2seq(model) or is_whole_seq2seq(getattr(model, "encoder", model)):
+        who = f"{method}: " if method else ""
+        raise ModelError(f"{who}not supported on a whole encoder-decoder generator ({model_type}): "
+                         "the layout adapters describe one stack of layers, and this model has "
+                         "two, the decoder's with cross-attention; the methods that need no "
+                         "layout run on it (quantize, with nearest or GPTQ rounding; prune; lowrank)")
     adapter = find_family(model)
     if adapter is None:
         who = f"{method}: " if method else ""
@@ -369,7 +384,10 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
 
 
 def find_family(model: nn.Module) -> FamilyAdapter | None:
-    """The adapter of a model, or None for an unknown model type."""
+    """The adapter of a model, or None for an unknown model type or a whole encoder-decoder
+    (an adapter describes one stack of layers)."""
+    if is_whole_seq2seq(model) or is_whole_seq2seq(getattr(model, "encoder", None)):
+        return None
     adapter = FAMILIES.get(model_type_of(model))
     config = getattr(model, "config", None) or getattr(getattr(model, "encoder", None), "config", None)
     return adapter.for_config(config) if adapter is not None else None
@@ -404,7 +422,7 @@ def linear_of_conv1d(conv: nn.Module) -> nn.Linear:
 def check_encoder(encoder: nn.Module) -> None:
     """A ModelError for a model the tasks cannot run on: a whole encoder-decoder (as `AutoModel`
     gives it) rather than its encoder stack."""
-    adapter = find_family(encoder)
+    adapter = FAMILIES.get(model_type_of(encoder))  # find_family has none for a whole one
     if adapter is not None and adapter.encoder_decoder and get_path(encoder, adapter.layers) is None:
         raise ModelError(
             f"model type {adapter.model_types[0]!r}: {type(encoder).__name__} is not the encoder "

@@ -93,7 +93,7 @@ def save_model(model: TaskModel, tokenizer: Any, folder: str | Path,
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    state = {k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    state = {k: v.detach().contiguous() for k, v in unshared_state(model).items()}
     with writing(folder / WEIGHTS_FILE) as tmp:
         save_file(state, str(tmp), metadata={"format": "pt"})
     model.encoder.config.save_pretrained(folder)
@@ -106,9 +106,36 @@ def _load_safetensors(folder: Path, meta: RunMeta, runtime: bool) -> TaskModel:
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModel
 
-    model = TaskModel(encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder)), meta.head)
-    model.load_state_dict(load_file(str(folder / WEIGHTS_FILE)))
+    model = TaskModel(encoder_from_config(AutoModel, AutoConfig.from_pretrained(folder), meta.head),
+                      meta.head)
+    load_unshared(model, load_file(str(folder / WEIGHTS_FILE)), folder / WEIGHTS_FILE)
     return model
+
+
+def unshared_state(model: nn.Module) -> dict[str, Any]:
+    """The state dict with each tensor once, under its first name: safetensors refuses tensors
+    that share memory, as tied weights do inside a whole encoder-decoder (its embeddings and
+    output layer)."""
+    seen: set[tuple[int, tuple]] = set()
+    out = {}
+    for name, value in model.state_dict().items():
+        key = (value.data_ptr(), tuple(value.shape))
+        if value.numel() and key in seen:
+            continue
+        seen.add(key)
+        out[name] = value
+    return out
+
+
+def load_unshared(model: nn.Module, state: dict[str, Any], source: Any) -> None:
+    """Load a state saved by `unshared_state`: every name must be there but the second names of
+    the model's own tied tensors, which the load fills through the first."""
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = set(model.state_dict()) - set(unshared_state(model))
+    wrong = sorted(set(missing) - tied) + sorted(unexpected)
+    if wrong:
+        raise ModelError(f"{source}: the weights do not fit the model its config describes "
+                         f"(missing or unexpected: {wrong[:6]}{' ...' if len(wrong) > 6 else ''})")
 
 
 register_format(ModelFormat("safetensors", _load_safetensors))

@@ -46,6 +46,8 @@ def causal_lm(model: nn.Module) -> Any:
 
     if hasattr(model, "causal_lm"):  # an ONNX export's decoding step (occamtune.onnx_generate)
         return model.causal_lm()
+    if getattr(model, "seq2seq", False):  # a whole encoder-decoder generates by itself
+        return model.encoder
     encoder = model.encoder
     with torch.device("meta"):
         lm = AutoModelForCausalLM.from_config(encoder.config)
@@ -79,9 +81,11 @@ def decoding(model: nn.Module) -> dict[str, Any]:
     settings = {k: extra[k] for k in DECODING}
     if not settings["no_repeat_ngram_size"]:
         settings.pop("no_repeat_ngram_size")
-    return {**settings, "do_sample": False, "eos_token_id": int(extra["eos_id"]),
-            "pad_token_id": _pad_id(model),
-            "use_cache": not hasattr(model, "encoder") or cache_ready(model.encoder)}
+    settings = {**settings, "do_sample": False, "eos_token_id": int(extra["eos_id"]),
+                "pad_token_id": _pad_id(model)}
+    if getattr(model, "seq2seq", False):
+        return {**settings, "decoder_start_token_id": int(extra["decoder_start"]), "use_cache": True}
+    return {**settings, "use_cache": not hasattr(model, "encoder") or cache_ready(model.encoder)}
 
 
 def _pad_id(model: nn.Module) -> int:
@@ -118,14 +122,15 @@ def stream_text(model: nn.Module, feature: dict[str, Any]) -> Iterator[str]:
 
 
 def generate_texts(model: nn.Module, features: list[dict[str, Any]], batch_size: int) -> list[str]:
-    """The generated text of every feature (its prompt), in order; batches of similar prompt
-    lengths, left-padded."""
+    """The generated text of every feature (its prompt; an encoder-decoder's source), in order;
+    batches of similar prompt lengths, left-padded for a decoder."""
     if not features:
         return []
     extra = model.head_config.extra
     tok = features[0]["tokenizer"]
     lm, settings = causal_lm(model), decoding(model)
     pad = settings["pad_token_id"]
+    seq2seq = getattr(model, "seq2seq", False)
     # beams multiply the rows of a batch
     batch_size = max(1, batch_size // max(1, int(extra["num_beams"])))
     order = sorted(range(len(features)), key=lambda i: -features[i]["prompt"])
@@ -135,24 +140,27 @@ def generate_texts(model: nn.Module, features: list[dict[str, Any]], batch_size:
             idx = order[start:start + batch_size]
             prompts = [features[i]["input_ids"][: features[i]["prompt"]] for i in idx]
             width = max(len(p) for p in prompts)
-            ids = torch.tensor([[pad] * (width - len(p)) + p for p in prompts])
-            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in prompts])
+            # a decoder continues its prompt: left padding; an encoder reads its source with
+            # positions from 0 (BERT's absolute positions): right padding
+            fill = [(width - len(p), 0) if not seq2seq else (0, width - len(p)) for p in prompts]
+            ids = torch.tensor([[pad] * a + p + [pad] * b for p, (a, b) in zip(prompts, fill)])
+            mask = torch.tensor([[0] * a + [1] * len(p) + [0] * b for p, (a, b) in zip(prompts, fill)])
             gen = lm.generate(input_ids=ids, attention_mask=mask, **settings)
-            for i, row in zip(idx, gen[:, width:]):
+            # a decoder returns the prompt and its continuation; an encoder-decoder the
+            # decoder's ids alone (its start, special, is dropped with the others)
+            for i, row in zip(idx, gen if seq2seq else gen[:, width:]):
                 out[i] = tok.decode(row, skip_special_tokens=True).strip()
     return out
 
 
 def target_nll(model: nn.Module, features: list[dict[str, Any]], batch_size: int) -> list[float]:
     """Per feature: the natural-log cost of its target sub-words under teacher forcing."""
-    from occamtune.data.encode import Collator
-
-    collate = Collator(pad_id=_pad_id(model))
+    task = GenerateTask()
+    collate = task.collator(_pad_id(model))
     out = [0.0] * len(features)
     # (B, T, V) logits of a 50k vocabulary: a few rows at a time
     step = max(1, min(batch_size, 8))
     order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
-    task = GenerateTask()
     with torch.inference_mode():
         for start in range(0, len(order), step):
             idx = order[start:start + step]

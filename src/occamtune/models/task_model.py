@@ -12,7 +12,13 @@ import torch
 from torch import nn
 
 from occamtune.errors import ConfigError, ModelError
-from occamtune.models.families import FAMILIES, check_encoder, find_family, is_decoder_only_type
+from occamtune.models.families import (
+    FAMILIES,
+    check_encoder,
+    find_family,
+    is_decoder_only_type,
+    is_whole_seq2seq,
+)
 from occamtune.models.gguf import (
     SMOLLM2_ALIASES,
     gguf_location,
@@ -136,11 +142,15 @@ class TaskModel(nn.Module):
     """A pretrained encoder with a task head.
 
     `forward` returns logits: (B, T, L) for NER (one row per sub-word), (B, L) for classification.
+    For the generate task `encoder` may be a whole encoder-decoder (`occamtune.models.seq2seq`):
+    it reads the source and writes the target itself, its output layer included.
     """
 
     def __init__(self, encoder: nn.Module, head: HeadConfig) -> None:
         super().__init__()
-        check_encoder(encoder)
+        self._seq2seq = get_task(head.task).generative and is_whole_seq2seq(encoder)
+        if not self._seq2seq:
+            check_encoder(encoder)
         self._decoder = is_decoder_only(encoder.config)
         if self._decoder and head.pooling == "cls":
             # causal attention: position 0 has seen only the first token, no sentence summary
@@ -149,12 +159,21 @@ class TaskModel(nn.Module):
                              "use model.pooling=mean")
         self.encoder = encoder
         self.head_config = head
-        self.head = get_task(head.task).build_head(head, encoder.config.hidden_size)
+        config = encoder.config
+        # a warm-started EncoderDecoderConfig keeps the sizes in its two halves' configs
+        hidden = getattr(config, "hidden_size", None) or config.decoder.hidden_size
+        self.head = get_task(head.task).build_head(head, hidden)
         get_task(head.task).attach(self)
 
     @property
     def labels(self) -> list[str]:
         return self.head_config.labels
+
+    @property
+    def seq2seq(self) -> bool:
+        """A whole encoder-decoder generator: the source goes to its encoder, the target's
+        prefix (`decoder_input_ids`) to its decoder."""
+        return self._seq2seq
 
     @property
     def decoder_only(self) -> bool:
@@ -174,6 +193,8 @@ class TaskModel(nn.Module):
         return lm.get_output_embeddings().weight.detach()
 
     def encode(self, batch: dict[str, torch.Tensor], hidden_states: bool = False) -> Any:
+        if self._seq2seq:
+            return self._encode_seq2seq(batch, hidden_states)
         kwargs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
         if "token_type_ids" in batch and _takes_token_types(self.encoder):
             kwargs["token_type_ids"] = batch["token_type_ids"]
@@ -182,6 +203,19 @@ class TaskModel(nn.Module):
         if self._decoder:
             kwargs["use_cache"] = False
         return self.encoder(**kwargs, output_hidden_states=hidden_states, return_dict=True)
+
+    def _encode_seq2seq(self, batch: dict[str, torch.Tensor], hidden_states: bool) -> Any:
+        """The decoder's logits in the place of the last hidden state (the model's own output
+        layer made them; the task's head passes them on), the decoder's hidden states as the
+        hidden states (distillation matches the states that write the text)."""
+        from transformers.modeling_outputs import BaseModelOutput
+
+        out = self.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                           decoder_input_ids=batch["decoder_input_ids"],
+                           decoder_attention_mask=batch.get("decoder_attention_mask"),
+                           output_hidden_states=hidden_states, use_cache=False, return_dict=True)
+        return BaseModelOutput(last_hidden_state=out.logits,
+                               hidden_states=out.decoder_hidden_states if hidden_states else None)
 
     def forward(self, **batch: torch.Tensor) -> torch.Tensor:
         out = self.encode(batch)
@@ -275,9 +309,14 @@ def check_max_length(model: nn.Module, max_length: int, source: Any) -> None:
                           f"{source}; use a max_length of at most {limit}")
 
 
-def encoder_from_config(auto_model: Any, config: Any) -> nn.Module:
-    """A randomly initialised encoder of `config` (weights are loaded afterwards): the family's
-    encoder stack for an encoder-decoder, else `auto_model`'s model."""
+def encoder_from_config(auto_model: Any, config: Any, head: HeadConfig | None = None) -> nn.Module:
+    """A randomly initialised encoder of `config` (weights are loaded afterwards): the whole
+    model for a generate head on an encoder-decoder, the family's encoder stack for an
+    encoder-decoder otherwise, else `auto_model`'s model."""
+    if head is not None and head.extra.get("seq2seq"):
+        from occamtune.models.seq2seq import seq2seq_from_config
+
+        return seq2seq_from_config(config)
     family = FAMILIES.get(getattr(config, "model_type", ""))
     if family is not None and family.encoder_stack is not None:
         return family.encoder_stack(config)

@@ -69,9 +69,21 @@ class LMHead(nn.Module):
         return floor.expand(*logits.shape[:-1], -1).scatter(-1, index, logits)
 
 
+class LogitsHead(nn.Module):
+    """The head of a whole encoder-decoder: the model's own output layer already made the
+    logits (`TaskModel.encode` gives them as its last state); they pass on unchanged."""
+
+    out = None
+
+    def forward(self, logits: torch.Tensor, batch: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        return logits
+
+
 @register_task
 class GenerateTask(Task):
-    """Source text -> target text with a decoder (summaries, translations), scored by ROUGE-L.
+    """Source text -> target text (summaries, translations), scored by ROUGE-L: a decoder
+    continues a prompt, or an encoder-decoder (T5, BART, an encoder warm-started as both halves)
+    reads the source and writes the target.
 
     Reads JSON lines (or Parquet, a `datasets` folder) with a source and a target column
     (`data.input_field` / `data.label_field`; lists of sentences are joined, several targets are
@@ -107,7 +119,27 @@ class GenerateTask(Task):
         if head is None:
             raise ConfigError("the generate task's inputs depend on the model's prompt settings: "
                               "pass the model's head config (head=model.head_config)")
+        if head.extra.get("seq2seq"):
+            return encode_seq2seq(dataset, tokenizer, head.extra, data.max_length)
         return encode_pairs(dataset, tokenizer, head.extra, data.max_length)
+
+    def collator(self, pad_id: int) -> Any:
+        from occamtune.data.encode import Collator
+
+        collate = Collator(pad_id=pad_id)
+
+        def run(items: list[dict[str, Any]]) -> dict[str, torch.Tensor]:
+            if "decoder_input_ids" not in items[0]:
+                return collate(items)
+            # the two sides of an encoder-decoder pad to their own widths
+            source = collate([{"input_ids": x["input_ids"]} for x in items])
+            target = collate([{"input_ids": x["decoder_input_ids"], "labels": x["labels"]}
+                              for x in items])
+            return {"input_ids": source["input_ids"], "attention_mask": source["attention_mask"],
+                    "decoder_input_ids": target["input_ids"],
+                    "decoder_attention_mask": target["attention_mask"], "labels": target["labels"]}
+
+        return run
 
     # --- model ----------------------------------------------------------------------------------
     def head_options(self, model: Any, tokenizer: Any, run: Any = None) -> dict[str, Any]:
@@ -116,22 +148,33 @@ class GenerateTask(Task):
         gen = run.generate if run is not None else GenerateConfig()
         data = run.data if run is not None else None
         instruction = gen.instruction or _default_instruction(data)
+        # BERT-style tokenizers end a text with [SEP] and have no EOS
+        eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         extra = {"instruction": instruction, "chat": bool(getattr(tokenizer, "chat_template", None)),
-                 "eos_id": tokenizer.eos_token_id, **{k: getattr(gen, k) for k in DECODING}}
+                 "eos_id": eos, "tie_encoder_decoder": gen.tie_encoder_decoder,
+                 **{k: getattr(gen, k) for k in DECODING}}
         return {"dropout": 0.0, "pooling": "last", "extra": extra}
 
     def build_head(self, config: Any, hidden_size: int) -> nn.Module:
         return LMHead(config, hidden_size)
 
     def attach(self, model: nn.Module) -> None:
-        if not model.decoder_only:
-            raise ModelError(
-                f"the generate task needs a decoder-only model (Llama, Qwen2, GPT-2, SmolLM2: "
-                f"--model smollm2); {model.encoder.config.model_type!r} is not one")
         extra = model.head_config.extra
         if extra.get("eos_id") is None:
             raise ModelError("the tokenizer has no end-of-sequence token; a generator must learn "
                              "where its text ends: give the model folder's tokenizer an eos_token")
+        if model.seq2seq:
+            extra["seq2seq"] = True
+            extra["decoder_start"] = int(model.encoder.config.decoder_start_token_id)
+            model.head = LogitsHead()
+            return
+        if not model.decoder_only:
+            raise ModelError(
+                f"the generate task needs a decoder-only model (Llama, Qwen2, GPT-2, SmolLM2: "
+                f"--model smollm2) or a whole encoder-decoder (T5, BART, or an encoder "
+                f"warm-started as both halves, as `occamtune train --task generate` builds "
+                f"from an encoder checkpoint); {type(model.encoder).__name__} "
+                f"({model.encoder.config.model_type!r}) is neither")
         if "tied" not in extra:  # a fresh head: as the pretrained model has its output layer
             extra["tied"] = bool(getattr(model.encoder.config, "tie_word_embeddings", True))
             extra["vocab_size"] = int(model.encoder.get_input_embeddings().num_embeddings)
@@ -139,8 +182,9 @@ class GenerateTask(Task):
         model.head.tie(model.encoder)
 
     def init_pretrained(self, model: nn.Module, name: str) -> None:
-        """Untied models: start the output layer from the checkpoint's own `lm_head`."""
-        if model.head.out is not None:
+        """Untied models: start the output layer from the checkpoint's own `lm_head` (an
+        encoder-decoder has its own)."""
+        if getattr(model.head, "out", None) is not None:
             with torch.no_grad():
                 model.head.out.weight.copy_(model.pretrained_output_layer(name))
 
@@ -233,6 +277,46 @@ def _default_instruction(data: Any) -> str:
 
 
 # --- encoding -------------------------------------------------------------------------------------
+def encode_seq2seq(dataset: Any, tokenizer: Any, extra: dict[str, Any],
+                   max_length: int) -> list[dict[str, Any]]:
+    """Features of an encoder-decoder: the source (with the tokenizer's special tokens, cut at
+    `max_length`) for the encoder; the first reference and EOS as `labels`, the decoder's start
+    and the labels but the last as `decoder_input_ids` (the seq2seq loss). `prompt` is the
+    source's length: generation feeds the whole source."""
+    new, eos, start = int(extra["max_new_tokens"]), int(extra["eos_id"]), int(extra["decoder_start"])
+    features, cut_src, cut_tgt = [], 0, 0
+    for ex in dataset.items:
+        src = tokenizer(ex.source, add_special_tokens=True)["input_ids"]
+        if len(src) > max_length:
+            cut_src += 1
+            src = src[: max_length - 1] + src[-1:]  # keep the closing special token
+        feature = {"input_ids": src, "attention_mask": [1] * len(src), "prompt": len(src),
+                   "tokenizer": tokenizer}
+        if ex.references:
+            tgt = tokenizer(ex.references[0].strip(), add_special_tokens=True)["input_ids"]
+            if tgt and tgt[0] == start:  # BERT's [CLS] opens every text: it is the start
+                tgt = tgt[1:]
+            if tgt and tgt[-1] == eos:
+                tgt = tgt[:-1]
+            if len(tgt) > new - 1:
+                cut_tgt += 1
+                tgt = tgt[: new - 1]
+            labels = tgt + [eos]
+            feature.update(labels=labels, decoder_input_ids=[start] + labels[:-1])
+        else:
+            feature.update(labels=[], decoder_input_ids=[start])
+        features.append(feature)
+    if cut_src:
+        note(f"{dataset.path}: {cut_src} of {len(dataset.items)} sources are longer than "
+             f"data.max_length={max_length} sub-words; they are cut there (raise data.max_length "
+             "to keep more)")
+    if cut_tgt:
+        note(f"{dataset.path}: {cut_tgt} references are longer than generate.max_new_tokens="
+             f"{new}; their cost (the loss, the data code length) counts their first "
+             f"{new - 1} sub-words, the scores compare with the whole reference")
+    return features
+
+
 def prompt_parts(tokenizer: Any, extra: dict[str, Any]) -> tuple[list[int], list[int]]:
     """The prompt's sub-words before and after the source text: the chat template's user turn
     (up to the assistant's start) where the run uses it, else the instruction, the source and

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import nn
 
 from occamtune import inference
 from occamtune.config import RunConfig, dump_config
@@ -30,8 +31,10 @@ from occamtune.models import (
     load_encoder,
     load_model,
     load_tokenizer,
+    resolve_model,
     save_model,
 )
+from occamtune.models.seq2seq import load_seq2seq, wants_seq2seq
 from occamtune.tasks import get_task
 from occamtune.train.loop import FitResult, Trainer
 from occamtune.train.prepare import Split, encode_splits, read_splits
@@ -130,13 +133,23 @@ def initial_model(cfg: RunConfig, labels: list[str]) -> tuple[TaskModel, Any]:
     task = get_task(cfg.task)
     tok = load_tokenizer(name, cfg.task)
     add_task_tokens(tok, cfg.task)
-    encoder = load_encoder(name)
+    encoder = pretrained_base(name, cfg, tok)
     model_cfg = replace(cfg.model, pooling=cfg.model.pooling or default_pooling(encoder.config))
     head = HeadConfig(task=cfg.task, labels=labels, **task.head_options(model_cfg, tok, cfg))
     model = build_model(name, head, tok, encoder=encoder)
     task.init_pretrained(model, name)
     check_max_length(model, cfg.data.max_length, name)  # else every load of the result fails
     return model, tok
+
+
+def pretrained_base(name: str, cfg: RunConfig, tokenizer: Any) -> nn.Module:
+    """The pretrained model a fresh run starts from: its encoder (the encoder stack of an
+    encoder-decoder), or for the generate task on anything but a causal decoder, a whole
+    encoder-decoder (`occamtune.models.seq2seq`)."""
+    task = get_task(cfg.task)
+    if task.generative and wants_seq2seq(resolve_model(name)):
+        return load_seq2seq(resolve_model(name), tokenizer, cfg.generate.tie_encoder_decoder)
+    return load_encoder(name)
 
 
 def run_meta(model: TaskModel, cfg: RunConfig) -> RunMeta:

@@ -1,0 +1,168 @@
+"""The generate task on whole encoder-decoders: T5, BART, and an encoder-only checkpoint
+warm-started as both halves of an `EncoderDecoderModel` (tiny random models, seconds each)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from occamtune.compress import compress, load_artifact, save_artifact
+from occamtune.compress.prune import PruneConfig
+from occamtune.compress.quantize import QuantizeConfig
+from occamtune.compress.structured import StructuredPruneConfig
+from occamtune.config import DataConfig, ModelConfig, RunConfig
+from occamtune.errors import ModelError
+from occamtune.models import HeadConfig, build_model, load_model, load_tokenizer, save_model
+from occamtune.models.generation import generate_texts, stream_text, target_nll
+from occamtune.tasks import get_task
+from occamtune.tasks.generate import IGNORE
+from occamtune.train.run import pretrained_base
+from tests.fixtures.tiny_models import batches_context, tiny_finetune
+from tests.fixtures.tiny_seq2seq import tiny_bart_dir, tiny_t5_dir
+from tests.unit.tasks.test_generate import write_pairs
+
+TASK = get_task("generate")
+
+
+@pytest.fixture(scope="module", params=["bert2bert", "t5", "bart"])
+def setup(request, tmp_path_factory, tiny_model_dir: Path) -> dict[str, Any]:
+    name = request.param
+    folder = tiny_model_dir
+    if name == "t5":
+        folder = tiny_t5_dir(tmp_path_factory.mktemp("t5"))
+    elif name == "bart":
+        folder = tiny_bart_dir(tmp_path_factory.mktemp("bart"))
+    tok = load_tokenizer(str(folder), "generate")
+    run = RunConfig(task="generate")
+    run.generate.max_new_tokens = 12  # the tiny vocabularies' references: 5 to 12 sub-words
+    torch.manual_seed(0)
+    base = pretrained_base(str(folder), run, tok)
+    head = HeadConfig(task="generate", labels=[], **TASK.head_options(ModelConfig(), tok, run))
+    model = build_model(str(folder), head, tok, encoder=base).eval()
+    ds = TASK.read(write_pairs(tmp_path_factory.mktemp("pairs") / "train.jsonl", 12, 0))
+    feats = TASK.encode(ds, tok, [], DataConfig(max_length=64), head=model.head_config)
+    collate = TASK.collator(int(tok.pad_token_id))
+    batches = [collate(feats[i:i + 4]) for i in range(0, len(feats), 4)]
+    return {"name": name, "model": model, "tok": tok, "ds": ds, "feats": feats, "batches": batches}
+
+
+def test_the_model_is_a_whole_encoder_decoder(setup: dict[str, Any]) -> None:
+    model = setup["model"]
+    assert model.seq2seq and not model.decoder_only
+    kind = {"bert2bert": "EncoderDecoderModel", "t5": "T5ForConditionalGeneration",
+            "bart": "BartForConditionalGeneration"}[setup["name"]]
+    assert type(model.encoder).__name__ == kind
+    assert model.head_config.extra["decoder_start"] == model.encoder.config.decoder_start_token_id
+
+
+def test_the_source_feeds_the_encoder_and_the_target_the_decoder(setup: dict[str, Any]) -> None:
+    tok, feat, pair = setup["tok"], setup["feats"][0], setup["ds"].items[0]
+    extra = setup["model"].head_config.extra
+    assert feat["labels"][-1] == extra["eos_id"] and IGNORE not in feat["labels"]
+    assert feat["decoder_input_ids"] == [extra["decoder_start"]] + feat["labels"][:-1]
+    target = tok(pair.references[0], add_special_tokens=False)["input_ids"]
+    # the reference, cut to max_new_tokens with its EOS and any opening mark the tokenizer
+    # gives a text (BART's <s>: its decoder starts with </s>, then writes <s>)
+    body = [t for t in feat["labels"][:-1] if t not in tok.all_special_ids]
+    marks = len(feat["labels"]) - 1 - len(body)
+    assert marks <= 1 and body == target[: extra["max_new_tokens"] - 1 - marks]
+    source = tok(pair.source, add_special_tokens=False)["input_ids"]
+    assert tok.decode(feat["input_ids"], skip_special_tokens=True).strip() == \
+        tok.decode(source, skip_special_tokens=True).strip()
+    assert feat["prompt"] == len(feat["input_ids"])  # generation reads the whole source
+
+
+def test_the_loss_is_transformers_own_seq2seq_loss(setup: dict[str, Any]) -> None:
+    """Labels in, the model shifts them to its decoder's inputs (its own convention, including
+    the -100 padding): the same loss as the task's decoder inputs built at encoding time."""
+    model, batch = setup["model"], setup["batches"][0]
+    assert (batch["labels"] == IGNORE).any()  # targets of different lengths: padding is tested
+    with torch.no_grad():
+        ours = TASK.train_loss(model, batch)
+        theirs = model.encoder(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"],
+                               labels=batch["labels"]).loss
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+
+
+def test_training_lowers_the_cost_and_the_run_reloads_and_streams_the_same(
+        setup: dict[str, Any], tmp_path: Path) -> None:
+    model, feats = copy.deepcopy(setup["model"]), setup["feats"]
+    before = sum(target_nll(model, feats, 4))
+    tiny_finetune(setup["batches"])(model, epochs=8, lr=3e-3, loss_fn=TASK.train_loss)
+    model.eval()
+    assert sum(target_nll(model, feats, 4)) < 0.8 * before
+    texts = generate_texts(model, feats[:5], 2)
+    assert texts == generate_texts(model, feats[:5], 5)  # right padding: batching changes nothing
+    assert "".join(stream_text(model, feats[0])).strip() == texts[0]
+    save_model(model, setup["tok"], tmp_path / "run")
+    loaded, _, meta = load_model(tmp_path / "run")
+    assert meta.head.extra["seq2seq"] and loaded.seq2seq
+    assert generate_texts(loaded, feats[:5], 5) == texts
+    assert target_nll(loaded, feats, 4) == pytest.approx(target_nll(model, feats, 4), rel=1e-5)
+
+
+@pytest.mark.parametrize("configs", [[QuantizeConfig(bits=4)], [PruneConfig(sparsity=0.5)]],
+                         ids=["quantize", "prune"])
+def test_methods_without_a_layout_compress_it(setup: dict[str, Any], configs: list,
+                                              tmp_path: Path) -> None:
+    model, batch = copy.deepcopy(setup["model"]), setup["batches"][0]
+    ctx = batches_context(setup["batches"], setup["tok"], max_length=64)
+    small = compress(model, configs, ctx).eval()
+    texts = generate_texts(small, setup["feats"][:4], 4)
+    sizes = save_artifact(small, setup["tok"], tmp_path / "a", meta={"fp32_bytes": 4 * 10**6})
+    loaded = load_artifact(tmp_path / "a").eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch), small(**batch), atol=2e-3, rtol=2e-3)
+    assert generate_texts(loaded, setup["feats"][:4], 4) == texts
+    params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+    assert sizes["model_occ"] < 4 * params  # smaller than its float32 weights
+
+
+def test_methods_that_read_the_layout_refuse_with_a_reason(setup: dict[str, Any]) -> None:
+    ctx = batches_context(setup["batches"], setup["tok"], max_length=64)
+    with pytest.raises(ModelError, match="whole encoder-decoder generator"):
+        compress(copy.deepcopy(setup["model"]), [StructuredPruneConfig(heads=0.5)], ctx)
+
+
+def test_onnx_export_refuses_with_a_reason(setup: dict[str, Any], tmp_path: Path) -> None:
+    from occamtune.export import export_run
+
+    save_model(setup["model"], setup["tok"], tmp_path / "run")
+    with pytest.raises(ModelError, match="encoder-decoder generator has no ONNX export"):
+        export_run(tmp_path / "run", tmp_path / "onnx")
+    assert not (tmp_path / "onnx").exists() or not any((tmp_path / "onnx").iterdir())
+
+
+def test_training_from_an_encoder_checkpoint_warm_starts_an_encoder_decoder(
+        tiny_model_dir: Path, tmp_path: Path) -> None:
+    """`occamtune train --task generate --model <encoder>`: both halves start from the
+    checkpoint (Rothe et al. 2020); with tie_encoder_decoder they are one set of weights."""
+    import occamtune
+    from occamtune.config import load_config
+
+    (tmp_path / "data").mkdir()
+    for split, n, seed in (("train", 12, 0), ("dev", 4, 1), ("test", 4, 2)):
+        write_pairs(tmp_path / "data" / f"{split}.jsonl", n, seed)
+    sizes = {}
+    for tie in (False, True):
+        out = tmp_path / f"run-{tie}"
+        cfg = load_config(None, ["task=generate", f"data.path={tmp_path / 'data'}",
+                                 f"model.name={tiny_model_dir}", f"output={out}",
+                                 "train.epochs=1", "train.batch_size=4", "data.max_length=64",
+                                 "generate.max_new_tokens=6", f"generate.tie_encoder_decoder={tie}"])
+        run = occamtune.train(cfg, progress=False)
+        enc, dec = run.model.encoder.encoder, run.model.encoder.decoder
+        shared = enc.encoder.layer[0].attention.self.query.weight is \
+            dec.bert.encoder.layer[0].attention.self.query.weight
+        assert shared == tie
+        report = json.loads((out / "eval_test.json").read_text())
+        assert report["n"] == 4 and "rougeL" in report
+        sizes[tie] = (out / "model.safetensors").stat().st_size
+        again = occamtune.evaluate(out, split="test", write=False)
+        assert [o["prediction"] for o in again["outputs"]] == [o["prediction"] for o in report["outputs"]]
+    assert sizes[True] < sizes[False]  # the tied halves are saved once
