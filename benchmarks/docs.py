@@ -286,7 +286,23 @@ PAGES = (
                     "`occamtune export` (its decoding step with a key/value cache, driven by "
                     "the same `generate` as the torch sides), llama.cpp the run written by "
                     "`occamtune export --gguf`. The record names the run, the prompts and the "
-                    "rounds."),)),
+                    "rounds."),
+            Section("generation_shrink.json", "generation_shrink",
+                    "The shrink search on the SciTLDR summarizer against its GGUF Q4_1 file",
+                    "python -m benchmarks.generation_shrink",
+                    "The base is the occamtune side of the SciTLDR comparison above; the GGUF file "
+                    "is that fine-tuned model written by `occamtune export --gguf q4_1`. The "
+                    "search's tolerance is in ROUGE-L points on the run's dev split; the record "
+                    "gives its space and every measured candidate."),
+            Section("warm_start.json", "warm_start",
+                    "An encoder warm-started as an encoder-decoder against a same-size decoder",
+                    "python -m benchmarks.warm_start --max-train 600",
+                    "all-MiniLM-L6-v2 as both halves of an encoder-decoder (Rothe et al. 2020's "
+                    "BERT2BERT, and BERTShare with the halves tied), which `occamtune train "
+                    "--task generate` builds from an encoder checkpoint, against SmolLM2 cut to "
+                    "the number of its layers that gives the closest parameter count; each "
+                    "fine-tuned by occamtune with the same data, epochs and learning rate, one "
+                    "after the other (the throughputs are indicative)."))),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "

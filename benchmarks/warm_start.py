@@ -93,8 +93,9 @@ def run_side(model: str, folder: Path, out: Path, args: argparse.Namespace, tie:
 
 
 def table(summary: dict) -> str:
-    lines = ["| side | architecture | parameters | safetensors MB | ROUGE-L | ROUGE-1 | BLEU | "
-             "chrF | train examples/s | wall s |", "|---|---|---|---|---|---|---|---|---|---|"]
+    head = ("| side | architecture | parameters | safetensors MB | ROUGE-L | ROUGE-1 | BLEU | "
+            "chrF | train examples/s | wall s |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for name, r in summary["sides"].items():
         lines.append(f"| {name} | {r['architecture']} | {r['parameters'] / 1e6:.1f}M | "
                      f"{r['safetensors_bytes'] / 1e6:.1f} | {r['rougeL']:.2f} | {r['rouge1']:.2f} | "

@@ -23,8 +23,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
-           "generation_speed", "gptq_layers", "mdl", "nbits", "refit",
-           "shrink", "tasks", "throughput", "vs_hf"}  # each has a test below
+           "generation_shrink", "generation_speed", "gptq_layers", "mdl", "nbits", "refit",
+           "shrink", "tasks", "throughput", "vs_hf", "warm_start"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
                        "pipeline: vocab r64 + codebook + 4-bit GPTQ"]
@@ -213,28 +213,54 @@ def test_tasks(bench: Bench) -> None:
     assert {t: s["batch_size"] for t, s in data["settings"].items()} == {"relation": 32, "qa": 12}
 
 
+def _scitldr_like(folder: Path) -> Path:
+    """SciTLDR-A's form (sources and targets as lists of texts), 12 / 4 / 4 examples."""
+    import json
+    import random
+
+    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "big", "red", "house"]
+    rng = random.Random(0)
+    folder.mkdir(parents=True)
+    for name, n in (("train", 12), ("dev", 4), ("test", 4)):
+        with (folder / f"{name}.jsonl").open("w") as fh:
+            for _ in range(n):
+                source = [" ".join(rng.choices(words, k=6)) + "." for _ in range(2)]
+                targets = [" ".join(source[0].split()[:3]) + ".", "a second reference."]
+                fh.write(json.dumps({"source": source, "target": targets[:1 + (name != "train")]})
+                         + "\n")
+    return folder
+
+
+def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
+    """A tiny BERT warm-started as both halves, against a tiny Llama cut to the same size."""
+    import math
+
+    from tests.fixtures.tiny_decoders import tiny_llama_dir
+
+    llama = tiny_llama_dir(tmp_path / "tiny-llama", tied=True)
+    b = Bench(tmp_path, tiny_model_dir)
+    _scitldr_like(b.data / "scitldr_a")
+    b.run("warm_start", "--data-root", str(b.data), "--encoder", str(tiny_model_dir),
+          "--decoder", str(llama), "--limit", "2", "--workdir", str(b.work / "warm_start"))
+    data = b.results_of("warm_start")
+    sides = data["sides"]
+    assert list(sides)[:2] == ["minilm2minilm", "minilm-share"] and len(sides) == 3
+    assert sides["minilm2minilm"]["architecture"] == "EncoderDecoderModel"
+    assert sides["minilm-share"]["parameters"] < sides["minilm2minilm"]["parameters"]
+    assert all(math.isfinite(s["rougeL"]) and s["train_examples"] == 12 for s in sides.values())
+    assert data["decoder_parameters"] == list(sides.values())[2]["parameters"]
+
+
 def test_generation(tmp_path: Path) -> None:
     """Its own tiny tied Llama and SciTLDR-like files (no need of the NER run the others share)."""
-    import json
     import math
-    import random
 
     from tests.fixtures.tiny_decoders import tiny_llama_dir
 
     before = _digest(ROOT / "benchmarks" / "results")
     llama = tiny_llama_dir(tmp_path / "tiny-llama", tied=True)
     b = Bench(tmp_path, llama)
-    words = ["the", "cat", "sat", "on", "a", "mat", "dog", "ran", "far", "big", "red", "house"]
-    rng = random.Random(0)
-    folder = b.data / "scitldr_a"
-    folder.mkdir()
-    for name, n in (("train", 12), ("dev", 4), ("test", 4)):
-        with (folder / f"{name}.jsonl").open("w") as fh:  # SciTLDR's form: lists of texts
-            for _ in range(n):
-                source = [" ".join(rng.choices(words, k=6)) + "." for _ in range(2)]
-                targets = [" ".join(source[0].split()[:3]) + ".", "a second reference."]
-                fh.write(json.dumps({"source": source, "target": targets[:1 + (name != "train")]})
-                         + "\n")
+    folder = _scitldr_like(b.data / "scitldr_a")
     b.run("generation", "--data", "scitldr", "--data-root", str(b.data), "--model", str(llama),
           "--limit", "2", "--max-length", "96", "--max-new-tokens", "6",
           "--workdir", str(b.work / "generation"))
@@ -258,6 +284,16 @@ def test_generation(tmp_path: Path) -> None:
     fp32 = speed["sides"]["torch fp32"]
     assert set(fp32["batches"]) == {"1", "2"} and fp32["agree"] == 1.0
     assert all(row["tokens_per_s"] > 0 for row in fp32["batches"].values())
+    # the shrink search on the same run, against its own Q4_1 GGUF file
+    b.run("generation_shrink", "--base", str(run), "--trials", "1", "--anchor", "",
+          "--output", str(b.work / "generation_shrink"), "--space", "distill_layers=0",
+          "heads=0.0", "ffn=0.0", "sparsity=0.0", "lowrank_energy=0.0", "vocab_trim=false",
+          "codebook=false", "bits=4", "group_size=16", "quant_epochs=0")
+    shrunk = b.results_of("generation_shrink")
+    assert shrunk["base_q4_1_bytes"] < shrunk["base_bytes"]
+    assert shrunk["trials"]["complete"] + shrunk["trials"]["pruned"] >= 1
+    if shrunk["chosen_bytes"]:
+        assert shrunk["x_smaller_than_q4_1"] == shrunk["base_q4_1_bytes"] / shrunk["chosen_bytes"]
     assert ("llama.cpp f32" in speed["sides"]) == (speed["llama_cpp_missing"] is None)
     onnx = speed["sides"]["onnx fp32"]  # the ONNX decoding step writes the run's tokens
     assert set(onnx["batches"]) == {"1", "2"} and onnx["agree"] == 1.0

@@ -50,6 +50,10 @@ def load_seq2seq(path: str, tokenizer: Any, tie_encoder_decoder: bool = False) -
     hf_logging.disable_progress_bar()
     try:
         if getattr(config, "is_encoder_decoder", False):
+            if tie_encoder_decoder:
+                raise ModelError(f"{path} is a pretrained encoder-decoder with halves of its own; "
+                                 "generate.tie_encoder_decoder ties the halves of an encoder "
+                                 "checkpoint warm-started as both: leave it false")
             model = AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)
         else:
             model = EncoderDecoderModel.from_encoder_decoder_pretrained(path, path)

@@ -149,6 +149,10 @@ def pretrained_base(name: str, cfg: RunConfig, tokenizer: Any) -> nn.Module:
     task = get_task(cfg.task)
     if task.generative and wants_seq2seq(resolve_model(name)):
         return load_seq2seq(resolve_model(name), tokenizer, cfg.generate.tie_encoder_decoder)
+    if cfg.generate.tie_encoder_decoder:
+        raise ConfigError(f"generate.tie_encoder_decoder ties the two halves of an encoder "
+                          f"checkpoint warm-started as an encoder-decoder (task generate); "
+                          f"{name} with task {cfg.task} has no such halves: leave it false")
     return load_encoder(name)
 
 

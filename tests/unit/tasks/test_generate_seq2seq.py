@@ -166,3 +166,17 @@ def test_training_from_an_encoder_checkpoint_warm_starts_an_encoder_decoder(
         again = occamtune.evaluate(out, split="test", write=False)
         assert [o["prediction"] for o in again["outputs"]] == [o["prediction"] for o in report["outputs"]]
     assert sizes[True] < sizes[False]  # the tied halves are saved once
+
+
+def test_tying_halves_a_model_has_not_is_refused(tmp_path: Path) -> None:
+    from occamtune.config import load_config
+    from occamtune.errors import ConfigError
+    from tests.fixtures.tiny_decoders import tiny_llama_dir
+
+    llama, t5 = tiny_llama_dir(tmp_path / "llama"), tiny_t5_dir(tmp_path / "t5")
+    for model, error, reason in ((llama, ConfigError, "has no such halves"),
+                                 (t5, ModelError, "halves of its own")):
+        cfg = load_config(None, ["task=generate", f"model.name={model}",
+                                 "generate.tie_encoder_decoder=true"])
+        with pytest.raises(error, match=reason):
+            pretrained_base(str(model), cfg, load_tokenizer(str(model), "generate"))

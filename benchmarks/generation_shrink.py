@@ -1,0 +1,112 @@
+"""The shrink search on a SmolLM2 summarizer, against the same model written as GGUF Q4_1.
+
+    python -m benchmarks.generation_shrink --base benchmarks/work/generation/scitldr-occamtune
+    -> benchmarks/results/generation_shrink.json + .md
+
+BASE is a generate run (by default the occamtune side of `python -m benchmarks.generation`, a
+SmolLM2 fine-tuned on a SciTLDR-A slice). In one run: the fine-tuned model written as GGUF Q4_1
+(`occamtune export --gguf q4_1`, llama.cpp's format; its size is the anchor, its quality is not
+measured here: llama-cpp-python is not installed on this machine), the packaged SmolLM2 Q4_1 file
+(98 MB), then `occamtune.shrink` with a tolerance of --max-drop ROUGE-L points on the run's dev
+split, its choice confirmed once on test.
+
+The search space (--space) is small on purpose: each candidate of a 135M-parameter generator
+costs a compression and a generation pass over dev. Its default holds what the byte count
+needs: 32.7 MB, a third of the Q4_1 file, is about 2 bits per weight for the whole model, so the
+candidates remove half of each MLP's neurons (with the unpruned model as teacher for the
+recovery), trim the vocabulary to the tokens of the training data (the tied output layer too;
+the dropped rows as rank-32 codes, so that a source word unseen in training still reads as
+itself), and store 4-bit attention with 3- or 2-bit MLP weights (GPTQ, groups of 128).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from benchmarks.families import measured_candidates
+from benchmarks.results_io import write_results
+from benchmarks.vs_hf import peak_rss_mb
+
+ROOT = Path(__file__).resolve().parents[1]
+SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.5", "prune_epochs=2", "sparsity=0.0",
+         "lowrank_energy=0.0", "vocab_trim=true", "vocab_rank=32", "codebook=false", "bits=4",
+         "ffn_bits=3,2", "group_size=128", "rounding=gptq", "quant_epochs=0"]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "generation" / "scitldr-occamtune"))
+    p.add_argument("--max-drop", type=float, default=1.0)
+    p.add_argument("--trials", type=int, default=2)
+    p.add_argument("--space", nargs="*", default=SPACE)
+    p.add_argument("--anchor", default="smollm2", help="the packaged GGUF file ('' for none)")
+    p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "generation_shrink"))
+    args = p.parse_args()
+
+    import occamtune
+    from occamtune.models import resolve_model
+    from occamtune.search.space import parse_space
+
+    base, out = Path(args.base), Path(args.output)
+    if not (base / "occamtune.json").is_file():
+        raise SystemExit(f"no run at {base}: run `python -m benchmarks.generation` first, or give "
+                         "--base RUN (a SmolLM2 generate run)")
+    out.mkdir(parents=True, exist_ok=True)
+    gguf = occamtune.export_gguf(base, out / "base.q4_1.gguf", qtype="q4_1", overwrite=True)
+    anchor = Path(resolve_model(args.anchor)) if args.anchor else None
+    start = time.perf_counter()
+    result = occamtune.shrink(base, out / "search", max_drop=args.max_drop,
+                              budget_trials=args.trials, space=parse_space(args.space),
+                              progress=False)
+    s = result.summary
+    q4 = (out / "base.q4_1.gguf").stat().st_size
+    chosen = s.get("chosen_bytes")
+    summary = {
+        "base": str(base), "base_bytes": s["base_bytes"],
+        "base_dev_rougeL": s.get("base_dev_metric"), "base_test_rougeL": s.get("base_test_metric"),
+        "base_q4_1_bytes": q4, "base_q4_1_types": gguf.get("types"),
+        "packaged_gguf": str(anchor) if anchor else None,
+        "packaged_gguf_bytes": anchor.stat().st_size if anchor and anchor.is_file() else None,
+        "chosen_pipeline": s.get("chosen_pipeline"), "chosen_bytes": chosen,
+        "chosen_dev_rougeL": s.get("chosen_dev_metric"),
+        "chosen_test_rougeL": s.get("chosen_test_metric"),
+        "x_smaller_than_q4_1": q4 / chosen if chosen else None,
+        "trials": s.get("trials"), "failures": s.get("failures", []),
+        "candidates": measured_candidates(out / "search"), "max_drop": args.max_drop,
+        "space": args.space, "search_wall_s": time.perf_counter() - start,
+        "peak_rss_mb": peak_rss_mb(),
+    }
+    md = table(summary)
+    write_results("generation_shrink", summary, md)
+    print(md)
+
+
+def table(summary: dict) -> str:
+    def f(v: float | None, d: int = 2) -> str:
+        return "-" if v is None else f"{v:,.{d}f}"
+
+    s = summary
+    lines = [
+        "| model | bytes | dev ROUGE-L | test ROUGE-L |", "|---|---|---|---|",
+        f"| fine-tuned float32 | {s['base_bytes']:,} | {f(s['base_dev_rougeL'])} | {f(s['base_test_rougeL'])} |",
+        f"| fine-tuned, GGUF Q4_1 (`occamtune export --gguf q4_1`) | {s['base_q4_1_bytes']:,} | | |",
+        f"| packaged SmolLM2 GGUF Q4_1 (pretrained) | {f(s['packaged_gguf_bytes'], 0)} | | |",
+        (f"| shrink's choice `{s['chosen_pipeline']}` | {f(s['chosen_bytes'], 0)} | "
+         f"{f(s['chosen_dev_rougeL'])} | {f(s['chosen_test_rougeL'])} |"),
+        *(f"| measured `{c['pipeline']}` | {c['bytes']:,} | {c['dev_f1']:.2f} "
+          f"(drop {c['dev_drop']:.2f}) | |" for c in s["candidates"]
+          if c["pipeline"] != s["chosen_pipeline"]),
+        "",
+        (f"Choice: {f(s['x_smaller_than_q4_1'], 1)}x smaller than the fine-tuned model's Q4_1 "
+         f"file; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
+         f"{s['search_wall_s'] / 60:.0f} min."),
+        *(f"Trial {x['trial']} failed (`{x['pipeline']}`): {x['reason']}"
+          for x in s.get("failures") or []),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    main()
