@@ -42,14 +42,17 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--anchor", default="smollm2", help="the packaged GGUF file ('' for none)")
-    p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "generation_shrink"))
+    p.add_argument("--output", default=None,
+                   help="work folder (default: benchmarks/work/<name>)")
+    p.add_argument("--name", default="generation_shrink", help="results/<name>.json and .md")
     args = p.parse_args()
 
     import occamtune
     from occamtune.models import resolve_model
     from occamtune.search.space import parse_space
 
-    base, out = Path(args.base), Path(args.output)
+    base = Path(args.base)
+    out = Path(args.output or ROOT / "benchmarks" / "work" / args.name)
     if not (base / "occamtune.json").is_file():
         raise SystemExit(f"no run at {base}: run `python -m benchmarks.generation` first, or give "
                          "--base RUN (a SmolLM2 generate run)")
@@ -74,13 +77,26 @@ def main() -> None:
         "chosen_test_rougeL": s.get("chosen_test_metric"),
         "x_smaller_than_q4_1": q4 / chosen if chosen else None,
         "trials": s.get("trials"), "failures": s.get("failures", []),
-        "candidates": measured_candidates(out / "search"), "max_drop": args.max_drop,
+        "candidates": measured_candidates(out / "search"),
+        "pruned": pruned_trials(out / "search" / "study.db"), "max_drop": args.max_drop,
         "space": args.space, "search_wall_s": time.perf_counter() - start,
         "peak_rss_mb": peak_rss_mb(),
     }
     md = table(summary)
-    write_results("generation_shrink", summary, md)
+    write_results(args.name, summary, md)
     print(md)
+
+
+def pruned_trials(db: Path) -> list[dict]:
+    """The candidates the search dropped on the dev slice, with its reason (a candidate that
+    loses far more than the tolerance there is neither saved nor measured on all of dev)."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.load_study(study_name="shrink", storage=f"sqlite:///{db}")
+    return [{"trial": t.number, "pipeline": t.user_attrs.get("pipeline"),
+             "reason": t.user_attrs.get("pruned_because")}
+            for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
 
 
 def table(summary: dict) -> str:
@@ -104,6 +120,8 @@ def table(summary: dict) -> str:
          f"{s['search_wall_s'] / 60:.0f} min."),
         *(f"Trial {x['trial']} failed (`{x['pipeline']}`): {x['reason']}"
           for x in s.get("failures") or []),
+        *(f"Trial {x['trial']} dropped (`{x['pipeline']}`): {x['reason']}"
+          for x in s.get("pruned") or []),
     ]
     return "\n".join(lines) + "\n"
 

@@ -286,6 +286,8 @@ def max_positions(model: nn.Module) -> int | None:
     """The longest input (special tokens included) the encoder's absolute position embeddings
     allow, or None when it has none to bound it (e.g. relative or rotary positions)."""
     encoder = getattr(model, "encoder", model)
+    if is_whole_seq2seq(encoder):  # the source's bound: the encoder half's positions
+        encoder = encoder.get_encoder()
     family = find_family(encoder)
     pos = (family.get_position_embeddings(encoder) if family is not None
            else getattr(getattr(encoder, "embeddings", None), "position_embeddings", None))

@@ -168,6 +168,20 @@ def test_training_from_an_encoder_checkpoint_warm_starts_an_encoder_decoder(
     assert sizes[True] < sizes[False]  # the tied halves are saved once
 
 
+def test_a_source_longer_than_the_encoders_positions_is_refused(setup: dict[str, Any]) -> None:
+    from occamtune.errors import ConfigError
+    from occamtune.models.task_model import check_max_length, max_positions
+
+    limit = max_positions(setup["model"])
+    if setup["name"] == "t5":  # relative positions: no bound
+        assert limit is None
+        return
+    assert limit == 128
+    check_max_length(setup["model"], 128, "tiny")
+    with pytest.raises(ConfigError, match="at most 128"):
+        check_max_length(setup["model"], 129, "tiny")
+
+
 def test_tying_halves_a_model_has_not_is_refused(tmp_path: Path) -> None:
     from occamtune.config import load_config
     from occamtune.errors import ConfigError
