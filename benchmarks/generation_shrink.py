@@ -45,6 +45,8 @@ def main() -> None:
     p.add_argument("--output", default=None,
                    help="work folder (default: benchmarks/work/<name>)")
     p.add_argument("--name", default="generation_shrink", help="results/<name>.json and .md")
+    p.add_argument("--no-new-trials", action="store_true",
+                   help="only finalize a search that ran (or was stopped) earlier in --output")
     args = p.parse_args()
 
     import occamtune
@@ -60,9 +62,9 @@ def main() -> None:
     gguf = occamtune.export_gguf(base, out / "base.q4_1.gguf", qtype="q4_1", overwrite=True)
     anchor = Path(resolve_model(args.anchor)) if args.anchor else None
     start = time.perf_counter()
+    budget = {"budget_seconds": 0.0} if args.no_new_trials else {"budget_trials": args.trials}
     result = occamtune.shrink(base, out / "search", max_drop=args.max_drop,
-                              budget_trials=args.trials, space=parse_space(args.space),
-                              progress=False)
+                              space=parse_space(args.space), progress=False, **budget)
     s = result.summary
     q4 = (out / "base.q4_1.gguf").stat().st_size
     chosen = s.get("chosen_bytes")
@@ -79,7 +81,8 @@ def main() -> None:
         "trials": s.get("trials"), "failures": s.get("failures", []),
         "candidates": measured_candidates(out / "search"),
         "pruned": pruned_trials(out / "search" / "study.db"), "max_drop": args.max_drop,
-        "space": args.space, "search_wall_s": time.perf_counter() - start,
+        # the study's own wall time, over every session that ran it
+        "space": args.space, "search_wall_s": s.get("search_wall_s", time.perf_counter() - start),
         "peak_rss_mb": peak_rss_mb(),
     }
     md = table(summary)
@@ -96,7 +99,8 @@ def pruned_trials(db: Path) -> list[dict]:
     study = optuna.load_study(study_name="shrink", storage=f"sqlite:///{db}")
     return [{"trial": t.number, "pipeline": t.user_attrs.get("pipeline"),
              "reason": t.user_attrs.get("pruned_because")}
-            for t in study.trials if t.state == optuna.trial.TrialState.PRUNED]
+            for t in study.trials if t.state == optuna.trial.TrialState.PRUNED
+            and "duplicate_of" not in t.user_attrs]  # a re-proposal is no new candidate
 
 
 def table(summary: dict) -> str:
