@@ -294,6 +294,23 @@ PAGES = (
                     "is that fine-tuned model written by `occamtune export --gguf q4_1`. The "
                     "search's tolerance is in ROUGE-L points on the run's dev split; the record "
                     "gives its space and every measured candidate."),
+            Section("generation_shrink_4bit.json", "generation_shrink",
+                    "The same search without structural pruning",
+                    "python -m benchmarks.generation_shrink --name generation_shrink_4bit "
+                    "--trials 1 --space distill_layers=0 heads=0.0 ffn=0.0 prune_epochs=0 "
+                    "sparsity=0.0 lowrank_energy=0.0 vocab_trim=true vocab_rank=32 "
+                    "codebook=false bits=4 ffn_bits=0 group_size=128 rounding=gptq quant_epochs=0",
+                    "One candidate: the vocabulary trimmed to the training data's tokens and "
+                    "4-bit weights (GPTQ, groups of 128) everywhere; where the search's smallest "
+                    "model within the tolerance lies when nothing is removed."),
+            Section("generation_shrink_4bit_full.json", "generation_shrink",
+                    "4-bit weights alone, the whole vocabulary kept",
+                    "python -m benchmarks.generation_shrink --name generation_shrink_4bit_full "
+                    "--trials 1 --space distill_layers=0 heads=0.0 ffn=0.0 prune_epochs=0 "
+                    "sparsity=0.0 lowrank_energy=0.0 vocab_trim=false codebook=false bits=4 "
+                    "ffn_bits=0 group_size=128 rounding=gptq quant_epochs=0",
+                    "One candidate: 4-bit weights (GPTQ, groups of 128), every token kept; what "
+                    "the quantization alone costs, apart from the trimmed vocabulary."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",
