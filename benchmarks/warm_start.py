@@ -73,7 +73,7 @@ def run_side(model: str, folder: Path, out: Path, args: argparse.Namespace, tie:
 
     overrides = [
         "task=generate", f"model.name={model}", f"data.path={folder}", f"output={out}",
-        "overwrite=true", f"data.max_length={SETTINGS['max_length']}",
+        "overwrite=true", f"data.max_length={args.max_length}",
         f"generate.max_new_tokens={SETTINGS['max_new_tokens']}", f"train.epochs={args.epochs}",
         f"train.batch_size={SETTINGS['batch_size']}", f"train.lr={args.lr}",
         *(f"train.{k}={SETTINGS[k]}" for k in ("warmup", "weight_decay", "seed")),
@@ -119,6 +119,8 @@ def main() -> None:
     parser.add_argument("--decoder", default="smollm2", help="the decoder to cut to the same size")
     parser.add_argument("--epochs", type=float, default=SETTINGS["epochs"])
     parser.add_argument("--lr", type=float, default=SETTINGS["lr"])
+    parser.add_argument("--max-length", type=int, default=SETTINGS["max_length"],
+                        help="sub-words of a source (the encoder-decoder) or of prompt + target")
     parser.add_argument("--max-train", type=int, default=400)
     parser.add_argument("--max-dev", type=int, default=50)
     parser.add_argument("--max-test", type=int, default=100)
@@ -139,12 +141,14 @@ def main() -> None:
         sys.exit(f"no data at {source}: this benchmark needs ../shared/data/scitldr_a")
     examples = prepare("scitldr", source, folder, args.max_train, args.max_dev, args.max_test)
     settings = {**SETTINGS, "epochs": args.epochs, "lr": args.lr, "limit": args.limit,
+                "max_length": args.max_length,
                 "max_train": args.max_train, "max_dev": args.max_dev, "max_test": args.max_test,
                 "encoder": args.encoder, "decoder": args.decoder}
 
     def side(name: str, model: str, tie: bool = False) -> dict:
         cmd = [sys.executable, "-m", "benchmarks.warm_start", "--side", name, "--model", model,
                "--epochs", str(args.epochs), "--lr", str(args.lr), "--limit", str(args.limit),
+               "--max-length", str(args.max_length),
                "--workdir", str(work), *(["--tie"] if tie else [])]
         return measured_side(work / f"{name}.json", {**settings, "model": model, "tie": tie},
                              cmd, name, args.reuse)

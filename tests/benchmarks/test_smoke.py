@@ -241,7 +241,8 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     b = Bench(tmp_path, tiny_model_dir)
     _scitldr_like(b.data / "scitldr_a")
     b.run("warm_start", "--data-root", str(b.data), "--encoder", str(tiny_model_dir),
-          "--decoder", str(llama), "--limit", "2", "--workdir", str(b.work / "warm_start"))
+          "--decoder", str(llama), "--limit", "2", "--max-length", "128",
+          "--workdir", str(b.work / "warm_start"))
     data = b.results_of("warm_start")
     sides = data["sides"]
     assert list(sides)[:2] == ["minilm2minilm", "minilm-share"] and len(sides) == 3
