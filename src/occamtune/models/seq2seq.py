@@ -37,7 +37,7 @@ def load_seq2seq(path: str, tokenizer: Any, tie_encoder_decoder: bool = False) -
     """The pretrained seq2seq model at `path` (resolved), or, for an encoder-only checkpoint,
     an `EncoderDecoderModel` warm-started from it on both sides (`tie_encoder_decoder`: one set
     of weights for both but the cross-attention, Rothe et al.'s "BERTShare"). Its config gets the ids generation
-    needs: the decoder's start (the tokenizer's [CLS] or BOS), the pad and end ids."""
+    needs: the decoder's start (the tokenizer's [CLS] or BOS) and the pad id."""
     from transformers import AutoConfig, AutoModelForSeq2SeqLM, EncoderDecoderModel
     from transformers.utils import logging as hf_logging
 
@@ -74,15 +74,7 @@ def load_seq2seq(path: str, tokenizer: Any, tie_encoder_decoder: bool = False) -
         cfg.decoder_start_token_id = int(start)
     if getattr(cfg, "pad_token_id", None) is None:
         cfg.pad_token_id = int(tokenizer.pad_token_id)
-    if getattr(cfg, "eos_token_id", None) is None:
-        cfg.eos_token_id = end_id(tokenizer)
-    return model
-
-
-def end_id(tokenizer: Any) -> int | None:
-    """The id that ends a generated text: EOS, else [SEP] (BERT-style tokenizers have no EOS)."""
-    eos = tokenizer.eos_token_id
-    return eos if eos is not None else tokenizer.sep_token_id
+    return model  # the end id: the run's (GenerateTask.head_options), given to every generate
 
 
 def seq2seq_from_config(config: Any) -> nn.Module:

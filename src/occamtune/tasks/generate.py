@@ -151,8 +151,7 @@ class GenerateTask(Task):
         # BERT-style tokenizers end a text with [SEP] and have no EOS
         eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else tokenizer.sep_token_id
         extra = {"instruction": instruction, "chat": bool(getattr(tokenizer, "chat_template", None)),
-                 "eos_id": eos, "tie_encoder_decoder": gen.tie_encoder_decoder,
-                 **{k: getattr(gen, k) for k in DECODING}}
+                 "eos_id": eos, **{k: getattr(gen, k) for k in DECODING}}
         return {"dropout": 0.0, "pooling": "last", "extra": extra}
 
     def build_head(self, config: Any, hidden_size: int) -> nn.Module:
@@ -310,11 +309,15 @@ def encode_seq2seq(dataset: Any, tokenizer: Any, extra: dict[str, Any],
         note(f"{dataset.path}: {cut_src} of {len(dataset.items)} sources are longer than "
              f"data.max_length={max_length} sub-words; they are cut there (raise data.max_length "
              "to keep more)")
-    if cut_tgt:
-        note(f"{dataset.path}: {cut_tgt} references are longer than generate.max_new_tokens="
+    _note_cut_targets(dataset, cut_tgt, new)
+    return features
+
+
+def _note_cut_targets(dataset: Any, cut: int, new: int) -> None:
+    if cut:
+        note(f"{dataset.path}: {cut} references are longer than generate.max_new_tokens="
              f"{new}; their cost (the loss, the data code length) counts their first "
              f"{new - 1} sub-words, the scores compare with the whole reference")
-    return features
 
 
 def prompt_parts(tokenizer: Any, extra: dict[str, Any]) -> tuple[list[int], list[int]]:
@@ -374,8 +377,5 @@ def encode_pairs(dataset: Any, tokenizer: Any, extra: dict[str, Any],
         note(f"{dataset.path}: {cut_src} of {len(dataset.items)} sources are longer than the "
              f"{budget} sub-words the prompt leaves at data.max_length={max_length}; they are cut "
              "there (raise data.max_length to keep more)")
-    if cut_tgt:
-        note(f"{dataset.path}: {cut_tgt} references are longer than generate.max_new_tokens="
-             f"{new}; their cost (the loss, the data code length) counts their first "
-             f"{new - 1} sub-words, the scores compare with the whole reference")
+    _note_cut_targets(dataset, cut_tgt, new)
     return features

@@ -146,9 +146,9 @@ def pretrained_base(name: str, cfg: RunConfig, tokenizer: Any) -> nn.Module:
     """The pretrained model a fresh run starts from: its encoder (the encoder stack of an
     encoder-decoder), or for the generate task on anything but a causal decoder, a whole
     encoder-decoder (`occamtune.models.seq2seq`)."""
-    task = get_task(cfg.task)
-    if task.generative and wants_seq2seq(resolve_model(name)):
-        return load_seq2seq(resolve_model(name), tokenizer, cfg.generate.tie_encoder_decoder)
+    path = resolve_model(name)
+    if get_task(cfg.task).generative and wants_seq2seq(path):
+        return load_seq2seq(path, tokenizer, cfg.generate.tie_encoder_decoder)
     if cfg.generate.tie_encoder_decoder:
         raise ConfigError(f"generate.tie_encoder_decoder ties the two halves of an encoder "
                           f"checkpoint warm-started as an encoder-decoder (task generate); "
