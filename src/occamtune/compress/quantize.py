@@ -107,6 +107,11 @@ class QuantizeConfig(CompressionConfig):
                   rule="0 or an integer in [2, 8]",
                   doc="bits of the feed-forward Linears, two thirds of a layer's weights (0: "
                       "`bits`, as every other Linear)."),
+        SearchDim("embedding_bits", 0, ok=lambda v: isinstance(v, int) and (v == 0 or 2 <= v <= 8),
+                  rule="0 or an integer in [2, 8]",
+                  doc="bits of the embedding matrices (0: `bits`). A tied output layer is the "
+                      "word-embedding matrix, so a generator's logits read these codes: "
+                      "llama.cpp's 4-bit types keep it at 8 bits."),
         SearchDim("quant_epochs", (0.0,), ok=lambda v: v >= 0, retry=True,
                   when=lambda p: p.get("bits", 32) != 32,
                   doc="quantization-aware training epochs before rounding (0: none). Every "
@@ -168,6 +173,7 @@ class QuantizeConfig(CompressionConfig):
         epochs = float(point.get("quant_epochs", space.quant_epochs[0]))
         return cls(bits=int(point["bits"]), group_size=space.group_size, epochs=epochs,
                    ffn_bits=space.ffn_bits or None,
+                   embedding_bits=space.embedding_bits or None,
                    lr=space.quant_lr if epochs else None,
                    rounding=space.qat_rounding if epochs else space.rounding)
 

@@ -39,6 +39,8 @@ def test_parse_space_from_flags() -> None:
         parse_space(["rounding=floor"])
     with pytest.raises(ConfigError, match=r"ffn_bits must be 0 or an integer in \[2, 8\]"):
         parse_space(["ffn_bits=1"])
+    with pytest.raises(ConfigError, match=r"embedding_bits must be 0 or an integer in \[2, 8\]"):
+        parse_space(["embedding_bits=9"])
 
 
 def test_size_counts_lowrank_only_without_sparsity() -> None:
@@ -62,6 +64,8 @@ def test_pipeline_order_and_skipped_steps() -> None:
     assert steps[-2].fallback_dim == 8  # rank 16: its codes coded in sub-vectors of 8
     assert steps[-1].ffn_bits is None  # ffn_bits 0: the feed-forward Linears take `bits`
     assert build_pipeline(params, parse_space(["ffn_bits=3"]))[-1].ffn_bits == 3
+    assert steps[-1].embedding_bits is None  # embedding_bits 0: the embeddings take `bits`
+    assert build_pipeline(params, parse_space(["embedding_bits=8"]))[-1].embedding_bits == 8
     assert build_pipeline({**params, "vocab_rank": 12}, SearchSpace())[-2].fallback_dim == 0
     assert build_pipeline({**params, "vocab_trim": False}, SearchSpace())[-2].fallback_dim == 0
     assert build_pipeline({**params, "vocab_rank": 16},
