@@ -257,9 +257,11 @@ def run_hf(data: str, folder: Path, out: Path, args: argparse.Namespace) -> dict
 
 # --- the comparison -------------------------------------------------------------------------------
 def paired(references: list[list[str]], ours: list[str], theirs: list[str],
-           samples: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """occamtune's score minus the reference recipe's on the same test examples, with a 95%
-    paired bootstrap interval: whether a gap is larger than the test slice's own noise.
+           samples: int = 1000, seed: int = 0,
+           names: tuple[str, str] = ("occamtune", "hf")) -> dict[str, Any]:
+    """occamtune's score minus the reference recipe's on the same test examples (`names`: the
+    two sides, as the BLEU and chrF intervals are keyed), with a 95% paired bootstrap interval:
+    whether a gap is larger than the test slice's own noise.
 
     BLEU and chrF: sacrebleu's own paired bootstrap test (`PairedTest`, the recipe as its
     baseline), which resamples the corpus statistics. ROUGE-L: rouge-score gives per-example
@@ -281,15 +283,15 @@ def paired(references: list[list[str]], ours: list[str], theirs: list[str],
     width = max(len(r) for r in references)
     streams = [[r[k] if k < len(r) else None for r in references] for k in range(width)]
     metrics = {"bleu": sacrebleu.BLEU(), "chrf": sacrebleu.CHRF()}
-    test = PairedTest([("hf", theirs), ("occamtune", ours)], metrics, streams, test_type="bs",
+    test = PairedTest([(names[1], theirs), (names[0], ours)], metrics, streams, test_type="bs",
                       n_samples=samples)
     _, results = test()
     # its results are keyed by the metrics' own names ("BLEU", "chrF2"), in the given order
     for name, key in zip(metrics, [k for k in results if k != "System"]):
         base, mine = results[key]
         out[name] = {"diff": float(mine.score - base.score), "p_value": float(mine.p_value),
-                     "ci95_occamtune": [float(mine.mean - mine.ci), float(mine.mean + mine.ci)],
-                     "ci95_hf": [float(base.mean - base.ci), float(base.mean + base.ci)]}
+                     f"ci95_{names[0]}": [float(mine.mean - mine.ci), float(mine.mean + mine.ci)],
+                     f"ci95_{names[1]}": [float(base.mean - base.ci), float(base.mean + base.ci)]}
     return out
 
 
@@ -398,13 +400,21 @@ def _paired_text(summary: dict) -> str:
     gaps = summary.get("paired")
     if not gaps:
         return ""
+    return ("occamtune minus the recipe on the same test examples, " + PAIRED_HOW + ": "
+            + paired_gaps(gaps) + ".\n")
+
+
+PAIRED_HOW = ("paired bootstrap over them (1,000 resamples; ROUGE-L with its 95% interval, BLEU "
+              "and chrF by sacrebleu's paired test)")
+
+
+def paired_gaps(gaps: dict) -> str:
+    """One line of `paired`'s gaps."""
     rouge = gaps["rougeL"]
     parts = [f"ROUGE-L {rouge['diff']:+.2f} [{rouge['ci95'][0]:+.2f}, {rouge['ci95'][1]:+.2f}]"]
     parts += [f"{label} {gaps[k]['diff']:+.2f} (p = {gaps[k]['p_value']:.3f})"
               for k, label in (("bleu", "BLEU"), ("chrf", "chrF"))]
-    return ("occamtune minus the recipe on the same test examples, paired bootstrap over them "
-            "(1,000 resamples; ROUGE-L with its 95% interval, BLEU and chrF by sacrebleu's paired "
-            "test): " + "; ".join(parts) + ".\n")
+    return "; ".join(parts)
 
 
 if __name__ == "__main__":

@@ -27,7 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-from benchmarks.generation import DATA, FOLDERS, SCORES, prepare
+from benchmarks.generation import DATA, FOLDERS, PAIRED_HOW, SCORES, paired, paired_gaps, prepare
 from benchmarks.results_io import measured_side, write_results
 from benchmarks.vs_hf import peak_rss_mb
 
@@ -92,6 +92,30 @@ def run_side(model: str, folder: Path, out: Path, args: argparse.Namespace, tie:
             "peak_rss_mb": peak_rss_mb(), "examples": test.get("outputs", [])[:3]}
 
 
+def side_outputs(work: Path, name: str) -> list[dict]:
+    """A side's test outputs (prediction and references per example), as its run saved them
+    (`eval_test.json`; the side's record keeps only the first three)."""
+    path = work / name / "eval_test.json"
+    if not path.is_file():
+        sys.exit(f"no test outputs at {path}: rerun without --reuse")
+    return json.loads(path.read_text())["outputs"]
+
+
+def paired_sides(work: Path, names: list[str]) -> dict[str, dict]:
+    """Each pair of sides on the same test examples: the first minus the second, with
+    `benchmarks.generation.paired`'s 95% intervals."""
+    outputs = {name: side_outputs(work, name) for name in names}
+    refs = [o["references"] for o in outputs[names[0]]]
+    if any([o["references"] for o in outs] != refs for outs in outputs.values()):
+        sys.exit("the sides' test outputs are not of the same examples: rerun without --reuse")
+    out = {}
+    for i, a in enumerate(names):
+        for b in names[i + 1:]:
+            out[f"{a} - {b}"] = paired(refs, [o["prediction"] for o in outputs[a]],
+                                       [o["prediction"] for o in outputs[b]], names=(a, b))
+    return out
+
+
 def table(summary: dict) -> str:
     head = ("| side | architecture | parameters | safetensors MB | ROUGE-L | ROUGE-1 | BLEU | "
             "chrF | train examples/s | wall s |")
@@ -109,6 +133,10 @@ def table(summary: dict) -> str:
             f"tokens, greedy decoding. The same-size decoder keeps SmolLM2's layers {cut}.")
     if summary.get("limit_steps"):
         text += f" At most {summary['limit_steps']} steps: a smoke run, not a measurement."
+    gaps = summary.get("paired") or {}
+    pairs = "".join(f"\n- {pair}: {paired_gaps(g)}" for pair, g in gaps.items())
+    if pairs:
+        text += f"\n\nThe sides' differences on the same test examples, {PAIRED_HOW}:\n{pairs}"
     return "\n".join(lines) + "\n\n" + text + "\n"
 
 
@@ -160,7 +188,8 @@ def main() -> None:
     sides[f"smollm2-{len(kept)}"] = side(f"smollm2-{len(kept)}", str(cut))
     summary = {"sides": sides, "settings": settings, "examples": examples,
                "decoder_layers": kept, "decoder_parameters": params,
-               "limit_steps": args.limit, "data_root": args.data_root}
+               "limit_steps": args.limit, "data_root": args.data_root,
+               "paired": paired_sides(work, list(sides))}
     md = table(summary)
     write_results("warm_start", summary, md)
     print(md)
