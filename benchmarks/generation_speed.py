@@ -15,7 +15,7 @@ prompt template), timed in alternation over --rounds rounds, --threads threads e
   `generate` (so at batch 1 and at --batch too);
 - `llama.cpp <type>`: the run written as GGUF by `occamtune export --gguf <type>` (f32 and q4_1
   by default, --gguf), run by llama.cpp through `llama-cpp-python` (not a dependency of the
-  project: `pip install llama-cpp-python`, which compiles llama.cpp; without it these sides are
+  project: `pip install -e .[llama]`, which compiles llama.cpp; without it these sides are
   left out and the record says why). Its Python API decodes one sequence at a time, so it has
   no batch row.
 
@@ -94,6 +94,23 @@ class LlamaCppSide:
                 if len(tokens) == new_tokens:
                     break
             out.append(tokens)
+        return out
+
+    def texts(self, tokenizer: Any, max_new: int, eos: int) -> list[str]:
+        """Each prompt's greedy continuation up to its end of text (or `max_new` tokens),
+        decoded as occamtune decodes a generation (special tokens dropped)."""
+        out = []
+        for prompt in self.prompts:
+            self.llm.reset()
+            tokens: list[int] = []
+            for token in self.llm.generate(prompt, top_k=1, top_p=1.0, temp=0.0,
+                                           repeat_penalty=1.0, reset=True):
+                if int(token) == eos:
+                    break
+                tokens.append(int(token))
+                if len(tokens) == max_new:
+                    break
+            out.append(tokenizer.decode(tokens, skip_special_tokens=True).strip())
         return out
 
 
@@ -196,7 +213,7 @@ def main() -> None:
     try:
         import llama_cpp  # noqa: F401  (only whether it is there)
     except ImportError as err:
-        missing = f"llama-cpp-python is not installed ({err}); pip install llama-cpp-python"
+        missing = f"llama-cpp-python is not installed ({err}); pip install -e .[llama]"
     if missing is None:
         work.mkdir(parents=True, exist_ok=True)
         for qtype in args.gguf:

@@ -8,6 +8,7 @@ results with provenance, and that the docs pages render from them.
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -294,8 +295,13 @@ def test_generation(tmp_path: Path) -> None:
     b.run("generation_shrink", "--base", str(run), "--trials", "1", "--anchor", "",
           "--output", str(b.work / "generation_shrink"), "--space", "distill_layers=0",
           "heads=0.0", "ffn=0.0", "sparsity=0.0", "lowrank_energy=0.0", "vocab_trim=false",
-          "codebook=false", "bits=4", "group_size=16", "quant_epochs=0")
+          "codebook=false", "bits=4", "group_size=16", "quant_epochs=0", "--gguf-quality")
     shrunk = b.results_of("generation_shrink")
+    q4 = shrunk["base_q4_1_quality"]  # the Q4_1 file scored by llama.cpp, where it is installed
+    if importlib.util.find_spec("llama_cpp") is None:
+        assert "pip install -e .[llama]" in q4["missing"]
+    else:
+        assert all(0 <= q4[split]["rougeL"] <= 100 for split in ("dev", "test"))
     assert shrunk["base_q4_1_bytes"] < shrunk["base_bytes"]
     assert shrunk["trials"]["complete"] + shrunk["trials"]["pruned"] >= 1
     if shrunk["chosen_bytes"]:
