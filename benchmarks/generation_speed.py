@@ -19,6 +19,9 @@ prompt template), timed in alternation over --rounds rounds, --threads threads e
   left out and the record says why). Its Python API decodes one sequence at a time, so it has
   no batch row.
 
+An encoder-decoder run (e.g. `benchmarks/warm_start.py`'s) is measured with `--gguf` given no
+types: its sources right-padded, its ONNX export two graphs (`occamtune.onnx_seq2seq`).
+
 Every side writes exactly --new-tokens tokens per prompt (the end of text is not allowed to
 stop it early), so tokens/s compare equal work. Each side is also timed writing one token,
 which splits its time into reading the prompt (prefill) and writing the rest (decode).
@@ -59,16 +62,22 @@ class TorchSide:
         import torch
 
         pad = self.settings["pad_token_id"]
+        seq2seq = getattr(self.model, "seq2seq", False)
         out: list[list[int]] = []
         settings = {**self.settings, "max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
         with torch.inference_mode():
             for start in range(0, len(self.prompts), batch):
                 rows = self.prompts[start:start + batch]
                 width = max(len(p) for p in rows)
-                ids = torch.tensor([[pad] * (width - len(p)) + p for p in rows])
-                mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in rows])
+                # as occamtune generates: a decoder's prompts left-padded, an encoder-decoder's
+                # sources right-padded (models.generation.generate_texts)
+                fill = [(0, width - len(p)) if seq2seq else (width - len(p), 0) for p in rows]
+                ids = torch.tensor([[pad] * a + p + [pad] * b for p, (a, b) in zip(rows, fill)])
+                mask = torch.tensor([[0] * a + [1] * len(p) + [0] * b
+                                     for p, (a, b) in zip(rows, fill)])
                 gen = self.lm.generate(input_ids=ids, attention_mask=mask, **settings)
-                out.extend(row.tolist() for row in gen[:, width:])
+                # a decoder returns its prompt too; an encoder-decoder its start token
+                out.extend(row.tolist() for row in (gen[:, 1:] if seq2seq else gen[:, width:]))
         return out
 
 
@@ -170,7 +179,8 @@ def measure(sides: dict[str, Any], batches: dict[str, list[int]], new_tokens: in
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("run", help="an occamtune generate run folder (a Llama-family decoder)")
+    p.add_argument("run", help="an occamtune generate run folder (a decoder, or an "
+                               "encoder-decoder with --gguf given no types)")
     p.add_argument("--artifact", nargs="*", default=[], help="compressed artifacts of the run")
     p.add_argument("--gguf", nargs="*", default=["f32", "q4_1"],
                    help="GGUF types to write the run as and run in llama.cpp")
@@ -206,9 +216,9 @@ def main() -> None:
         sizes[name] = artifact_bytes(folder)
     for weights in args.onnx:
         folder = work / f"{run.name}.onnx-{weights}"
-        occamtune.export(run, folder, weights=weights, overwrite=True)
+        written = occamtune.export(run, folder, weights=weights, overwrite=True)
         sides[f"onnx {weights}"] = TorchSide(Predictor(folder).model, prompts)
-        sizes[f"onnx {weights}"] = (folder / "model.onnx").stat().st_size
+        sizes[f"onnx {weights}"] = written["bytes"]  # an encoder-decoder's two graphs
     missing = None
     try:
         import llama_cpp  # noqa: F401  (only whether it is there)
@@ -266,7 +276,7 @@ def table(summary: dict) -> str:
             "to read the prompt and write one token over the whole time.")
     if summary.get("llama_cpp_missing"):
         text += f" No llama.cpp side: {summary['llama_cpp_missing']}."
-    else:
+    elif any(name.startswith("llama.cpp") for name in summary["sides"]):
         text += (f" llama.cpp through llama-cpp-python {summary['llama_cpp_version']}, one "
                  "sequence at a time (its Python API has no batched generation).")
     return "\n".join(lines) + "\n\n" + text + "\n"

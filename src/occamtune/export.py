@@ -97,13 +97,16 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
     model.eval()
     # the exporter drops inputs the graph does not read (e.g. shape_ids of a head without word
     # shapes): OnnxTaskModel feeds the session the inputs it declares
+    pairs = [(fp32, path)]  # each graph written in fp32, and the file its weights go to
     with _quiet():
         if generator:  # a decoding step with a key/value cache (its own exporter)
-            from occamtune.onnx_generate import export_generator, share_tied_head
+            from occamtune.onnx_generate import export_generator, graphs, share_tied_head
 
             export_generator(model, fp32)
+            pairs = list(zip(graphs(fp32, model), graphs(path, model)))
             if weights == "fp32":
-                share_tied_head(fp32)
+                for graph, _ in pairs:
+                    share_tied_head(graph)
         elif exporter == "dynamo":
             try:
                 _export_dynamo(_Wrapper(model, names), names, fp32)
@@ -116,19 +119,21 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                 exporter = "torchscript"
         if exporter == "torchscript" and not generator:
             _export_torchscript(_Wrapper(model, names), names, fp32)
-        if weights == "int8":
-            from onnxruntime.quantization import QuantType, quantize_dynamic
+        for source, target in pairs:
+            if weights == "int8":
+                from onnxruntime.quantization import QuantType, quantize_dynamic
 
-            quantize_dynamic(str(fp32), str(path), weight_type=QuantType.QInt8,
-                             per_channel=per_channel)
-        elif weights in NBITS:
-            from occamtune.compress.record import record_of
-            from occamtune.export_nbits import to_nbits
+                quantize_dynamic(str(source), str(target), weight_type=QuantType.QInt8,
+                                 per_channel=per_channel)
+            elif weights in NBITS:
+                from occamtune.compress.record import record_of
+                from occamtune.export_nbits import to_nbits
 
-            to_nbits(fp32, path, record_of(model).codes, accuracy_level=accuracy_level,
-                     int8_kernels=weights == "int4-int8")
-    if fp32 != path:
-        fp32.unlink()
+                to_nbits(source, target, record_of(model).codes, accuracy_level=accuracy_level,
+                         int8_kernels=weights == "int4-int8")
+    for source, target in pairs:
+        if source != target:
+            source.unlink()
     return path
 
 
@@ -212,10 +217,17 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     tmp = output.with_name(f".{output.name}.tmp")  # written in full, then renamed: never half
     shutil.rmtree(tmp, ignore_errors=True)
     info: dict[str, Any] = dict(step)
+    files, sources = [tmp / ONNX_FILE], [tmp / "model.fp32.onnx"]
+    if step.get("seq2seq"):  # its encoder's graph beside the decoding step
+        from occamtune.onnx_generate import graphs
+
+        files, sources = graphs(files[0], model), graphs(sources[0], model)
+        info["encoder_onnx"] = files[1].name
     if weights in NBITS:  # the rewrite's report goes into the folder's metadata
-        export_onnx(model, tmp / "model.fp32.onnx", exporter=exporter)
-        info["nbits"] = _to_nbits(model, tmp / "model.fp32.onnx", tmp / ONNX_FILE, notes,
-                                  int8_kernels=weights == "int4-int8")
+        export_onnx(model, sources[0], exporter=exporter)
+        counts = [_to_nbits(model, a, b, notes, int8_kernels=weights == "int4-int8")
+                  for a, b in zip(sources, files)]
+        info["nbits"] = {k: sum(c[k] for c in counts) for k in counts[0]}
     else:
         export_onnx(model, tmp / ONNX_FILE, exporter=exporter, weights=weights)
     tok.save_pretrained(tmp)
@@ -229,7 +241,7 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
                                               "weights": weights, "pad_id": pad_id, **info}))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(output)
-    return {"output": str(output), "bytes": (output / ONNX_FILE).stat().st_size,
+    return {"output": str(output), "bytes": sum((output / f.name).stat().st_size for f in files),
             "int8": weights == "int8", "weights": weights, **info}
 
 

@@ -24,8 +24,6 @@ from torch import nn
 # generator's ONNX file
 from transformers import GenerationMixin, PreTrainedModel
 
-from occamtune.errors import ModelError
-
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
 
@@ -97,17 +95,32 @@ def cache_names(kind: str, layers: int) -> list[str]:
 
 def step_info(model: nn.Module) -> dict[str, Any]:
     """What the loader needs to drive the step of `model`: the cache's layer count and shapes."""
-    if getattr(model, "seq2seq", False):
-        raise ModelError("export: an encoder-decoder generator has no ONNX export yet (it needs "
-                         "two graphs, the encoder and the decoder step with its self- and "
-                         "cross-attention caches); it runs, is evaluated and served in PyTorch, "
-                         "and its packed artifact (occamtune compress) keeps it small")
+    if getattr(model, "seq2seq", False):  # two graphs: occamtune.onnx_seq2seq
+        from occamtune.onnx_seq2seq import seq2seq_info
+
+        return seq2seq_info(model)
     layers = _layers(model)
     return {"generator": True, "layers": layers, "cache_shapes": cache_shapes(model, layers)}
 
 
+def graphs(path: Path, model: nn.Module) -> list[Path]:
+    """The files of a generator's export at `path`: its decoding step, and an encoder-decoder's
+    encoder beside it."""
+    if getattr(model, "seq2seq", False):
+        from occamtune.onnx_seq2seq import encoder_graph
+
+        return [path, encoder_graph(path)]
+    return [path]
+
+
 def export_generator(model: nn.Module, path: Path) -> None:
-    """Write the decoding step of `model` to `path` (fp32 ONNX)."""
+    """Write the decoding step of `model` to `path` (fp32 ONNX; an encoder-decoder's encoder
+    beside it, `graphs`)."""
+    if getattr(model, "seq2seq", False):
+        from occamtune.onnx_seq2seq import export_seq2seq
+
+        export_seq2seq(model, path)
+        return
     info = step_info(model)
     layers, shapes = info["layers"], info["cache_shapes"]
     b, t, p = 2, 5, 3
@@ -126,8 +139,9 @@ def export_generator(model: nn.Module, path: Path) -> None:
     model.eval()
     # the TorchScript exporter: torch.export cannot state that the mask's length is the cached
     # length plus the new one (a sum of two free dimensions), which the step needs
+    # the wrapper in eval mode: the exporter puts the module back in the mode it found it in
     with torch.no_grad():
-        torch.onnx.export(DecodeStep(model, layers), dummy, str(path),
+        torch.onnx.export(DecodeStep(model, layers).eval(), dummy, str(path),
                           input_names=[*STEP_INPUTS, *pasts],
                           output_names=["logits", *presents], dynamic_axes=axes,
                           opset_version=17, dynamo=False)
@@ -266,7 +280,13 @@ class OnnxCausalLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
 
 
 def load_generator(folder: Path, session: Any, head_config: Any, info: dict[str, Any],
-                   pad_id: int) -> OnnxGenerator:
+                   pad_id: int) -> Any:
+    """The generator exported to `folder` (its step in `session`): an `OnnxGenerator`, or for an
+    encoder-decoder an `onnx_seq2seq.OnnxSeq2Seq`."""
     from transformers import AutoConfig
 
+    if info.get("seq2seq"):
+        from occamtune.onnx_seq2seq import load_seq2seq_graphs
+
+        return load_seq2seq_graphs(folder, session, head_config, info, pad_id)
     return OnnxGenerator(session, head_config, AutoConfig.from_pretrained(folder), info, pad_id)

@@ -29,9 +29,17 @@ from tests.unit.tasks.test_generate import write_pairs
 TASK = get_task("generate")
 
 
-@pytest.fixture(scope="module", params=["bert2bert", "t5", "bart"])
+FAMILIES = ("bert2bert", "t5", "bart")
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
 def setup(request, tmp_path_factory, tiny_model_dir: Path) -> dict[str, Any]:
-    name = request.param
+    return seq2seq_setup(request.param, tmp_path_factory, tiny_model_dir)
+
+
+def seq2seq_setup(name: str, tmp_path_factory: Any, tiny_model_dir: Path) -> dict[str, Any]:
+    """A tiny encoder-decoder of `name` (one of FAMILIES: the BERT folder warm-started as both
+    halves, or a T5 or BART folder), its tokenizer, 12 pairs and their features and batches."""
     folder = tiny_model_dir
     if name == "t5":
         folder = tiny_t5_dir(tmp_path_factory.mktemp("t5"))
@@ -127,15 +135,6 @@ def test_methods_that_read_the_layout_refuse_with_a_reason(setup: dict[str, Any]
     ctx = batches_context(setup["batches"], setup["tok"], max_length=64)
     with pytest.raises(ModelError, match="whole encoder-decoder generator"):
         compress(copy.deepcopy(setup["model"]), [StructuredPruneConfig(heads=0.5)], ctx)
-
-
-def test_onnx_export_refuses_with_a_reason(setup: dict[str, Any], tmp_path: Path) -> None:
-    from occamtune.export import export_run
-
-    save_model(setup["model"], setup["tok"], tmp_path / "run")
-    with pytest.raises(ModelError, match="encoder-decoder generator has no ONNX export"):
-        export_run(tmp_path / "run", tmp_path / "onnx")
-    assert not (tmp_path / "onnx").exists() or not any((tmp_path / "onnx").iterdir())
 
 
 def test_training_from_an_encoder_checkpoint_warm_starts_an_encoder_decoder(

@@ -1,0 +1,116 @@
+"""The ONNX export of an encoder-decoder generator (`occamtune.onnx_seq2seq`): the encoder's
+graph and a decoding step with the decoder's key/value cache, driven by transformers'
+`generate` in ONNX Runtime. On tiny random T5, BART and warm-started BERT2BERT models it writes
+the tokens of the torch model (greedy and beam search, right-padded sources), gives the same
+teacher-forced costs and streams the same text; the int8 file is smaller and a 4-bit artifact's
+4-bit export computes the artifact's own weights."""
+
+from __future__ import annotations
+
+import copy
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from occamtune.compress import QuantizeConfig, compress, save_artifact
+from occamtune.export import export_onnx, export_run
+from occamtune.models import load_model, save_model
+from occamtune.models.generation import generate_texts, stream_text, target_nll
+from occamtune.tasks import get_task
+from tests.fixtures.tiny_models import tiny_finetune
+from tests.unit.tasks.test_generate_seq2seq import FAMILIES, seq2seq_setup
+
+
+@pytest.fixture(scope="module", params=FAMILIES)
+def exported(request, tmp_path_factory, tiny_model_dir: Path) -> dict[str, Any]:
+    setup = seq2seq_setup(request.param, tmp_path_factory, tiny_model_dir)
+    # trained a little: a random model's first token is often its end, and an empty text
+    # compares nothing
+    tiny_finetune(setup["batches"])(setup["model"], epochs=30, lr=3e-3,
+                                    loss_fn=get_task("generate").train_loss)
+    setup["model"].eval()
+    root = tmp_path_factory.mktemp(f"onnx-{request.param}")
+    save_model(setup["model"], setup["tok"], root / "run")
+    info = export_run(root / "run", root / "onnx", weights="fp32", notes=False)
+    onnx, _, meta = load_model(root / "onnx")
+    return {**setup, "onnx": onnx, "root": root, "meta": meta, "info": info}
+
+
+def _texts(model: Any, feats: list[dict], beams: int = 1) -> list[str]:
+    before = model.head_config.extra["num_beams"]
+    model.head_config.extra["num_beams"] = beams
+    try:
+        # a batch of 3: sources of different lengths, right-padded
+        return generate_texts(model, feats, batch_size=3 * beams)
+    finally:
+        model.head_config.extra["num_beams"] = before
+
+
+@pytest.mark.parametrize("beams", [1, 2])
+def test_the_export_writes_the_tokens_of_the_model(exported: dict[str, Any], beams: int) -> None:
+    feats = exported["feats"][:6]
+    assert len({f["prompt"] for f in feats}) > 1  # the batches are padded
+    expected = _texts(exported["model"], feats, beams)
+    assert any(expected)
+    assert _texts(exported["onnx"], feats, beams) == expected
+
+
+def test_the_export_gives_the_teacher_forced_costs(exported: dict[str, Any]) -> None:
+    feats = exported["feats"][:5]
+    expected = target_nll(exported["model"], feats, batch_size=4)
+    got = target_nll(exported["onnx"], feats, batch_size=4)
+    assert got == pytest.approx(expected, rel=1e-4, abs=1e-4)
+
+
+def test_the_export_streams_the_text_it_writes_whole(exported: dict[str, Any]) -> None:
+    feat = exported["feats"][0]
+    whole = generate_texts(exported["onnx"], [feat], batch_size=1)[0]
+    assert "".join(stream_text(exported["onnx"], feat)).strip() == whole
+
+
+def test_two_graphs_the_encoder_beside_the_step(exported: dict[str, Any]) -> None:
+    info, root = exported["meta"].format_info, exported["root"] / "onnx"
+    assert info["seq2seq"] and info["encoder_onnx"] == "model.encoder.onnx"
+    assert info["layers"] == 2 and len(info["cache_shapes"]) == 2
+    names = [i.name for i in exported["onnx"].session.get_inputs()]
+    assert names == ["decoder_input_ids", "encoder_hidden_states", "attention_mask",
+                     "past.0.key", "past.0.value", "past.1.key", "past.1.value"]
+    encoder = [i.name for i in exported["onnx"].encoder_session.get_inputs()]
+    assert encoder == ["input_ids", "attention_mask"]
+    sizes = sum((root / f).stat().st_size for f in ("model.onnx", "model.encoder.onnx"))
+    assert exported["info"]["bytes"] == sizes
+
+
+def test_int8_and_a_4_bit_artifact_export_smaller(exported: dict[str, Any]) -> None:
+    root, model = exported["root"], exported["model"]
+    files = ("model.onnx", "model.encoder.onnx")
+    fp32 = {f: (root / "onnx" / f).stat().st_size for f in files}
+    export_run(root / "run", root / "int8", weights="int8", notes=False)
+    assert all((root / "int8" / f).stat().st_size < fp32[f] for f in files)
+    import onnx
+
+    for f in files:  # both graphs multiply on ONNX Runtime's int8 kernels
+        ops = {n.op_type for n in onnx.load(str(root / "int8" / f)).graph.node}
+        assert {"DynamicQuantizeLinear", "MatMulInteger"} <= ops, f
+    int8, _, _ = load_model(root / "int8")
+    feats = exported["feats"][:4]
+    # int8 weights and activations, on models 32 wide: near the model's costs, not exact
+    assert target_nll(int8, feats, 4) == pytest.approx(target_nll(model, feats, 4), rel=0.25)
+
+    small = compress(copy.deepcopy(model), [QuantizeConfig(bits=4, group_size=16)])
+    save_artifact(small, exported["tok"], root / "q4")
+    info = export_run(root / "q4", root / "q4-onnx", weights="int4", notes=False)
+    assert info["nbits"]["exact"] > 0 and info["nbits"]["rounded"] == 0  # its own codes
+    q4, _, _ = load_model(root / "q4-onnx")
+    assert _texts(q4, feats) == _texts(small, feats)
+    assert target_nll(q4, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-3)
+
+
+def test_exporting_leaves_the_model_in_eval_mode(exported: dict[str, Any],
+                                                  tmp_path: Path) -> None:
+    """The exporter puts each module back in the mode it found it in: a wrapper built in
+    training mode would switch the model's dropout on."""
+    model = copy.deepcopy(exported["model"]).eval()
+    export_onnx(model, tmp_path / "model.onnx", weights="fp32")
+    assert not any(m.training for m in model.modules())
