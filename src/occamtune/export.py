@@ -109,7 +109,7 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                     share_tied_head(graph)
         elif exporter == "dynamo":
             try:
-                _export_dynamo(_Wrapper(model, names), names, fp32)
+                _export_dynamo(_Wrapper(model, names).eval(), names, fp32)
             except torch.onnx.OnnxExporterError as exc:  # torch.export cannot capture every
                 # model (data-dependent control flow): the tracer can
                 import sys
@@ -118,7 +118,7 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
                       f"({type(exc).__name__}); using the TorchScript exporter", file=sys.stderr)
                 exporter = "torchscript"
         if exporter == "torchscript" and not generator:
-            _export_torchscript(_Wrapper(model, names), names, fp32)
+            _export_torchscript(_Wrapper(model, names).eval(), names, fp32)
         for source, target in pairs:
             if weights == "int8":
                 from onnxruntime.quantization import QuantType, quantize_dynamic

@@ -82,3 +82,13 @@ def test_dynamo_export_answers_like_torch(tmp_path: Path, capsys: pytest.Capture
     path = export_onnx(model, tmp_path / "model.onnx", exporter="dynamo")
     assert "could not export" not in capsys.readouterr().err
     _close(OnnxTaskModel(path, model.head_config)(**batch), expected, "distilbert dynamo")
+
+
+def test_exporting_leaves_the_model_in_eval_mode(tmp_path: Path) -> None:
+    """The TorchScript exporter puts its module back in the mode it found it in: a wrapper
+    built in training mode would switch the model's dropout on."""
+    from occamtune.export import export_onnx
+
+    model = build("distilbert", "ner").eval()
+    export_onnx(model, tmp_path / "model.onnx", exporter="torchscript", weights="fp32")
+    assert not any(m.training for m in model.modules())
