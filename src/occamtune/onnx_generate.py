@@ -24,6 +24,8 @@ from torch import nn
 # generator's ONNX file
 from transformers import GenerationMixin, PreTrainedModel
 
+from occamtune.onnx_cache import cache_names, new_cache
+
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
 
@@ -40,16 +42,6 @@ def _layers(model: nn.Module) -> int:
     return int(model.encoder.config.num_hidden_layers)
 
 
-def _new_cache() -> Any:
-    """A cache that keeps every position in every layer. Not the config's own cache, which keeps
-    only the last window of a sliding-window layer (Gemma 3, Mistral): the step's new entries
-    are then the last ones of each layer, and every layer's past has the attention mask's
-    length; the mask itself still applies the window."""
-    from transformers import DynamicCache
-
-    return DynamicCache()
-
-
 class DecodeStep(nn.Module):
     """The graph's module: one decoding step of `model` (a generate task model) with the cached
     keys and values as plain tensors (ONNX inputs and outputs are tensors, not a cache object)."""
@@ -61,7 +53,7 @@ class DecodeStep(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor, logits_at: torch.Tensor,
                 *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        cache = _new_cache()
+        cache = new_cache()
         for i in range(self.layers):
             cache.update(past[2 * i], past[2 * i + 1], i)
         out = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask,
@@ -81,16 +73,10 @@ class DecodeStep(nn.Module):
 def cache_shapes(model: nn.Module, layers: int) -> list[list[int]]:
     """Per layer: (heads, head size) of its cached keys, read from a forward pass (grouped-query
     attention, GPT-2's full heads and Gemma's head size alike)."""
-    cache = _new_cache()
+    cache = new_cache()
     with torch.no_grad():
         model.encoder(input_ids=torch.ones(1, 2, dtype=torch.long), cache=cache, use_cache=True)
     return [[int(layer.keys.shape[1]), int(layer.keys.shape[3])] for layer in cache.layers[:layers]]
-
-
-def cache_names(kind: str, layers: int) -> list[str]:
-    """The graph's names of every layer's keys and values: `kind` "past" (inputs) or "present"
-    (outputs)."""
-    return [f"{kind}.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
 
 
 def step_info(model: nn.Module) -> dict[str, Any]:
@@ -271,7 +257,7 @@ class OnnxCausalLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
             past = [x for layer in cache.layers[: self.generator.layers]
                     for x in (layer.keys, layer.values)]
         else:  # `generate`'s empty cache is the config's own: this step needs its own kind
-            cache = _new_cache()
+            cache = new_cache()
         last = torch.full((b, 1), t - 1, dtype=torch.long)
         logits, new = self.generator.step(input_ids, attention_mask, position_ids, last, past)
         for i in range(self.generator.layers):

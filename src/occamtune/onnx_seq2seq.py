@@ -28,7 +28,7 @@ from torch import nn
 # encoder-decoder's ONNX files
 from transformers import GenerationMixin, PreTrainedModel
 
-from occamtune.onnx_generate import _new_cache, cache_names
+from occamtune.onnx_cache import cache_names, new_cache
 
 STEP_INPUTS = ("decoder_input_ids", "encoder_hidden_states", "attention_mask")
 
@@ -53,11 +53,11 @@ def _cache(past: tuple[torch.Tensor, ...], layers: int) -> Any:
     empty (so that each layer computes it from the source's hidden states)."""
     from transformers import EncoderDecoderCache
 
-    own = _new_cache()
+    own = new_cache()
     for i in range(layers):
         if past:
             own.update(past[2 * i], past[2 * i + 1], i)
-    return EncoderDecoderCache(own, _new_cache())
+    return EncoderDecoderCache(own, new_cache())
 
 
 class EncodeSource(nn.Module):
@@ -255,7 +255,7 @@ class OnnxSeq2SeqLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
             own = cache.self_attention_cache
             past = [x for layer in own.layers[: self.model.layers] for x in (layer.keys, layer.values)]
         else:  # `generate`'s empty cache is the config's own: this step needs its own kind
-            cache = EncoderDecoderCache(_new_cache(), _new_cache())
+            cache = EncoderDecoderCache(new_cache(), new_cache())
         logits, new = self.model.step(decoder_input_ids, hidden, attention_mask, past)
         for i in range(self.model.layers):
             cache.self_attention_cache.update(new[2 * i], new[2 * i + 1], i)
