@@ -293,7 +293,9 @@ PAGES = (
                     "The base is the occamtune side of the SciTLDR comparison above; the GGUF file "
                     "is that fine-tuned model written by `occamtune export --gguf q4_1`. The "
                     "search's tolerance is in ROUGE-L points on the run's dev split; the record "
-                    "gives its space and every measured candidate."),
+                    "gives its space and every measured candidate. The record's space says "
+                    "`ffn_bits=3,2`, as the script's default then did: a fixed setting took its "
+                    "first value, 3, silently; `--space` now refuses several values there."),
             Section("generation_shrink_4bit.json", "generation_shrink",
                     "The same search without structural pruning",
                     "python -m benchmarks.generation_shrink --name generation_shrink_4bit "
@@ -335,12 +337,11 @@ PAGES = (
             Section("generation_shrink_emb8_trim.json", "generation_shrink",
                     "8-bit embeddings, the vocabulary trimmed, 3-bit MLP weights",
                     "python -m benchmarks.generation_shrink --name generation_shrink_emb8_trim "
-                    "--trials 2 --space distill_layers=0 heads=0.0 ffn=0.0 prune_epochs=0 "
+                    "--trials 1 --space distill_layers=0 heads=0.0 ffn=0.0 prune_epochs=0 "
                     "sparsity=0.0 lowrank_energy=0.0 vocab_trim=true vocab_rank=32 "
-                    "codebook=false bits=4 ffn_bits=3,0 embedding_bits=8 group_size=128 "
+                    "codebook=false bits=4 ffn_bits=3 embedding_bits=8 group_size=128 "
                     "rounding=gptq quant_epochs=0",
-                    "The search's smallest candidate first: the trimmed vocabulary with 3-bit "
-                    "MLP weights."),
+                    "One candidate: the trimmed vocabulary with 3-bit MLP weights."),
             Section("generation_speed_seq2seq.json", "generation_speed",
                     "Generated tokens per second of the warm-started encoder-decoder: PyTorch "
                     "and ONNX Runtime",

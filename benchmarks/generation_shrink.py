@@ -16,7 +16,7 @@ needs: 32.7 MB, a third of the Q4_1 file, is about 2 bits per weight for the who
 candidates remove half of each MLP's neurons (with the unpruned model as teacher for the
 recovery), trim the vocabulary to the tokens of the training data (the tied output layer too;
 the dropped rows as rank-32 codes, so that a source word unseen in training still reads as
-itself), and store 4-bit attention with 3- or 2-bit MLP weights (GPTQ, groups of 128).
+itself), and store 4-bit attention with 3-bit MLP weights (GPTQ, groups of 128).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from benchmarks.vs_hf import peak_rss_mb
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.5", "prune_epochs=2", "sparsity=0.0",
          "lowrank_energy=0.0", "vocab_trim=true", "vocab_rank=32", "codebook=false", "bits=4",
-         "ffn_bits=3,2", "group_size=128", "rounding=gptq", "quant_epochs=0"]
+         "ffn_bits=3", "group_size=128", "rounding=gptq", "quant_epochs=0"]
 
 
 def main() -> None:

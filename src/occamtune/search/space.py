@@ -170,5 +170,9 @@ def parse_space(overrides: list[str] | None) -> SearchSpace:
                               f"of {', '.join(sorted(dims))}")
         key = key.strip()
         values = [yaml_number(yaml.safe_load(v)) for v in raw.split(",")]
+        if not dims[key].sampled and len(values) > 1:
+            raise ConfigError(f"search space override {item!r}: {key} is one setting of every "
+                              f"candidate, not a choice the search samples: give one value "
+                              f"(run one search per value to compare them)")
         kwargs[key] = tuple(values) if dims[key].sampled else values[0]
     return SearchSpace(**kwargs)

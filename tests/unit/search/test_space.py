@@ -39,6 +39,8 @@ def test_parse_space_from_flags() -> None:
         parse_space(["rounding=floor"])
     with pytest.raises(ConfigError, match=r"ffn_bits must be 0 or an integer in \[2, 8\]"):
         parse_space(["ffn_bits=1"])
+    with pytest.raises(ConfigError, match="ffn_bits is one setting of every candidate"):
+        parse_space(["ffn_bits=3,2"])  # not silently the first of them
     with pytest.raises(ConfigError, match=r"embedding_bits must be 0 or an integer in \[2, 8\]"):
         parse_space(["embedding_bits=9"])
 
