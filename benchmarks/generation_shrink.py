@@ -47,9 +47,11 @@ def main() -> None:
     p.add_argument("--name", default="generation_shrink", help="results/<name>.json and .md")
     p.add_argument("--no-new-trials", action="store_true",
                    help="only finalize a search that ran (or was stopped) earlier in --output")
-    p.add_argument("--gguf-quality", action="store_true",
-                   help="also score the run's Q4_1 file on dev and test with llama.cpp "
-                        "(needs llama-cpp-python: pip install -e .[llama])")
+    p.add_argument("--gguf-quality", nargs="*", default=None, metavar="TYPE",
+                   help="also score the run written as GGUF of these types (none named: q4_1) "
+                        "on dev and test with llama.cpp, e.g. f32 q4_1: f32 checks that llama.cpp "
+                        "writes what the run writes (needs llama-cpp-python: pip install -e "
+                        ".[llama])")
     p.add_argument("--threads", type=int, default=2, help="llama.cpp's threads (--gguf-quality)")
     args = p.parse_args()
 
@@ -89,8 +91,15 @@ def main() -> None:
         "space": args.space, "search_wall_s": s.get("search_wall_s", time.perf_counter() - start),
         "peak_rss_mb": peak_rss_mb(),
     }
-    if args.gguf_quality:
-        summary["base_q4_1_quality"] = gguf_quality(base, out / "base.q4_1.gguf", args.threads)
+    if args.gguf_quality is not None:
+        quality = {}
+        for qtype in args.gguf_quality or ["q4_1"]:
+            path = out / f"base.{qtype}.gguf"
+            if not path.is_file():
+                occamtune.export_gguf(base, path, qtype=qtype, overwrite=True)
+            quality[qtype] = {**gguf_quality(base, path, args.threads),
+                              "bytes": path.stat().st_size}
+        summary["base_gguf_quality"] = quality
     md = table(summary)
     write_results(args.name, summary, md)
     print(md)
@@ -139,7 +148,8 @@ def table(summary: dict) -> str:
         return "-" if v is None else f"{v:,.{d}f}"
 
     s = summary
-    q4 = s.get("base_q4_1_quality") or {}
+    scored = s.get("base_gguf_quality") or {}
+    q4 = scored.get("q4_1") or {}
     q4_how = ", run by llama.cpp" if "dev" in q4 else ""
     lines = [
         "| model | bytes | dev ROUGE-L | test ROUGE-L |", "|---|---|---|---|",
@@ -147,6 +157,9 @@ def table(summary: dict) -> str:
         (f"| fine-tuned, GGUF Q4_1 (`occamtune export --gguf q4_1`{q4_how}) | "
          f"{s['base_q4_1_bytes']:,} | {f(q4.get('dev', {}).get('rougeL'))} | "
          f"{f(q4.get('test', {}).get('rougeL'))} |"),
+        *(f"| fine-tuned, GGUF {qtype} (`occamtune export --gguf {qtype}`, run by llama.cpp) | "
+          f"{r['bytes']:,} | {f(r.get('dev', {}).get('rougeL'))} | "
+          f"{f(r.get('test', {}).get('rougeL'))} |" for qtype, r in scored.items() if qtype != "q4_1"),
         f"| packaged SmolLM2 GGUF Q4_1 (pretrained) | {f(s['packaged_gguf_bytes'], 0)} | | |",
         (f"| shrink's choice `{s['chosen_pipeline']}` | {f(s['chosen_bytes'], 0)} | "
          f"{f(s['chosen_dev_rougeL'])} | {f(s['chosen_test_rougeL'])} |"),
