@@ -349,10 +349,10 @@ PAGES = (
                     "python -m benchmarks.generation_speed benchmarks/work/warm_start/minilm-share "
                     "--gguf --name generation_speed_seq2seq",
                     "The BERTShare side of the comparison below (MiniLM as both halves, tied). Its "
-                    "ONNX export is two graphs, the encoder and the decoding step (which "
-                    "recomputes the cross-attention's keys and values from the source at every "
-                    "step); the bytes are both files', and each holds the weights the halves "
-                    "share. No llama.cpp side: GGUF is for Llama-family decoders."),
+                    "ONNX export is three graphs: the encoder, the cross-attention's keys and "
+                    "values (both once per source) and the decoding step; the bytes are all "
+                    "three files', and the encoder's and the step's each hold the weights the "
+                    "halves share. No llama.cpp side: GGUF is for Llama-family decoders."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",

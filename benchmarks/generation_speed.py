@@ -20,7 +20,7 @@ prompt template), timed in alternation over --rounds rounds, --threads threads e
   no batch row.
 
 An encoder-decoder run (e.g. `benchmarks/warm_start.py`'s) is measured with `--gguf` given no
-types: its sources right-padded, its ONNX export two graphs (`occamtune.onnx_seq2seq`).
+types: its sources right-padded, its ONNX export three graphs (`occamtune.onnx_seq2seq`).
 
 Every side writes exactly --new-tokens tokens per prompt (the end of text is not allowed to
 stop it early), so tokens/s compare equal work. Each side is also timed writing one token,
@@ -218,7 +218,7 @@ def main() -> None:
         folder = work / f"{run.name}.onnx-{weights}"
         written = occamtune.export(run, folder, weights=weights, overwrite=True)
         sides[f"onnx {weights}"] = TorchSide(Predictor(folder).model, prompts)
-        sizes[f"onnx {weights}"] = written["bytes"]  # an encoder-decoder's two graphs
+        sizes[f"onnx {weights}"] = written["bytes"]  # an encoder-decoder's three graphs
     missing = None
     try:
         import llama_cpp  # noqa: F401  (only whether it is there)

@@ -218,11 +218,11 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     shutil.rmtree(tmp, ignore_errors=True)
     info: dict[str, Any] = dict(step)
     files, sources = [tmp / ONNX_FILE], [tmp / "model.fp32.onnx"]
-    if step.get("seq2seq"):  # its encoder's graph beside the decoding step
+    if step.get("seq2seq"):  # its encoder's and cross-attention's graphs beside the step
         from occamtune.onnx_generate import graphs
 
         files, sources = graphs(files[0], model), graphs(sources[0], model)
-        info["encoder_onnx"] = files[1].name
+        info.update(encoder_onnx=files[1].name, cross_onnx=files[2].name)
     if weights in NBITS:  # the rewrite's report goes into the folder's metadata
         export_onnx(model, sources[0], exporter=exporter)
         counts = [_to_nbits(model, a, b, notes, int8_kernels=weights == "int4-int8")

@@ -81,7 +81,7 @@ def cache_shapes(model: nn.Module, layers: int) -> list[list[int]]:
 
 def step_info(model: nn.Module) -> dict[str, Any]:
     """What the loader needs to drive the step of `model`: the cache's layer count and shapes."""
-    if getattr(model, "seq2seq", False):  # two graphs: occamtune.onnx_seq2seq
+    if getattr(model, "seq2seq", False):  # three graphs: occamtune.onnx_seq2seq
         from occamtune.onnx_seq2seq import seq2seq_info
 
         return seq2seq_info(model)
@@ -90,18 +90,18 @@ def step_info(model: nn.Module) -> dict[str, Any]:
 
 
 def graphs(path: Path, model: nn.Module) -> list[Path]:
-    """The files of a generator's export at `path`: its decoding step, and an encoder-decoder's
-    encoder beside it."""
+    """The files of a generator's export at `path`: its decoding step, and beside it an
+    encoder-decoder's encoder and cross-attention graphs."""
     if getattr(model, "seq2seq", False):
-        from occamtune.onnx_seq2seq import encoder_graph
+        from occamtune.onnx_seq2seq import cross_graph, encoder_graph
 
-        return [path, encoder_graph(path)]
+        return [path, encoder_graph(path), cross_graph(path)]
     return [path]
 
 
 def export_generator(model: nn.Module, path: Path) -> None:
-    """Write the decoding step of `model` to `path` (fp32 ONNX; an encoder-decoder's encoder
-    beside it, `graphs`)."""
+    """Write the decoding step of `model` to `path` (fp32 ONNX; an encoder-decoder's other
+    graphs beside it, `graphs`)."""
     if getattr(model, "seq2seq", False):
         from occamtune.onnx_seq2seq import export_seq2seq
 

@@ -1,19 +1,22 @@
 """ONNX export of an encoder-decoder generator (T5, BART, a warm-started `EncoderDecoderModel`)
 and the model that runs it in ONNX Runtime under transformers' `generate`.
 
-Two graphs, as Optimum writes them: the encoder (source -> its hidden states, run once per
-source) and a decoding step (new target tokens, the source's hidden states and mask, and the
-decoder's cached self-attention keys and values -> the logits and the new tokens' keys and
-values). The Python side keeps the cache (transformers' `EncoderDecoderCache`), so greedy and
-beam search, the repetition controls and streaming are `generate`'s own, as on the torch model.
+Three graphs, each run where Optimum's exports run theirs:
+- the encoder (`model.encoder.onnx`): the source -> its hidden states, once per source;
+- the cross-attention's keys and values (`model.cross.onnx`): the hidden states -> every
+  decoder layer's, once per source (what a decoding step would otherwise recompute at every
+  token, for every row);
+- the decoding step (`model.onnx`): the new target tokens, the source's mask, the decoder's
+  cached self-attention keys and values and the cross-attention's -> the logits and the new
+  tokens' keys and values.
+The Python side keeps the cache (transformers' `EncoderDecoderCache`, both halves), so greedy
+and beam search (which reorders both), the repetition controls and streaming are `generate`'s
+own, as on the torch model.
 
-The step recomputes the cross-attention's keys and values from the source's hidden states at
-every call: caching them too would need each family's cross-attention projections outside its
-own forward (one graph's inputs cannot say "computed at the first step only"). What that costs
-is measured by `benchmarks/generation_speed.py`'s sides, not assumed.
-
-A weight shared by both halves (the embeddings; all but the cross-attention in a tied
-"BERTShare") is stored in each graph: two files cannot share an initializer.
+The cross graph is traced from one decoder call on a start token: the exporter keeps only what
+its outputs read, the cross-attention's key and value projections. A weight both halves share
+(the embeddings; all but the cross-attention in a tied "BERTShare") is stored in the encoder's
+file and the step's: two files cannot share an initializer.
 """
 
 from __future__ import annotations
@@ -38,6 +41,11 @@ def encoder_graph(path: Path) -> Path:
     return path.with_name(f"{path.stem}.encoder.onnx")
 
 
+def cross_graph(path: Path) -> Path:
+    """The cross-attention's file beside a decoding step's `path` (-> model.cross.onnx)."""
+    return path.with_name(f"{path.stem}.cross.onnx")
+
+
 def _decoder_layers(model: nn.Module) -> int:
     config = model.encoder.config
     decoder = getattr(config, "decoder", config)  # EncoderDecoderConfig keeps the halves' own
@@ -48,16 +56,30 @@ def _decoder_layers(model: nn.Module) -> int:
     raise ValueError(f"cannot tell the decoder's layer count from {type(config).__name__}")
 
 
-def _cache(past: tuple[torch.Tensor, ...], layers: int) -> Any:
-    """The step's cache: the decoder's self-attention filled from `past`, the cross-attention
-    empty (so that each layer computes it from the source's hidden states)."""
+def _cache(past: tuple[torch.Tensor, ...], cross: tuple[torch.Tensor, ...], layers: int) -> Any:
+    """A step's cache: the decoder's self-attention from `past`, the cross-attention from
+    `cross` (each empty when not given; a filled cross-attention cache is read, not
+    recomputed: `EncoderDecoderCache.is_updated`)."""
     from transformers import EncoderDecoderCache
 
-    own = new_cache()
+    own, other = new_cache(), new_cache()
     for i in range(layers):
         if past:
             own.update(past[2 * i], past[2 * i + 1], i)
-    return EncoderDecoderCache(own, new_cache())
+        if cross:
+            other.update(cross[2 * i], cross[2 * i + 1], i)
+    return EncoderDecoderCache(own, other)
+
+
+def _decode(model: nn.Module, ids: torch.Tensor, hidden: torch.Tensor, mask: torch.Tensor,
+            cache: Any) -> Any:
+    """The seq2seq model's own forward from the encoder's output (which applies what the model
+    puts between its halves, e.g. `EncoderDecoderModel`'s projection when their widths differ)."""
+    from transformers.modeling_outputs import BaseModelOutput
+
+    return model.encoder(encoder_outputs=BaseModelOutput(last_hidden_state=hidden),
+                         attention_mask=mask, decoder_input_ids=ids, cache=cache, use_cache=True,
+                         return_dict=True)
 
 
 class EncodeSource(nn.Module):
@@ -73,23 +95,37 @@ class EncodeSource(nn.Module):
                        return_dict=True).last_hidden_state
 
 
+class CrossKeysValues(nn.Module):
+    """The cross graph's module: every decoder layer's cross-attention keys and values, from one
+    decoder call on the start token (only the key and value projections reach the outputs)."""
+
+    def __init__(self, model: nn.Module, layers: int) -> None:
+        super().__init__()
+        self.model, self.layers = model, layers
+        self.start = int(model.head_config.extra["decoder_start"])
+
+    def forward(self, encoder_hidden_states: torch.Tensor,
+                attention_mask: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        cache = _cache((), (), self.layers)
+        ids = torch.full((encoder_hidden_states.shape[0], 1), self.start, dtype=torch.long)
+        _decode(self.model, ids, encoder_hidden_states, attention_mask, cache)
+        return tuple(x for layer in cache.cross_attention_cache.layers
+                     for x in (layer.keys, layer.values))
+
+
 class Seq2SeqStep(nn.Module):
-    """The decoding step's module: the seq2seq model's own forward from the encoder's output
-    (which applies what the model puts between its halves, e.g. `EncoderDecoderModel`'s
-    projection when their widths differ), then the task head."""
+    """The decoding step's module: the seq2seq model's forward with both caches given, then the
+    task head."""
 
     def __init__(self, model: nn.Module, layers: int) -> None:
         super().__init__()
         self.model, self.layers = model, layers
 
     def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
-                attention_mask: torch.Tensor, *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        from transformers.modeling_outputs import BaseModelOutput
-
-        cache = _cache(past, self.layers)
-        out = self.model.encoder(encoder_outputs=BaseModelOutput(last_hidden_state=encoder_hidden_states),
-                                 attention_mask=attention_mask, decoder_input_ids=decoder_input_ids,
-                                 cache=cache, use_cache=True, return_dict=True)
+                attention_mask: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        n = 2 * self.layers
+        cache = _cache(caches[:n], caches[n:], self.layers)
+        out = _decode(self.model, decoder_input_ids, encoder_hidden_states, attention_mask, cache)
         logits = self.model.head(out.logits)
         t = decoder_input_ids.shape[1]
         new: list[torch.Tensor] = []
@@ -100,62 +136,81 @@ class Seq2SeqStep(nn.Module):
 
 def seq2seq_info(model: nn.Module) -> dict[str, Any]:
     """What the loader needs: the decoder's layer count and each layer's cached (heads, head
-    size), read from one step."""
+    size), for its self-attention and its cross-attention, read from one call."""
     layers = _decoder_layers(model)
-    step = Seq2SeqStep(model, layers).eval()
-    hidden = EncodeSource(model).eval()
     ids = torch.ones(1, 2, dtype=torch.long)
     with torch.no_grad():
-        out = step(ids, hidden(ids, torch.ones_like(ids)), torch.ones_like(ids))
-    shapes = [[int(k.shape[1]), int(k.shape[3])] for k in out[1::2]]
-    return {"generator": True, "seq2seq": True, "layers": layers, "cache_shapes": shapes}
+        hidden = EncodeSource(model).eval()(ids, torch.ones_like(ids))
+        cross = CrossKeysValues(model, layers).eval()(hidden, torch.ones_like(ids))
+        out = Seq2SeqStep(model, layers).eval()(ids, hidden, torch.ones_like(ids), *cross)
+    return {"generator": True, "seq2seq": True, "layers": layers,
+            "cache_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in out[1::2]],
+            "cross_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in cross[0::2]]}
 
 
 def export_seq2seq(model: nn.Module, path: Path) -> None:
-    """Write the decoding step of `model` to `path` and its encoder to `encoder_graph(path)`
-    (fp32 ONNX)."""
+    """Write the decoding step of `model` to `path`, its encoder to `encoder_graph(path)` and
+    its cross-attention's keys and values to `cross_graph(path)` (fp32 ONNX)."""
     info = seq2seq_info(model)
-    layers, shapes = info["layers"], info["cache_shapes"]
+    layers = info["layers"]
     b, s, t, p = 2, 7, 2, 3
     ids = torch.ones(b, s, dtype=torch.long)
     mask = torch.ones(b, s, dtype=torch.long)
     mask[1, 5:] = 0  # a right-padded source: the mask is traced as data, not as "no padding"
     model.eval()
+    source = {"input_ids": {0: "batch", 1: "source"}, "attention_mask": {0: "batch", 1: "source"},
+              "encoder_hidden_states": {0: "batch", 1: "source"}}
+    pasts, presents = cache_names("past", layers), cache_names("present", layers)
+    crosses = cache_names("cross", layers)
     # the TorchScript exporter, as for a decoder's step (onnx_generate.export_generator); the
     # wrappers in eval mode: the exporter puts each module back in the mode it found it in
-    encode = EncodeSource(model).eval()
     with torch.no_grad():
+        encode = EncodeSource(model).eval()
         torch.onnx.export(encode, (ids, mask), str(encoder_graph(path)),
                           input_names=["input_ids", "attention_mask"],
-                          output_names=["encoder_hidden_states"],
-                          dynamic_axes={name: {0: "batch", 1: "source"} for name in
-                                        ("input_ids", "attention_mask", "encoder_hidden_states")},
+                          output_names=["encoder_hidden_states"], dynamic_axes=source,
                           opset_version=17, dynamo=False)
         hidden = encode(ids, mask)
-    pasts, presents = cache_names("past", layers), cache_names("present", layers)
-    axes: dict[str, dict[int, str]] = {
-        "decoder_input_ids": {0: "batch", 1: "new"}, "attention_mask": {0: "batch", 1: "source"},
-        "encoder_hidden_states": {0: "batch", 1: "source"}, "logits": {0: "batch", 1: "new"},
-        **{name: {0: "batch", 2: "past"} for name in pasts},
-        **{name: {0: "batch", 2: "new"} for name in presents}}
-    dummy = (torch.ones(b, t, dtype=torch.long), hidden, mask,
-             *(torch.zeros(b, h, p, d) for h, d in shapes for _ in range(2)))
-    with torch.no_grad():
+        keys_values = CrossKeysValues(model, layers).eval()
+        torch.onnx.export(keys_values, (hidden, mask), str(cross_graph(path)),
+                          input_names=["encoder_hidden_states", "attention_mask"],
+                          output_names=crosses,
+                          dynamic_axes={**source, **{n: {0: "batch", 2: "source"} for n in crosses}},
+                          opset_version=17, dynamo=False)
+        cross = keys_values(hidden, mask)
+        axes: dict[str, dict[int, str]] = {
+            **source, "decoder_input_ids": {0: "batch", 1: "new"}, "logits": {0: "batch", 1: "new"},
+            **{name: {0: "batch", 2: "past"} for name in pasts},
+            **{name: {0: "batch", 2: "source"} for name in crosses},
+            **{name: {0: "batch", 2: "new"} for name in presents}}
+        dummy = (torch.ones(b, t, dtype=torch.long), hidden, mask,
+                 *(torch.zeros(b, h, p, d) for h, d in info["cache_shapes"] for _ in range(2)),
+                 *cross)
         torch.onnx.export(Seq2SeqStep(model, layers).eval(), dummy, str(path),
-                          input_names=[*STEP_INPUTS, *pasts], output_names=["logits", *presents],
-                          dynamic_axes=axes, opset_version=17, dynamo=False)
+                          input_names=[*STEP_INPUTS, *pasts, *crosses],
+                          output_names=["logits", *presents], dynamic_axes=axes,
+                          opset_version=17, dynamo=False)
+
+
+def _run(session: Any, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
+    """One run of `session` on the feeds its graph declares (the exporter drops an input its
+    graph does not read, e.g. a mask that only the attention the graph skips would use)."""
+    wanted = {i.name for i in session.get_inputs()}
+    out = session.run(None, {k: v.contiguous().numpy() for k, v in feeds.items() if k in wanted})
+    return [torch.from_numpy(a) for a in out]
 
 
 class OnnxSeq2Seq:
-    """An encoder-decoder's two ONNX graphs in ONNX Runtime, answering like the generate task
+    """An encoder-decoder's three ONNX graphs in ONNX Runtime, answering like the generate task
     model: `model(**batch)` gives every target position's logits (teacher forcing, for the
     references' cost); `causal_lm()` gives a model for transformers' `generate`."""
 
     seq2seq = True
 
-    def __init__(self, encoder: Any, step: Any, head_config: Any, config: Any,
+    def __init__(self, sessions: dict[str, Any], head_config: Any, config: Any,
                  info: dict[str, Any], pad_id: int = 0) -> None:
-        self.encoder_session, self.session = encoder, step
+        self.encoder_session, self.cross_session = sessions["encoder"], sessions["cross"]
+        self.session = sessions["step"]
         self.head_config, self.config = head_config, config
         self.layers = int(info["layers"])
         self.shapes = [tuple(s) for s in info["cache_shapes"]]
@@ -169,28 +224,33 @@ class OnnxSeq2Seq:
         return self
 
     def encode_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        feeds = {"input_ids": input_ids, "attention_mask": attention_mask}
-        out = self.encoder_session.run(None, {k: v.long().contiguous().numpy() for k, v in feeds.items()})
-        return torch.from_numpy(out[0])
+        return _run(self.encoder_session, {"input_ids": input_ids.long(),
+                                           "attention_mask": attention_mask.long()})[0]
+
+    def cross(self, hidden: torch.Tensor, attention_mask: torch.Tensor) -> list[torch.Tensor]:
+        """Every decoder layer's cross-attention keys and values (key, value, key, ...)."""
+        return _run(self.cross_session, {"encoder_hidden_states": hidden,
+                                         "attention_mask": attention_mask.long()})
 
     def step(self, decoder_input_ids: torch.Tensor, hidden: torch.Tensor,
-             attention_mask: torch.Tensor,
-             past: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One run of the step: the new tokens' logits and keys and values (no cache: empty)."""
+             attention_mask: torch.Tensor, past: list[torch.Tensor] | None,
+             cross: list[torch.Tensor]) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """One run of the step: the new tokens' logits and keys and values (no past: empty)."""
         b = decoder_input_ids.shape[0]
         if past is None:
             past = [torch.zeros(b, h, 0, d) for h, d in self.shapes for _ in range(2)]
-        feeds = {"decoder_input_ids": decoder_input_ids.long().numpy(),
-                 "encoder_hidden_states": hidden.contiguous().numpy(),
-                 "attention_mask": attention_mask.long().contiguous().numpy(),
-                 **{n: v.contiguous().numpy() for n, v in zip(cache_names("past", self.layers), past)}}
-        out = self.session.run(None, feeds)
-        return torch.from_numpy(out[0]), [torch.from_numpy(a) for a in out[1:]]
+        feeds = {"decoder_input_ids": decoder_input_ids.long(), "encoder_hidden_states": hidden,
+                 "attention_mask": attention_mask.long(),
+                 **dict(zip(cache_names("past", self.layers), past)),
+                 **dict(zip(cache_names("cross", self.layers), cross))}
+        out = _run(self.session, feeds)
+        return out[0], out[1:]
 
     def __call__(self, **batch: torch.Tensor) -> torch.Tensor:
         mask = batch.get("attention_mask", torch.ones_like(batch["input_ids"]))
         hidden = self.encode_source(batch["input_ids"], mask)
-        logits, _ = self.step(batch["decoder_input_ids"], hidden, mask, None)
+        logits, _ = self.step(batch["decoder_input_ids"], hidden, mask, None,
+                              self.cross(hidden, mask))
         return logits
 
     def causal_lm(self) -> OnnxSeq2SeqLM:
@@ -214,8 +274,9 @@ class _Encoder(nn.Module):
 
 class OnnxSeq2SeqLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
     """What transformers' `generate` drives for an encoder-decoder: its encoder is one run of
-    the encoder graph, each forward one run of the step, the decoder's self-attention cache an
-    `EncoderDecoderCache` that it fills with the step's new keys and values."""
+    the encoder graph; the first forward fills the cache's cross-attention half from the cross
+    graph (after `generate` has repeated the source's states for the beams); each forward is
+    one run of the step, whose new keys and values fill the self-attention half."""
 
     main_input_name = "input_ids"
     # the attention runs inside the graphs: whichever the config names, this class has none
@@ -242,36 +303,38 @@ class OnnxSeq2SeqLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
                 attention_mask: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, encoder_outputs: Any = None,
                 cache: Any = None, use_cache: bool = True, **kwargs: Any) -> Any:
-        from transformers import EncoderDecoderCache
         from transformers.modeling_outputs import Seq2SeqLMOutput
 
         hidden = encoder_outputs[0] if encoder_outputs is not None else \
             self.model.encode_source(input_ids, attention_mask)
         if attention_mask is None:
             attention_mask = torch.ones(hidden.shape[:2], dtype=torch.long)
-        cached = cache.get_seq_length() if cache is not None else 0
+        layers = self.model.layers
         past = None
-        if cached:
-            own = cache.self_attention_cache
-            past = [x for layer in own.layers[: self.model.layers] for x in (layer.keys, layer.values)]
+        if cache is not None and cache.get_seq_length():
+            past = [x for layer in cache.self_attention_cache.layers[:layers]
+                    for x in (layer.keys, layer.values)]
         else:  # `generate`'s empty cache is the config's own: this step needs its own kind
-            cache = EncoderDecoderCache(new_cache(), new_cache())
-        logits, new = self.model.step(decoder_input_ids, hidden, attention_mask, past)
-        for i in range(self.model.layers):
+            cache = _cache((), tuple(self.model.cross(hidden, attention_mask)), layers)
+        cross = [x for layer in cache.cross_attention_cache.layers[:layers]
+                 for x in (layer.keys, layer.values)]
+        logits, new = self.model.step(decoder_input_ids, hidden, attention_mask, past, cross)
+        for i in range(layers):
             cache.self_attention_cache.update(new[2 * i], new[2 * i + 1], i)
         return Seq2SeqLMOutput(logits=logits, cache=cache)
 
 
 def load_seq2seq_graphs(folder: Path, session: Any, head_config: Any, info: dict[str, Any],
                         pad_id: int) -> OnnxSeq2Seq:
-    """The export in `folder` (its step already in `session`) with its encoder graph."""
+    """The export in `folder` (its step already in `session`) with its encoder and cross
+    graphs, on as many threads as the step."""
     import onnxruntime as ort
     from transformers import AutoConfig
 
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = session.get_session_options().intra_op_num_threads
-    encoder = ort.InferenceSession(str(folder / info["encoder_onnx"]), opts,
-                                   providers=["CPUExecutionProvider"])
-    return OnnxSeq2Seq(encoder, session, head_config, AutoConfig.from_pretrained(folder), info,
-                       pad_id)
-
+    sessions = {name: ort.InferenceSession(str(folder / info[f"{name}_onnx"]), opts,
+                                           providers=["CPUExecutionProvider"])
+                for name in ("encoder", "cross")}
+    return OnnxSeq2Seq({**sessions, "step": session}, head_config,
+                       AutoConfig.from_pretrained(folder), info, pad_id)

@@ -1,6 +1,6 @@
 """The ONNX export of an encoder-decoder generator (`occamtune.onnx_seq2seq`): the encoder's
-graph and a decoding step with the decoder's key/value cache, driven by transformers'
-`generate` in ONNX Runtime. On tiny random T5, BART and warm-started BERT2BERT models it writes
+graph, the cross-attention's keys and values, and a decoding step with the decoder's key/value
+cache, driven by transformers' `generate` in ONNX Runtime. On tiny random T5, BART and warm-started BERT2BERT models it writes
 the tokens of the torch model (greedy and beam search, right-padded sources), gives the same
 teacher-forced costs and streams the same text; the int8 file is smaller and a 4-bit artifact's
 4-bit export computes the artifact's own weights."""
@@ -69,22 +69,32 @@ def test_the_export_streams_the_text_it_writes_whole(exported: dict[str, Any]) -
     assert "".join(stream_text(exported["onnx"], feat)).strip() == whole
 
 
-def test_two_graphs_the_encoder_beside_the_step(exported: dict[str, Any]) -> None:
+def test_three_graphs_beside_one_another(exported: dict[str, Any]) -> None:
+    import onnx
+
     info, root = exported["meta"].format_info, exported["root"] / "onnx"
     assert info["seq2seq"] and info["encoder_onnx"] == "model.encoder.onnx"
-    assert info["layers"] == 2 and len(info["cache_shapes"]) == 2
-    names = [i.name for i in exported["onnx"].session.get_inputs()]
-    assert names == ["decoder_input_ids", "encoder_hidden_states", "attention_mask",
-                     "past.0.key", "past.0.value", "past.1.key", "past.1.value"]
-    encoder = [i.name for i in exported["onnx"].encoder_session.get_inputs()]
-    assert encoder == ["input_ids", "attention_mask"]
-    sizes = sum((root / f).stat().st_size for f in ("model.onnx", "model.encoder.onnx"))
-    assert exported["info"]["bytes"] == sizes
+    assert info["cross_onnx"] == "model.cross.onnx"
+    assert info["layers"] == 2 and len(info["cache_shapes"]) == len(info["cross_shapes"]) == 2
+    onnx_model = exported["onnx"]
+    names = [i.name for i in onnx_model.session.get_inputs()]
+    assert names[0] == "decoder_input_ids" and "attention_mask" in names
+    assert names[-8:] == ["past.0.key", "past.0.value", "past.1.key", "past.1.value",
+                          "cross.0.key", "cross.0.value", "cross.1.key", "cross.1.value"]
+    assert [i.name for i in onnx_model.encoder_session.get_inputs()] == ["input_ids",
+                                                                         "attention_mask"]
+    # the cross graph holds the cross-attention's key and value projections and nothing else
+    # of the decoder: two weight matrices per layer
+    graph = onnx.load(str(root / "model.cross.onnx")).graph
+    matrices = [i for i in graph.initializer if len(i.dims) == 2]
+    assert len(matrices) == 2 * info["layers"]
+    files = ("model.onnx", "model.encoder.onnx", "model.cross.onnx")
+    assert exported["info"]["bytes"] == sum((root / f).stat().st_size for f in files)
 
 
 def test_int8_and_a_4_bit_artifact_export_smaller(exported: dict[str, Any]) -> None:
     root, model = exported["root"], exported["model"]
-    files = ("model.onnx", "model.encoder.onnx")
+    files = ("model.onnx", "model.encoder.onnx", "model.cross.onnx")
     fp32 = {f: (root / "onnx" / f).stat().st_size for f in files}
     export_run(root / "run", root / "int8", weights="int8", notes=False)
     assert all((root / "int8" / f).stat().st_size < fp32[f] for f in files)

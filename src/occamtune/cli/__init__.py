@@ -195,8 +195,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description="Export a run or artifact folder to ONNX (int8 weights by "
                        "default); evaluate, predict and serve take the exported folder. A text "
                        "generator becomes a decoding step with a key/value cache (any decoder; "
-                       "an encoder-decoder's encoder is a second graph beside it); with --gguf, a Llama-family generator becomes one GGUF file for "
-                       "llama.cpp.")
+                       "an encoder-decoder's encoder and cross-attention are two more graphs "
+                       "beside it); with --gguf, a Llama-family generator becomes one GGUF file "
+                       "for llama.cpp.")
     p.add_argument("model", help="a trained run folder or a compressed artifact folder")
     p.add_argument("--output", required=True, help="the folder to write")
     p.add_argument("--weights", choices=["int8", "int4", "int4-int8", "fp32", "auto", "auto-int8"],
