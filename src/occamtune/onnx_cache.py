@@ -1,9 +1,16 @@
 """What the ONNX decoding steps (a decoder's, `onnx_generate`; an encoder-decoder's,
-`onnx_seq2seq`) share: the names of their cache tensors and the cache they fill."""
+`onnx_seq2seq`) share: the names of their cache tensors, the cache they fill, the task model
+face of a loaded step and the base of the model `generate` drives."""
 
 from __future__ import annotations
 
 from typing import Any
+
+import torch
+
+# transformers at import time: the package imports this module only to export or load a
+# generator's ONNX files
+from transformers import GenerationMixin, PreTrainedModel
 
 
 def new_cache() -> Any:
@@ -20,3 +27,40 @@ def cache_names(kind: str, layers: int) -> list[str]:
     """The graph's names of every layer's keys and values: `kind` "past" (inputs) or "present"
     (outputs)."""
     return [f"{kind}.{i}.{kv}" for i in range(layers) for kv in ("key", "value")]
+
+
+class OnnxStepModel:
+    """A loaded decoding step (`session`) answering like the generate task model: its labels,
+    head config, the model's config, the cache's layer count and shapes, the pad id."""
+
+    def __init__(self, session: Any, head_config: Any, config: Any, info: dict[str, Any],
+                 pad_id: int = 0) -> None:
+        self.session, self.head_config, self.config = session, head_config, config
+        self.layers = int(info["layers"])
+        self.shapes = [tuple(s) for s in info["cache_shapes"]]
+        self.pad_id = pad_id
+
+    @property
+    def labels(self) -> list[str]:
+        return list(self.head_config.labels)
+
+    def eval(self) -> Any:
+        return self
+
+
+class OnnxLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
+    """The base of what transformers' `generate` drives over a loaded step: on the CPU, in
+    float32, with no attention implementation of its own."""
+
+    main_input_name = "input_ids"
+    # the attention runs inside the graphs: whichever the config names, this class has none
+    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
+    _supports_attention_backend = True
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device("cpu")
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return torch.float32

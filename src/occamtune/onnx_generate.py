@@ -20,11 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-# transformers at import time: the package imports this module only to export or load a
-# generator's ONNX file
-from transformers import GenerationMixin, PreTrainedModel
-
-from occamtune.onnx_cache import cache_names, new_cache
+from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_names, new_cache
 
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
@@ -169,24 +165,10 @@ def share_tied_head(path: Path) -> list[str]:
     return replaced
 
 
-class OnnxGenerator:
+class OnnxGenerator(OnnxStepModel):
     """A generator's ONNX decoding step in ONNX Runtime, answering like the generate task model:
     `model(**batch)` gives every position's logits (teacher forcing, for the references' cost);
     `causal_lm()` gives a model for transformers' `generate`."""
-
-    def __init__(self, session: Any, head_config: Any, config: Any, info: dict[str, Any],
-                 pad_id: int = 0) -> None:
-        self.session, self.head_config, self.config = session, head_config, config
-        self.layers = int(info["layers"])
-        self.shapes = [tuple(s) for s in info["cache_shapes"]]
-        self.pad_id = pad_id
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.head_config.labels)
-
-    def eval(self) -> OnnxGenerator:
-        return self
 
     def step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
              position_ids: torch.Tensor, logits_at: torch.Tensor,
@@ -220,26 +202,13 @@ def _positions(mask: torch.Tensor) -> torch.Tensor:
     return (mask.long().cumsum(-1) - 1).clamp(min=0)
 
 
-class OnnxCausalLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
+class OnnxCausalLM(OnnxLM):
     """What transformers' `generate` drives: each forward is one run of the ONNX step, the
     cache a `DynamicCache` that it fills with the step's new keys and values."""
-
-    main_input_name = "input_ids"
-    # the attention runs inside the graph: whichever the config names, this class has none
-    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
-    _supports_attention_backend = True
 
     def __init__(self, generator: OnnxGenerator) -> None:
         super().__init__(generator.config)
         self.generator = generator
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return torch.float32
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache: Any = None,

@@ -27,11 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-# transformers at import time: the package imports this module only to export or load an
-# encoder-decoder's ONNX files
-from transformers import GenerationMixin, PreTrainedModel
-
-from occamtune.onnx_cache import cache_names, new_cache
+from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_names, new_cache
 
 STEP_INPUTS = ("decoder_input_ids", "encoder_hidden_states", "attention_mask")
 
@@ -200,7 +196,7 @@ def _run(session: Any, feeds: dict[str, torch.Tensor]) -> list[torch.Tensor]:
     return [torch.from_numpy(a) for a in out]
 
 
-class OnnxSeq2Seq:
+class OnnxSeq2Seq(OnnxStepModel):
     """An encoder-decoder's three ONNX graphs in ONNX Runtime, answering like the generate task
     model: `model(**batch)` gives every target position's logits (teacher forcing, for the
     references' cost); `causal_lm()` gives a model for transformers' `generate`."""
@@ -209,19 +205,8 @@ class OnnxSeq2Seq:
 
     def __init__(self, sessions: dict[str, Any], head_config: Any, config: Any,
                  info: dict[str, Any], pad_id: int = 0) -> None:
+        super().__init__(sessions["step"], head_config, config, info, pad_id)
         self.encoder_session, self.cross_session = sessions["encoder"], sessions["cross"]
-        self.session = sessions["step"]
-        self.head_config, self.config = head_config, config
-        self.layers = int(info["layers"])
-        self.shapes = [tuple(s) for s in info["cache_shapes"]]
-        self.pad_id = pad_id
-
-    @property
-    def labels(self) -> list[str]:
-        return list(self.head_config.labels)
-
-    def eval(self) -> OnnxSeq2Seq:
-        return self
 
     def encode_source(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         return _run(self.encoder_session, {"input_ids": input_ids.long(),
@@ -272,29 +257,16 @@ class _Encoder(nn.Module):
         return BaseModelOutput(last_hidden_state=self.model.encode_source(input_ids, mask))
 
 
-class OnnxSeq2SeqLM(PreTrainedModel, GenerationMixin):  # type: ignore[misc]
+class OnnxSeq2SeqLM(OnnxLM):
     """What transformers' `generate` drives for an encoder-decoder: its encoder is one run of
     the encoder graph; the first forward fills the cache's cross-attention half from the cross
     graph (after `generate` has repeated the source's states for the beams); each forward is
     one run of the step, whose new keys and values fill the self-attention half."""
 
-    main_input_name = "input_ids"
-    # the attention runs inside the graphs: whichever the config names, this class has none
-    _supports_sdpa = _supports_flash_attn = _supports_flex_attn = True
-    _supports_attention_backend = True
-
     def __init__(self, model: OnnxSeq2Seq) -> None:
         super().__init__(model.config)
         self.model = model
         self.source_encoder = _Encoder(model)
-
-    @property
-    def device(self) -> torch.device:
-        return torch.device("cpu")
-
-    @property
-    def dtype(self) -> torch.dtype:
-        return torch.float32
 
     def get_encoder(self, *args: Any, **kwargs: Any) -> nn.Module:
         return self.source_encoder

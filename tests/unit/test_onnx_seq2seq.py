@@ -20,6 +20,7 @@ from occamtune.models.generation import generate_texts, stream_text, target_nll
 from occamtune.tasks import get_task
 from tests.fixtures.tiny_models import tiny_finetune
 from tests.unit.tasks.test_generate_seq2seq import FAMILIES, seq2seq_setup
+from tests.unit.test_onnx_generate import _texts  # a batch of 3 (padded), beams as asked
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -35,16 +36,6 @@ def exported(request, tmp_path_factory, tiny_model_dir: Path) -> dict[str, Any]:
     info = export_run(root / "run", root / "onnx", weights="fp32", notes=False)
     onnx, _, meta = load_model(root / "onnx")
     return {**setup, "onnx": onnx, "root": root, "meta": meta, "info": info}
-
-
-def _texts(model: Any, feats: list[dict], beams: int = 1) -> list[str]:
-    before = model.head_config.extra["num_beams"]
-    model.head_config.extra["num_beams"] = beams
-    try:
-        # a batch of 3: sources of different lengths, right-padded
-        return generate_texts(model, feats, batch_size=3 * beams)
-    finally:
-        model.head_config.extra["num_beams"] = before
 
 
 @pytest.mark.parametrize("beams", [1, 2])
