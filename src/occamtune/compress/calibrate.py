@@ -14,6 +14,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from occamtune.models.families import seq2seq_decoder
+
+SOURCE_MASK, DECODER_MASK = "attention_mask", "decoder_attention_mask"
+
 
 class StopPass(Exception):
     """Raised by a forward hook that has what it needs: the rest of the pass is not run."""
@@ -28,17 +32,33 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
     real tokens, where x is (n_tokens, features): the module's first input (`inputs`) or its
     output, padding positions left out. `stop`: end each forward pass once every module has
     been seen (modules called once per pass only: later layers then cost nothing). `forward`
-    runs one batch (default: `model(**batch)`); its `attention_mask` still marks the padding."""
+    runs one batch (default: `model(**batch)`); its `attention_mask` still marks the padding.
+
+    In a whole encoder-decoder the decoder's modules see the target: its padding is marked by
+    `decoder_attention_mask`. A module is given the mask of the half it belongs to, or the
+    other half's where only that one has its shape (the decoder's cross-attention keys and
+    values read the source)."""
     sums: dict[str, torch.Tensor | float] = dict.fromkeys(modules, 0.0)
     counts = dict.fromkeys(modules, 0)
-    mask: list[torch.Tensor] = []
+    masks: dict[str, torch.Tensor] = {}
     seen: set[str] = set()
+    decoder = seq2seq_decoder(model)
+    inside = {id(m) for m in decoder.modules()} if decoder is not None else set()
+    own = {name: (DECODER_MASK, SOURCE_MASK) if id(m) in inside else (SOURCE_MASK, DECODER_MASK)
+           for name, m in modules.items()}
+
+    def mask_of(name: str, shape: torch.Size) -> torch.Tensor | None:
+        for key in own[name]:
+            if key in masks and masks[key].shape == shape:
+                return masks[key]
+        return None
 
     def hook(name: str) -> Callable[..., None]:
         def record(_module: nn.Module, args: tuple, out: torch.Tensor) -> None:
             x = (args[0] if inputs else out).detach()
-            if mask and x.shape[:-1] == mask[0].shape:
-                x = x[mask[0]]  # (n_tokens, features)
+            mask = mask_of(name, x.shape[:-1])
+            if mask is not None:
+                x = x[mask]  # (n_tokens, features)
             x = x.reshape(-1, x.shape[-1])
             sums[name] = sums[name] + stat(x)
             counts[name] += x.shape[0]
@@ -52,7 +72,7 @@ def token_means(model: nn.Module, modules: dict[str, nn.Module],
             stack.callback(module.register_forward_hook(hook(name)).remove)
         model.eval()
         for batch in batches():
-            mask[:] = [batch["attention_mask"].bool()] if "attention_mask" in batch else []
+            masks = {k: batch[k].bool() for k in (SOURCE_MASK, DECODER_MASK) if k in batch}
             seen.clear()
             try:
                 forward(batch) if forward is not None else model(**batch)

@@ -13,6 +13,10 @@ Which layers are kept (`pick`):
         keeping it gives the student a working head from the first step (DistilBERT's
         [0, 2, 4] starts from a pretrained, not fine-tuned, teacher where this does not matter).
     bottom: layers [0, n). top: layers [L - n, L).
+
+On a whole encoder-decoder the student drops decoder layers and keeps the encoder whole: the
+decoder runs once per written token, the encoder once per source, and the decoder's states
+are those the hidden-state term matches (Shleifer & Rush 2020 shrink BART's decoder so).
 """
 
 from __future__ import annotations
@@ -37,7 +41,8 @@ from occamtune.compress.base import (
 )
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel, count_parameters, family_of
+from occamtune.models import TaskModel, count_parameters
+from occamtune.models.families import Stack, stacks_of
 from occamtune.tasks import get_task
 
 PICKS = ("spread", "bottom", "top")
@@ -45,10 +50,11 @@ PICKS = ("spread", "bottom", "top")
 
 @dataclass(frozen=True)
 class DistillConfig(CompressionConfig):
-    """Distil the model into a student with fewer encoder layers.
+    """Distil the model into a student with fewer encoder layers (an encoder-decoder: fewer
+    decoder layers).
 
     Attributes:
-        layers: encoder layers of the student (fewer than the teacher's).
+        layers: layers of the student (fewer than the teacher's).
         temperature: softmax temperature T of the distillation term.
         alpha: weight of the distillation term; 1 - alpha weighs the gold-label loss.
         hidden_weight: weight of the hidden-state MSE (0 turns it off).
@@ -103,11 +109,17 @@ def pick_layers(n_teacher: int, n_student: int, pick: str = "spread") -> list[in
     return [((j + 1) * n_teacher) // n_student - 1 for j in range(n_student)]
 
 
+def top_stack(model: TaskModel, method: str = "") -> Stack:
+    """The stack of layers whose outputs are the model's hidden states: its only one, or an
+    encoder-decoder's decoder."""
+    return stacks_of(model.encoder, method)[-1]
+
+
 def make_student(teacher: TaskModel, keep: list[int]) -> TaskModel:
-    """A copy of the teacher with only the encoder layers `keep`."""
+    """A copy of the teacher with only the layers `keep` (of an encoder-decoder's decoder)."""
     student = copy.deepcopy(teacher)
     # the layer list, the config's layer count and per-layer lists, each layer's cache index
-    family_of(student.encoder, "distill").keep_layers(student.encoder, keep)
+    top_stack(student, "distill").keep_layers(keep)
     return student
 
 
@@ -117,7 +129,7 @@ class LayerTap:
     def __init__(self, model: TaskModel) -> None:
         self.outputs: list[torch.Tensor] = []
         self.handles = [layer.register_forward_hook(self._hook)
-                        for layer in family_of(model.encoder).get_layers(model.encoder)]
+                        for layer in top_stack(model).layers()]
 
     def _hook(self, module: nn.Module, args: Any, output: Any) -> None:
         if module.training:  # not during the dev evaluations of finetune
@@ -133,8 +145,9 @@ class LayerTap:
 
 
 def n_layers(model: TaskModel) -> int:
-    """The number of transformer layers of a task model's encoder."""
-    return len(family_of(model.encoder).get_layers(model.encoder))
+    """The number of transformer layers of a task model's encoder (an encoder-decoder's
+    decoder)."""
+    return len(top_stack(model).layers())
 
 
 def distill_loss(student: torch.Tensor, teacher: torch.Tensor, gold: torch.Tensor,
@@ -168,6 +181,7 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
     task = get_task(student.head_config.task)
     keep = list(range(n_layers(student))) if keep is None else keep
     tap = LayerTap(student) if config.hidden_weight > 0 else None
+    mask = top_stack(student).mask  # the real positions of the layers tapped
 
     def loss_fn(m: nn.Module, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         if tap is not None:
@@ -179,7 +193,7 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
         if tap is None:  # soft and gold labels only
             return loss
         return loss + config.hidden_weight * hidden_loss(tap.take(), t_hidden, keep,
-                                                         batch["attention_mask"])
+                                                         batch[mask])
 
     try:
         return finetune(student, loss_fn=loss_fn, epochs=epochs, lr=lr)
@@ -192,8 +206,7 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
 def _distill(model: TaskModel, config: DistillConfig,
              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "distill")
-    keep = pick_layers(len(family_of(model.encoder, "distill").get_layers(model.encoder)),
-                       config.layers, config.pick)
+    keep = pick_layers(len(top_stack(model, "distill").layers()), config.layers, config.pick)
     student = make_student(model, keep)
     for p in student.parameters():
         p.requires_grad_(True)

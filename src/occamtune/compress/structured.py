@@ -55,8 +55,8 @@ from occamtune.compress.distill import DistillConfig, train_with_teacher
 from occamtune.compress.layout import linear_layout
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
-from occamtune.models import TaskModel, family_of
-from occamtune.models.families import out_in_weight
+from occamtune.models import TaskModel
+from occamtune.models.families import Stack, find_stack, out_in_weight, stacks_of
 
 log = logging.getLogger(__name__)
 IMPORTANCE = ("activation", "magnitude")
@@ -125,17 +125,6 @@ def slice_linear(linear: nn.Linear, index: torch.Tensor, dim: int) -> nn.Linear:
     return prune_linear_layer(linear, index.long(), dim)
 
 
-def keep_heads(encoder: nn.Module, layer: nn.Module, keep: list[int]) -> torch.Tensor:
-    """Cut a layer's attention down to the query heads `keep` (whole key/value groups under
-    GQA); returns the kept input columns of the output projection."""
-    return family_of(encoder).keep_heads(encoder, layer, keep)
-
-
-def keep_neurons(encoder: nn.Module, layer: nn.Module, keep: torch.Tensor) -> None:
-    """Cut a layer's feed-forward block down to the neurons `keep` (up, gate and down)."""
-    family_of(encoder).keep_neurons(layer, keep)
-
-
 def input_gram(model: nn.Module, linear: nn.Linear,
                batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> torch.Tensor:
     """(in + 1, in + 1) float64 mean of x x^T over the real calibration tokens, x = a Linear's
@@ -186,33 +175,33 @@ def refit_output(old: nn.Linear, new: nn.Linear, gram: torch.Tensor, keep: torch
 
 @structure_op("heads")
 def _rebuild_heads(model: TaskModel, params: dict[str, Any]) -> None:
-    encoder = model.encoder
-    layer = family_of(encoder).get_layers(encoder)[params["layer"]]
-    keep_heads(encoder, layer, list(range(params["heads"])))
+    stack = find_stack(model.encoder, params.get("stack", ""))
+    layer = stack.layers()[params["layer"]]
+    stack.family.keep_heads(stack.module, layer, list(range(params["heads"])))
 
 
 @structure_op("ffn")
 def _rebuild_ffn(model: TaskModel, params: dict[str, Any]) -> None:
-    encoder = model.encoder
-    layer = family_of(encoder).get_layers(encoder)[params["layer"]]
-    keep_neurons(encoder, layer, torch.arange(params["size"]))
+    stack = find_stack(model.encoder, params.get("stack", ""))
+    layer = stack.layers()[params["layer"]]
+    stack.family.keep_neurons(layer, torch.arange(params["size"]))
 
 
-def head_importance(encoder: nn.Module, layer: nn.Module) -> torch.Tensor:
+def head_importance(stack: Stack, layer: nn.Module) -> torch.Tensor:
     """(units,) L2 norm of each unit's slice of the attention output projection's columns: a
     unit is a head, or under GQA a key/value group with its query heads (they go together)."""
-    family = family_of(encoder)
+    family = stack.family
     w = out_in_weight(family.part(layer, "o")).detach()  # (H, n_heads * d)
-    units = family.heads_of(encoder, layer) // family.group_size(encoder.config)
+    units = family.heads_of(stack.module, layer) // family.group_size(stack.module.config)
     return w.view(w.shape[0], units, -1).pow(2).sum(dim=(0, 2)).sqrt()
 
 
-def neuron_importance(encoder: nn.Module, layer: nn.Module,
+def neuron_importance(stack: Stack, layer: nn.Module,
                       rms: torch.Tensor | None = None) -> torch.Tensor:
     """(intermediate,) ||down column|| of each FFN neuron times its activation's root mean
     square `rms` (the input of down) when given, else times ||up row|| (times ||gate row||
     for a gated MLP)."""
-    family = family_of(encoder)
+    family = stack.family
     w_out = out_in_weight(family.part(layer, "down")).detach().norm(dim=0)  # (I,) from (H, I)
     if rms is not None:
         return rms * w_out
@@ -221,13 +210,12 @@ def neuron_importance(encoder: nn.Module, layer: nn.Module,
     return score if gate is None else score * out_in_weight(gate).detach().norm(dim=1)
 
 
-def activation_rms(model: TaskModel,
+def activation_rms(model: TaskModel, stack: Stack,
                    batches: Callable[[], Iterable[dict[str, torch.Tensor]]]) -> list[torch.Tensor]:
-    """Per layer, (intermediate,) root mean square of each FFN neuron's activation (the input
-    of the down projection) over real tokens."""
-    family = family_of(model.encoder)
-    layers = {str(i): family.part(layer, "down")
-              for i, layer in enumerate(family.get_layers(model.encoder))}
+    """Per layer of `stack`, (intermediate,) root mean square of each FFN neuron's activation
+    (the input of the down projection) over real tokens."""
+    family = stack.family
+    layers = {str(i): family.part(layer, "down") for i, layer in enumerate(stack.layers())}
     means = token_means(model, layers, batches, lambda x: x.pow(2).sum(dim=0))
     return [means[str(i)].sqrt() for i in range(len(layers))]
 
@@ -243,91 +231,102 @@ def _top_heads(scores: torch.Tensor, fraction: float, group: int) -> list[int]:
     return [u * group + j for u in units for j in range(group)]
 
 
-def cut_same_heads(model: TaskModel, config: StructuredPruneConfig, step: StepRecord,
+def cut_same_heads(model: TaskModel, stack: Stack, config: StructuredPruneConfig,
+                   step: StepRecord,
                    refit_on: Callable[[], Iterable[dict[str, torch.Tensor]]] | None) -> None:
-    """Cut every layer down to the same heads, those of the largest importance summed over the
-    layers, all at once; with `refit_on`, refit each output projection on the unpruned model's
-    statistics.
+    """Cut every layer of `stack` down to the same heads, those of the largest importance
+    summed over the layers, all at once; with `refit_on`, refit each output projection on the
+    unpruned model's statistics.
 
     Why: in T5 the first layer computes one relative position bias, with a column per head,
     which every layer adds to its scores; a layer can only keep heads whose columns the table
     keeps, and no forward can run while some layers are cut and others not.
     """
-    encoder = model.encoder
-    family = family_of(encoder)
-    layers = family.get_layers(encoder)
-    scores = torch.stack([head_importance(encoder, layer) for layer in layers]).sum(dim=0)
-    heads = _top_heads(scores, config.heads, family.group_size(encoder.config))
-    if len(heads) == family.heads_of(encoder, layers[0]):
+    family, layers = stack.family, stack.layers()
+    scores = torch.stack([head_importance(stack, layer) for layer in layers]).sum(dim=0)
+    heads = _top_heads(scores, config.heads, family.group_size(stack.module.config))
+    if len(heads) == family.heads_of(stack.module, layers[0]):
         return
     olds = [family.part(layer, "o") for layer in layers]
     grams = input_grams(model, olds, refit_on) if refit_on is not None else None
     for i, layer in enumerate(layers):
-        index = keep_heads(encoder, layer, heads)
+        index = family.keep_heads(stack.module, layer, heads)
         if grams is not None:
             refit_output(olds[i], family.part(layer, "o"), grams[i], index)
-        step.changed("heads", layer=i, heads=len(heads))
+        step.changed("heads", layer=i, heads=len(heads), **_key(stack))
 
 
-def prune_layer(model: TaskModel, i: int, config: StructuredPruneConfig, step: StepRecord,
-                rms: torch.Tensor | None = None,
+def _key(stack: Stack) -> dict[str, str]:
+    """The stack's name in a replayed step (none for a model's only stack: as steps were
+    recorded before encoder-decoders had two)."""
+    return {"stack": stack.key} if stack.key else {}
+
+
+def prune_layer(model: TaskModel, stack: Stack, i: int, config: StructuredPruneConfig,
+                step: StepRecord, rms: torch.Tensor | None = None,
                 refit_on: Callable[[], Iterable[dict[str, torch.Tensor]]] | None = None) -> dict[str, int]:
-    """Prune layer i in place (`rms`: its FFN activations' root mean squares), noting the
-    changes in `step`; with calibration batches `refit_on`, refit the output projections
-    (`refit_output`) and rank the neurons by the activations the layer sees after the layers
-    before it were cut. A family whose layers keep the same heads (`same_heads`) had them cut
-    before (`cut_same_heads`). Returns the kept counts (query heads, neurons)."""
-    encoder = model.encoder
-    family = family_of(encoder)
-    layer = family.get_layers(encoder)[i]
-    scores = head_importance(encoder, layer)  # per head, or per key/value group
+    """Prune layer i of `stack` in place (`rms`: its FFN activations' root mean squares),
+    noting the changes in `step`; with calibration batches `refit_on`, refit the output
+    projections (`refit_output`) and rank the neurons by the activations the layer sees after
+    the layers before it were cut. A family whose layers keep the same heads (`same_heads`)
+    had them cut before (`cut_same_heads`). Returns the kept counts (query heads, neurons)."""
+    family, encoder = stack.family, stack.module
+    layer = stack.layers()[i]
+    scores = head_importance(stack, layer)  # per head, or per key/value group
     fraction = 0.0 if family.same_heads else config.heads
     heads = _top_heads(scores, fraction, family.group_size(encoder.config))
     if len(heads) < family.heads_of(encoder, layer):
         old = family.part(layer, "o")
         gram = input_gram(model, old, refit_on) if refit_on is not None else None
-        index = keep_heads(encoder, layer, heads)
+        index = family.keep_heads(encoder, layer, heads)
         if gram is not None:
             refit_output(old, family.part(layer, "o"), gram, index)
-        step.changed("heads", layer=i, heads=len(heads))
+        step.changed("heads", layer=i, heads=len(heads), **_key(stack))
     if config.ffn == 0:
         return {"heads": len(heads), "ffn": family.part(layer, "down").in_features}
     old = family.part(layer, "down")
     gram = input_gram(model, old, refit_on) if refit_on is not None else None
     if gram is not None and config.importance == "activation":
         rms = gram.diagonal()[:-1].sqrt().float()
-    scores = neuron_importance(encoder, layer, rms)
+    scores = neuron_importance(stack, layer, rms)
     neurons = scores.argsort(descending=True)[:_n_keep(len(scores), config.ffn)].sort().values
     if len(neurons) < len(scores):
-        keep_neurons(encoder, layer, neurons)
+        family.keep_neurons(layer, neurons)
         if gram is not None:
             refit_output(old, family.part(layer, "down"), gram, neurons)
-        step.changed("ffn", layer=i, size=len(neurons))
+        step.changed("ffn", layer=i, size=len(neurons), **_key(stack))
     return {"heads": len(heads), "ffn": len(neurons)}
 
 
 @register(StructuredPruneConfig)
 def _structured(model: TaskModel, config: StructuredPruneConfig,
                 ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
-    family = family_of(model.encoder, "structured")
-    layers = family.get_layers(model.encoder)
-    if len({id(m) for m in layers}) < len(layers):
-        raise ConfigError("structured: cannot prune shared layers; put `share` after `structured`")
+    stacks = stacks_of(model.encoder, "structured")
+    for stack in stacks:
+        layers = stack.layers()
+        if len({id(m) for m in layers}) < len(layers):
+            raise ConfigError("structured: cannot prune shared layers; put `share` after "
+                              "`structured`")
     step = StepRecord()
     linear_layout(model, step)  # GPT-2's Conv1D projections become nn.Linear
     train = ctx.finetune is not None and config.epochs != 0
     teacher = copy.deepcopy(model) if train and config.teacher else None
-    rms: list[torch.Tensor | None] = [None] * len(layers)
     refit_on = (ctx.refit_batches or ctx.calibration) if config.refit else None
-    if config.importance == "activation" and config.ffn > 0:
-        if ctx.calibration is None:
-            log.warning("structured: no calibration batches; ranking FFN neurons by weights alone")
-        elif refit_on is None:  # with refit, each layer is measured as it is cut
-            rms = list(activation_rms(model, ctx.calibration))
-    if family.same_heads:
-        cut_same_heads(model, config, step, refit_on)
-    step.facts["kept"] = [prune_layer(model, i, config, step, rms[i], refit_on)
-                          for i in range(len(layers))]
+    kept: dict[str, list[dict[str, int]]] = {}
+    for stack in stacks:
+        rms: list[torch.Tensor | None] = [None] * len(stack.layers())
+        if config.importance == "activation" and config.ffn > 0:
+            if ctx.calibration is None:
+                log.warning("structured: no calibration batches; ranking FFN neurons by weights "
+                            "alone")
+            elif refit_on is None:  # with refit, each layer is measured as it is cut
+                rms = list(activation_rms(model, stack, ctx.calibration))
+        if stack.family.same_heads:
+            cut_same_heads(model, stack, config, step, refit_on)
+        kept[stack.key] = [prune_layer(model, stack, i, config, step, rms[i], refit_on)
+                           for i in range(len(rms))]
+    # one stack: its list, as before encoder-decoders; two: by half
+    step.facts["kept"] = kept[""] if list(kept) == [""] else kept
     if teacher is not None:
         model = train_with_teacher(model, teacher, ctx.finetune, DistillConfig(), epochs=config.epochs)
     elif train:

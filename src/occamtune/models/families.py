@@ -106,6 +106,13 @@ class FamilyAdapter:
             `position_bias_flag` is the attribute of `attention` saying that a layer holds it.
         variant: (config flag, adapter): the layout of the family's models whose config sets
             the flag (T5 v1.1 and Flan-T5: `is_gated_act`, a gated feed-forward).
+        decoder_layout: for an encoder-decoder family, the layout of its decoder stack (the
+            module `get_decoder()` returns), whose layers also hold a cross-attention; the
+            methods cut its self-attention and feed-forward, the cross-attention stays whole.
+        top_layers_field: the field of the whole encoder-decoder's config holding this stack's
+            layer count, where the stack runs on a copy of that config (T5: the decoder's
+            `num_layers` is the whole model's `num_decoder_layers`); None: the stack's config
+            is the whole model's (BART) or its half's (`EncoderDecoderModel`).
         refuses: method name -> why that method cannot run on this family.
     """
 
@@ -139,6 +146,8 @@ class FamilyAdapter:
     position_bias: str | None = None
     position_bias_flag: str = ""
     variant: tuple[str, FamilyAdapter] | None = None
+    decoder_layout: FamilyAdapter | None = None
+    top_layers_field: str | None = None
     refuses: dict[str, str] = field(default_factory=dict)
 
     def for_config(self, config: Any) -> FamilyAdapter:
@@ -358,20 +367,27 @@ def is_whole_seq2seq(module: nn.Module) -> bool:
         and callable(get_encoder) and get_encoder() is not module
 
 
+# The methods that read a whole encoder-decoder's layout, one stack of layers at a time
+# (`stacks_of`); the others that need a layout describe one stack and refuse it.
+STACKED = ("structured", "distill")
+
+
 def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
     """The adapter of an encoder (or of a TaskModel's encoder), by `config.model_type`.
 
     Raises:
         ModelError: no adapter for the model type (the message names the supported ones and
-            `method`, the method asking), or the family refuses `method`.
+            `method`, the method asking), the family refuses `method`, or the model is a whole
+            encoder-decoder, which has two stacks of layers (`stacks_of`).
     """
     model_type = model_type_of(model)
     if is_whole_seq2seq(model) or is_whole_seq2seq(getattr(model, "encoder", model)):
         who = f"{method}: " if method else ""
         raise ModelError(f"{who}not supported on a whole encoder-decoder generator ({model_type}): "
-                         "the layout adapters describe one stack of layers, and this model has "
-                         "two, the decoder's with cross-attention; the methods that need no "
-                         "layout run on it (quantize, with nearest or GPTQ rounding; prune; lowrank)")
+                         "this method reads one stack of layers and its embeddings, and this "
+                         "model has two, the decoder's with cross-attention; on it run "
+                         f"{', '.join(STACKED)} (both read each stack) and the methods that need "
+                         "no layout (quantize, with nearest or GPTQ rounding; prune; lowrank)")
     adapter = find_family(model)
     if adapter is None:
         who = f"{method}: " if method else ""
@@ -381,6 +397,100 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
     if method:
         adapter.check(method)
     return adapter
+
+
+@dataclass(frozen=True)
+class Stack:
+    """One stack of transformer layers and the adapter that reads it: an encoder's or a
+    decoder's only stack (key ""), or one half of a whole encoder-decoder ("encoder",
+    "decoder").
+
+    Attributes:
+        key: names the stack in the artifact's replayed steps.
+        module: the module the adapter's paths start from.
+        family: its adapter.
+        counts: the other configs that hold this stack's layer count, as (config, field): a
+            whole encoder-decoder's config, or its half's, where the stack runs on a copy (T5's
+            `num_decoder_layers`, `FamilyAdapter.top_layers_field`).
+        mask: the batch entry marking this stack's real positions (a decoder half reads the
+            target: "decoder_attention_mask").
+    """
+
+    key: str
+    module: nn.Module
+    family: FamilyAdapter
+    counts: tuple[tuple[Any, str], ...] = ()
+    mask: str = "attention_mask"
+
+    def layers(self) -> list[nn.Module]:
+        return self.family.get_layers(self.module)
+
+    def keep_layers(self, keep: list[int]) -> None:
+        """`FamilyAdapter.keep_layers`, and the other configs' count of this stack's layers
+        (those a saved model is rebuilt from)."""
+        self.family.keep_layers(self.module, keep)
+        for config, name in self.counts:
+            setattr(config, name, len(keep))
+
+
+def stacks_of(encoder: nn.Module, method: str = "") -> list[Stack]:
+    """The stacks of layers of a task model's encoder: its one stack, or a whole
+    encoder-decoder's encoder and decoder halves, in this order (the decoder's layers give the
+    hidden states a generator's distillation matches).
+
+    Raises:
+        ModelError: as `family_of` for a half (or the model) with no adapter or refusing
+            `method`; for halves that are one set of weights (`tie_encoder_decoder`).
+    """
+    if not is_whole_seq2seq(encoder):
+        return [Stack("", encoder, family_of(encoder, method))]
+    config, who = encoder.config, f"{method}: " if method else ""
+    if getattr(config, "tie_encoder_decoder", False):
+        raise ModelError(f"{who}the two halves of this encoder-decoder are one set of weights "
+                         "(tie_encoder_decoder, the warm start's BERTShare): a cut in one half "
+                         "would cut the other's layer at the same place, which reads other "
+                         "inputs; the methods that need no layout run on it (quantize, prune, "
+                         "lowrank)")
+    halves = [encoder.get_encoder(), encoder.get_decoder()]
+    if config.model_type == "encoder-decoder":  # warm-started: each half a model of its family
+        # the decoder's base model (BertLMHeadModel's BertModel) may keep a config of its own
+        counts = [((config.encoder, "num_hidden_layers"),),
+                  ((config.decoder, "num_hidden_layers"), (halves[1].config, "num_hidden_layers"))]
+        halves[1] = halves[1].base_model
+        families = [family_of(half, method) for half in halves]
+        counts = [tuple((c, f.layers_field) for c, _ in pairs) for pairs, f in zip(counts, families)]
+    else:
+        adapter = FAMILIES.get(config.model_type)
+        adapter = adapter.for_config(config) if adapter is not None else None
+        if adapter is None or adapter.decoder_layout is None:
+            raise ModelError(f"{who}the encoder-decoder type {config.model_type!r} has no layout "
+                             "adapter for its decoder; known: " + ", ".join(
+                                 sorted(t for t, a in FAMILIES.items() if a.decoder_layout)))
+        families = [adapter, adapter.decoder_layout]
+        counts = [((config, f.top_layers_field),) if f.top_layers_field else () for f in families]
+        if method:
+            for family in families:
+                family.check(method)
+    return [Stack("encoder", halves[0], families[0], counts[0]),
+            Stack("decoder", halves[1], families[1], counts[1], "decoder_attention_mask")]
+
+
+def find_stack(encoder: nn.Module, key: str) -> Stack:
+    """The stack `key` of `stacks_of(encoder)` (an artifact's replayed step names it)."""
+    found = [s for s in stacks_of(encoder) if s.key == key]
+    if not found:
+        raise ModelError(f"the model has no stack of layers {key!r}: the artifact's steps were "
+                         f"recorded on another architecture ({model_type_of(encoder)})")
+    return found[0]
+
+
+def seq2seq_decoder(model: nn.Module) -> nn.Module | None:
+    """The decoder half of a whole encoder-decoder (a TaskModel's encoder, or the model), else
+    None."""
+    for m in (model, getattr(model, "encoder", None)):
+        if m is not None and is_whole_seq2seq(m):
+            return m.get_decoder()
+    return None
 
 
 def find_family(model: nn.Module) -> FamilyAdapter | None:

@@ -117,16 +117,32 @@ _T5_LIKE = {
     "position_bias": "layer.0.SelfAttention.relative_attention_bias",
     "position_bias_flag": "has_relative_attention_bias",
 }
+# T5's decoder layer: self-attention (layer.0), cross-attention (layer.1), feed-forward (layer.2)
+_T5_DECODER = {**_T5_LIKE, "down": "layer.2.DenseReluDense.wo",
+               "norms": ("layer.0.layer_norm", "layer.1.layer_norm", "layer.2.layer_norm"),
+               "top_layers_field": "num_decoder_layers"}
+_T5_GATED = {"up": "layer.1.DenseReluDense.wi_1", "gate": "layer.1.DenseReluDense.wi_0"}
 T5 = register_family(FamilyAdapter(
-    name="t5", up="layer.1.DenseReluDense.wi", **_T5_LIKE,
+    name="t5", up="layer.1.DenseReluDense.wi", top_layers_field="num_layers", **_T5_LIKE,
+    decoder_layout=FamilyAdapter(name="t5-decoder", up="layer.2.DenseReluDense.wi", **_T5_DECODER),
     # T5 v1.1, Flan-T5: act(wi_0 x) * wi_1 x, the gate through the activation
-    variant=("is_gated_act", FamilyAdapter(name="t5", up="layer.1.DenseReluDense.wi_1",
-                                           gate="layer.1.DenseReluDense.wi_0", **_T5_LIKE))))
+    variant=("is_gated_act", FamilyAdapter(
+        name="t5", **_T5_GATED, top_layers_field="num_layers", **_T5_LIKE,
+        decoder_layout=FamilyAdapter(
+            name="t5-decoder", **{k: v.replace("layer.1.", "layer.2.") for k, v in _T5_GATED.items()},
+            **_T5_DECODER)))))
+_BART_LIKE = {
+    "model_types": ("bart",), "layers": "layers", "q": "self_attn.q_proj", "k": "self_attn.k_proj",
+    "v": "self_attn.v_proj", "o": "self_attn.out_proj", "up": "fc1", "down": "fc2",
+    "attention": "self_attn", "word_embeddings": "embed_tokens",
+    "position_embeddings": "embed_positions", "final_norms": ("layernorm_embedding",),
+}
 BART = register_family(FamilyAdapter(
-    name="bart", model_types=("bart",), layers="layers", q="self_attn.q_proj",
-    k="self_attn.k_proj", v="self_attn.v_proj", o="self_attn.out_proj", up="fc1", down="fc2",
-    attention="self_attn", word_embeddings="embed_tokens", position_embeddings="embed_positions",
-    norms=("self_attn_layer_norm", "final_layer_norm"), final_norms=("layernorm_embedding",),
+    name="bart", norms=("self_attn_layer_norm", "final_layer_norm"),
     heads_field="encoder_attention_heads", layers_field="encoder_layers",
-    ffn_field="encoder_ffn_dim", encoder_stack=_bart_encoder))
-
+    ffn_field="encoder_ffn_dim", encoder_stack=_bart_encoder, **_BART_LIKE,
+    decoder_layout=FamilyAdapter(
+        name="bart-decoder", norms=("self_attn_layer_norm", "encoder_attn_layer_norm",
+                                    "final_layer_norm"),
+        heads_field="decoder_attention_heads", layers_field="decoder_layers",
+        ffn_field="decoder_ffn_dim", **_BART_LIKE)))

@@ -16,8 +16,9 @@ from typing import Any
 from torch import nn
 
 from occamtune import inference
+from occamtune.errors import ModelError
 from occamtune.io import portable_path
-from occamtune.models import find_family
+from occamtune.models.families import stacks_of
 
 
 @dataclass
@@ -38,12 +39,13 @@ class Teacher:
 
     @property
     def num_layers(self) -> int:
-        """The layers a student can keep fewer of: the encoder's, or 1 where its family cannot
-        drop layers (ALBERT runs one shared layer: the search proposes no student there)."""
-        family = find_family(self.model.encoder)
-        if family is not None and "distill" in family.refuses:
+        """The layers a student can keep fewer of: the encoder's (an encoder-decoder's
+        decoder's), or 1 where its family cannot drop layers (ALBERT runs one shared layer;
+        a model with no layout adapter): the search proposes no student there."""
+        try:
+            return len(stacks_of(self.model.encoder, "distill")[-1].layers())
+        except ModelError:
             return 1
-        return int(self.model.encoder.config.num_hidden_layers)
 
 
 OBJECTIVES = ("size", "latency", "both")

@@ -9,6 +9,7 @@ from occamtune.compress import CompressContext, StructuredPruneConfig, compress
 from occamtune.compress.record import record_of
 from occamtune.compress.structured import head_importance
 from occamtune.errors import ConfigError
+from occamtune.models.families import stacks_of
 from tests.fixtures.tiny_models import tiny_batches, tiny_task_model
 
 
@@ -30,7 +31,7 @@ def test_keeps_the_strongest_heads_exactly() -> None:
     layer = model.encoder.encoder.layer[0]
     with torch.no_grad():
         layer.attention.output.dense.weight[:, 8:16] *= 10  # head 1 is important
-    assert int(head_importance(model.encoder, layer).argmax()) == 1
+    assert int(head_importance(stacks_of(model.encoder)[0], layer).argmax()) == 1
     d = 8
     kept_q = layer.attention.self.query.weight[d:2 * d].clone()
     compress(model, [StructuredPruneConfig(heads=0.75, ffn=0.0)], CompressContext())

@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from occamtune.compress import compress, load_artifact, save_artifact
+from occamtune.compress.distill import DistillConfig
 from occamtune.compress.prune import PruneConfig
 from occamtune.compress.quantize import QuantizeConfig
 from occamtune.compress.structured import StructuredPruneConfig
@@ -127,14 +128,105 @@ def test_methods_without_a_layout_compress_it(setup: dict[str, Any], configs: li
     with torch.no_grad():
         torch.testing.assert_close(loaded(**batch), small(**batch), atol=2e-3, rtol=2e-3)
     assert generate_texts(loaded, setup["feats"][:4], 4) == texts
-    params = sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
-    assert sizes["model_occ"] < 4 * params  # smaller than its float32 weights
+    assert sizes["model_occ"] < 4 * _params(model)  # smaller than its float32 weights
 
 
-def test_methods_that_read_the_layout_refuse_with_a_reason(setup: dict[str, Any]) -> None:
+def _params(model: Any) -> int:
+    """Distinct parameters (tied weights once)."""
+    return sum(p.numel() for p in {id(p): p for p in model.parameters()}.values())
+
+
+def _layer_counts(model: Any) -> list[int]:
+    from occamtune.models.families import stacks_of
+
+    return [len(stack.layers()) for stack in stacks_of(model.encoder)]
+
+
+def _widths(model: Any) -> list[list[tuple[int, int]]]:
+    """Per stack and layer: (output projection's input width, feed-forward width)."""
+    from occamtune.models.families import stacks_of
+
+    return [[(s.family.part(layer, "o").in_features, s.family.part(layer, "down").in_features)
+             for layer in s.layers()] for s in stacks_of(model.encoder)]
+
+
+@pytest.mark.parametrize("configs", [[StructuredPruneConfig(heads=0.5, ffn=0.5, epochs=1)],
+                                     [DistillConfig(layers=1, epochs=1)]],
+                         ids=["structured", "distill"])
+def test_layout_methods_cut_both_halves_and_the_artifact_replays_them(
+        setup: dict[str, Any], configs: list, tmp_path: Path) -> None:
+    """structured cuts the self-attention heads and feed-forward neurons of every layer of
+    both halves (the cross-attention stays whole); distill drops decoder layers and trains the
+    student on the teacher's next-sub-word distributions and decoder states. The artifact
+    rebuilds the same model: the same costs, the same texts, and fewer bytes."""
+    model, batch = copy.deepcopy(setup["model"]), setup["batches"][0]
     ctx = batches_context(setup["batches"], setup["tok"], max_length=64)
-    with pytest.raises(ModelError, match="whole encoder-decoder generator"):
-        compress(copy.deepcopy(setup["model"]), [StructuredPruneConfig(heads=0.5)], ctx)
+    small = compress(model, configs, ctx).eval()
+    if configs[0].name == "structured":
+        before, after = _widths(setup["model"]), _widths(small)
+        assert [len(s) for s in after] == [len(s) for s in before]
+        for old_stack, new_stack in zip(before, after):
+            for (o, f), (o2, f2) in zip(old_stack, new_stack):
+                assert o2 == o // 2 and f2 == f // 2
+    else:
+        assert _layer_counts(small) == [_layer_counts(setup["model"])[0], 1]
+    texts = generate_texts(small, setup["feats"][:4], 4)
+    # float32 storage: the replayed structure is checked exactly, not through fp16 rounding
+    save_artifact(small, setup["tok"], tmp_path / "a", meta={"fp32_bytes": 4 * 10**6},
+                  half_floats=False)
+    loaded = load_artifact(tmp_path / "a").eval()
+    assert _widths(loaded) == _widths(small)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(**batch), small(**batch), atol=1e-5, rtol=1e-5)
+    assert generate_texts(loaded, setup["feats"][:4], 4) == texts
+    assert _params(loaded) < _params(setup["model"])
+
+
+def test_the_decoder_layers_of_the_calibration_pass_skip_the_target_padding(
+        setup: dict[str, Any]) -> None:
+    """A decoder layer's statistics are over the target's real sub-words (its padding marked
+    by decoder_attention_mask), an encoder layer's over the source's."""
+    from occamtune.compress.calibrate import token_means
+    from occamtune.models.families import stacks_of
+
+    model, batches = setup["model"], setup["batches"]
+    enc, dec = stacks_of(model.encoder)
+    modules = {"enc": enc.family.part(enc.layers()[0], "q"),
+               "dec": dec.family.part(dec.layers()[0], "q")}
+    seen: dict[str, list[torch.Tensor]] = {name: [] for name in modules}
+    hooks = [m.register_forward_hook(lambda _m, args, _o, name=name: seen[name].append(args[0]))
+             for name, m in modules.items()]
+    with torch.no_grad():
+        for batch in batches:
+            model(**batch)
+    for hook in hooks:
+        hook.remove()
+    means = token_means(model, modules, lambda: iter(batches), lambda x: x.pow(2).sum(dim=0))
+    for name, key in (("enc", "attention_mask"), ("dec", "decoder_attention_mask")):
+        real = torch.cat([x[b[key].bool()] for x, b in zip(seen[name], batches)])
+        padded = torch.cat([x.flatten(0, 1) for x in seen[name]])
+        assert len(padded) > len(real)  # the batches pad this half
+        torch.testing.assert_close(means[name], real.pow(2).mean(dim=0))
+
+
+def test_methods_that_read_one_stack_refuse_with_a_reason(setup: dict[str, Any]) -> None:
+    from occamtune.compress.vocab import VocabTrimConfig
+
+    ctx = batches_context(setup["batches"], setup["tok"], max_length=64)
+    with pytest.raises(ModelError, match="whole encoder-decoder generator.*structured, distill"):
+        compress(copy.deepcopy(setup["model"]), [VocabTrimConfig()], ctx)
+
+
+def test_halves_that_share_their_weights_refuse_the_layout_methods(tiny_model_dir: Path) -> None:
+    from occamtune.models.families import stacks_of
+
+    run = RunConfig(task="generate")
+    run.generate.tie_encoder_decoder = True
+    tok = load_tokenizer(str(tiny_model_dir), "generate")
+    base = pretrained_base(str(tiny_model_dir), run, tok)
+    for method in ("structured", "distill"):
+        with pytest.raises(ModelError, match=f"{method}: the two halves .* one set of weights"):
+            stacks_of(base, method)
 
 
 def test_training_from_an_encoder_checkpoint_warm_starts_an_encoder_decoder(
