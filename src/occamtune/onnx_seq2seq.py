@@ -138,7 +138,9 @@ def seq2seq_info(model: nn.Module) -> dict[str, Any]:
     with torch.no_grad():
         hidden = EncodeSource(model).eval()(ids, torch.ones_like(ids))
         cross = CrossKeysValues(model, layers).eval()(hidden, torch.ones_like(ids))
-        out = Seq2SeqStep(model, layers).eval()(ids, hidden, torch.ones_like(ids), *cross)
+        # no past and no cross inputs: the self-attention's new entries alone (its heads may
+        # be fewer than the cross-attention's: structured pruning cuts only its own)
+        out = Seq2SeqStep(model, layers).eval()(ids, hidden, torch.ones_like(ids))
     return {"generator": True, "seq2seq": True, "layers": layers,
             "cache_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in out[1::2]],
             "cross_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in cross[0::2]]}

@@ -115,3 +115,31 @@ def test_exporting_leaves_the_model_in_eval_mode(exported: dict[str, Any],
     model = copy.deepcopy(exported["model"]).eval()
     export_onnx(model, tmp_path / "model.onnx", weights="fp32")
     assert not any(m.training for m in model.modules())
+
+
+def test_a_pruned_distilled_and_trimmed_artifact_exports_its_own_model(
+        exported: dict[str, Any], tmp_path: Path) -> None:
+    """The layout methods' artifact (both halves' heads and neurons cut, a decoder layer
+    dropped, the vocabulary trimmed with its output layer) exports as three graphs that write
+    its tokens and give its costs."""
+    from occamtune.compress import (
+        DistillConfig,
+        StructuredPruneConfig,
+        VocabTrimConfig,
+        load_artifact,
+    )
+    from tests.fixtures.tiny_models import batches_context
+
+    ctx = batches_context(exported["batches"], exported["tok"], max_length=64)
+    small = compress(copy.deepcopy(exported["model"]),
+                     [DistillConfig(layers=1), StructuredPruneConfig(heads=0.5, ffn=0.5, epochs=0),
+                      VocabTrimConfig(rank=4)], ctx)
+    save_artifact(small, exported["tok"], tmp_path / "small", half_floats=False)
+    info = export_run(tmp_path / "small", tmp_path / "onnx", weights="fp32", notes=False)
+    onnx, _, meta = load_model(tmp_path / "onnx")
+    assert meta.format_info["layers"] == 1
+    artifact = load_artifact(tmp_path / "small").eval()
+    feats = exported["feats"][:6]
+    assert _texts(onnx, feats) == _texts(artifact, feats)
+    assert target_nll(onnx, feats, 4) == pytest.approx(target_nll(artifact, feats, 4), rel=1e-4)
+    assert info["bytes"] < exported["info"]["bytes"]

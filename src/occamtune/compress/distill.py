@@ -39,7 +39,7 @@ from occamtune.compress.base import (
     need_finetune,
     register,
 )
-from occamtune.compress.record import StepRecord
+from occamtune.compress.record import StepRecord, record_of
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, count_parameters
 from occamtune.models.families import Stack, stacks_of
@@ -206,6 +206,13 @@ def train_with_teacher(student: TaskModel, teacher: TaskModel, finetune: Any, co
 def _distill(model: TaskModel, config: DistillConfig,
              ctx: CompressContext) -> tuple[TaskModel, StepRecord]:
     finetune = need_finetune(ctx, "distill")
+    earlier = record_of(model)
+    if earlier.structure or earlier.codes:  # recorded by layer and by tensor name
+        done = sorted({r["op"] for r in earlier.structure} | ({"k-bit codes"} if earlier.codes else set()))
+        raise ConfigError(f"distill: put distill first in the pipeline: it keeps a subset of the "
+                          f"layers, and the steps before it recorded changes by layer "
+                          f"({', '.join(done)}) that the saved artifact could not replay on the "
+                          "student")
     keep = pick_layers(len(top_stack(model, "distill").layers()), config.layers, config.pick)
     student = make_student(model, keep)
     for p in student.parameters():

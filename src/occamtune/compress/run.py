@@ -45,6 +45,8 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
         counts: Counter = Counter()
         for f in train:
             counts.update(f["input_ids"] if isinstance(f, dict) else f.input_ids)
+            if isinstance(f, dict) and "decoder_input_ids" in f:  # an encoder-decoder's target
+                counts.update(f["labels"])
         return dict(counts)
 
     return CompressContext(finetune=finetune, calibration=lambda: batches(calib_batches),

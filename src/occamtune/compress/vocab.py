@@ -44,7 +44,7 @@ from occamtune.compress.packing import pack_mask, unpack_mask
 from occamtune.compress.record import StepRecord
 from occamtune.errors import ConfigError
 from occamtune.models import TaskModel, family_of, max_positions
-from occamtune.models.families import get_path
+from occamtune.models.families import get_path, is_whole_seq2seq, set_path
 
 log = logging.getLogger(__name__)
 BERT_SPECIAL = (0, 100, 101, 102, 103)  # [PAD], [UNK], [CLS], [SEP], [MASK] in BERT's vocab.txt
@@ -183,14 +183,79 @@ def _mask_of(text: str, n: int) -> torch.Tensor:
     return torch.from_numpy(unpack_mask(base64.b64decode(text), n))
 
 
+class TrimmedOutput(nn.Module):
+    """An output layer over a trimmed vocabulary's rows: the kept ids' logits, a floor for the
+    others (`spread_logits`), so that the model can write only the kept ids. Tied to a
+    `TrimmedEmbedding` where the layer it replaces was tied to the word embeddings.
+
+    Args:
+        kept: (vocab_size,) bool, the ids with a row.
+        dim: the hidden size.
+        bias: whether the output layer has a bias (BERT's LM head does).
+    """
+
+    def __init__(self, kept: torch.Tensor, dim: int, bias: bool) -> None:
+        super().__init__()
+        self.vocab_size = int(kept.numel())
+        self.out = nn.Linear(dim, int(kept.sum()), bias=bias)
+        self.register_buffer("kept_ids", torch.nonzero(kept).flatten(), persistent=False)
+
+    @property
+    def weight(self) -> torch.Tensor:
+        return self.out.weight
+
+    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
+        from occamtune.tasks.generate import spread_logits
+
+        return spread_logits(self.out(hidden), self.kept_ids, self.vocab_size)
+
+
+def _trimmed_like(old: nn.Module, params: dict[str, Any], kept: torch.Tensor | None) -> TrimmedEmbedding:
+    return TrimmedEmbedding(
+        old.num_embeddings, params["rows"], old.weight.shape[1], params.get("fallback_rows", 0),
+        params.get("rank", 0), kept, params.get("unk_row", 0), params.get("scale", 1.0))
+
+
 @structure_op("vocab")
 def _rebuild_vocab(model: TaskModel, params: dict[str, Any]) -> None:
+    if params.get("seq2seq"):
+        _swap_seq2seq_vocab(model.encoder, params)
+        return
     family = family_of(model.encoder, "vocab")
     old = family.get_word_embeddings(model.encoder)
     kept = _mask_of(params["kept"], old.num_embeddings) if "kept" in params else None
-    family.set_word_embeddings(model.encoder, TrimmedEmbedding(
-        old.num_embeddings, params["rows"], old.weight.shape[1], params.get("fallback_rows", 0),
-        params.get("rank", 0), kept, params.get("unk_row", 0), params.get("scale", 1.0)))
+    family.set_word_embeddings(model.encoder, _trimmed_like(old, params, kept))
+
+
+def _swap_seq2seq_vocab(whole: nn.Module, params: dict[str, Any]) -> dict[int, tuple[nn.Module, nn.Module]]:
+    """Put a trimmed embedding in the place of each word embedding of a whole encoder-decoder
+    (one for each distinct matrix: T5's and BART's halves share theirs, a warm-started model's
+    halves have one each) and a `TrimmedOutput` in the place of its output layer, tied as the
+    old one was. Returns {id(old matrix): (old module, new module)}, the output layer's under
+    id(its old module).
+
+    Why by module identity: where the matrix sits differs by family (T5's `shared` and each
+    stack's `embed_tokens`; BART's scaled embeddings; BERT's `embeddings.word_embeddings`),
+    and every module holding it must take the new one."""
+    halves = (whole.get_encoder(), whole.get_decoder())
+    matrices = {id(h.get_input_embeddings().weight) for h in halves}
+    swapped: dict[int, tuple[nn.Module, nn.Module]] = {}
+    out = whole.get_output_embeddings()
+    holders = [(name, m) for name, m in whole.named_modules()
+               if isinstance(m, nn.Embedding) and id(m.weight) in matrices]
+    for name, old in holders:
+        if id(old.weight) not in swapped:
+            kept = _mask_of(params["kept"], old.num_embeddings)
+            swapped[id(old.weight)] = (old, _trimmed_like(old, params, kept))
+        set_path(whole, name, swapped[id(old.weight)][1])
+    name = next(n for n, m in whole.named_modules() if m is out)
+    new = TrimmedOutput(_mask_of(params["kept"], out.weight.shape[0]), out.weight.shape[1],
+                        out.bias is not None)
+    if id(out.weight) in swapped:  # tied: the kept rows of the embedding are its rows
+        new.out.weight = swapped[id(out.weight)][1].embedding.weight
+    swapped[id(out)] = (out, new)
+    set_path(whole, name, new)
+    return swapped
 
 
 def embed_scale(module: nn.Module) -> float:
@@ -237,11 +302,15 @@ def _vocab(model: TaskModel, config: VocabTrimConfig,
     if ctx.token_counts is None:
         raise ConfigError("vocab: needs token counts of the training corpus: give a "
                           "CompressContext with `token_counts`")
-    family = family_of(model.encoder, "vocab")
-    if family.tied_output(model.encoder):  # the base models AutoModel gives carry no output head
-        raise ConfigError("vocab: the model's output head is tied to its word embeddings; "
-                          "trimming the rows would cut the head's classes too")
-    old = family.get_word_embeddings(model.encoder)
+    seq2seq = is_whole_seq2seq(model.encoder)
+    if seq2seq:  # the source's and the target's sub-words, the output layer's rows with them
+        old = model.encoder.get_input_embeddings()
+    else:
+        family = family_of(model.encoder, "vocab")
+        if family.tied_output(model.encoder):  # AutoModel's base models carry no output head
+            raise ConfigError("vocab: the model's output head is tied to its word embeddings; "
+                              "trimming the rows would cut the head's classes too")
+        old = family.get_word_embeddings(model.encoder)
     if isinstance(old, TrimmedEmbedding):
         raise ConfigError("vocab: the vocabulary is already trimmed")
     if not isinstance(old, nn.Embedding):
@@ -263,19 +332,33 @@ def _vocab(model: TaskModel, config: VocabTrimConfig,
               "unk_row": keep.index(unk), "kept": _mask_text(mask)}
     if embed_scale(old) != 1.0:
         params["scale"] = embed_scale(old)
-    _rebuild_vocab(model, params)
-    new = family.get_word_embeddings(model.encoder)
-    with torch.no_grad():
-        new.embedding.weight.copy_(old.weight.detach()[torch.tensor(keep)])
-        if new.fallback is not None:
-            codes, basis, mean = principal_codes(old.weight, rank)
-            new.fallback.weight.copy_(codes[torch.tensor(dropped)])
-            new.basis.weight.copy_(basis.T)
-            new.basis.bias.copy_(mean)
+    if seq2seq:
+        params["seq2seq"] = True
+        pairs = list(_swap_seq2seq_vocab(model.encoder, params).values())
+    else:
+        _rebuild_vocab(model, params)
+        pairs = [(old, family.get_word_embeddings(model.encoder))]
+    index = torch.tensor(keep)
+    for was, new in pairs:
+        with torch.no_grad():
+            if isinstance(new, TrimmedOutput):  # an untied output layer: its kept rows
+                new.out.weight.copy_(was.weight.detach()[index])
+                if was.bias is not None:
+                    new.out.bias.copy_(was.bias.detach()[index])
+                continue
+            new.embedding.weight.copy_(was.weight.detach()[index])
+            if new.fallback is not None:
+                codes, basis, mean = principal_codes(was.weight, rank)
+                new.fallback.weight.copy_(codes[torch.tensor(dropped)])
+                new.basis.weight.copy_(basis.T)
+                new.basis.bias.copy_(mean)
     step = StepRecord(facts={"rows_kept": len(keep), "rows_before": vocab_size,
                              "low_rank_rows": len(dropped), "rank": params["rank"]})
     step.changed("vocab", **params)
-    if config.positions:
+    if config.positions and seq2seq:
+        log.warning("vocab: positions=true: an encoder-decoder's position tables are not cut")
+        step.facts["positions_kept"] = 0
+    elif config.positions:
         step.facts["positions_kept"] = trim_positions(model, ctx.max_length)
     return model, step
 

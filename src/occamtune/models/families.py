@@ -386,8 +386,9 @@ def family_of(model: nn.Module, method: str = "") -> FamilyAdapter:
         raise ModelError(f"{who}not supported on a whole encoder-decoder generator ({model_type}): "
                          "this method reads one stack of layers and its embeddings, and this "
                          "model has two, the decoder's with cross-attention; on it run "
-                         f"{', '.join(STACKED)} (both read each stack) and the methods that need "
-                         "no layout (quantize, with nearest or GPTQ rounding; prune; lowrank)")
+                         f"{', '.join(STACKED)} (both read each stack), vocab (both halves' "
+                         "embeddings and the output layer) and the methods that need no layout "
+                         "(quantize, with nearest or GPTQ rounding; prune; lowrank)")
     adapter = find_family(model)
     if adapter is None:
         who = f"{method}: " if method else ""

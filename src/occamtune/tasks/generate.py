@@ -60,13 +60,17 @@ class LMHead(nn.Module):
         kept = getattr(table, "kept_ids", None)
         if kept is None or kept.numel() == 0:
             return logits
-        # a trimmed vocabulary (compress `vocab`): its rows score the kept ids; the others get a
-        # floor far below (finite, so that a reference using one costs much, not infinitely)
-        # (a scatter, not an indexed assignment: the ONNX tracer writes the latter as an
-        # invalid graph)
-        floor = logits.new_full((1,) * (logits.dim() - 1) + (table.num_embeddings,), LOGIT_FLOOR)
-        index = kept.expand(*logits.shape[:-1], -1)
-        return floor.expand(*logits.shape[:-1], -1).scatter(-1, index, logits)
+        return spread_logits(logits, kept, table.num_embeddings)
+
+
+def spread_logits(logits: torch.Tensor, kept: torch.Tensor, vocab_size: int) -> torch.Tensor:
+    """(..., V) logits from a trimmed vocabulary's (..., rows), the row j scoring id kept[j]
+    (compress `vocab`); the other ids get a floor far below (finite, so that a reference using
+    one costs much, not infinitely). A scatter, not an indexed assignment: the ONNX tracer
+    writes the latter as an invalid graph."""
+    floor = logits.new_full((1,) * (logits.dim() - 1) + (vocab_size,), LOGIT_FLOOR)
+    index = kept.expand(*logits.shape[:-1], -1)
+    return floor.expand(*logits.shape[:-1], -1).scatter(-1, index, logits)
 
 
 class LogitsHead(nn.Module):

@@ -40,6 +40,16 @@ def test_student_more_layers_than_teacher_is_an_error() -> None:
         compress(tiny_task_model(layers=2), [DistillConfig(layers=2)], tiny_context())
 
 
+def test_distill_after_a_step_that_recorded_changes_by_layer_is_refused() -> None:
+    """Those changes name teacher layers; the artifact, rebuilt with the student's layers,
+    could not replay them: distill must come first."""
+    from occamtune.compress import StructuredPruneConfig
+
+    configs = [StructuredPruneConfig(heads=0.5, ffn=0.5, epochs=0), DistillConfig(layers=1)]
+    with pytest.raises(ConfigError, match=r"put distill first .*\(ffn, heads\)"):
+        compress(tiny_task_model(layers=2), configs, tiny_context())
+
+
 def test_loss_is_ce_when_alpha_zero_and_zero_kl_for_identical_logits() -> None:
     batch = tiny_batches(n=1)[0]
     keep = batch["labels"] != -100

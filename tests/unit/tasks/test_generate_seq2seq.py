@@ -16,10 +16,11 @@ from occamtune.compress.distill import DistillConfig
 from occamtune.compress.prune import PruneConfig
 from occamtune.compress.quantize import QuantizeConfig
 from occamtune.compress.structured import StructuredPruneConfig
+from occamtune.compress.vocab import VocabTrimConfig
 from occamtune.config import DataConfig, ModelConfig, RunConfig
 from occamtune.errors import ModelError
 from occamtune.models import HeadConfig, build_model, load_model, load_tokenizer, save_model
-from occamtune.models.generation import generate_texts, stream_text, target_nll
+from occamtune.models.generation import decoding, generate_texts, stream_text, target_nll
 from occamtune.tasks import get_task
 from occamtune.tasks.generate import IGNORE
 from occamtune.train.run import pretrained_base
@@ -151,8 +152,9 @@ def _widths(model: Any) -> list[list[tuple[int, int]]]:
 
 
 @pytest.mark.parametrize("configs", [[StructuredPruneConfig(heads=0.5, ffn=0.5, epochs=1)],
-                                     [DistillConfig(layers=1, epochs=1)]],
-                         ids=["structured", "distill"])
+                                     [DistillConfig(layers=1, epochs=1)],
+                                     [VocabTrimConfig(rank=4, keep_top=0)]],
+                         ids=["structured", "distill", "vocab"])
 def test_layout_methods_cut_both_halves_and_the_artifact_replays_them(
         setup: dict[str, Any], configs: list, tmp_path: Path) -> None:
     """structured cuts the self-attention heads and feed-forward neurons of every layer of
@@ -168,9 +170,27 @@ def test_layout_methods_cut_both_halves_and_the_artifact_replays_them(
         for old_stack, new_stack in zip(before, after):
             for (o, f), (o2, f2) in zip(old_stack, new_stack):
                 assert o2 == o // 2 and f2 == f // 2
-    else:
+    elif configs[0].name == "distill":
         assert _layer_counts(small) == [_layer_counts(setup["model"])[0], 1]
+    else:  # the training data's sub-words keep their rows, the output layer writes only them
+        counts = ctx.token_counts()
+        assert small.encoder.get_input_embeddings().embedding.num_embeddings < \
+            setup["model"].encoder.get_input_embeddings().num_embeddings
+        with torch.no_grad():
+            logits = small(**batch)
+        written = set(logits.argmax(-1).flatten().tolist())
+        assert written <= set(counts) | set(setup["tok"].all_special_ids)
+        kept = small.encoder.get_output_embeddings().kept_ids
+        unseen = [i for i in range(logits.shape[-1]) if i not in set(kept.tolist())]
+        assert unseen and float(logits[..., unseen].max()) < -1e3
     texts = generate_texts(small, setup["feats"][:4], 4)
+    # the key/value cache holds one slot per remaining layer: cached decoding writes the same
+    ids = torch.tensor([setup["feats"][0]["input_ids"]])
+    settings = decoding(small)
+    with torch.no_grad():
+        cached = small.encoder.generate(input_ids=ids, **settings)
+        uncached = small.encoder.generate(input_ids=ids, **{**settings, "use_cache": False})
+    assert torch.equal(cached, uncached)
     # float32 storage: the replayed structure is checked exactly, not through fp16 rounding
     save_artifact(small, setup["tok"], tmp_path / "a", meta={"fp32_bytes": 4 * 10**6},
                   half_floats=False)
@@ -210,11 +230,11 @@ def test_the_decoder_layers_of_the_calibration_pass_skip_the_target_padding(
 
 
 def test_methods_that_read_one_stack_refuse_with_a_reason(setup: dict[str, Any]) -> None:
-    from occamtune.compress.vocab import VocabTrimConfig
+    from occamtune.compress.share import ShareConfig
 
     ctx = batches_context(setup["batches"], setup["tok"], max_length=64)
     with pytest.raises(ModelError, match="whole encoder-decoder generator.*structured, distill"):
-        compress(copy.deepcopy(setup["model"]), [VocabTrimConfig()], ctx)
+        compress(copy.deepcopy(setup["model"]), [ShareConfig(groups=1)], ctx)
 
 
 def test_halves_that_share_their_weights_refuse_the_layout_methods(tiny_model_dir: Path) -> None:
