@@ -12,6 +12,13 @@ after the other, and the artifact is scored on the run's dev and test files, as 
 is, with the run's decoding settings. Bytes are the packed artifact's (`model.occ`, floats
 in fp16) against the run's float32 safetensors.
 
+With --onnx-int8 each model is also written by `occamtune export --weights int8` (ONNX
+Runtime's dynamic int8 weights and activations, three graphs for an encoder-decoder) and that
+export scored the same way: what quality the int8 file keeps.
+
+--reuse keeps an artifact already written for the same pipeline (its folder is named after
+the pipeline) and scores it again.
+
 Speed is `benchmarks/generation_speed.py` with `--artifact` (tokens/s at batch 1 and 8, in
 alternation with the float32 model in one run).
 """
@@ -19,6 +26,8 @@ alternation with the float32 model in one run).
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import time
 from pathlib import Path
 
@@ -28,7 +37,8 @@ from benchmarks.vs_hf import peak_rss_mb
 ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "benchmarks" / "work" / "warm_start" / "minilm2minilm"
 PIPELINES = ["distill(layers=3)", "structured(heads=0.25, ffn=0.5)",
-             "distill(layers=3), structured(heads=0.25, ffn=0.5)"]
+             "distill(layers=3), structured(heads=0.25, ffn=0.5)", "vocab(rank=32)",
+             "distill(layers=3), structured(heads=0.25, ffn=0.5), vocab(rank=32)"]
 SCORES = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "mean_words")
 
 
@@ -42,6 +52,8 @@ def main() -> None:
     p.add_argument("--pipeline", nargs="*", default=PIPELINES)
     p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "seq2seq_compress"))
     p.add_argument("--name", default="seq2seq_compress", help="results/<name>.json and .md")
+    p.add_argument("--reuse", action="store_true", help="keep artifacts already written")
+    p.add_argument("--onnx-int8", action="store_true", help="also score each model's int8 export")
     args = p.parse_args()
 
     import occamtune
@@ -50,22 +62,34 @@ def main() -> None:
     if not (base / "occamtune.json").is_file():
         raise SystemExit(f"no run at {base}: run `python -m benchmarks.warm_start --max-train 600` "
                          "first, or give --base RUN (an encoder-decoder generate run)")
-    rows = [{"pipeline": "fine-tuned float32", "folder": str(base),
-             "bytes": (base / "model.safetensors").stat().st_size,
-             "dev": scores(occamtune.evaluate(base, split="dev", write=False)),
-             "test": scores(occamtune.evaluate(base, split="test", write=False))}]
-    for i, pipeline in enumerate(args.pipeline):
-        out = work / f"p{i}"
-        start = time.perf_counter()
-        result = occamtune.compress_run(base, pipeline, out, overwrite=True, evaluate=True,
-                                        progress=False)
-        wall = time.perf_counter() - start
-        rows.append({"pipeline": pipeline, "folder": str(out),
-                     "bytes": result["sizes"]["model_occ"],
-                     "dev": scores(occamtune.evaluate(out, split="dev", write=False)),
-                     "test": scores(result["test"]), "compress_wall_s": wall})
-        print(f"{pipeline}: {rows[-1]['bytes']:,} bytes, test ROUGE-L {rows[-1]['test']['rougeL']:.2f}",
-              flush=True)
+    work.mkdir(parents=True, exist_ok=True)
+
+    def scored(name: str, folder: Path, nbytes: int, **extra: object) -> dict:
+        return {"pipeline": name, "folder": str(folder), "bytes": nbytes,
+                "dev": scores(occamtune.evaluate(folder, split="dev", write=False)),
+                "test": scores(occamtune.evaluate(folder, split="test", write=False)), **extra}
+
+    rows = [scored("fine-tuned float32", base, (base / "model.safetensors").stat().st_size)]
+    for pipeline in args.pipeline:
+        out = work / re.sub(r"[^a-z0-9]+", "-", pipeline.lower()).strip("-")
+        marker = work / f"{out.name}.json"  # the pipeline and the wall time of its artifact
+        if not (args.reuse and marker.is_file() and (out / "model.occ").is_file()
+                and json.loads(marker.read_text())["pipeline"] == pipeline):
+            start = time.perf_counter()
+            occamtune.compress_run(base, pipeline, out, overwrite=True, evaluate=False,
+                                   progress=False)
+            marker.write_text(json.dumps({"pipeline": pipeline,
+                                          "compress_wall_s": time.perf_counter() - start}))
+        rows.append(scored(pipeline, out, (out / "model.occ").stat().st_size,
+                           compress_wall_s=json.loads(marker.read_text())["compress_wall_s"]))
+        print(f"{pipeline}: {rows[-1]['bytes']:,} bytes, test ROUGE-L "
+              f"{rows[-1]['test']['rougeL']:.2f}", flush=True)
+    if args.onnx_int8:
+        for row in list(rows):
+            out = work / "onnx-int8" / Path(row["folder"]).name
+            info = occamtune.export(row["folder"], out, weights="int8", overwrite=True,
+                                    exporter="torchscript")
+            rows.append(scored(f"{row['pipeline']}, ONNX int8", out, int(info["bytes"])))
     summary = {"base": str(base), "rows": rows, "peak_rss_mb": peak_rss_mb()}
     md = table(summary)
     write_results(args.name, summary, md)
