@@ -369,7 +369,12 @@ PAGES = (
                     "--task generate` builds from an encoder checkpoint, against SmolLM2 cut to "
                     "the number of its layers that gives the closest parameter count; each "
                     "fine-tuned by occamtune with the same data, epochs and learning rate, one "
-                    "after the other (the throughputs are indicative)."))),
+                    "after the other (the throughputs are indicative). At this budget the MiniLM "
+                    "sides have not learnt to read their source: the examples recorded below "
+                    "show each writing one same sentence for every abstract (a rerun of the "
+                    "BERT2BERT side wrote it for all of the test abstracts), so the gaps compare "
+                    "fixed sentences, not summarizers. `generate` reports now give the share of "
+                    "distinct texts, which shows such a collapse."))),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "

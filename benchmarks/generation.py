@@ -119,6 +119,7 @@ def run_occamtune(data: str, folder: Path, out: Path, args: argparse.Namespace) 
     run = occamtune.train(load_config(None, _overrides(data, folder, out, args)), progress=False)
     test = run.metrics["test"]
     return {**{k: test[k] for k in SCORES}, "mean_words": test.get("mean_words"),
+            "distinct": test.get("distinct"),
             "train_examples": len(run.splits["train"].features),
             "train_sents_per_s": run.train_sents_per_s, "wall_s": time.perf_counter() - start,
             "peak_rss_mb": peak_rss_mb(), "model_dir": str(out),
@@ -247,6 +248,7 @@ def run_hf(data: str, folder: Path, out: Path, args: argparse.Namespace) -> dict
     texts = hf_generate(model, tok, prompts, args.max_new_tokens, int(extra["eos_id"]), pad)
     scores = text_scores([ex.references for ex in test.items], texts)  # as occamtune scores
     return {**{k: scores[k] for k in SCORES}, "mean_words": scores["mean_words"],
+            "distinct": scores.get("distinct"),
             "train_examples": len(rows),
             "train_sents_per_s": res.metrics["train_samples_per_second"],
             "train_runtime_s": res.metrics["train_runtime"], "wall_s": time.perf_counter() - start,

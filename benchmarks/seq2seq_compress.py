@@ -39,7 +39,7 @@ BASE = ROOT / "benchmarks" / "work" / "warm_start" / "minilm2minilm"
 PIPELINES = ["distill(layers=3)", "structured(heads=0.25, ffn=0.5)",
              "distill(layers=3), structured(heads=0.25, ffn=0.5)", "vocab(rank=32)",
              "distill(layers=3), structured(heads=0.25, ffn=0.5), vocab(rank=32)"]
-SCORES = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "mean_words")
+SCORES = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "mean_words", "distinct")
 
 
 def scores(metrics: dict) -> dict:
@@ -99,13 +99,15 @@ def main() -> None:
 def table(summary: dict) -> str:
     rows = summary["rows"]
     fp32 = rows[0]["bytes"]
-    lines = ["| model | bytes | x smaller | dev ROUGE-L | test ROUGE-L | test chrF | compress min |",
-             "|---|---|---|---|---|---|---|"]
+    head = ("| model | bytes | x smaller | dev ROUGE-L | test ROUGE-L | test chrF | distinct test "
+            "texts % | compress min |")
+    lines = [head, "|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wall = r.get("compress_wall_s")
         lines.append(
             f"| `{r['pipeline']}` | {r['bytes']:,} | {fp32 / r['bytes']:.2f} | "
             f"{r['dev']['rougeL']:.2f} | {r['test']['rougeL']:.2f} | {r['test']['chrf']:.2f} | "
+            f"{r['test']['distinct']:.0f} | "
             f"{'' if wall is None else f'{wall / 60:.1f}'} |")
     return "\n".join(lines) + "\n"
 

@@ -84,6 +84,7 @@ def run_side(model: str, folder: Path, out: Path, args: argparse.Namespace, tie:
     run = occamtune.train(load_config(None, overrides), progress=False)
     test = run.metrics["test"]
     return {**{k: test[k] for k in SCORES}, "mean_words": test.get("mean_words"),
+            "distinct": test.get("distinct"),
             "parameters": count_parameters(run.model),
             "safetensors_bytes": (out / "model.safetensors").stat().st_size,
             "architecture": type(run.model.encoder).__name__,

@@ -25,7 +25,8 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
            "generation_shrink", "generation_speed", "gptq_layers", "mdl", "nbits", "refit",
-           "shrink", "tasks", "throughput", "vs_hf", "warm_start"}  # each has a test below
+           "seq2seq_compress", "shrink", "tasks", "throughput", "vs_hf",
+           "warm_start"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
                        "pipeline: vocab r64 + codebook + 4-bit GPTQ"]
@@ -256,6 +257,17 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     for gaps in data["paired"].values():
         low, high = gaps["rougeL"]["ci95"]
         assert low <= gaps["rougeL"]["diff"] <= high and 0 <= gaps["bleu"]["p_value"] <= 1
+    # the BERT2BERT side compressed: both halves pruned, its decoder cut, its vocabulary
+    # trimmed; each artifact and its int8 export scored on dev and test
+    pipelines = ["distill(layers=1), structured(heads=0.5, ffn=0.5, epochs=0), vocab(rank=4)"]
+    b.run("seq2seq_compress", "--base", str(b.work / "warm_start" / "minilm2minilm"),
+          "--pipeline", *pipelines, "--onnx-int8", "--workdir", str(b.work / "seq2seq"))
+    rows = b.results_of("seq2seq_compress")["rows"]
+    assert [r["pipeline"] for r in rows] == ["fine-tuned float32", *pipelines,
+                                             "fine-tuned float32, ONNX int8",
+                                             f"{pipelines[0]}, ONNX int8"]
+    assert rows[1]["bytes"] < rows[0]["bytes"] and rows[3]["bytes"] < rows[2]["bytes"]
+    assert all(0 < r["test"]["distinct"] <= 100 and math.isfinite(r["dev"]["rougeL"]) for r in rows)
 
 
 def test_generation(tmp_path: Path) -> None:

@@ -236,7 +236,8 @@ class GenerateTask(Task):
             f"# Evaluation on {source}",
             (f"ROUGE-L **{metrics['rougeL']:.2f}** (rouge-score, stemmed, best over the "
              f"references); BLEU {metrics['bleu']:.2f} and chrF {metrics['chrf']:.2f} "
-             f"(sacrebleu). Generated texts average {metrics['mean_words']:.1f} words. Data code "
+             f"(sacrebleu). Generated texts average {metrics['mean_words']:.1f} words; "
+             f"{metrics['distinct']:.0f}% of them are distinct. Data code "
              f"length {metrics['data_bits']:.0f} bits over {metrics['n']} examples (the "
              "references' sub-words under teacher forcing)."),
             md_table(["score", "points"], rows),

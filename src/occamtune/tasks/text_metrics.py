@@ -10,7 +10,8 @@ ROUGE_TYPES = ("rouge1", "rouge2", "rougeL")
 
 
 def text_scores(references: list[list[str]], predictions: list[str]) -> dict[str, Any]:
-    """ROUGE-1/2/L F-measure, BLEU and chrF, each in points (0-100), over the examples.
+    """ROUGE-1/2/L F-measure, BLEU and chrF, each in points (0-100), over the examples; the mean
+    words of a generated text, and the percentage of the examples' generated texts that differ.
 
     Args:
         references: per example its reference texts (at least one).
@@ -36,4 +37,7 @@ def text_scores(references: list[list[str]], predictions: list[str]) -> dict[str
     out["bleu"] = float(sacrebleu.corpus_bleu(predictions, streams).score)
     out["chrf"] = float(sacrebleu.corpus_chrf(predictions, streams).score)
     out["mean_words"] = sum(len(p.split()) for p in predictions) / n
+    # a generator that has not learnt to read its source writes one text for all (its scores
+    # are then those of a fixed sentence): the share of distinct texts shows it
+    out["distinct"] = 100 * len({p.strip() for p in predictions}) / n
     return out

@@ -97,6 +97,10 @@ def test_scores_come_from_rouge_score_and_sacrebleu() -> None:
     assert best["rouge1"] == pytest.approx(100)
     none = text_scores([["a b c"]], ["x y z"])
     assert none["rougeL"] == 0 and none["bleu"] == 0
+    # one text written for every source: a collapse the share of distinct texts shows
+    refs = [["a b."], ["c d."], ["e f."], ["g h."]]
+    assert text_scores(refs, ["a b."] * 4)["distinct"] == 25
+    assert text_scores(refs, ["a b.", "c d.", "a b. ", "x"])["distinct"] == 75
 
 
 # --- models -------------------------------------------------------------------------------------
