@@ -45,8 +45,8 @@ ROOT = Path(__file__).resolve().parents[1]
 BASE = ROOT / "benchmarks" / "work" / "warm_start" / "minilm2minilm-e6"
 # two epochs of recovery training each, whatever the run's own
 PIPELINES = ["distill(layers=3, epochs=2)", "vocab(rank=32)",
-             "distill(layers=3, epochs=2), structured(heads=0.25, ffn=0.5, epochs=2), "
-             "vocab(rank=32)"]
+             ("distill(layers=3, epochs=2), structured(heads=0.25, ffn=0.5, epochs=2), "
+              "vocab(rank=32)")]
 SCORES = ("rougeL", "rouge1", "rouge2", "bleu", "chrf", "mean_words", "distinct")
 
 
