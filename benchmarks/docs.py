@@ -361,6 +361,22 @@ PAGES = (
                     "values (both once per source) and the decoding step; the bytes are all "
                     "three files', and the encoder's and the step's each hold the weights the "
                     "halves share. No llama.cpp side: GGUF is for Llama-family decoders."),
+            Section("seq2seq_compress.json", "seq2seq_compress",
+                    "Compressing the warm-started encoder-decoder: its decoder cut, both halves "
+                    "pruned, its vocabulary trimmed",
+                    "python -m benchmarks.seq2seq_compress --onnx-int8",
+                    "The BERT2BERT side of the comparison below (MiniLM warm-started as both "
+                    "halves, untied). It writes one sentence for every abstract (see below), so "
+                    "ROUGE scores fixed sentences here: the test references' code length under "
+                    "teacher forcing says how much of the fit each model keeps. `distill` keeps 3 of the decoder's 6 layers "
+                    "(the encoder whole), trained on the teacher's next-sub-word distributions "
+                    "and decoder states; `structured` removes a quarter of the self-attention "
+                    "heads and half of the feed-forward neurons of every layer of both halves; "
+                    "`vocab` keeps the rows of the training sources' and targets' sub-words in "
+                    "both word embeddings and the output layer (the others as rank-32 codes in "
+                    "the embeddings; the model cannot write them). Each pipeline's recovery "
+                    "training is 2 epochs. The int8 rows are each model written by `occamtune "
+                    "export --weights int8` and run by ONNX Runtime."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",
