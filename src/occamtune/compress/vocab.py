@@ -341,7 +341,7 @@ def _vocab(model: TaskModel, config: VocabTrimConfig,
     index = torch.tensor(keep)
     for was, new in pairs:
         with torch.no_grad():
-            if isinstance(new, TrimmedOutput):  # an untied output layer: its kept rows
+            if isinstance(new, TrimmedOutput):  # the output layer's kept rows (tied: the same)
                 new.out.weight.copy_(was.weight.detach()[index])
                 if was.bias is not None:
                     new.out.bias.copy_(was.bias.detach()[index])
