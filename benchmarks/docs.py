@@ -374,7 +374,9 @@ PAGES = (
                     "heads and half of the feed-forward neurons of every layer of both halves; "
                     "`vocab` keeps the rows of the training sources' and targets' sub-words in "
                     "both word embeddings and the output layer (the others as rank-32 codes in "
-                    "the embeddings; the model cannot write them). Each pipeline's recovery "
+                    "the embeddings; the model cannot write them, so a test reference using one "
+                    "costs the output layer's floor: the code length of the trimmed models is "
+                    "that floor's, not comparable with the others'). Each pipeline's recovery "
                     "training is 2 epochs. The int8 rows are each model written by `occamtune "
                     "export --weights int8` and run by ONNX Runtime."),
             Section("warm_start.json", "warm_start",
