@@ -455,11 +455,10 @@ def stacks_of(encoder: nn.Module, method: str = "") -> list[Stack]:
     halves = [encoder.get_encoder(), encoder.get_decoder()]
     if config.model_type == "encoder-decoder":  # warm-started: each half a model of its family
         # the decoder's base model (BertLMHeadModel's BertModel) may keep a config of its own
-        counts = [((config.encoder, "num_hidden_layers"),),
-                  ((config.decoder, "num_hidden_layers"), (halves[1].config, "num_hidden_layers"))]
-        halves[1] = halves[1].base_model
+        lm, halves[1] = halves[1], halves[1].base_model
         families = [family_of(half, method) for half in halves]
-        counts = [tuple((c, f.layers_field) for c, _ in pairs) for pairs, f in zip(counts, families)]
+        holders = [(config.encoder,), (config.decoder, lm.config)]
+        counts = [tuple((c, f.layers_field) for c in cs) for cs, f in zip(holders, families)]
     else:
         adapter = FAMILIES.get(config.model_type)
         adapter = adapter.for_config(config) if adapter is not None else None
