@@ -9,7 +9,7 @@ prompt template), timed in alternation over --rounds rounds, --threads threads e
   `generate` and its key/value cache (what `occamtune predict` and `serve` run), at batch 1 and
   at --batch (left-padded);
 - `torch <artifact>`: each --artifact folder (an `occamtune compress` or `shrink` output), loaded
-  as occamtune loads it;
+  as occamtune loads it, and with --artifact-onnx each artifact's `occamtune export` too;
 - `onnx <weights>`: the run written by `occamtune export --weights <weights>` (fp32 and int8 by
   default, --onnx): its decoding step with a key/value cache in ONNX Runtime, driven by the same
   `generate` (so at batch 1 and at --batch too);
@@ -25,9 +25,11 @@ types: its sources right-padded, its ONNX export three graphs (`occamtune.onnx_s
 Every side writes exactly --new-tokens tokens per prompt (the end of text is not allowed to
 stop it early), so tokens/s compare equal work. Each side is also timed writing one token,
 which splits its time into reading the prompt (prefill) and writing the rest (decode).
-`agree` is the share of prompts whose tokens, up to the first end of text, are those of
-`torch fp32` (greedy decoding: a runtime that computes the same model writes the same text; a
-quantized one may drift).
+`agree` is the share of prompts whose text is that of `torch fp32`: each side also writes,
+untimed, at batch 1, up to --new-tokens tokens that may end early, and its tokens up to the end
+of text are compared (greedy decoding: a runtime that computes the same model writes the same
+text; a quantized one may drift). The timed runs cannot be compared so: past the point where a
+model would have ended, the forced tokens are whatever it ranks next after the end of text.
 """
 
 from __future__ import annotations
@@ -58,13 +60,15 @@ class TorchSide:
         self.settings.update(num_beams=1, do_sample=False)
         self.prompts = prompts
 
-    def run(self, new_tokens: int, batch: int) -> list[list[int]]:
+    def run(self, new_tokens: int, batch: int, force: bool = True) -> list[list[int]]:
+        """Each prompt's greedy tokens: exactly `new_tokens` (`force`), or up to its end of text."""
         import torch
 
         pad = self.settings["pad_token_id"]
         seq2seq = getattr(self.model, "seq2seq", False)
         out: list[list[int]] = []
-        settings = {**self.settings, "max_new_tokens": new_tokens, "min_new_tokens": new_tokens}
+        settings = {**self.settings, "max_new_tokens": new_tokens,
+                    "min_new_tokens": new_tokens if force else 0}
         with torch.inference_mode():
             for start in range(0, len(self.prompts), batch):
                 rows = self.prompts[start:start + batch]
@@ -92,7 +96,9 @@ class LlamaCppSide:
                          n_threads_batch=threads, n_batch=512, verbose=False)
         self.prompts = prompts
 
-    def run(self, new_tokens: int, batch: int) -> list[list[int]]:
+    def run(self, new_tokens: int, batch: int, force: bool = True) -> list[list[int]]:
+        """Each prompt's greedy tokens, `new_tokens` of them (llama.cpp's generator does not stop
+        at the end of text: `agreement` cuts there, so `force` changes nothing)."""
         out = []
         for prompt in self.prompts:
             self.llm.reset()  # no prefix kept from the last prompt: every prompt is read whole
@@ -157,11 +163,11 @@ def measure(sides: dict[str, Any], batches: dict[str, list[int]], new_tokens: in
             for batch in batches[name]:
                 for n in (1, new_tokens):
                     start = time.perf_counter()
-                    out = side.run(n, batch)
+                    side.run(n, batch)
                     times.setdefault((name, batch, n), []).append(time.perf_counter() - start)
-                    if n == new_tokens and batch == 1 and r == 0:
-                        outputs[name] = out
         print(f"round {r + 1}/{rounds} done", file=sys.stderr)
+    for name, side in sides.items():  # untimed: the texts each side writes when it may stop
+        outputs[name] = side.run(new_tokens, 1, force=False)
     results: dict[str, dict[str, Any]] = {}
     for (name, batch, n), secs in times.items():
         row = results.setdefault(name, {}).setdefault(str(batch), {})
@@ -182,6 +188,8 @@ def main() -> None:
     p.add_argument("run", help="an occamtune generate run folder (a decoder, or an "
                                "encoder-decoder with --gguf given no types)")
     p.add_argument("--artifact", nargs="*", default=[], help="compressed artifacts of the run")
+    p.add_argument("--artifact-onnx", nargs="*", default=[],
+                   help="weights to export each --artifact with for ONNX Runtime too")
     p.add_argument("--gguf", nargs="*", default=["f32", "q4_1"],
                    help="GGUF types to write the run as and run in llama.cpp")
     p.add_argument("--onnx", nargs="*", default=["fp32", "int8"],
@@ -214,6 +222,11 @@ def main() -> None:
         name = f"torch {Path(folder).name}"
         sides[name] = TorchSide(Predictor(folder).model, prompts)
         sizes[name] = artifact_bytes(folder)
+        for weights in args.artifact_onnx:
+            out = work / f"{Path(folder).name}.onnx-{weights}"
+            written = occamtune.export(folder, out, weights=weights, overwrite=True)
+            sides[f"onnx {weights} {Path(folder).name}"] = TorchSide(Predictor(out).model, prompts)
+            sizes[f"onnx {weights} {Path(folder).name}"] = written["bytes"]
     for weights in args.onnx:
         folder = work / f"{run.name}.onnx-{weights}"
         written = occamtune.export(run, folder, weights=weights, overwrite=True)

@@ -268,6 +268,18 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
                                              f"{pipelines[0]}, ONNX int8"]
     assert rows[1]["bytes"] < rows[0]["bytes"] and rows[3]["bytes"] < rows[2]["bytes"]
     assert all(0 < r["test"]["distinct"] <= 100 and math.isfinite(r["dev"]["rougeL"]) for r in rows)
+    # its tokens/s: the run and the artifact in torch, the artifact's int8 export in ONNX Runtime
+    artifact = rows[1]["folder"]
+    b.run("generation_speed", str(b.work / "warm_start" / "minilm2minilm"), "--artifact", artifact,
+          "--artifact-onnx", "int8", "--onnx", "--gguf", "--data",
+          str(b.data / "scitldr_a" / "test.jsonl"), "--prompts", "3", "--new-tokens", "3",
+          "--batch", "2", "--rounds", "1", "--workdir", str(b.work / "speed"))
+    speed = b.results_of("generation_speed")["sides"]
+    name = Path(artifact).name
+    assert list(speed) == ["torch fp32", f"torch {name}", f"onnx int8 {name}"]
+    assert speed["torch fp32"]["agree"] == 1.0 and 0 <= speed[f"onnx int8 {name}"]["agree"] <= 1
+    assert speed[f"onnx int8 {name}"]["bytes"] > 0  # tiny models: the graphs outweigh the weights
+    assert all(row["tokens_per_s"] > 0 for side in speed.values() for row in side["batches"].values())
 
 
 def test_generation(tmp_path: Path) -> None:
