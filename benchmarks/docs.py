@@ -384,12 +384,14 @@ PAGES = (
                     "python -m benchmarks.generation_speed benchmarks/work/warm_start/minilm2minilm "
                     "--artifact benchmarks/work/seq2seq_compress/distill-layers-3-epochs-2 "
                     "benchmarks/work/seq2seq_compress/distill-layers-3-epochs-2-structured-heads-"
-                    "0-25-ffn-0-5-epochs-2-vocab-rank-32 --gguf --name "
+                    "0-25-ffn-0-5-epochs-2-vocab-rank-32 --artifact-onnx int8 --gguf --name "
                     "generation_speed_seq2seq_small",
                     "The BERT2BERT above and two of its artifacts (3 of 6 decoder layers; the "
                     "same with a quarter of the heads and half the neurons of both halves cut "
-                    "and the vocabulary trimmed), loaded as occamtune loads them, beside the "
-                    "run's ONNX exports. Every side writes the same number of tokens."),
+                    "and the vocabulary trimmed), loaded as occamtune loads them and written "
+                    "by `occamtune export --weights int8`, beside the run's ONNX exports. Every "
+                    "side writes the same number of tokens. All write one fixed sentence (see "
+                    "the warm start below): `agree` says whether it is the fp32 model's."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",
