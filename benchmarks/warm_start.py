@@ -79,6 +79,8 @@ def run_side(model: str, folder: Path, out: Path, args: argparse.Namespace, tie:
         *(f"train.{k}={SETTINGS[k]}" for k in ("warmup", "weight_decay", "seed")),
         f"generate.tie_encoder_decoder={tie}",
     ]
+    if args.head_lr:  # the new cross-attention's rate (models.seq2seq); a decoder has none
+        overrides.append(f"train.head_lr={args.head_lr}")
     if args.limit:
         overrides.append(f"train.max_steps={args.limit}")
     run = occamtune.train(load_config(None, overrides), progress=False)
@@ -128,8 +130,9 @@ def table(summary: dict) -> str:
                      f"{r['wall_s']:.0f} |")
     n, s = summary["examples"], summary["settings"]
     cut = summary["decoder_layers"]
+    new = f" (the warm start's new weights {s['head_lr']:g})" if s.get("head_lr") else ""
     text = (f"SciTLDR-A: the first {n['train']} train, {n['dev']} dev, {n['test']} test examples; "
-            f"{s['epochs']:g} epochs, batch {s['batch_size']}, lr {s['lr']:g}, warm-up "
+            f"{s['epochs']:g} epochs, batch {s['batch_size']}, lr {s['lr']:g}{new}, warm-up "
             f"{s['warmup']:g}, max length {s['max_length']}, at most {s['max_new_tokens']} new "
             f"tokens, greedy decoding. The same-size decoder keeps SmolLM2's layers {cut}.")
     if summary.get("limit_steps"):
@@ -148,6 +151,8 @@ def main() -> None:
     parser.add_argument("--decoder", default="smollm2", help="the decoder to cut to the same size")
     parser.add_argument("--epochs", type=float, default=SETTINGS["epochs"])
     parser.add_argument("--lr", type=float, default=SETTINGS["lr"])
+    parser.add_argument("--head-lr", type=float, default=None,
+                        help="train.head_lr: the warm start's new cross-attention's rate")
     parser.add_argument("--max-length", type=int, default=SETTINGS["max_length"],
                         help="sub-words of a source (the encoder-decoder) or of prompt + target")
     parser.add_argument("--max-train", type=int, default=400)
@@ -169,7 +174,8 @@ def main() -> None:
     if not source.is_dir():
         sys.exit(f"no data at {source}: this benchmark needs ../shared/data/scitldr_a")
     examples = prepare("scitldr", source, folder, args.max_train, args.max_dev, args.max_test)
-    settings = {**SETTINGS, "epochs": args.epochs, "lr": args.lr, "limit": args.limit,
+    settings = {**SETTINGS, "epochs": args.epochs, "lr": args.lr, "head_lr": args.head_lr,
+                "limit": args.limit,
                 "max_length": args.max_length,
                 "max_train": args.max_train, "max_dev": args.max_dev, "max_test": args.max_test,
                 "encoder": args.encoder, "decoder": args.decoder}
@@ -177,6 +183,7 @@ def main() -> None:
     def side(name: str, model: str, tie: bool = False) -> dict:
         cmd = [sys.executable, "-m", "benchmarks.warm_start", "--side", name, "--model", model,
                "--epochs", str(args.epochs), "--lr", str(args.lr), "--limit", str(args.limit),
+               *(["--head-lr", str(args.head_lr)] if args.head_lr else []),
                "--max-length", str(args.max_length),
                "--workdir", str(work), *(["--tie"] if tie else [])]
         return measured_side(work / f"{name}.json", {**settings, "model": model, "tie": tie},

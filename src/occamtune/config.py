@@ -144,7 +144,8 @@ class TrainConfig:
         eval_batch_size: examples per batch when evaluating.
         optimizer: 'adamw' or 'sgd'.
         lr: peak learning rate of the encoder.
-        head_lr: learning rate of the task head (None: lr).
+        head_lr: learning rate of the task head and of the weights the pretrained checkpoint
+            lacks, e.g. a warm-started decoder's cross-attention (None: lr).
         momentum: SGD momentum.
         weight_decay: AdamW / SGD weight decay (not on biases and norms).
         warmup: fraction of the steps with a linearly rising learning rate.

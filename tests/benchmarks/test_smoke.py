@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
            "generation_shrink", "generation_speed", "gptq_layers", "mdl", "nbits", "refit",
-           "seq2seq_compress", "shrink", "tasks", "throughput", "vs_hf",
+           "seq2seq_compress", "shrink", "source_use", "tasks", "throughput", "vs_hf",
            "warm_start"}  # each has a test below
 NOT_SCRIPTS = {"__init__", "docs", "hf_reference", "results_io"}
 COMPRESSION_ENTRIES = ["fp32", "onnx-int8 (peer)", "quantize 4-bit",
@@ -280,6 +280,13 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert speed["torch fp32"]["agree"] == 1.0 and 0 <= speed[f"onnx int8 {name}"]["agree"] <= 1
     assert speed[f"onnx int8 {name}"]["bytes"] > 0  # tiny models: the graphs outweigh the weights
     assert all(row["tokens_per_s"] > 0 for side in speed.values() for row in side["batches"].values())
+    # whether the run reads its source: its references' cost after their own and others' sources
+    b.run("source_use", str(b.work / "warm_start" / "minilm2minilm"), "--n", "3")
+    use = b.results_of("source_use")["rows"][0]
+    for split in ("dev", "test"):
+        assert use[split]["n"] == 3 and use[split]["bits"] > 0 and use[split]["rotated_bits"] > 0
+        assert use[split]["gain"] == pytest.approx(100 * (1 - use[split]["bits"] / use[split]["rotated_bits"]))
+    assert use["dev"]["distinct"] is None and 0 < use["test"]["distinct"] <= 100  # eval_test.json
 
 
 def test_generation(tmp_path: Path) -> None:

@@ -38,7 +38,12 @@ def load_seq2seq(path: str, tokenizer: Any, tie_encoder_decoder: bool = False) -
     an `EncoderDecoderModel` warm-started from it on both sides (`tie_encoder_decoder`: one set
     of weights for both but the cross-attention, Rothe et al.'s "BERTShare"). Its config gets the ids generation
     needs: the decoder's start (the tokenizer's [CLS] or BOS) and the pad id."""
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM, EncoderDecoderModel
+    from transformers import (
+        AutoConfig,
+        AutoModelForCausalLM,
+        AutoModelForSeq2SeqLM,
+        EncoderDecoderModel,
+    )
     from transformers.utils import logging as hf_logging
 
     config = AutoConfig.from_pretrained(path)
@@ -56,9 +61,19 @@ def load_seq2seq(path: str, tokenizer: Any, tie_encoder_decoder: bool = False) -
                                  "checkpoint warm-started as both: leave it false")
             model = AutoModelForSeq2SeqLM.from_pretrained(path, use_safetensors=True)
         else:
-            model = EncoderDecoderModel.from_encoder_decoder_pretrained(path, path)
+            decoder_config = AutoConfig.from_pretrained(path)
+            decoder_config.is_decoder, decoder_config.add_cross_attention = True, True
+            decoder, info = AutoModelForCausalLM.from_pretrained(path, config=decoder_config,
+                                                                 output_loading_info=True)
+            model = EncoderDecoderModel.from_encoder_decoder_pretrained(path, None,
+                                                                         decoder_model=decoder)
             model.config.tie_encoder_decoder = tie_encoder_decoder
             tie_halves(model)
+            own = dict(model.named_parameters())
+            # what the checkpoint lacked (the cross-attention, an LM head's transform): the
+            # optimizer gives these train.head_lr, as it gives the task head (train.loop)
+            model.fresh_parameters = tuple(sorted(
+                name for name in (f"decoder.{k}" for k in info["missing_keys"]) if name in own))
     except (OSError, ValueError) as exc:
         raise ModelError(f"cannot build an encoder-decoder from {path!r}: {exc}") from exc
     finally:

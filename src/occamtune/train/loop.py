@@ -61,13 +61,25 @@ class FitResult:
         return self.state.examples_seen / max(self.state.train_seconds, 1e-9)
 
 
+def fresh_parameters(model: nn.Module) -> set[str]:
+    """The names (in `model`) of the parameters a pretrained checkpoint did not give: those its
+    submodules list in `fresh_parameters` (a warm-started decoder's cross-attention,
+    models.seq2seq)."""
+    return {f"{prefix}.{name}" if prefix else name
+            for prefix, module in model.named_modules()
+            for name in getattr(module, "fresh_parameters", ())}
+
+
 def param_groups(model: nn.Module, weight_decay: float, head_lr: float | None, lr: float) -> list[dict]:
-    """Weight decay on matrices only: biases and LayerNorm weights (1-d) are not decayed."""
+    """Weight decay on matrices only: biases and LayerNorm weights (1-d) are not decayed.
+    `head_lr` (None: `lr`) for the task head and the weights the checkpoint lacked: new weights
+    start from noise and learn faster at a higher rate than the pretrained ones bear."""
     groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+    fresh = fresh_parameters(model)
     for name, p in model.named_parameters():
         if not p.requires_grad:
             continue
-        key = (p.ndim >= 2 and "LayerNorm" not in name, name.startswith("head."))
+        key = (p.ndim >= 2 and "LayerNorm" not in name, name.startswith("head.") or name in fresh)
         groups.setdefault(key, []).append(p)
     out = []
     for (decay, is_head), params in groups.items():

@@ -249,6 +249,30 @@ def test_halves_that_share_their_weights_refuse_the_layout_methods(tiny_model_di
             stacks_of(base, method)
 
 
+def test_the_warm_starts_new_weights_learn_at_the_heads_rate(tiny_model_dir: Path) -> None:
+    """The weights the checkpoint lacks (cross-attention, the LM head's transform) are listed,
+    and the optimizer gives them train.head_lr; every pretrained weight keeps train.lr."""
+    from occamtune.train.loop import fresh_parameters, param_groups
+
+    run = RunConfig(task="generate")
+    tok = load_tokenizer(str(tiny_model_dir), "generate")
+    base = pretrained_base(str(tiny_model_dir), run, tok)
+    fresh = fresh_parameters(base)
+    assert fresh and all(n.startswith("decoder.") for n in fresh)
+    assert any(".crossattention." in n for n in fresh) and not any(
+        "attention.self" in n and "crossattention" not in n for n in fresh)
+    layers = base.config.decoder.num_hidden_layers
+    assert sum(".crossattention.self.query.weight" in n for n in fresh) == layers
+    head = HeadConfig(task="generate", labels=[], **TASK.head_options(ModelConfig(), tok, run))
+    model = build_model(str(tiny_model_dir), head, tok, encoder=base)
+    fast = {id(p) for g in param_groups(model, 0.01, 1e-3, 1e-5) if g["lr"] == 1e-3
+            for p in g["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[i] for i in fast} == {n for n in names.values()
+                                        if n.startswith("head.") or n in fresh_parameters(model)}
+    assert {n for n in fresh_parameters(model)} == {f"encoder.{n}" for n in fresh}
+
+
 def test_training_from_an_encoder_checkpoint_warm_starts_an_encoder_decoder(
         tiny_model_dir: Path, tmp_path: Path) -> None:
     """`occamtune train --task generate --model <encoder>`: both halves start from the
