@@ -251,6 +251,7 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert sides["minilm2minilm"]["architecture"] == "EncoderDecoderModel"
     assert sides["minilm-share"]["parameters"] < sides["minilm2minilm"]["parameters"]
     assert all(math.isfinite(s["rougeL"]) and s["train_examples"] == 12 for s in sides.values())
+    assert all(0 < s["distinct"] <= 100 and s["source_gain"] < 100 for s in sides.values())
     assert data["decoder_parameters"] == list(sides.values())[2]["parameters"]
     names = list(sides)  # each pair of sides on the same test examples
     assert list(data["paired"]) == [f"{a} - {b}" for i, a in enumerate(names) for b in names[i + 1:]]
