@@ -45,6 +45,14 @@ def costs(run: Path, data: Path, n: int, batch_size: int) -> dict[str, Any]:
     return {"n": len(items), "bits": true, "rotated_bits": other, "gain": 100 * (1 - true / other)}
 
 
+def run_config(run: Path) -> dict[str, Any]:
+    """The run's saved config (`config.yaml`; an artifact or export has none: {})."""
+    import yaml
+
+    path = run / "config.yaml"
+    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("runs", nargs="+", help="occamtune generate runs (or artifacts) to score")
@@ -58,12 +66,11 @@ def main() -> None:
     args = p.parse_args()
 
     import torch
-    import yaml
 
     torch.set_num_threads(args.threads)
     rows = []
     for run in map(Path, args.runs):
-        config = yaml.safe_load((run / "config.yaml").read_text()) if (run / "config.yaml").is_file() else {}
+        config = run_config(run)
         folder = Path(args.data or config.get("data", {}).get("path") or "")
         row: dict[str, Any] = {"run": str(run), "data": str(folder), "train": config.get("train", {})}
         for split in args.splits:

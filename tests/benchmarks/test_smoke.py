@@ -269,6 +269,7 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
                                              f"{pipelines[0]}, ONNX int8"]
     assert rows[1]["bytes"] < rows[0]["bytes"] and rows[3]["bytes"] < rows[2]["bytes"]
     assert all(0 < r["test"]["distinct"] <= 100 and math.isfinite(r["dev"]["rougeL"]) for r in rows)
+    assert all(math.isfinite(r["test"]["source_gain"]) for r in rows)  # ONNX rows too
     # its tokens/s: the run and the artifact in torch, the artifact's int8 export in ONNX Runtime
     artifact = rows[1]["folder"]
     b.run("generation_speed", str(b.work / "warm_start" / "minilm2minilm"), "--artifact", artifact,
