@@ -400,12 +400,23 @@ PAGES = (
                     "--task generate` builds from an encoder checkpoint, against SmolLM2 cut to "
                     "the number of its layers that gives the closest parameter count; each "
                     "fine-tuned by occamtune with the same data, epochs and learning rate, one "
-                    "after the other (the throughputs are indicative). At this budget the MiniLM "
-                    "sides have not learnt to read their source: the examples recorded below "
-                    "show each writing one same sentence for every abstract (a rerun of the "
-                    "BERT2BERT side wrote it for all of the test abstracts), so the gaps compare "
-                    "fixed sentences, not summarizers. `generate` reports now give the share of "
-                    "distinct texts, which shows such a collapse."))),
+                    "after the other (the throughputs are indicative). The warm start's new "
+                    "weights (the cross-attention, the output transform) learn at "
+                    "`train.head_lr`: at one rate for all weights, the MiniLM sides learnt one "
+                    "sentence for every abstract (next section)."),
+            Section("source_use_warm_start.json", "source_use",
+                    "Whether the warm-started encoder-decoder reads its source",
+                    "python -m benchmarks.source_use benchmarks/work/warm_start/minilm2minilm "
+                    "benchmarks/work/warm_start/minilm2minilm-e6 benchmarks/work/warm_start/"
+                    "b2b-hlr --n 50 --name source_use_warm_start",
+                    "Three BERT2BERT runs on the 600 examples above: the comparison's earlier "
+                    "recipe (`python -m benchmarks.warm_start --max-train 600 --epochs 2 --lr "
+                    "1e-4 --head-lr 0`, all weights at one rate; its folder now holds the current "
+                    "recipe's run), the same for 6 epochs at 5e-4 with sources cut at 256 "
+                    "sub-words, and the current recipe (`occamtune train --task generate --model "
+                    "minilm --train.epochs 4 --train.lr 5e-5 --train.head_lr 1e-3`). The first "
+                    "two write one sentence for every abstract, and the references cost them as "
+                    "much after another example's source as after their own."))),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "
