@@ -366,9 +366,10 @@ PAGES = (
                     "pruned, its vocabulary trimmed",
                     "python -m benchmarks.seq2seq_compress --onnx-int8",
                     "The BERT2BERT side of the comparison below (MiniLM warm-started as both "
-                    "halves, untied). It writes one sentence for every abstract (see below), so "
-                    "ROUGE scores fixed sentences here: the test references' code length under "
-                    "teacher forcing says how much of the fit each model keeps. `distill` keeps 3 of the decoder's 6 layers "
+                    "halves, untied), which reads its source. Besides ROUGE, the test references' "
+                    "code length under teacher forcing, the share of distinct texts and the "
+                    "source gain (the share of that cost the own sources save) say how much of "
+                    "the fit each model keeps. `distill` keeps 3 of the decoder's 6 layers "
                     "(the encoder whole), trained on the teacher's next-sub-word distributions "
                     "and decoder states; `structured` removes a quarter of the self-attention "
                     "heads and half of the feed-forward neurons of every layer of both halves; "
@@ -376,7 +377,8 @@ PAGES = (
                     "both word embeddings and the output layer (the others as rank-32 codes in "
                     "the embeddings; the model cannot write them, so a test reference using one "
                     "costs the output layer's floor: the code length of the trimmed models is "
-                    "that floor's, not comparable with the others'). Each pipeline's recovery "
+                    "that floor's, not comparable with the others', and so is their source "
+                    "gain, which the floor's cost dilutes). Each pipeline's recovery "
                     "training is 2 epochs. The int8 rows are each model written by `occamtune "
                     "export --weights int8` and run by ONNX Runtime."),
             Section("generation_speed_seq2seq_small.json", "generation_speed",
@@ -390,8 +392,10 @@ PAGES = (
                     "same with a quarter of the heads and half the neurons of both halves cut "
                     "and the vocabulary trimmed), loaded as occamtune loads them and written "
                     "by `occamtune export --weights int8`, beside the run's ONNX exports. Every "
-                    "side writes the same number of tokens. All write one fixed sentence (see "
-                    "the warm start below): `agree` says whether it is the fp32 model's."),
+                    "side writes the same number of tokens, so the speeds do not depend on the "
+                    "weights. Measured on the earlier BERT2BERT and its artifacts, which wrote "
+                    "one fixed sentence each (see the warm start below): `agree` says whether "
+                    "it is the fp32 model's."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",
