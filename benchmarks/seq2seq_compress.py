@@ -74,7 +74,7 @@ def main() -> None:
 
     def scored(name: str, folder: Path, nbytes: int, **extra: object) -> dict:
         test = scores(occamtune.evaluate(folder, split="test", write=False))
-        test["source_gain"] = costs(folder, test_file, 10**9, 8)["gain"]
+        test["source_gain"] = costs(occamtune.load(folder), test_file, 10**9, 8)["gain"]
         return {"pipeline": name, "folder": str(folder), "bytes": nbytes,
                 "dev": scores(occamtune.evaluate(folder, split="dev", write=False)),
                 "test": test, **extra}
@@ -118,7 +118,7 @@ def table(summary: dict) -> str:
             f"| `{r['pipeline']}` | {r['bytes']:,} | {fp32 / r['bytes']:.2f} | "
             f"{r['test']['data_bits'] / 1000:.1f} | "
             f"{r['dev']['rougeL']:.2f} | {r['test']['rougeL']:.2f} | {r['test']['chrf']:.2f} | "
-            f"{r['test']['distinct']:.0f} | {r['test'].get('source_gain', float('nan')):.2f} | "
+            f"{r['test']['distinct']:.0f} | {r['test']['source_gain']:.2f} | "
             f"{'' if wall is None else f'{wall / 60:.1f}'} |")
     return "\n".join(lines) + "\n"
 

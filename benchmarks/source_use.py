@@ -24,14 +24,12 @@ from typing import Any
 from benchmarks.results_io import write_results
 
 
-def costs(run: Path, data: Path, n: int, batch_size: int) -> dict[str, Any]:
+def costs(predictor: Any, data: Path, n: int, batch_size: int) -> dict[str, Any]:
     """Total bits of the first `n` examples' first references at `data`, after their own
-    sources and after rotated ones."""
+    sources and after rotated ones, under a loaded model (`occamtune.load`)."""
     from occamtune.data.pairs import Pair
-    from occamtune.inference import Predictor
     from occamtune.models.generation import target_nll
 
-    predictor = Predictor(run)
     dataset = predictor.task.read(data, predictor.data)
     dataset.items = dataset.items[:n]
     if len(dataset.items) < 2:
@@ -67,9 +65,13 @@ def main() -> None:
 
     import torch
 
+    import occamtune
+    from occamtune.tasks.text_metrics import distinct_share
+
     torch.set_num_threads(args.threads)
     rows = []
     for run in map(Path, args.runs):
+        predictor = occamtune.load(run)  # once for every split
         config = run_config(run)
         folder = Path(args.data or config.get("data", {}).get("path") or "")
         row: dict[str, Any] = {"run": str(run), "data": str(folder), "train": config.get("train", {})}
@@ -77,14 +79,14 @@ def main() -> None:
             data = folder / f"{split}.jsonl"
             if not data.is_file():
                 raise SystemExit(f"no {split} file at {data} (give --data)")
-            row[split] = costs(run, data, args.n, args.batch_size)
+            row[split] = costs(predictor, data, args.n, args.batch_size)
             report = run / f"eval_{split}.json"
             row[split]["distinct"] = None  # a split the run was not evaluated on
             if report.is_file():
                 scored = json.loads(report.read_text())
-                texts = [o["prediction"].strip() for o in scored.get("outputs", [])]
+                texts = [o["prediction"] for o in scored.get("outputs", [])]
                 row[split]["distinct"] = scored.get("distinct", texts and  # older runs: counted
-                                                    100 * len(set(texts)) / len(texts))
+                                                    distinct_share(texts))
         rows.append(row)
     summary = {"n": args.n, "splits": args.splits, "rows": rows}
     md = table(summary)

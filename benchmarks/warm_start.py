@@ -88,7 +88,7 @@ def run_side(model: str, folder: Path, out: Path, args: argparse.Namespace, tie:
         overrides.append(f"train.max_steps={args.limit}")
     run = occamtune.train(load_config(None, overrides), progress=False)
     test = run.metrics["test"]
-    use = costs(out, folder / "test.jsonl", 10**9, 8)  # does it read its source?
+    use = costs(occamtune.load(out), folder / "test.jsonl", 10**9, 8)  # does it read its source?
     return {**{k: test[k] for k in SCORES}, "mean_words": test.get("mean_words"),
             "distinct": test.get("distinct"), "source_gain": use["gain"],
             "parameters": count_parameters(run.model),

@@ -69,7 +69,7 @@ def load_seq2seq(path: str, tokenizer: Any, tie_encoder_decoder: bool = False) -
                                                                          decoder_model=decoder)
             model.config.tie_encoder_decoder = tie_encoder_decoder
             tie_halves(model)
-            own = dict(model.named_parameters())
+            own = {name for name, _ in model.named_parameters()}
             # what the checkpoint lacked (the cross-attention, an LM head's transform): the
             # optimizer gives these train.head_lr, as it gives the task head (train.loop)
             model.fresh_parameters = tuple(sorted(

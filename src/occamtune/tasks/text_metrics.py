@@ -37,7 +37,12 @@ def text_scores(references: list[list[str]], predictions: list[str]) -> dict[str
     out["bleu"] = float(sacrebleu.corpus_bleu(predictions, streams).score)
     out["chrf"] = float(sacrebleu.corpus_chrf(predictions, streams).score)
     out["mean_words"] = sum(len(p.split()) for p in predictions) / n
-    # a generator that has not learnt to read its source writes one text for all (its scores
-    # are then those of a fixed sentence): the share of distinct texts shows it
-    out["distinct"] = 100 * len({p.strip() for p in predictions}) / n
+    out["distinct"] = distinct_share(predictions)
     return out
+
+
+def distinct_share(predictions: list[str]) -> float:
+    """The percentage of the generated texts that differ from one another: a generator that has
+    not learnt to read its source writes one text for all (its scores are then those of a
+    fixed sentence)."""
+    return 100 * len({p.strip() for p in predictions}) / max(len(predictions), 1)
