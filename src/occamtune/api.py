@@ -54,13 +54,15 @@ def describe_data(config: RunConfig) -> dict[str, Any]:
     return describe_splits(get_task(config.task), config.data)
 
 
-def load(folder: str | Path) -> Predictor:
-    """Load a trained, compressed or exported model folder for prediction and evaluation."""
-    return Predictor(folder)
+def load(folder: str | Path, decoding: dict[str, Any] | None = None) -> Predictor:
+    """Load a trained, compressed or exported model folder for prediction and evaluation;
+    `decoding`: a generator's decoding settings instead of its run's, e.g.
+    `{"num_beams": 4, "no_repeat_ngram_size": 3}`."""
+    return Predictor(folder, decoding)
 
 
 def evaluate(folder: str | Path, split: str = "test", file: str | Path | None = None,
-             write: bool = True) -> dict[str, Any]:
+             write: bool = True, decoding: dict[str, Any] | None = None) -> dict[str, Any]:
     """Score a model folder on a split of the data it was trained on, or on any labelled file.
 
     Args:
@@ -68,12 +70,13 @@ def evaluate(folder: str | Path, split: str = "test", file: str | Path | None = 
         split: "train", "dev" or "test": the file recorded in the folder's `config.yaml`.
         file: a labelled file in the task's format (instead of `split`).
         write: also write `eval_<name>.json` and `eval_<name>.md` into the folder.
+        decoding: a generator's decoding settings instead of its run's (see `load`).
 
     Returns:
         The task's metrics (e.g. `f1` and a per-type table for NER), `data_bits`, `n`, and
         `files`: the reports written.
     """
-    predictor = load(folder)
+    predictor = load(folder, decoding)
     name = None
     if file is None:
         file, name = split_file(Path(folder), split), split
@@ -172,12 +175,13 @@ def export_gguf(folder: str | Path, output: str | Path, qtype: str = "q4_1",
 
 
 def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,
-          limits: Any = None) -> None:
+          limits: Any = None, decoding: dict[str, Any] | None = None) -> None:
     """Serve a model folder over HTTP: `POST /predict {"texts": [...]}`, `GET /health`;
-    `limits`: a `occamtune.serve.app.ServeLimits` (request size, texts, characters, sub-words)."""
+    `limits`: a `occamtune.serve.app.ServeLimits` (request size, texts, characters, sub-words);
+    `decoding`: a generator's decoding settings instead of its run's (see `load`)."""
     from occamtune.serve.app import serve as _serve
 
-    _serve(folder, host=host, port=port, limits=limits)
+    _serve(folder, host=host, port=port, limits=limits, decoding=decoding)
 
 
 def report(folder: str | Path) -> tuple[Path, Path]:

@@ -250,6 +250,26 @@ class GenerateConfig:
                 raise ConfigError(message)
 
 
+# the generate settings that only steer decoding: a trained generator's can change at inference
+DECODING = ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
+            "repetition_penalty")
+
+
+def decoding_settings(values: dict[str, Any]) -> dict[str, Any]:
+    """Decoding settings given at inference (`generate.KEY` without its section: values as
+    typed, text parsed as an override is), checked as a training config's are."""
+    fixed = [k for k in values if k not in DECODING]
+    if fixed:
+        allowed = dataclasses.fields(GenerateConfig)
+        what = ("are fixed by training" if all(k in {f.name for f in allowed} for k in fixed)
+                else "are not generate settings")
+        raise ConfigError(f"{', '.join('generate.' + k for k in fixed)} {what}; decoding "
+                          f"settings that can change: {', '.join('generate.' + k for k in DECODING)}")
+    parsed = {k: _parse_value(v) if isinstance(v, str) else v for k, v in values.items()}
+    config = from_dict(GenerateConfig, parsed, "generate.")
+    return {k: getattr(config, k) for k in values}
+
+
 @dataclass
 class RunConfig:
     """Everything a training run needs.

@@ -60,6 +60,10 @@ def evaluate(model: nn.Module, dataset: Any, features: list[Any], batch_size: in
     metrics = task.score(gold, preds.labels)
     metrics["data_bits"] = task.data_bits(gold, preds, model.head_config.labels)
     metrics["n"] = len(gold)
+    if task.generative:  # the scores depend on them, and they may differ from the run's
+        from occamtune.config import DECODING
+
+        metrics["decoding"] = {k: model.head_config.extra[k] for k in DECODING}
     return metrics
 
 
@@ -129,7 +133,9 @@ class Predictor:
     `occamtune.load("runs/ner").predict(["some text"])`
     """
 
-    def __init__(self, folder: str | Path) -> None:
+    def __init__(self, folder: str | Path, decoding: dict[str, Any] | None = None) -> None:
+        """`decoding`: a generator's decoding settings for this use instead of its run's
+        (`generate` keys such as `num_beams`, `no_repeat_ngram_size`)."""
         from occamtune.models import check_max_length, load_model
 
         self.folder = Path(folder)
@@ -137,6 +143,16 @@ class Predictor:
         self.task = get_task(self.meta.head.task)
         self.data = _with_reading_settings(self.meta.data_config(), self.folder)
         check_max_length(self.model, self.data.max_length, folder)
+        if decoding:
+            self._set_decoding(decoding)
+
+    def _set_decoding(self, decoding: dict[str, Any]) -> None:
+        from occamtune.config import decoding_settings
+
+        if not self.task.generative:
+            raise ConfigError(f"decoding settings ({', '.join(decoding)}) are for generated text; "
+                              f"{self.folder} is a {self.task.name} model")
+        self.model.head_config.extra.update(decoding_settings(decoding))
 
     @property
     def labels(self) -> list[str]:

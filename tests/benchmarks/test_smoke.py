@@ -23,7 +23,8 @@ pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
-SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "families", "generation",
+SCRIPTS = {"ablations", "artifact_bits", "candidates", "compression", "decoding", "families",
+           "generation",
            "generation_shrink", "generation_speed", "gptq_layers", "mdl", "nbits", "refit",
            "seq2seq_compress", "shrink", "source_use", "tasks", "throughput", "vs_hf",
            "warm_start"}  # each has a test below
@@ -289,6 +290,20 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
         assert use[split]["n"] == 3 and use[split]["bits"] > 0 and use[split]["rotated_bits"] > 0
         assert use[split]["gain"] == pytest.approx(100 * (1 - use[split]["bits"] / use[split]["rotated_bits"]))
     assert use["dev"]["distinct"] is None and 0 < use["test"]["distinct"] <= 100  # eval_test.json
+    # decoding settings given at inference, on two sides: greedy is what the runs scored
+    runs = [b.work / "warm_start" / name for name in (names[0], names[2])]
+    b.run("decoding", *map(str, runs), "--setting", "greedy:num_beams=1",
+          "--setting", "beams:num_beams=2,no_repeat_ngram_size=2")
+    decoded = b.results_of("decoding")["runs"]
+    assert list(decoded) == [names[0], names[2]]
+    for name, record in decoded.items():
+        greedy, beams = record["settings"]["greedy"], record["settings"]["beams"]
+        assert greedy["test"]["rougeL"] == pytest.approx(sides[name]["rougeL"])
+        assert beams["decoding"] == {"num_beams": "2", "no_repeat_ngram_size": "2"}
+        low, high = beams["vs_first"]["rougeL"]["ci95"]
+        assert low <= beams["vs_first"]["rougeL"]["diff"] <= high
+        assert record["chosen_on_dev"] in ("greedy", "beams")
+        assert all(0 <= r[split]["repeated"] <= 100 for r in (greedy, beams) for split in ("dev", "test"))
 
 
 def test_generation(tmp_path: Path) -> None:

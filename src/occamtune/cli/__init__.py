@@ -7,7 +7,13 @@ import json
 import sys
 from typing import Any
 
-from occamtune.cli.options import Parser, add_config_options, config_overrides
+from occamtune.cli.options import (
+    Parser,
+    add_config_options,
+    add_decoding_options,
+    config_overrides,
+    decoding_options,
+)
 from occamtune.errors import ConfigError, OccamError
 from occamtune.gguf_writer import QTYPES as GGUF_TYPES
 
@@ -62,7 +68,8 @@ def _evaluate(args: argparse.Namespace) -> int:
     from occamtune.models import read_meta
     from occamtune.tasks import get_task
 
-    metrics = evaluate(args.model, split=args.split, file=args.file)
+    metrics = evaluate(args.model, split=args.split, file=args.file,
+                       decoding=decoding_options(args))
     task = get_task(read_meta(args.model).head.task)
     # the full report (per type, per class) for the person; the JSON line for scripts
     print(task.render(metrics, str(metrics["file"])), file=sys.stderr)
@@ -80,7 +87,7 @@ def _predict(args: argparse.Namespace) -> int:
     from occamtune.api import load
     from occamtune.cli.predict_io import predict_command
 
-    return predict_command(load(args.model), args)
+    return predict_command(load(args.model, decoding_options(args)), args)
 
 
 def _compress(args: argparse.Namespace) -> int:
@@ -121,7 +128,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     limits = ServeLimits(max_body_bytes=args.max_body_bytes, max_texts=args.max_texts,
                          max_chars=args.max_chars, max_tokens=args.max_tokens)
-    serve(args.model, host=args.host, port=args.port, limits=limits)
+    serve(args.model, host=args.host, port=args.port, limits=limits,
+          decoding=decoding_options(args))
     return 0
 
 
@@ -166,6 +174,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "dev", "test"],
                    help="a split of the data the model was trained on (default: test)")
     p.add_argument("--file", help="a labelled file in the task's format, instead of a split")
+    add_decoding_options(p)
     p.set_defaults(func=_evaluate)
 
     p = sub.add_parser("predict", help="predict on texts, or annotate a file of the task's format",
@@ -178,6 +187,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a file of the task's format (e.g. CoNLL): written back with a predicted "
                         "label column")
     p.add_argument("--output", help="write here instead of standard output")
+    add_decoding_options(p)
     p.set_defaults(func=_predict)
 
     p = sub.add_parser("compress", help="apply a compression pipeline and write a packed artifact")
@@ -231,6 +241,7 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--max-chars", type=int, default=20_000, help="characters per text")
     limits.add_argument("--max-tokens", type=int, default=50_000,
                         help="sub-words over all texts of a request")
+    add_decoding_options(p)
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("data", help="show what the readers see in a data folder or file",

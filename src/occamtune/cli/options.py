@@ -14,7 +14,7 @@ import argparse
 import re
 from typing import Any
 
-from occamtune.config import config_keys, nearest_keys
+from occamtune.config import DECODING, config_keys, nearest_keys
 from occamtune.errors import ConfigError
 
 # short flag -> config key: the settings people change most
@@ -26,6 +26,7 @@ SHORT = {
     "max-dev": "data.max_dev", "max-test": "data.max_test", "dev-fraction": "data.dev_fraction",
 }
 DEST = "cfg:"  # namespace attributes holding config values start with this
+DECODE = "decode:"  # and those holding decoding settings given at inference
 OVERRIDE = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_]\w*)*=")
 
 
@@ -67,6 +68,23 @@ def add_config_options(parser: argparse.ArgumentParser, choices: dict[str, list[
         groups[section].add_argument(f"--{key}", dest=DEST + key, default=argparse.SUPPRESS,
                                      metavar="VALUE", choices=choices.get(key),
                                      help=f"{k.doc} (default: {_default(k.default)})")
+
+
+def add_decoding_options(parser: argparse.ArgumentParser) -> None:
+    """`--generate.KEY VALUE` for each decoding setting: a text generator's, for this use
+    instead of its run's (the other generate settings are fixed by training)."""
+    keys = {k.key: k for k in config_keys()}
+    group = parser.add_argument_group("decoding of a text generator (default: its run's settings)")
+    for name in DECODING:
+        group.add_argument(f"--generate.{name}", dest=DECODE + name, default=argparse.SUPPRESS,
+                           metavar="VALUE", help=keys["generate." + name].doc)
+
+
+def decoding_options(args: argparse.Namespace) -> dict[str, str] | None:
+    """The decoding settings given on the line (None: the run's own)."""
+    given = {name[len(DECODE):]: value for name, value in vars(args).items()
+             if name.startswith(DECODE)}
+    return given or None
 
 
 def config_overrides(args: argparse.Namespace, extras: list[str], parser: argparse.ArgumentParser

@@ -12,9 +12,10 @@ import numpy as np
 import torch
 from torch import nn
 
+from occamtune.config import DECODING
 from occamtune.models.families import find_family
 from occamtune.tasks import Predictions
-from occamtune.tasks.generate import DECODING, IGNORE, GenerateTask
+from occamtune.tasks.generate import IGNORE, GenerateTask
 
 
 class _HeadAsOutput(nn.Module):

@@ -104,8 +104,10 @@ class BodyLimit:
         await JSONResponse({"detail": detail}, status_code=413)(scope, receive, send)
 
 
-def create_app(folder: str | Path, limits: ServeLimits | None = None) -> Any:
-    """A FastAPI app around one loaded model."""
+def create_app(folder: str | Path, limits: ServeLimits | None = None,
+               decoding: dict[str, Any] | None = None) -> Any:
+    """A FastAPI app around one loaded model (`decoding`: a generator's settings instead of
+    its run's)."""
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import HTMLResponse, JSONResponse
@@ -115,7 +117,7 @@ def create_app(folder: str | Path, limits: ServeLimits | None = None) -> Any:
     from occamtune.serve.pages import docs_html, request_error
 
     limits = limits or ServeLimits()
-    predictor = Predictor(folder)
+    predictor = Predictor(folder, decoding)
     # no CDN-loaded Swagger UI (blank offline): /docs is our own page; the schema names the
     # task only, no path of this machine
     app = FastAPI(title="occamtune", description=f"a {predictor.task.name} model",
@@ -213,7 +215,7 @@ def _predict_each(predictor: Any, texts: list[str], good: list[int],
 
 
 def serve(folder: str | Path, host: str = "127.0.0.1", port: int = 8000,
-          limits: ServeLimits | None = None) -> None:
+          limits: ServeLimits | None = None, decoding: dict[str, Any] | None = None) -> None:
     import uvicorn
 
-    uvicorn.run(create_app(folder, limits), host=host, port=port)
+    uvicorn.run(create_app(folder, limits, decoding), host=host, port=port)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from occamtune.config import DECODING
 from occamtune.data.encode import IGNORE
 from occamtune.errors import ConfigError, ModelError
 from occamtune.io import note
@@ -28,8 +29,6 @@ from occamtune.tasks.tables import md_table
 LOGIT_FLOOR = -1e4  # the logit of a token a trimmed vocabulary cannot write
 SUMMARIZE = "Summarize the following text in one sentence."
 ANSWER = "\n\nSummary:"  # the prompt's end for a model without a chat template
-DECODING = ("max_new_tokens", "num_beams", "length_penalty", "no_repeat_ngram_size",
-            "repetition_penalty")
 _SOURCE = "\ue000"  # a private-use character marks where the source goes in the template
 
 
@@ -237,9 +236,13 @@ class GenerateTask(Task):
             (f"ROUGE-L **{metrics['rougeL']:.2f}** (rouge-score, stemmed, best over the "
              f"references); BLEU {metrics['bleu']:.2f} and chrF {metrics['chrf']:.2f} "
              f"(sacrebleu). Generated texts average {metrics['mean_words']:.1f} words; "
-             f"{metrics['distinct']:.0f}% of them are distinct. Data code "
-             f"length {metrics['data_bits']:.0f} bits over {metrics['n']} examples (the "
-             "references' sub-words under teacher forcing)."),
+             f"{metrics['distinct']:.0f}% of them are distinct"
+             + (f", {metrics['repeated']:.1f}% of their word trigrams repeat one of the same "
+                "text" if "repeated" in metrics else "")
+             + f". Data code length {metrics['data_bits']:.0f} bits over {metrics['n']} "
+             "examples (the references' sub-words under teacher forcing)."),
+            *([f"Decoding: {_decoding_text(metrics['decoding'])}."] if "decoding" in metrics
+              else []),
             md_table(["score", "points"], rows),
             "## The first generated texts (all of them are in the JSON file)",
             *examples,
@@ -258,6 +261,18 @@ class GenerateTask(Task):
     def probe_vectors(self, batches: Iterable[tuple[list[int], torch.Tensor, dict]],
                       features: list[Any], dataset: Any) -> tuple[list[np.ndarray], list[np.ndarray]]:
         raise ConfigError("a linear probe needs a label set; the generate task writes text")
+
+
+def _decoding_text(decoding: dict[str, Any]) -> str:
+    beams = decoding["num_beams"]
+    parts = ["greedy" if beams == 1 else
+             f"beam search, {beams} beams, length penalty {decoding['length_penalty']}",
+             f"at most {decoding['max_new_tokens']} new sub-words"]
+    if decoding["no_repeat_ngram_size"]:
+        parts.append(f"no repeated {decoding['no_repeat_ngram_size']}-gram")
+    if decoding["repetition_penalty"] != 1:
+        parts.append(f"repetition penalty {decoding['repetition_penalty']}")
+    return ", ".join(parts)
 
 
 def _cell(text: str) -> str:

@@ -38,7 +38,21 @@ def text_scores(references: list[list[str]], predictions: list[str]) -> dict[str
     out["chrf"] = float(sacrebleu.corpus_chrf(predictions, streams).score)
     out["mean_words"] = sum(len(p.split()) for p in predictions) / n
     out["distinct"] = distinct_share(predictions)
+    out["repeated"] = repeated_share(predictions)
     return out
+
+
+def repeated_share(predictions: list[str], n: int = 3) -> float:
+    """The percentage of the generated texts' word n-grams that repeat an earlier n-gram of the
+    same text (Welleck et al. 2020's "seq-rep-n", pooled over the texts): a text that says
+    the same thing twice. Counted here: neither rouge-score nor sacrebleu reports it."""
+    total = repeats = 0
+    for text in predictions:
+        words = text.lower().split()
+        grams = [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+        total += len(grams)
+        repeats += len(grams) - len(set(grams))
+    return 100 * repeats / max(total, 1)
 
 
 def distinct_share(predictions: list[str]) -> float:

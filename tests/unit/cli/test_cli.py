@@ -40,6 +40,11 @@ def test_evaluate_split_and_file(run_dir: Path, capsys, conll_tiny) -> None:
     assert main(["evaluate", str(run_dir), "--file", str(conll_tiny / "test.txt")]) == 0
 
 
+def test_decoding_settings_are_refused_for_a_tagger(run_dir: Path, capsys) -> None:
+    assert main(["predict", str(run_dir), "Paris .", "--generate.num_beams", "2"]) == 2
+    assert "decoding settings (num_beams) are for generated text" in capsys.readouterr().err
+
+
 def test_predict_text_gives_spans_with_offsets(run_dir: Path, capsys) -> None:
     text = "John Smith visited Paris on Monday ."
     assert main(["predict", str(run_dir), text]) == 0

@@ -14,13 +14,13 @@ import torch
 
 from occamtune import inference
 from occamtune.compress import CompressContext, compress, load_artifact, save_artifact
-from occamtune.config import DataConfig, ModelConfig, RunConfig
+from occamtune.config import DECODING, DataConfig, GenerateConfig, ModelConfig, RunConfig
 from occamtune.errors import ConfigError, DataError, ModelError
 from occamtune.models import HeadConfig, build_model, load_model, load_tokenizer, save_model
 from occamtune.models.generation import generate_texts, target_nll
 from occamtune.tasks import get_task
 from occamtune.tasks.generate import IGNORE
-from occamtune.tasks.text_metrics import text_scores
+from occamtune.tasks.text_metrics import repeated_share, text_scores
 from tests.fixtures.tiny_decoders import tiny_decoder_dir, tiny_gpt2_dir, tiny_llama_dir
 from tests.fixtures.tiny_models import batches_context, tiny_finetune
 from tests.unit.compress.test_contract import CASES
@@ -101,6 +101,9 @@ def test_scores_come_from_rouge_score_and_sacrebleu() -> None:
     refs = [["a b."], ["c d."], ["e f."], ["g h."]]
     assert text_scores(refs, ["a b."] * 4)["distinct"] == 25
     assert text_scores(refs, ["a b.", "c d.", "a b. ", "x"])["distinct"] == 75
+    # a text that says the same thing twice: trigrams "a b c", "b c a", "c a b", "a b c"
+    assert repeated_share(["a b c a b c"]) == 25 and repeated_share(["A b c", "a b c"]) == 0
+    assert text_scores([["a b c"]], ["a b c a b c"])["repeated"] == 25
 
 
 # --- models -------------------------------------------------------------------------------------
@@ -298,6 +301,40 @@ def test_a_trained_run_scores_predicts_and_streams(run_dir: Path) -> None:
     streamed = TestClient(create_app(onnx)).post("/stream", json={"text": res["text"]})
     assert [json.loads(line[len("data: "):]) for line in streamed.text.splitlines()
             if line.startswith("data: ")] == events
+
+
+def test_decoding_can_change_at_inference(run_dir: Path, capsys) -> None:
+    """`evaluate` / `predict` / `serve` with `--generate.KEY VALUE`: this use decodes so, the
+    run keeps its own settings, and the report says which were used."""
+    import occamtune
+    from occamtune.cli import main
+    from occamtune.models.generation import decoding
+
+    report = json.loads((run_dir / "eval_test.json").read_text())
+    trained = report["decoding"]
+    assert trained == {**{k: getattr(GenerateConfig(), k) for k in DECODING}, "max_new_tokens": 6}
+    one = occamtune.evaluate(run_dir, split="test", write=False, decoding={"max_new_tokens": 1})
+    assert one["decoding"]["max_new_tokens"] == 1
+    # greedy: the first sub-word of each text the run's 6 allowed
+    for short, full in zip(one["outputs"], report["outputs"]):
+        assert full["prediction"].startswith(short["prediction"])
+        assert len(short["prediction"]) < len(full["prediction"])
+    beams = occamtune.load(run_dir, {"num_beams": "3", "no_repeat_ngram_size": 2})
+    settings = decoding(beams.model)
+    assert settings["num_beams"] == 3 and settings["no_repeat_ngram_size"] == 2
+    assert decoding(occamtune.load(run_dir).model)["num_beams"] == 1  # the run is unchanged
+    # the CLI: the report names the settings; a bad value or a fixed setting exits 2
+    assert main(["evaluate", str(run_dir), "--split", "dev", "--generate.num_beams", "2",
+                 "--generate.repetition_penalty", "1.3"]) == 0
+    err = capsys.readouterr().err
+    assert "Decoding: beam search, 2 beams" in err and "repetition penalty 1.3" in err
+    assert json.loads((run_dir / "eval_dev.json").read_text())["decoding"]["num_beams"] == 2
+    assert main(["predict", str(run_dir), "a text", "--generate.num_beams", "0"]) == 2
+    assert "generate.num_beams must be >= 1, got 0" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match="generate.instruction are fixed by training"):
+        occamtune.load(run_dir, {"instruction": "Shorten."})
+    with pytest.raises(ConfigError, match="generate.beams are not generate settings"):
+        occamtune.load(run_dir, {"beams": 2})
 
 
 def test_a_translation_run_reads_a_parallel_file_as_it_was_trained(tmp_path: Path) -> None:
