@@ -8,7 +8,9 @@ SmolLM2 fine-tuned on a SciTLDR-A slice). In one run: the fine-tuned model writt
 (`occamtune export --gguf q4_1`, llama.cpp's format; its size is the anchor, its quality is not
 measured here: llama-cpp-python is not installed on this machine), the packaged SmolLM2 Q4_1 file
 (98 MB), then `occamtune.shrink` with a tolerance of --max-drop ROUGE-L points on the run's dev
-split, its choice confirmed once on test.
+split, its choice confirmed once on test. With --no-gguf (a base llama.cpp cannot run, such
+as the warm-started encoder-decoder of `benchmarks/warm_start.py`) there is no GGUF anchor, and
+the choice is measured against the fine-tuned float32 safetensors alone.
 
 The search space (--space) is small on purpose: each candidate of a 135M-parameter generator
 costs a compression and a generation pass over dev. Its default holds what the byte count
@@ -40,6 +42,10 @@ def main() -> None:
     p.add_argument("--base", default=str(ROOT / "benchmarks" / "work" / "generation" / "scitldr-occamtune"))
     p.add_argument("--max-drop", type=float, default=1.0)
     p.add_argument("--trials", type=int, default=2)
+    p.add_argument("--budget-min", type=float, default=None,
+                   help="search for this many minutes instead of --trials trials")
+    p.add_argument("--no-gguf", action="store_true",
+                   help="no GGUF Q4_1 anchor: for a base llama.cpp cannot run (an encoder-decoder)")
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--anchor", default="smollm2", help="the packaged GGUF file ('' for none)")
     p.add_argument("--output", default=None,
@@ -65,14 +71,17 @@ def main() -> None:
         raise SystemExit(f"no run at {base}: run `python -m benchmarks.generation` first, or give "
                          "--base RUN (a SmolLM2 generate run)")
     out.mkdir(parents=True, exist_ok=True)
-    gguf = occamtune.export_gguf(base, out / "base.q4_1.gguf", qtype="q4_1", overwrite=True)
+    gguf = {} if args.no_gguf else occamtune.export_gguf(base, out / "base.q4_1.gguf",
+                                                         qtype="q4_1", overwrite=True)
     anchor = Path(resolve_model(args.anchor)) if args.anchor else None
     start = time.perf_counter()
-    budget = {"budget_seconds": 0.0} if args.no_new_trials else {"budget_trials": args.trials}
+    budget = ({"budget_seconds": 0.0} if args.no_new_trials
+              else {"budget_seconds": 60 * args.budget_min} if args.budget_min
+              else {"budget_trials": args.trials})
     result = occamtune.shrink(base, out / "search", max_drop=args.max_drop,
                               space=parse_space(args.space), progress=False, **budget)
     s = result.summary
-    q4 = (out / "base.q4_1.gguf").stat().st_size
+    q4 = None if args.no_gguf else (out / "base.q4_1.gguf").stat().st_size
     chosen = s.get("chosen_bytes")
     summary = {
         "base": str(base), "base_bytes": s["base_bytes"],
@@ -83,7 +92,8 @@ def main() -> None:
         "chosen_pipeline": s.get("chosen_pipeline"), "chosen_bytes": chosen,
         "chosen_dev_rougeL": s.get("chosen_dev_metric"),
         "chosen_test_rougeL": s.get("chosen_test_metric"),
-        "x_smaller_than_q4_1": q4 / chosen if chosen else None,
+        "x_smaller_than_q4_1": q4 / chosen if chosen and q4 else None,
+        "x_smaller_than_fp32": s["base_bytes"] / chosen if chosen else None,
         "trials": s.get("trials"), "failures": s.get("failures", []),
         "candidates": measured_candidates(out / "search"),
         "pruned": pruned_trials(out / "search" / "study.db"), "max_drop": args.max_drop,
@@ -154,21 +164,24 @@ def table(summary: dict) -> str:
     lines = [
         "| model | bytes | dev ROUGE-L | test ROUGE-L |", "|---|---|---|---|",
         f"| fine-tuned float32 | {s['base_bytes']:,} | {f(s['base_dev_rougeL'])} | {f(s['base_test_rougeL'])} |",
-        (f"| fine-tuned, GGUF Q4_1 (`occamtune export --gguf q4_1`{q4_how}) | "
-         f"{s['base_q4_1_bytes']:,} | {f(q4.get('dev', {}).get('rougeL'))} | "
-         f"{f(q4.get('test', {}).get('rougeL'))} |"),
+        *([(f"| fine-tuned, GGUF Q4_1 (`occamtune export --gguf q4_1`{q4_how}) | "
+           f"{s['base_q4_1_bytes']:,} | {f(q4.get('dev', {}).get('rougeL'))} | "
+           f"{f(q4.get('test', {}).get('rougeL'))} |")] if s["base_q4_1_bytes"] else []),
         *(f"| fine-tuned, GGUF {qtype} (`occamtune export --gguf {qtype}`, run by llama.cpp) | "
           f"{r['bytes']:,} | {f(r.get('dev', {}).get('rougeL'))} | "
           f"{f(r.get('test', {}).get('rougeL'))} |" for qtype, r in scored.items() if qtype != "q4_1"),
-        f"| packaged SmolLM2 GGUF Q4_1 (pretrained) | {f(s['packaged_gguf_bytes'], 0)} | | |",
+        *([f"| packaged SmolLM2 GGUF Q4_1 (pretrained) | {f(s['packaged_gguf_bytes'], 0)} | | |"]
+          if s["packaged_gguf"] else []),
         (f"| shrink's choice `{s['chosen_pipeline']}` | {f(s['chosen_bytes'], 0)} | "
          f"{f(s['chosen_dev_rougeL'])} | {f(s['chosen_test_rougeL'])} |"),
         *(f"| measured `{c['pipeline']}` | {c['bytes']:,} | {c['dev_f1']:.2f} "
           f"(drop {c['dev_drop']:.2f}) | |" for c in s["candidates"]
           if c["pipeline"] != s["chosen_pipeline"]),
         "",
-        (f"Choice: {f(s['x_smaller_than_q4_1'], 1)}x smaller than the fine-tuned model's Q4_1 "
-         f"file; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
+        (f"Choice: {f(s.get('x_smaller_than_fp32'), 1)}x smaller than the fine-tuned float32"
+         + (f", {f(s['x_smaller_than_q4_1'], 1)}x than its Q4_1 file" if s["base_q4_1_bytes"]
+            else "")
+         + f"; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
          f"{s['search_wall_s'] / 60:.0f} min."),
         *(f"Trial {x['trial']} failed (`{x['pipeline']}`): {x['reason']}"
           for x in s.get("failures") or []),

@@ -10,7 +10,9 @@ fine-tuned on 600 SciTLDR-A examples for 4 epochs, the new cross-attention at it
 Besides ROUGE, each model's test references' code length under teacher forcing (`data_bits`,
 as `evaluate` reports it), the share of its texts that are distinct, and its source gain (the
 share of that cost the own sources save against another example's, `benchmarks/source_use.py`)
-say whether it still reads its source. Each --pipeline is run by
+say whether it still reads its source; each compressed model's test ROUGE-L is compared with
+the fine-tuned model's on the same examples (`benchmarks.generation.paired`: the gap with its
+95% paired bootstrap interval). Each --pipeline is run by
 `occamtune.compress_run` on it, one after the other (the methods that train do so on the run's
 training file and learning rate, for the epochs the pipeline gives), and the artifact is scored
 on the run's dev and test files with the run's decoding settings. Bytes are the packed
@@ -35,6 +37,7 @@ import re
 import time
 from pathlib import Path
 
+from benchmarks.generation import paired
 from benchmarks.results_io import write_results
 from benchmarks.source_use import costs, run_config
 from benchmarks.vs_hf import peak_rss_mb
@@ -72,9 +75,16 @@ def main() -> None:
 
     test_file = Path(run_config(base)["data"]["path"]) / "test.jsonl"
 
+    texts: list[list[str]] = []  # each row's test texts, in the rows' order
+
     def scored(name: str, folder: Path, nbytes: int, **extra: object) -> dict:
-        test = scores(occamtune.evaluate(folder, split="test", write=False))
+        metrics = occamtune.evaluate(folder, split="test", write=False)
+        test = scores(metrics)
         test["source_gain"] = costs(occamtune.load(folder), test_file, 10**9, 8)["gain"]
+        texts.append([o["prediction"] for o in metrics["outputs"]])
+        if len(texts) > 1:  # against the fine-tuned model's texts, on the same examples
+            test["vs_fp32"] = paired([o["references"] for o in metrics["outputs"]], texts[-1],
+                                     texts[0], names=("compressed", "fp32"))
         return {"pipeline": name, "folder": str(folder), "bytes": nbytes,
                 "dev": scores(occamtune.evaluate(folder, split="dev", write=False)),
                 "test": test, **extra}
@@ -110,14 +120,18 @@ def table(summary: dict) -> str:
     rows = summary["rows"]
     fp32 = rows[0]["bytes"]
     head = ("| model | bytes | x smaller | test code length, kbit | dev ROUGE-L | test ROUGE-L | "
-            "test chrF | distinct test texts % | source gain % | compress min |")
-    lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
+            "vs fp32, 95% interval | test chrF | distinct test texts % | source gain % | "
+            "compress min |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wall = r.get("compress_wall_s")
+        gap = r["test"].get("vs_fp32", {}).get("rougeL")
+        gap_text = f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}]" if gap else ""
         lines.append(
             f"| `{r['pipeline']}` | {r['bytes']:,} | {fp32 / r['bytes']:.2f} | "
             f"{r['test']['data_bits'] / 1000:.1f} | "
-            f"{r['dev']['rougeL']:.2f} | {r['test']['rougeL']:.2f} | {r['test']['chrf']:.2f} | "
+            f"{r['dev']['rougeL']:.2f} | {r['test']['rougeL']:.2f} | {gap_text} | "
+            f"{r['test']['chrf']:.2f} | "
             f"{r['test']['distinct']:.0f} | {r['test']['source_gain']:.2f} | "
             f"{'' if wall is None else f'{wall / 60:.1f}'} |")
     return "\n".join(lines) + "\n"

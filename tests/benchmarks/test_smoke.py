@@ -271,6 +271,10 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert rows[1]["bytes"] < rows[0]["bytes"] and rows[3]["bytes"] < rows[2]["bytes"]
     assert all(0 < r["test"]["distinct"] <= 100 and math.isfinite(r["dev"]["rougeL"]) for r in rows)
     assert all(math.isfinite(r["test"]["source_gain"]) for r in rows)  # ONNX rows too
+    assert "vs_fp32" not in rows[0]["test"]  # every other row against it, on the same examples
+    for r in rows[1:]:
+        low, high = r["test"]["vs_fp32"]["rougeL"]["ci95"]
+        assert low <= r["test"]["vs_fp32"]["rougeL"]["diff"] <= high
     # its tokens/s: the run and the artifact in torch, the artifact's int8 export in ONNX Runtime
     artifact = rows[1]["folder"]
     b.run("generation_speed", str(b.work / "warm_start" / "minilm2minilm"), "--artifact", artifact,
@@ -304,6 +308,17 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
         assert low <= beams["vs_first"]["rougeL"]["diff"] <= high
         assert record["chosen_on_dev"] in ("greedy", "beams")
         assert all(0 <= r[split]["repeated"] <= 100 for r in (greedy, beams) for split in ("dev", "test"))
+    # the shrink search on the BERT2BERT side: no GGUF anchor, the codebook left out
+    b.run("generation_shrink", "--base", str(runs[0]), "--no-gguf", "--anchor", "", "--trials",
+          "2", "--output", str(b.work / "b2b_shrink"), "--space", "distill_layers=1",
+          "heads=0.0", "ffn=0.0", "sparsity=0.0", "lowrank_energy=0.0", "vocab_trim=false",
+          "codebook=false,true", "bits=4", "group_size=16", "quant_epochs=0", "prune_epochs=0",
+          "--name", "b2b_shrink")
+    shrunk = b.results_of("b2b_shrink")
+    assert shrunk["base_q4_1_bytes"] is None and shrunk["failures"] == []
+    assert "codebook" not in "".join(c["pipeline"] for c in shrunk["candidates"])
+    if shrunk["chosen_bytes"]:
+        assert shrunk["x_smaller_than_fp32"] == shrunk["base_bytes"] / shrunk["chosen_bytes"] > 1
 
 
 def test_generation(tmp_path: Path) -> None:

@@ -115,6 +115,12 @@ class CompressionConfig:
         return None
 
     @classmethod
+    def refuses(cls, model: Any) -> str | None:
+        """Why this method cannot run on `model` (None: it can); the shrink search then leaves
+        its steps out of the space rather than fail one trial after another on them."""
+        return None
+
+    @classmethod
     def level(cls, point: Point) -> float:
         """How far this method compresses at `point` (higher: further), for `level_rank`."""
         return 0.0

@@ -43,7 +43,7 @@ from occamtune.compress.base import (
 from occamtune.compress.grid import QuantCodes, quantize_tensor, set_to_codes
 from occamtune.compress.record import StepRecord
 from occamtune.compress.vocab import TrimmedEmbedding, embed_scale, trimmed_rank
-from occamtune.errors import ConfigError
+from occamtune.errors import ConfigError, ModelError
 from occamtune.models import TaskModel, family_of
 from occamtune.models.families import get_path, set_path
 
@@ -81,6 +81,14 @@ class CodebookConfig(CompressionConfig):
                       "dropped are product-quantization codes too, r / this many bytes a row "
                       "(0, or a rank it does not divide: they are quantized with the weights)."),
     )
+
+    @classmethod
+    def refuses(cls, model: Any) -> str | None:
+        try:
+            family_of(model.encoder, "codebook")
+        except ModelError as exc:
+            return str(exc)
+        return None
 
     dim: int = 4
     size: int = 256

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from occamtune.errors import ConfigError
-from occamtune.io import check_apart
+from occamtune.io import check_apart, note
 from occamtune.search import records as rec
 from occamtune.search.schedule import (
     DEFERRED_ATTR,
@@ -42,7 +42,13 @@ from occamtune.search.schedule import (
     defer_if_being_trained,
     queue_next,
 )
-from occamtune.search.space import RETRY_ATTR, SearchSpace, build_pipeline, suggest_params
+from occamtune.search.space import (
+    RETRY_ATTR,
+    SearchSpace,
+    build_pipeline,
+    refused_methods,
+    suggest_params,
+)
 from occamtune.search.trial import (
     Hopeless,
     Measure,
@@ -132,7 +138,10 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
                    "max_latency_ms": max_latency_ms, "runtime": runtime})
     teacher = load_teacher(run_folder)
     teacher.base = _base(teacher, out, m)
-    space = (space or SearchSpace()).for_teacher(teacher.num_layers)
+    refused = refused_methods(teacher.model)
+    for why in refused.values():
+        note(f"shrink: left out of the search: {why}")
+    space = (space or SearchSpace()).for_teacher(teacher.num_layers, tuple(refused))
     study = open_study(storage or f"sqlite:///{out.resolve()}/study.db", study_name or "shrink",
                        seed, space, teacher, max_drop, heartbeat_s, m.runtime)
     run_trial = _objective(teacher, space, out, m, poll_s=min(5.0, heartbeat_s))

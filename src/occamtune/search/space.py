@@ -74,18 +74,34 @@ class SearchSpace:
     def __repr__(self) -> str:
         return f"SearchSpace({', '.join(f'{k}={v!r}' for k, v in self.to_dict().items())})"
 
-    def for_teacher(self, num_layers: int) -> SearchSpace:
+    def for_teacher(self, num_layers: int, refused: tuple[str, ...] = ()) -> SearchSpace:
         """This space with the values the teacher can give (e.g. student depths below its
-        number of layers)."""
+        number of layers); the methods named in `refused` (`refused_methods`) switched off:
+        each of their sampled dimensions keeps its first value, which skips the step."""
         values = self.to_dict()
         for dim in search_dims().values():
             if dim.for_teacher is not None:
                 values[dim.name] = dim.for_teacher(values[dim.name], num_layers)
+        for method in search_methods():
+            if method.name not in refused:
+                continue
+            dims = [d for d in method.search_dims if d.sampled]
+            if dims and dims[0].default[0]:  # its switch's first value must be "off"
+                raise ConfigError(f"the search cannot leave {method.name!r} out: its first "
+                                  f"value of {dims[0].name!r} does not skip it")
+            for dim in dims:
+                values[dim.name] = dim.default[:1]
         return SearchSpace(**values)
 
     def size(self) -> int:
         """Number of distinct pipelines the sampler proposes (retries not counted)."""
         return sum(1 for _ in points(self))
+
+
+def refused_methods(model: Any) -> dict[str, str]:
+    """The search's methods that cannot run on `model`, each with its reason."""
+    reasons = {method.name: method.refuses(model) for method in search_methods()}
+    return {name: why for name, why in reasons.items() if why}
 
 
 def _field_value(dim: SearchDim, value: Any) -> Any:

@@ -329,3 +329,49 @@ def test_tying_halves_a_model_has_not_is_refused(tmp_path: Path) -> None:
                                  "generate.tie_encoder_decoder=true"])
         with pytest.raises(error, match=reason):
             pretrained_base(str(model), cfg, load_tokenizer(str(model), "generate"))
+
+
+def test_the_search_leaves_out_what_an_encoder_decoder_refuses(setup: dict[str, Any],
+                                                                tiny_model_dir: Path) -> None:
+    from occamtune.search.space import SearchSpace, refused_methods
+
+    refused = refused_methods(setup["model"])
+    assert list(refused) == ["codebook"] and "whole encoder-decoder" in refused["codebook"]
+    assert refused_methods(_tagger(tiny_model_dir)) == {}  # one stack: every method runs
+    space = SearchSpace().for_teacher(6, tuple(refused))
+    assert space.codebook == (False,) and space.vocab_trim == SearchSpace().vocab_trim
+
+
+def _tagger(folder: Path) -> Any:
+    tok = load_tokenizer(str(folder), "ner")
+    return build_model(str(folder), HeadConfig(task="ner", labels=["O", "B-X"]), tok)
+
+
+@pytest.mark.slow  # trials that train a tiny BERT2BERT: about half a minute
+def test_shrink_searches_a_warm_started_encoder_decoder(tmp_path: Path, tiny_model_dir: Path,
+                                                        capsys) -> None:
+    """`occamtune shrink` on a generator with two stacks: no trial fails on a method that
+    refuses them (codebook), and the choice is smaller and loads."""
+    import occamtune
+    from occamtune.config import load_config
+    from occamtune.search.space import SearchSpace
+
+    (tmp_path / "data").mkdir()
+    for split, n, seed in (("train", 16, 0), ("dev", 4, 1), ("test", 4, 2)):
+        write_pairs(tmp_path / "data" / f"{split}.jsonl", n, seed)
+    cfg = load_config(None, ["task=generate", f"data.path={tmp_path / 'data'}",
+                             f"model.name={tiny_model_dir}", f"output={tmp_path / 'run'}",
+                             "train.epochs=1", "train.batch_size=4", "data.max_length=96",
+                             "generate.max_new_tokens=6"])
+    occamtune.train(cfg, progress=False)
+    space = SearchSpace(distill_layers=(0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        ffn=(0.5,), bits=(4,), vocab_rank=(8,), codebook=(False, True))
+    result = occamtune.shrink(tmp_path / "run", tmp_path / "shrink", max_drop=100.0,
+                              budget_trials=3, space=space, progress=False)
+    assert "left out of the search: codebook: not supported" in capsys.readouterr().err
+    summary = result.summary
+    assert summary["trials"]["failed"] == 0 and summary["failures"] == []
+    assert all("codebook" not in r["pipeline"] for r in result.records)
+    assert summary["chosen_bytes"] < summary["base_bytes"]
+    [res] = occamtune.load(tmp_path / "shrink" / "chosen").predict(["the cat sat on a mat."])
+    assert isinstance(res["generated"], str)
