@@ -10,7 +10,8 @@ measured here: llama-cpp-python is not installed on this machine), the packaged 
 (98 MB), then `occamtune.shrink` with a tolerance of --max-drop ROUGE-L points on the run's dev
 split, its choice confirmed once on test. With --no-gguf (a base llama.cpp cannot run, such
 as the warm-started encoder-decoder of `benchmarks/warm_start.py`) there is no GGUF anchor, and
-the choice is measured against the fine-tuned float32 safetensors alone.
+the choice is measured against the fine-tuned float32 safetensors alone. The choice's test
+texts are compared with the run's on the same examples (a paired bootstrap interval).
 
 The search space (--space) is small on purpose: each candidate of a 135M-parameter generator
 costs a compression and a generation pass over dev. Its default holds what the byte count
@@ -101,6 +102,7 @@ def main() -> None:
         "space": args.space, "search_wall_s": s.get("search_wall_s", time.perf_counter() - start),
         "peak_rss_mb": peak_rss_mb(),
     }
+    summary["chosen_vs_base_test"] = vs_base(base, out / "search" / "chosen")
     if args.gguf_quality is not None:
         quality = {}
         for qtype in args.gguf_quality or ["q4_1"]:
@@ -113,6 +115,22 @@ def main() -> None:
     md = table(summary)
     write_results(args.name, summary, md)
     print(md)
+
+
+def vs_base(base: Path, chosen: Path) -> dict | None:
+    """The choice's test ROUGE-L minus the run's on the same examples, with
+    `benchmarks.generation.paired`'s 95% interval (from both folders' `eval_test.json`); None
+    without a choice."""
+    import json
+
+    from benchmarks.generation import paired
+
+    files = [folder / "eval_test.json" for folder in (base, chosen)]
+    if not all(f.is_file() for f in files):
+        return None
+    theirs, ours = (json.loads(f.read_text())["outputs"] for f in files)
+    return paired([o["references"] for o in ours], [o["prediction"] for o in ours],
+                  [o["prediction"] for o in theirs], names=("chosen", "base"))
 
 
 def gguf_quality(base: Path, gguf: Path, threads: int) -> dict:
@@ -161,6 +179,7 @@ def table(summary: dict) -> str:
     scored = s.get("base_gguf_quality") or {}
     q4 = scored.get("q4_1") or {}
     q4_how = ", run by llama.cpp" if "dev" in q4 else ""
+    gap = (s.get("chosen_vs_base_test") or {}).get("rougeL")
     lines = [
         "| model | bytes | dev ROUGE-L | test ROUGE-L |", "|---|---|---|---|",
         f"| fine-tuned float32 | {s['base_bytes']:,} | {f(s['base_dev_rougeL'])} | {f(s['base_test_rougeL'])} |",
@@ -183,6 +202,9 @@ def table(summary: dict) -> str:
             else "")
          + f"; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
          f"{s['search_wall_s'] / 60:.0f} min."),
+        *([(f"The choice minus the fine-tuned model on the same test examples: ROUGE-L "
+            f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}] (95% paired "
+            "bootstrap).")] if gap else []),
         *(f"Trial {x['trial']} failed (`{x['pipeline']}`): {x['reason']}"
           for x in s.get("failures") or []),
         *(f"Trial {x['trial']} dropped (`{x['pipeline']}`): {x['reason']}"

@@ -319,6 +319,8 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     assert "codebook" not in "".join(c["pipeline"] for c in shrunk["candidates"])
     if shrunk["chosen_bytes"]:
         assert shrunk["x_smaller_than_fp32"] == shrunk["base_bytes"] / shrunk["chosen_bytes"] > 1
+        gap = shrunk["chosen_vs_base_test"]["rougeL"]
+        assert gap["ci95"][0] <= gap["diff"] <= gap["ci95"][1]
 
 
 def test_generation(tmp_path: Path) -> None:
