@@ -388,16 +388,16 @@ PAGES = (
                     "python -m benchmarks.generation_speed benchmarks/work/warm_start/minilm2minilm "
                     "--artifact benchmarks/work/seq2seq_compress/distill-layers-3-epochs-2 "
                     "benchmarks/work/seq2seq_compress/distill-layers-3-epochs-2-structured-heads-"
-                    "0-25-ffn-0-5-epochs-2-vocab-rank-32 --artifact-onnx int8 --gguf --name "
+                    "0-25-ffn-0-5-epochs-2-vocab-rank-32 benchmarks/work/generation_shrink_b2b/"
+                    "search/chosen --artifact-onnx int8 --gguf --name "
                     "generation_speed_seq2seq_small",
-                    "The BERT2BERT above and two of its artifacts (3 of 6 decoder layers; the "
+                    "The BERT2BERT above and three of its artifacts (3 of 6 decoder layers; the "
                     "same with a quarter of the heads and half the neurons of both halves cut "
-                    "and the vocabulary trimmed), loaded as occamtune loads them and written "
-                    "by `occamtune export --weights int8`, beside the run's ONNX exports. Every "
-                    "side writes the same number of tokens, so the speeds do not depend on the "
-                    "weights. Measured on the earlier BERT2BERT and its artifacts, which wrote "
-                    "one fixed sentence each (see the warm start below): `agree` says whether "
-                    "it is the fp32 model's."),
+                    "and the vocabulary trimmed; the shrink search's 4-bit choice below), "
+                    "loaded as occamtune loads them and written by `occamtune export --weights "
+                    "int8`, beside the run's ONNX exports. Every side writes the same number of "
+                    "tokens, so the speeds do not depend on the weights; `agree` is the share "
+                    "of the 16 prompts whose untimed free-running text is the fp32 model's."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",
