@@ -180,6 +180,11 @@ def table(summary: dict) -> str:
     q4 = scored.get("q4_1") or {}
     q4_how = ", run by llama.cpp" if "dev" in q4 else ""
     gap = (s.get("chosen_vs_base_test") or {}).get("rougeL")
+    choice = "No choice within the tolerance"
+    if s["chosen_bytes"]:
+        choice = (f"Choice: {s['base_bytes'] / s['chosen_bytes']:.1f}x smaller than the "
+                  "fine-tuned float32" + (f", {f(s['x_smaller_than_q4_1'], 1)}x than its Q4_1 "
+                                          "file" if s["base_q4_1_bytes"] else ""))
     lines = [
         "| model | bytes | dev ROUGE-L | test ROUGE-L |", "|---|---|---|---|",
         f"| fine-tuned float32 | {s['base_bytes']:,} | {f(s['base_dev_rougeL'])} | {f(s['base_test_rougeL'])} |",
@@ -197,10 +202,7 @@ def table(summary: dict) -> str:
           f"(drop {c['dev_drop']:.2f}) | |" for c in s["candidates"]
           if c["pipeline"] != s["chosen_pipeline"]),
         "",
-        (f"Choice: {f(s.get('x_smaller_than_fp32'), 1)}x smaller than the fine-tuned float32"
-         + (f", {f(s['x_smaller_than_q4_1'], 1)}x than its Q4_1 file" if s["base_q4_1_bytes"]
-            else "")
-         + f"; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
+        (choice + f"; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
          f"{s['search_wall_s'] / 60:.0f} min."),
         *([(f"The choice minus the fine-tuned model on the same test examples: ROUGE-L "
             f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}] (95% paired "
