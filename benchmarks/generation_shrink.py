@@ -11,7 +11,8 @@ measured here: llama-cpp-python is not installed on this machine), the packaged 
 split, its choice confirmed once on test. With --no-gguf (a base llama.cpp cannot run, such
 as the warm-started encoder-decoder of `benchmarks/warm_start.py`) there is no GGUF anchor, and
 the choice is measured against the fine-tuned float32 safetensors alone. The choice's test
-texts are compared with the run's on the same examples (a paired bootstrap interval).
+texts are compared with the run's on the same examples (a paired bootstrap interval); with
+--export, so are those of its ONNX files.
 
 The search space (--space) is small on purpose: each candidate of a 135M-parameter generator
 costs a compression and a generation pass over dev. Its default holds what the byte count
@@ -45,6 +46,9 @@ def main() -> None:
     p.add_argument("--trials", type=int, default=2)
     p.add_argument("--budget-min", type=float, default=None,
                    help="search for this many minutes instead of --trials trials")
+    p.add_argument("--export", nargs="*", default=[], metavar="WEIGHTS",
+                   help="also write the choice by `occamtune export --weights WEIGHTS` (e.g. int4 "
+                        "int8) and score each file on dev and test")
     p.add_argument("--no-gguf", action="store_true",
                    help="no GGUF Q4_1 anchor: for a base llama.cpp cannot run (an encoder-decoder)")
     p.add_argument("--space", nargs="*", default=SPACE)
@@ -103,6 +107,8 @@ def main() -> None:
         "peak_rss_mb": peak_rss_mb(),
     }
     summary["chosen_vs_base_test"] = vs_base(base, out / "search" / "chosen")
+    summary["chosen_exports"] = {w: exported(base, out / "search" / "chosen", out / f"chosen.{w}", w)
+                                 for w in args.export if chosen}
     if args.gguf_quality is not None:
         quality = {}
         for qtype in args.gguf_quality or ["q4_1"]:
@@ -115,6 +121,18 @@ def main() -> None:
     md = table(summary)
     write_results(args.name, summary, md)
     print(md)
+
+
+def exported(base: Path, chosen: Path, folder: Path, weights: str) -> dict:
+    """The choice written by `occamtune export --weights WEIGHTS` into `folder`: its bytes (all
+    its ONNX files), its dev and test ROUGE-L, and its test texts against the run's."""
+    import occamtune
+
+    info = occamtune.export(chosen, folder, weights=weights, overwrite=True, exporter="torchscript")
+    scores = {split: occamtune.evaluate(folder, split=split) for split in ("dev", "test")}
+    return {"bytes": int(info["bytes"]), "nbits": info.get("nbits"),
+            **{f"{split}_rougeL": m["rougeL"] for split, m in scores.items()},
+            "vs_base_test": vs_base(base, folder)}
 
 
 def vs_base(base: Path, chosen: Path) -> dict | None:
@@ -171,6 +189,11 @@ def pruned_trials(db: Path) -> list[dict]:
             and "duplicate_of" not in t.user_attrs]  # a re-proposal is no new candidate
 
 
+def _gap(paired: dict) -> str:
+    gap = paired["rougeL"]
+    return f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}] against float32"
+
+
 def table(summary: dict) -> str:
     def f(v: float | None, d: int = 2) -> str:
         return "-" if v is None else f"{v:,.{d}f}"
@@ -179,7 +202,6 @@ def table(summary: dict) -> str:
     scored = s.get("base_gguf_quality") or {}
     q4 = scored.get("q4_1") or {}
     q4_how = ", run by llama.cpp" if "dev" in q4 else ""
-    gap = (s.get("chosen_vs_base_test") or {}).get("rougeL")
     choice = "No choice within the tolerance"
     if s["chosen_bytes"]:
         choice = (f"Choice: {s['base_bytes'] / s['chosen_bytes']:.1f}x smaller than the "
@@ -198,15 +220,17 @@ def table(summary: dict) -> str:
           if s["packaged_gguf"] else []),
         (f"| shrink's choice `{s['chosen_pipeline']}` | {f(s['chosen_bytes'], 0)} | "
          f"{f(s['chosen_dev_rougeL'])} | {f(s['chosen_test_rougeL'])} |"),
+        *(f"| the choice, `occamtune export --weights {w}` | {r['bytes']:,} | "
+          f"{r['dev_rougeL']:.2f} | {r['test_rougeL']:.2f} ({_gap(r['vs_base_test'])}) |"
+          for w, r in (s.get("chosen_exports") or {}).items()),
         *(f"| measured `{c['pipeline']}` | {c['bytes']:,} | {c['dev_f1']:.2f} "
           f"(drop {c['dev_drop']:.2f}) | |" for c in s["candidates"]
           if c["pipeline"] != s["chosen_pipeline"]),
         "",
         (choice + f"; max drop {s['max_drop']} ROUGE-L on dev; trials: {s['trials']}; search "
          f"{s['search_wall_s'] / 60:.0f} min."),
-        *([(f"The choice minus the fine-tuned model on the same test examples: ROUGE-L "
-            f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}] (95% paired "
-            "bootstrap).")] if gap else []),
+        *([(f"The choice on the same test examples: ROUGE-L "
+           f"{_gap(s['chosen_vs_base_test'])} (95% paired bootstrap).")] if s.get("chosen_vs_base_test") else []),
         *(f"Trial {x['trial']} failed (`{x['pipeline']}`): {x['reason']}"
           for x in s.get("failures") or []),
         *(f"Trial {x['trial']} dropped (`{x['pipeline']}`): {x['reason']}"

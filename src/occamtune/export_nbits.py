@@ -143,8 +143,9 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
 
     model = onnx.load(str(source))
     graph = model.graph
-    inits = {i.name: i for i in graph.initializer}
     index, report = _index(codes), NbitsReport()
+    _fold_transposed_weights(graph, index)
+    inits = {i.name: i for i in graph.initializer}
     nodes, added = [], {}
     for node in graph.node:
         new = _rewrite(node, inits, index, accuracy_level, added, report)
@@ -169,6 +170,44 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
     _short_names(model.graph)
     onnx.save(model, str(target))
     return report
+
+
+def _fold_transposed_weights(graph: Any, index: dict[tuple, QuantCodes]) -> None:
+    """`MatMul(x, Transpose(W))` with W a 2-D float constant that the model stores as codes
+    (in `index`) becomes `MatMul(x, W^T)` with W^T a constant of its own, so that the rewrite
+    sees the weight and writes those codes: an output layer tied to the word embeddings reads
+    the (V, H) table through a Transpose, and would otherwise stay a float matrix beside the
+    table's 4-bit codes (most of a small generator's bytes). A float W without codes keeps its
+    Transpose: rounded to 4 bits here, a tied output layer would lose what its 8-bit table
+    keeps. W stays for its other readers (the embedding's Gather); once it has none, the
+    quantizer's clean-up drops it."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    outputs = {o.name for o in graph.output}
+    dropped = set()
+    for node in graph.node:
+        if node.op_type != "Transpose" or node.input[0] not in inits:
+            continue
+        perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), [1, 0])
+        weight = inits[node.input[0]]
+        users = readers.get(node.output[0], [])
+        if (len(weight.dims) != 2 or perm != [1, 0] or weight.data_type != 1  # FLOAT
+                or node.output[0] in outputs or not users
+                or any(u.op_type != "MatMul" or u.input[0] == node.output[0] for u in users)):
+            continue
+        value = numpy_helper.to_array(weight)
+        if _key(value) not in index:
+            continue
+        graph.initializer.append(numpy_helper.from_array(value.T.copy(), node.output[0]))
+        dropped.add(id(node))
+    kept = [n for n in graph.node if id(n) not in dropped]
+    del graph.node[:]
+    graph.node.extend(kept)
 
 
 def _halve_exact(graph: Any) -> list[str]:

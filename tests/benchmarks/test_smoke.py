@@ -313,7 +313,7 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
           "2", "--output", str(b.work / "b2b_shrink"), "--space", "distill_layers=1",
           "heads=0.0", "ffn=0.0", "sparsity=0.0", "lowrank_energy=0.0", "vocab_trim=false",
           "codebook=false,true", "bits=4", "group_size=16", "quant_epochs=0", "prune_epochs=0",
-          "--name", "b2b_shrink")
+          "--name", "b2b_shrink", "--export", "int4")
     shrunk = b.results_of("b2b_shrink")
     assert shrunk["base_q4_1_bytes"] is None and shrunk["failures"] == []
     assert "codebook" not in "".join(c["pipeline"] for c in shrunk["candidates"])
@@ -321,6 +321,9 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
         assert shrunk["x_smaller_than_fp32"] == shrunk["base_bytes"] / shrunk["chosen_bytes"] > 1
         gap = shrunk["chosen_vs_base_test"]["rougeL"]
         assert gap["ci95"][0] <= gap["diff"] <= gap["ci95"][1]
+        int4 = shrunk["chosen_exports"]["int4"]  # its own 4-bit codes, scored as the choice is
+        assert int4["bytes"] > 0 and int4["nbits"]["exact"] > 0
+        assert int4["vs_base_test"]["rougeL"]["diff"] == pytest.approx(gap["diff"], abs=1e-6)
 
 
 def test_generation(tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ whose layers share one module is refused with the reason."""
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -108,6 +109,7 @@ def test_int8_and_a_4_bit_artifact_export_smaller(tied: dict[str, Any]) -> None:
     save_artifact(small, tied["tok"], root / "q4")
     info = export_run(root / "q4", root / "q4-onnx", weights="int4", notes=False)
     assert info["nbits"]["exact"] > 0 and info["nbits"]["rounded"] == 0  # its own codes
+    assert _float_tables(root / "q4-onnx" / "model.onnx", small) == []  # the tied head too
     q4, _, _ = load_model(root / "q4-onnx")
     assert _texts(q4, feats) == _texts(small, feats)
     assert target_nll(q4, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-3)
@@ -132,3 +134,15 @@ def test_a_trimmed_vocabulary_exports_and_writes_only_its_tokens(tied: dict[str,
     feats = tied["feats"][:4]
     assert _texts(onnx, feats) == _texts(small, feats)
     assert target_nll(onnx, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-4)
+
+
+def _float_tables(path: Path, model: Any) -> list[str]:
+    """The float32 constants of an ONNX file as large as the model's word-embedding table: a
+    tied output layer left in float beside the table's codes."""
+    import math
+
+    import onnx
+
+    size = model.encoder.get_input_embeddings().weight.numel()
+    return [i.name for i in onnx.load(str(path)).graph.initializer
+            if i.data_type == onnx.TensorProto.FLOAT and math.prod(i.dims) >= size]

@@ -20,7 +20,10 @@ from occamtune.models.generation import generate_texts, stream_text, target_nll
 from occamtune.tasks import get_task
 from tests.fixtures.tiny_models import tiny_finetune
 from tests.unit.tasks.test_generate_seq2seq import FAMILIES, seq2seq_setup
-from tests.unit.test_onnx_generate import _texts  # a batch of 3 (padded), beams as asked
+from tests.unit.test_onnx_generate import (  # a batch of 3 (padded), beams as asked
+    _float_tables,
+    _texts,
+)
 
 
 @pytest.fixture(scope="module", params=FAMILIES)
@@ -103,6 +106,7 @@ def test_int8_and_a_4_bit_artifact_export_smaller(exported: dict[str, Any]) -> N
     save_artifact(small, exported["tok"], root / "q4")
     info = export_run(root / "q4", root / "q4-onnx", weights="int4", notes=False)
     assert info["nbits"]["exact"] > 0 and info["nbits"]["rounded"] == 0  # its own codes
+    assert _float_tables(root / "q4-onnx" / "model.onnx", small) == []  # the tied head too
     q4, _, _ = load_model(root / "q4-onnx")
     assert _texts(q4, feats) == _texts(small, feats)
     assert target_nll(q4, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-3)
