@@ -181,7 +181,7 @@ def _fold_transposed_weights(graph: Any, index: dict[tuple, QuantCodes]) -> None
     Transpose: rounded to 4 bits here, a tied output layer would lose what its 8-bit table
     keeps. W stays for its other readers (the embedding's Gather); once it has none, the
     quantizer's clean-up drops it."""
-    from onnx import numpy_helper
+    from onnx import TensorProto, numpy_helper
 
     inits = {i.name: i for i in graph.initializer}
     readers: dict[str, list[Any]] = {}
@@ -196,7 +196,7 @@ def _fold_transposed_weights(graph: Any, index: dict[tuple, QuantCodes]) -> None
         perm = next((list(a.ints) for a in node.attribute if a.name == "perm"), [1, 0])
         weight = inits[node.input[0]]
         users = readers.get(node.output[0], [])
-        if (len(weight.dims) != 2 or perm != [1, 0] or weight.data_type != 1  # FLOAT
+        if (len(weight.dims) != 2 or perm != [1, 0] or weight.data_type != TensorProto.FLOAT
                 or node.output[0] in outputs or not users
                 or any(u.op_type != "MatMul" or u.input[0] == node.output[0] for u in users)):
             continue
