@@ -443,6 +443,17 @@ PAGES = (
                     "ROUGE-L gap to greedy decoding on the same examples, with its 95% paired "
                     "bootstrap interval. The setting to ship is the best on dev. Seconds are "
                     "one split's generation, indicative."),
+            Section("decoding_compressed.json", "decoding",
+                    "Decoding settings of the compressed BERT2BERTs",
+                    "python -m benchmarks.decoding benchmarks/work/generation_shrink_b2b/search/"
+                    "chosen benchmarks/work/seq2seq_compress/distill-layers-3-epochs-2-structured-"
+                    "heads-0-25-ffn-0-5-epochs-2-vocab-rank-32 --setting greedy:num_beams=1 "
+                    "--setting 'repetition penalty 1.2:repetition_penalty=1.2' --setting 'no "
+                    "repeated 3-gram:no_repeat_ngram_size=3' --name decoding_compressed",
+                    "Whether the repetition controls that help the fine-tuned BERT2BERT (above) "
+                    "help its compressed forms too: the shrink search's 4-bit choice (`chosen`) "
+                    "and the pipeline of the compression table (3 decoder layers, pruned, "
+                    "vocabulary trimmed), each decoded three ways on the same examples."),
             Section("generation_shrink_b2b.json", "generation_shrink",
                     "The shrink search on the warm-started encoder-decoder",
                     "python -m benchmarks.generation_shrink --base benchmarks/work/warm_start/"
