@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from benchmarks.generation import paired
+from benchmarks.generation import paired, rouge_gap
 from benchmarks.results_io import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,9 +105,7 @@ def table(summary: dict) -> str:
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|"]
     for run, record in summary["runs"].items():
         for name, row in record["settings"].items():
-            gap = row.get("vs_first", {}).get("rougeL")
-            cell = (f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}]"
-                    if gap else "")
+            cell = rouge_gap(row["vs_first"]) if "vs_first" in row else ""
             mark = " (best on dev)" if name == record["chosen_on_dev"] else ""
             t = row["test"]
             lines.append(f"| {run} | {name}{mark} | {row['dev']['rougeL']:.2f} | "

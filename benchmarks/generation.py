@@ -410,10 +410,15 @@ PAIRED_HOW = ("paired bootstrap over them (1,000 resamples; ROUGE-L with its 95%
               "and chrF by sacrebleu's paired test)")
 
 
+def rouge_gap(gaps: dict) -> str:
+    """`paired`'s ROUGE-L gap with its 95% interval: "+1.34 [-0.00, +2.70]"."""
+    rouge = gaps["rougeL"]
+    return f"{rouge['diff']:+.2f} [{rouge['ci95'][0]:+.2f}, {rouge['ci95'][1]:+.2f}]"
+
+
 def paired_gaps(gaps: dict) -> str:
     """One line of `paired`'s gaps."""
-    rouge = gaps["rougeL"]
-    parts = [f"ROUGE-L {rouge['diff']:+.2f} [{rouge['ci95'][0]:+.2f}, {rouge['ci95'][1]:+.2f}]"]
+    parts = [f"ROUGE-L {rouge_gap(gaps)}"]
     parts += [f"{label} {gaps[k]['diff']:+.2f} (p = {gaps[k]['p_value']:.3f})"
               for k, label in (("bleu", "BLEU"), ("chrf", "chrF"))]
     return "; ".join(parts)

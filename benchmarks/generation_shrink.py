@@ -30,6 +30,7 @@ import time
 from pathlib import Path
 
 from benchmarks.families import measured_candidates
+from benchmarks.generation import paired, rouge_gap
 from benchmarks.results_io import write_results
 from benchmarks.vs_hf import peak_rss_mb
 
@@ -127,9 +128,12 @@ def exported(base: Path, chosen: Path, folder: Path, weights: str) -> dict:
     """The choice written by `occamtune export --weights WEIGHTS` into `folder`: its bytes (all
     its ONNX files), its dev and test ROUGE-L, and its test texts against the run's."""
     import occamtune
+    from occamtune.api import split_file
 
     info = occamtune.export(chosen, folder, weights=weights, overwrite=True, exporter="torchscript")
-    scores = {split: occamtune.evaluate(folder, split=split) for split in ("dev", "test")}
+    predictor = occamtune.load(folder)  # loaded once for both splits; eval_<split>.json written
+    scores = {split: predictor.evaluate_file(split_file(folder, split), name=split)
+              for split in ("dev", "test")}
     return {"bytes": int(info["bytes"]), "nbits": info.get("nbits"),
             **{f"{split}_rougeL": m["rougeL"] for split, m in scores.items()},
             "vs_base_test": vs_base(base, folder)}
@@ -140,8 +144,6 @@ def vs_base(base: Path, chosen: Path) -> dict | None:
     `benchmarks.generation.paired`'s 95% interval (from both folders' `eval_test.json`); None
     without a choice."""
     import json
-
-    from benchmarks.generation import paired
 
     files = [folder / "eval_test.json" for folder in (base, chosen)]
     if not all(f.is_file() for f in files):
@@ -190,8 +192,7 @@ def pruned_trials(db: Path) -> list[dict]:
 
 
 def _gap(paired: dict) -> str:
-    gap = paired["rougeL"]
-    return f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}] against float32"
+    return f"{rouge_gap(paired)} against float32"
 
 
 def table(summary: dict) -> str:

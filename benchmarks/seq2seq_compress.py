@@ -37,7 +37,7 @@ import re
 import time
 from pathlib import Path
 
-from benchmarks.generation import paired
+from benchmarks.generation import paired, rouge_gap
 from benchmarks.results_io import write_results
 from benchmarks.source_use import costs, run_config
 from benchmarks.vs_hf import peak_rss_mb
@@ -66,6 +66,7 @@ def main() -> None:
     args = p.parse_args()
 
     import occamtune
+    from occamtune.api import split_file
 
     base, work = Path(args.base), Path(args.workdir)
     if not (base / "occamtune.json").is_file():
@@ -78,15 +79,16 @@ def main() -> None:
     texts: list[list[str]] = []  # each row's test texts, in the rows' order
 
     def scored(name: str, folder: Path, nbytes: int, **extra: object) -> dict:
-        metrics = occamtune.evaluate(folder, split="test", write=False)
+        predictor = occamtune.load(folder)  # loaded once for both splits and the source gain
+        metrics = predictor.evaluate_file(split_file(folder, "test"), write=False)
         test = scores(metrics)
-        test["source_gain"] = costs(occamtune.load(folder), test_file, 10**9, 8)["gain"]
+        test["source_gain"] = costs(predictor, test_file, 10**9, 8)["gain"]
         texts.append([o["prediction"] for o in metrics["outputs"]])
         if len(texts) > 1:  # against the fine-tuned model's texts, on the same examples
             test["vs_fp32"] = paired([o["references"] for o in metrics["outputs"]], texts[-1],
                                      texts[0], names=("compressed", "fp32"))
         return {"pipeline": name, "folder": str(folder), "bytes": nbytes,
-                "dev": scores(occamtune.evaluate(folder, split="dev", write=False)),
+                "dev": scores(predictor.evaluate_file(split_file(folder, "dev"), write=False)),
                 "test": test, **extra}
 
     rows = [scored("fine-tuned float32", base, (base / "model.safetensors").stat().st_size)]
@@ -125,8 +127,7 @@ def table(summary: dict) -> str:
     lines = [head, "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wall = r.get("compress_wall_s")
-        gap = r["test"].get("vs_fp32", {}).get("rougeL")
-        gap_text = f"{gap['diff']:+.2f} [{gap['ci95'][0]:+.2f}, {gap['ci95'][1]:+.2f}]" if gap else ""
+        gap_text = rouge_gap(r["test"]["vs_fp32"]) if "vs_fp32" in r["test"] else ""
         lines.append(
             f"| `{r['pipeline']}` | {r['bytes']:,} | {fp32 / r['bytes']:.2f} | "
             f"{r['test']['data_bits'] / 1000:.1f} | "

@@ -260,9 +260,8 @@ def decoding_settings(values: dict[str, Any]) -> dict[str, Any]:
     typed, text parsed as an override is), checked as a training config's are."""
     fixed = [k for k in values if k not in DECODING]
     if fixed:
-        allowed = dataclasses.fields(GenerateConfig)
-        what = ("are fixed by training" if all(k in {f.name for f in allowed} for k in fixed)
-                else "are not generate settings")
+        names = {f.name for f in dataclasses.fields(GenerateConfig)}
+        what = "are fixed by training" if set(fixed) <= names else "are not generate settings"
         raise ConfigError(f"{', '.join('generate.' + k for k in fixed)} {what}; decoding "
                           f"settings that can change: {', '.join('generate.' + k for k in DECODING)}")
     parsed = {k: _parse_value(v) if isinstance(v, str) else v for k, v in values.items()}
