@@ -69,6 +69,8 @@ class NbitsReport:
         remaps: a trimmed vocabulary's id maps written as the bits of which ids it kept.
         halved: other float constants written in fp16 (their values are fp16 numbers: exact).
         widened: 4-bit MatMuls set to run on int8 kernels (`widen_to_int8`).
+        shared: lookup tables that read a 4-bit MatMul's codes (a tied output layer's).
+        filled: constants of one repeated number written as `ConstantOfShape`.
     """
 
     exact: list[str] = field(default_factory=list)
@@ -78,6 +80,8 @@ class NbitsReport:
     remaps: list[str] = field(default_factory=list)
     halved: list[str] = field(default_factory=list)
     widened: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
+    filled: list[str] = field(default_factory=list)
 
     def counts(self) -> dict[str, int]:
         return {name: len(value) for name, value in vars(self).items()}
@@ -150,6 +154,7 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
     for node in graph.node:
         new = _rewrite(node, inits, index, accuracy_level, added, report)
         nodes.append(new if new is not None else node)
+    report.shared = _share_packed_tables(nodes, added)
     del graph.node[:]
     graph.node.extend(nodes)
     graph.initializer.extend(added.values())
@@ -165,6 +170,7 @@ def to_nbits(source: str | Path, target: str | Path, codes: Mapping[str, QuantCo
     report.rounded = sorted(before - after)
     report.halved = _halve_exact(model.graph)
     report.remaps = _remaps_as_bits(model.graph)
+    report.filled = _fills(model.graph)
     if int8_kernels:
         report.widened = widen_to_int8(model)
     _short_names(model.graph)
@@ -208,6 +214,86 @@ def _fold_transposed_weights(graph: Any, index: dict[tuple, QuantCodes]) -> None
     kept = [n for n in graph.node if id(n) not in dropped]
     del graph.node[:]
     graph.node.extend(kept)
+
+
+def _digest(init: Any) -> tuple[int, str]:
+    from onnx import numpy_helper
+
+    value = numpy_helper.to_array(init)
+    return value.shape[0], hashlib.sha1(np.ascontiguousarray(value).tobytes()).hexdigest()
+
+
+def _share_packed_tables(nodes: list[Any], added: dict[str, Any]) -> list[str]:
+    """Store a lookup table once where a 4-bit `MatMulNBits` reads the same codes: a tied output
+    layer (`_fold_transposed_weights`) and the word embeddings, written twice by `_rewrite`
+    (the vocabulary twice on disk: a third of a small generator's step graph). `pack_codes` lays
+    both out alike, row by row in blocks, so the lookup reads the MatMul's (N, blocks, block / 2)
+    codes through a `Reshape` to (N, bytes a row), which ONNX Runtime folds when it loads the
+    file, and its scales. `nodes` and `added` change in place; returns the tables' names."""
+    from onnx import helper, numpy_helper
+
+    matmuls = {}
+    for node in nodes:
+        if node.op_type == "MatMulNBits" and node.input[1] in added:
+            matmuls[_digest(added[node.input[1]]), _digest(added[node.input[2]])] = node
+    out, shared, reshaped = [], [], set()
+    for node in nodes:
+        hit = (matmuls.get((_digest(added[node.input[0]]), _digest(added[node.input[2]])))
+               if node.op_type == "GatherBlockQuantized" and node.input[0] in added else None)
+        attrs = {a.name: a.i for a in node.attribute}
+        if hit is not None and attrs["bits"] == 4 and attrs["block_size"] == next(
+                a.i for a in hit.attribute if a.name == "block_size"):
+            table, rows = node.input[0], f"{node.input[0]}_of_{hit.input[1]}"
+            if rows not in reshaped:
+                shape = np.array(added[table].dims, dtype=np.int64)
+                added[rows + "_shape"] = numpy_helper.from_array(shape, rows + "_shape")
+                out.append(helper.make_node("Reshape", [hit.input[1], rows + "_shape"], [rows]))
+                reshaped.add(rows)
+                shared.append(table)
+            node.input[0], node.input[2] = rows, hit.input[2]
+        out.append(node)
+    read = {name for node in out for name in node.input}
+    for name in [name for name in added if name not in read]:
+        del added[name]
+    nodes[:] = out
+    return shared
+
+
+def _fills(graph: Any) -> list[str]:
+    """Write each constant of at least MIN_HALF values that are all one number (a trimmed
+    vocabulary's logits for the ids it never writes: one float per id of the full vocabulary) as
+    `ConstantOfShape` of that number, which ONNX Runtime folds when it loads the file; returns
+    their names."""
+    from onnx import numpy_helper
+
+    g, filled = _Nodes("fill_"), []
+    for init in list(graph.initializer):
+        if _uniform(numpy_helper.to_array(init)):
+            graph.initializer.remove(init)
+            g.nodes.append(_fill(g, numpy_helper.to_array(init), init.name))
+            filled.append(init.name)
+    for node in graph.node:
+        value = next((a.t for a in node.attribute if a.name == "value"), None)
+        array = numpy_helper.to_array(value) if node.op_type == "Constant" and value is not None else None
+        if array is None or not _uniform(array):
+            g.nodes.append(node)
+            continue
+        g.nodes.append(_fill(g, array, node.output[0]))
+        filled.append(node.output[0])
+    del graph.node[:]
+    graph.node.extend(g.nodes)
+    return filled
+
+
+def _uniform(value: np.ndarray) -> bool:
+    return value.size >= MIN_HALF and bool((value == value.flat[0]).all())
+
+
+def _fill(g: _Nodes, value: np.ndarray, out: str) -> Any:
+    from onnx import helper, numpy_helper
+
+    return helper.make_node("ConstantOfShape", [g.const(np.array(value.shape, dtype=np.int64))],
+                            [out], value=numpy_helper.from_array(value.reshape(-1)[:1]))
 
 
 def _halve_exact(graph: Any) -> list[str]:

@@ -267,6 +267,33 @@ def test_int4_int8_keeps_4_bit_codes_on_disk_and_runs_int8_kernels(artifact: Pat
     assert agree >= 0.95, agree
 
 
+def test_a_constant_of_one_number_is_written_as_its_shape() -> None:
+    """A large constant whose values are all one number (a trimmed vocabulary's logits for the
+    ids it never writes) becomes `ConstantOfShape`: the same outputs, a smaller file; a constant
+    of two numbers stays as it is."""
+    import onnxruntime as ort
+    from onnx import TensorProto, helper, numpy_helper
+
+    from occamtune.export_nbits import _fills
+
+    fill, mixed = np.full((1, 4096), -1e4, dtype=np.float32), np.zeros((1, 4096), dtype=np.float32)
+    mixed[0, 7] = 1.0
+    nodes = [helper.make_node("Constant", [], ["F"], value=numpy_helper.from_array(fill, "F")),
+             helper.make_node("Add", ["X", "F"], ["Z"]), helper.make_node("Add", ["Z", "M"], ["Y"])]
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("X", TensorProto.FLOAT, None)],
+                              [helper.make_tensor_value_info("Y", TensorProto.FLOAT, None)],
+                              [numpy_helper.from_array(mixed, "M")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    before = model.SerializeToString()
+    assert _fills(model.graph) == ["F"]
+    assert [n.op_type for n in model.graph.node].count("ConstantOfShape") == 1
+    assert len(model.SerializeToString()) < len(before) - 15000
+    x = {"X": np.arange(4096, dtype=np.float32).reshape(1, -1)}
+    got, want = (ort.InferenceSession(m, providers=["CPUExecutionProvider"]).run(None, x)[0]
+                 for m in (model.SerializeToString(), before))
+    np.testing.assert_array_equal(got, want)
+
+
 def test_remap_kept_reads_back_a_trimmed_vocabularys_map() -> None:
     from occamtune.compress.vocab import remap_of
     from occamtune.export_nbits import remap_kept

@@ -110,6 +110,8 @@ def test_int8_and_a_4_bit_artifact_export_smaller(tied: dict[str, Any]) -> None:
     info = export_run(root / "q4", root / "q4-onnx", weights="int4", notes=False)
     assert info["nbits"]["exact"] > 0 and info["nbits"]["rounded"] == 0  # its own codes
     assert _float_tables(root / "q4-onnx" / "model.onnx", small) == []  # the tied head too
+    assert info["nbits"]["shared"] == 1  # the lookup reads the tied head's codes: stored once
+    assert len(_code_tables(root / "q4-onnx" / "model.onnx", small)) == 1
     q4, _, _ = load_model(root / "q4-onnx")
     assert _texts(q4, feats) == _texts(small, feats)
     assert target_nll(q4, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-3)
@@ -134,6 +136,16 @@ def test_a_trimmed_vocabulary_exports_and_writes_only_its_tokens(tied: dict[str,
     feats = tied["feats"][:4]
     assert _texts(onnx, feats) == _texts(small, feats)
     assert target_nll(onnx, feats, 4) == pytest.approx(target_nll(small, feats, 4), rel=1e-4)
+
+
+def _code_tables(path: Path, model: Any) -> list[str]:
+    """The uint8 constants of an ONNX file with a row per word of the vocabulary: the word
+    embeddings' 4-bit codes, each copy of them."""
+    import onnx
+
+    rows = model.encoder.get_input_embeddings().weight.shape[0]
+    return [i.name for i in onnx.load(str(path)).graph.initializer
+            if i.data_type == onnx.TensorProto.UINT8 and i.dims[0] == rows]
 
 
 def _float_tables(path: Path, model: Any) -> list[str]:
