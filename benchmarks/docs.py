@@ -402,11 +402,14 @@ PAGES = (
                     "Generated tokens per second of the shrink search's choice",
                     "python -m benchmarks.generation_speed benchmarks/work/warm_start/minilm2minilm "
                     "--artifact benchmarks/work/generation_shrink_b2b/search/chosen "
-                    "--artifact-onnx int4 int8 --gguf --name generation_speed_b2b_choice",
+                    "--artifact-onnx int4 int4-int8 int8 --onnx int8 --gguf --name "
+                    "generation_speed_b2b_choice",
                     "The BERT2BERT and the shrink search's 4-bit choice (below), in torch and "
                     "written by `occamtune export --weights int4` (its own 4-bit codes as "
-                    "`MatMulNBits`, fp32 compute) and `--weights int8`, beside the run's own ONNX "
-                    "exports, timed in alternation as above."),
+                    "`MatMulNBits`, fp32 compute), `--weights int4-int8` (the same 4-bit codes "
+                    "on disk, run on ONNX Runtime's int8 kernels) and `--weights int8`, beside "
+                    "the run's own int8 export (ONNX Runtime's dynamic int8 of the fp32 model), "
+                    "timed in alternation as above."),
             Section("warm_start.json", "warm_start",
                     "An encoder warm-started as an encoder-decoder against a same-size decoder",
                     "python -m benchmarks.warm_start --max-train 600",
@@ -460,8 +463,8 @@ PAGES = (
                     "minilm2minilm --no-gguf --anchor '' --budget-min 45 --space "
                     "distill_layers=0,3 heads=0.25 ffn=0.5 prune_epochs=2 distill_epochs=2 "
                     "sparsity=0.0 lowrank_energy=0.0 vocab_trim=true vocab_rank=32 bits=8,4 "
-                    "group_size=64 rounding=gptq quant_epochs=0 --export int4 int8 --name "
-                    "generation_shrink_b2b",
+                    "group_size=64 rounding=gptq quant_epochs=0 --export int4 int4-int8 int8 "
+                    "--name generation_shrink_b2b (the exports: the same with --no-new-trials)",
                     "`occamtune shrink` with a 1.0 ROUGE-L tolerance on the BERT2BERT above "
                     "(dev: its 50 examples), its choice confirmed once on test. The space holds "
                     "what the compression table of this page found to keep the score: 3 of the "
@@ -470,9 +473,11 @@ PAGES = (
                     "embedding codebook, which cannot read two stacks, is left out by the "
                     "search itself. No GGUF anchor: llama.cpp does not run encoder-decoders "
                     "of this kind. The choice's ONNX files (`occamtune export --weights int4`: "
-                    "its own 4-bit codes as `MatMulNBits`, the tied output layer too; `int8`: "
-                    "ONNX Runtime's dynamic int8) are scored like it, against the float32 run "
-                    "on the same test examples."))),
+                    "its own 4-bit codes as `MatMulNBits`, the tied output layer too, which "
+                    "the word lookup reads instead of a copy; `int4-int8`: those codes on disk, "
+                    "widened to int8 when ONNX Runtime loads the file, to run on its int8 "
+                    "kernels; `int8`: ONNX Runtime's dynamic int8) are scored like it, against "
+                    "the float32 run on the same test examples."))),
     Page("mdl", "Description length of the labels under a frozen encoder",
          "Prequential (online) code length of the labels under a linear probe on frozen features "
          "(Voita and Titov, 2020), the pretrained encoder against the same network with random "
