@@ -402,7 +402,7 @@ PAGES = (
                     "Generated tokens per second of the shrink search's choice",
                     "python -m benchmarks.generation_speed benchmarks/work/warm_start/minilm2minilm "
                     "--artifact benchmarks/work/generation_shrink_b2b/search/chosen "
-                    "--artifact-onnx int4 int4-int8 int8 --onnx int8 --gguf --name "
+                    "--artifact-onnx int4 int4-int8 int8 --onnx int8 --gguf --profile --name "
                     "generation_speed_b2b_choice",
                     "The BERT2BERT and the shrink search's 4-bit choice (below), in torch and "
                     "written by `occamtune export --weights int4` (its own 4-bit codes as "

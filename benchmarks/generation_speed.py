@@ -183,6 +183,49 @@ def measure(sides: dict[str, Any], batches: dict[str, list[int]], new_tokens: in
     return {"rows": results, "outputs": outputs}
 
 
+def profile(side: TorchSide, batch: int, new_tokens: int, prefix: Path) -> dict[str, Any]:
+    """Where an ONNX side's time goes: one more (untimed) pass over the prompts at `batch`, with
+    ONNX Runtime's profiler on each of the model's sessions (each graph loaded again so, on the
+    same threads). Per graph file: the seconds its kernels ran and their shares by operator;
+    `outside`: the share of the pass's wall time spent outside every kernel (transformers'
+    `generate`, the cache kept on the Python side, the feeds and outputs, session overhead)."""
+    import collections
+    import json
+
+    import onnxruntime as ort
+
+    owners = {k: v for k, v in vars(side.model).items() if isinstance(v, ort.InferenceSession)}
+    prefix.parent.mkdir(parents=True, exist_ok=True)
+    for key, session in owners.items():
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = session.get_session_options().intra_op_num_threads
+        opts.enable_profiling, opts.profile_file_prefix = True, f"{prefix}.{key}"
+        setattr(side.model, key, ort.InferenceSession(session._model_path, opts,
+                                                      providers=["CPUExecutionProvider"]))
+    try:
+        start = time.perf_counter()
+        side.run(new_tokens, batch)
+        wall = time.perf_counter() - start
+        graphs = {}
+        for key in owners:
+            session = getattr(side.model, key)
+            trace = Path(session.end_profiling())
+            ops: collections.Counter[str] = collections.Counter()
+            for event in json.loads(trace.read_text()):
+                if event.get("cat") == "Node" and event["name"].endswith("_kernel_time"):
+                    ops[event["args"]["op_name"]] += event["dur"] / 1e6
+            trace.unlink()
+            total = sum(ops.values())
+            graphs[Path(session._model_path).name] = {
+                "kernel_s": total, "ops": {op: s / total for op, s in ops.most_common()}}
+    finally:
+        for key, session in owners.items():
+            setattr(side.model, key, session)
+    kernels = sum(g["kernel_s"] for g in graphs.values())
+    return {"batch": batch, "wall_s": wall, "outside": max(0.0, 1 - kernels / wall),
+            "graphs": graphs}
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("run", help="an occamtune generate run folder (a decoder, or an "
@@ -202,6 +245,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "generation_speed"))
     p.add_argument("--name", default="generation_speed", help="results/<name>.json and .md")
+    p.add_argument("--profile", action="store_true",
+                   help="then say where each ONNX side's time goes at --batch (`profile`)")
     args = p.parse_args()
 
     import torch
@@ -257,6 +302,10 @@ def main() -> None:
                          "agree": agreement(ref, measured["outputs"][name], eos)}
                   for name in sides},
     }
+    if args.profile:  # after the timed rounds: the profiler slows what it watches
+        summary["profile"] = {name: profile(side, args.batch, args.new_tokens,
+                                            work / "profile" / name.replace(" ", "_"))
+                              for name, side in sides.items() if name.startswith("onnx")}
     md = table(summary)
     write_results(args.name, summary, md)
     print(md)
@@ -292,7 +341,27 @@ def table(summary: dict) -> str:
     elif any(name.startswith("llama.cpp") for name in summary["sides"]):
         text += (f" llama.cpp through llama-cpp-python {summary['llama_cpp_version']}, one "
                  "sequence at a time (its Python API has no batched generation).")
-    return "\n".join(lines) + "\n\n" + text + "\n"
+    return "\n".join(lines) + "\n\n" + text + "\n" + profile_table(summary.get("profile", {}))
+
+
+def profile_table(profiles: dict[str, Any]) -> str:
+    """Where the ONNX sides' time goes (`profile`), as Markdown ('' without profiles)."""
+    if not profiles:
+        return ""
+    batch = next(iter(profiles.values()))["batch"]
+    lines = ["", (f"Where the time goes at batch {batch} (one more pass under ONNX Runtime's "
+             "profiler): each graph's share of the wall time and its largest operators' shares "
+             "of that graph's kernel time; `outside kernels`: `generate`, the key/value cache "
+             "kept in Python, the feeds."), "",
+             "| side | outside kernels | graph | share of wall | its largest operators |",
+             "|---|---|---|---|---|"]
+    for name, prof in profiles.items():
+        for i, (graph, g) in enumerate(prof["graphs"].items()):
+            ops = ", ".join(f"{op} {share:.0%}" for op, share in list(g["ops"].items())[:4])
+            first = (name, f"{prof['outside']:.0%}") if i == 0 else ("", "")
+            lines.append(f"| {first[0]} | {first[1]} | {graph} | "
+                         f"{g['kernel_s'] / prof['wall_s']:.0%} | {ops} |")
+    return "\n".join(lines) + "\n"
 
 
 if __name__ == "__main__":

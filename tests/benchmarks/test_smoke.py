@@ -280,9 +280,17 @@ def test_warm_start(tmp_path: Path, tiny_model_dir: Path) -> None:
     b.run("generation_speed", str(b.work / "warm_start" / "minilm2minilm"), "--artifact", artifact,
           "--artifact-onnx", "int8", "--onnx", "--gguf", "--data",
           str(b.data / "scitldr_a" / "test.jsonl"), "--prompts", "3", "--new-tokens", "3",
-          "--batch", "2", "--rounds", "1", "--workdir", str(b.work / "speed"))
-    speed = b.results_of("generation_speed")["sides"]
+          "--batch", "2", "--rounds", "1", "--workdir", str(b.work / "speed"), "--profile")
+    record = b.results_of("generation_speed")
+    speed = record["sides"]
     name = Path(artifact).name
+    # where the ONNX side's time goes: its three graphs, each kernel time within the wall time
+    prof = record["profile"][f"onnx int8 {name}"]
+    assert sorted(prof["graphs"]) == ["model.cross.onnx", "model.encoder.onnx", "model.onnx"]
+    kernels = sum(g["kernel_s"] for g in prof["graphs"].values())
+    assert 0 < kernels < prof["wall_s"] and prof["outside"] == pytest.approx(1 - kernels / prof["wall_s"])
+    assert all(sum(g["ops"].values()) == pytest.approx(1) for g in prof["graphs"].values())
+    assert not list((b.work / "speed" / "profile").glob("*.json"))  # the traces read, then removed
     assert list(speed) == ["torch fp32", f"torch {name}", f"onnx int8 {name}"]
     assert speed["torch fp32"]["agree"] == 1.0 and 0 <= speed[f"onnx int8 {name}"]["agree"] <= 1
     assert speed[f"onnx int8 {name}"]["bytes"] > 0  # tiny models: the graphs outweigh the weights
