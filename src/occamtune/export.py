@@ -98,7 +98,7 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
     # the exporter drops inputs the graph does not read (e.g. shape_ids of a head without word
     # shapes): OnnxTaskModel feeds the session the inputs it declares
     pairs = [(fp32, path)]  # each graph written in fp32, and the file its weights go to
-    with _quiet():
+    with _quiet(), _eager_attention(model):
         if generator:  # a decoding step with a key/value cache (its own exporter)
             from occamtune.onnx_generate import export_generator, graphs, share_tied_head
 
@@ -158,6 +158,29 @@ def _export_torchscript(wrapper: nn.Module, names: tuple[str, ...], path: Path) 
 QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript",
                  # logs every node it skips at INFO (its import calls logging.basicConfig)
                  "onnxruntime.quantization.matmul_nbits_quantizer")
+
+
+class _eager_attention:
+    """Trace the model with transformers' eager attention (restored after). Traced, the default
+    `scaled_dot_product_attention` becomes its decomposition, which guards every softmax with
+    `Where(IsNaN(p), 0, p)` over the whole (batch, heads, rows, keys) tensor: over long sources
+    that guard took more of an encoder's kernel time than its matrix products
+    (`benchmarks/generation_speed.py --profile`). Eager attention computes the same scores with
+    an additive mask, and ONNX Runtime's fusions recognise its pattern."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.hf = getattr(model, "encoder", None)
+        self.before = None
+        if self.hf is not None and hasattr(self.hf, "set_attn_implementation"):
+            self.before = getattr(self.hf.config, "_attn_implementation", None)
+
+    def __enter__(self) -> None:
+        if self.before not in (None, "eager"):
+            self.hf.set_attn_implementation("eager")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.before not in (None, "eager"):
+            self.hf.set_attn_implementation(self.before)
 
 
 class _quiet:
