@@ -110,7 +110,8 @@ def predict(folder: str | Path, texts: list[str]) -> list[dict[str, Any]]:
 
 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,
-                 evaluate: bool = True, progress: bool = True) -> dict[str, Any]:
+                 evaluate: bool = True, progress: bool = True,
+                 decoding: dict[str, Any] | None = None) -> dict[str, Any]:
     """Compress a trained run with a pipeline and write the packed artifact.
 
     Args:
@@ -121,6 +122,8 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
         overwrite: replace a non-empty `output`.
         evaluate: score the artifact on the run's test split.
         progress: show progress bars for the methods that train.
+        decoding: a generator's decoding settings (see `load`) that the artifact is scored
+            and kept with, instead of the run's.
 
     Returns:
         `output`, `sizes` (bytes of model.occ, ratio to fp32), `fp32_bytes` and `test` metrics.
@@ -128,7 +131,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     from occamtune.compress.run import compress_run as _compress_run
 
     return _compress_run(folder, pipeline, output, overwrite=overwrite, evaluate=evaluate,
-                         progress=progress)
+                         progress=progress, decoding=decoding)
 
 
 def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
@@ -142,8 +145,9 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
         max_drop: the largest allowed loss of the task's metric, in points.
         **options: `budget_trials`, `budget_seconds`, `storage`, `study_name`, `seed`, `space`
             (a `SearchSpace`), `progress`, `finalize_search`, `objective` ("size", "latency",
-            "both"), `max_latency_ms`, `runtime` ("torch", "onnx"): see
-            `occamtune.search.shrink`.
+            "both"), `max_latency_ms`, `runtime` ("torch", "onnx"), `decoding` (a
+            generator's decoding settings, see `load`, that every candidate is scored with
+            and the choice keeps): see `occamtune.search.shrink`.
     """
     return _shrink(run_folder, output, max_drop=max_drop, **options)
 

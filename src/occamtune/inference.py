@@ -127,6 +127,22 @@ def _with_reading_settings(data: Any, folder: Path) -> Any:
     return dataclasses.replace(data, **{k: getattr(run, k) for k in READING})
 
 
+def set_decoding(model: Any, decoding: dict[str, Any] | None, folder: str | Path) -> None:
+    """Decode with `decoding` (a generator's `generate` settings such as `num_beams`, checked by
+    `config.decoding_settings`) instead of the model's own: in memory, and in what is saved from
+    it (a compressed artifact keeps its model's settings). None or {}: the model's own.
+    `folder` names the model where one that writes no text refuses them."""
+    from occamtune.config import decoding_settings
+
+    if not decoding:
+        return
+    task = get_task(model.head_config.task)
+    if not task.generative:
+        raise ConfigError(f"decoding settings ({', '.join(decoding)}) are for generated text; "
+                          f"{folder} is a {task.name} model")
+    model.head_config.extra.update(decoding_settings(decoding))
+
+
 class Predictor:
     """A loaded model folder (any format) ready for prediction and evaluation.
 
@@ -143,16 +159,7 @@ class Predictor:
         self.task = get_task(self.meta.head.task)
         self.data = _with_reading_settings(self.meta.data_config(), self.folder)
         check_max_length(self.model, self.data.max_length, folder)
-        if decoding:
-            self._set_decoding(decoding)
-
-    def _set_decoding(self, decoding: dict[str, Any]) -> None:
-        from occamtune.config import decoding_settings
-
-        if not self.task.generative:
-            raise ConfigError(f"decoding settings ({', '.join(decoding)}) are for generated text; "
-                              f"{self.folder} is a {self.task.name} model")
-        self.model.head_config.extra.update(decoding_settings(decoding))
+        set_decoding(self.model, decoding, self.folder)
 
     @property
     def labels(self) -> list[str]:

@@ -94,7 +94,8 @@ def _compress(args: argparse.Namespace) -> int:
     from occamtune.api import compress_run
 
     result = compress_run(args.model, args.pipeline, args.output, overwrite=args.overwrite,
-                          evaluate=not args.no_eval, progress=not args.quiet)
+                          evaluate=not args.no_eval, progress=not args.quiet,
+                          decoding=decoding_options(args))
     print(json.dumps(result))
     return 0
 
@@ -199,6 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace a non-empty output folder")
     p.add_argument("--no-eval", action="store_true", help="skip the test-set evaluation")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_decoding_options(p)
     p.set_defaults(func=_compress)
 
     p = sub.add_parser("export", help="export a model to ONNX Runtime for fast CPU inference",

@@ -12,6 +12,7 @@ import re
 import sys
 from typing import Any
 
+from occamtune.cli.options import add_decoding_options, decoding_options
 from occamtune.errors import ConfigError
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -61,6 +62,7 @@ def add_commands(subparsers: Any) -> None:
     p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a running trial's heartbeat; silent for 4 of them, it is failed and "
                         "retried (its worker died)")
+    add_decoding_options(p)
     p.set_defaults(func=_shrink)
 
     p = subparsers.add_parser("report", help="write report.html and report.md for a shrink folder")
@@ -88,7 +90,7 @@ def _shrink(args: argparse.Namespace) -> int:
                     space=parse_space(args.space), progress=not args.quiet,
                     finalize_search=not args.no_finalize, heartbeat_s=args.heartbeat,
                     objective=args.objective, max_latency_ms=args.max_latency_ms,
-                    runtime=args.runtime)
+                    runtime=args.runtime, decoding=decoding_options(args))
     keys = ("trials", "base_bytes", "chosen_bytes", "size_ratio", "base_dev_metric",
             "chosen_dev_metric", "base_test_metric", "chosen_test_metric", "chosen_pipeline",
             "chosen_latency_ms", "latency_ratio", "runtime", "search_wall_s")

@@ -56,11 +56,15 @@ def make_context(cfg: RunConfig, splits: dict, tokenizer: Any = None, progress: 
 
 
 def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrite: bool = False,
-                 evaluate: bool = True, progress: bool = True) -> dict[str, Any]:
-    """Compress the model in `folder` with `pipeline` (string form or a YAML file) into `output`."""
+                 evaluate: bool = True, progress: bool = True,
+                 decoding: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Compress the model in `folder` with `pipeline` (string form or a YAML file) into `output`.
+    `decoding`: a generator's decoding settings for the artifact (scored and kept with them)
+    instead of the run's (`inference.set_decoding`)."""
     from occamtune.compress.artifact import save_artifact
     from occamtune.compress.base import compress
     from occamtune.compress.pipeline import parse_pipeline, pipeline_from_yaml
+    from occamtune.inference import set_decoding
     from occamtune.io import check_apart, clear_output, portable_path
     from occamtune.models import WEIGHTS_FILE, load_model
     from occamtune.tasks import get_task
@@ -71,6 +75,7 @@ def compress_run(folder: str | Path, pipeline: str, output: str | Path, overwrit
     configs = pipeline_from_yaml(p.read_text()) if p.suffix in (".yaml", ".yml") and p.is_file() \
         else parse_pipeline(pipeline)
     model, tok, meta = load_model(folder, runtime=False)
+    set_decoding(model, decoding, folder)
     cfg, splits = load_run_data(folder, tok, model.labels, model.head_config)
     small = compress(model, configs, make_context(cfg, splits, tok, progress))
     fp32 = (Path(folder) / WEIGHTS_FILE).stat().st_size

@@ -91,7 +91,7 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
            space: SearchSpace | None = None, measure: Measure | None = None,
            progress: bool = True, finalize_search: bool = True,
            heartbeat_s: int = 30, objective: str = "size", max_latency_ms: float | None = None,
-           runtime: str | None = None) -> ShrinkResult:
+           runtime: str | None = None, decoding: dict[str, Any] | None = None) -> ShrinkResult:
     """Search compression pipelines of the model in `run_folder`; write results into `output`.
 
     Args:
@@ -120,6 +120,10 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
             `export --weights auto` writes: the bytes, metric and latency of that file) or
             "onnx-int8" (`--weights auto-int8`: 4-bit codes on the int8 kernels); None: "onnx"
             when the objective or a latency limit involves speed, else "torch".
+        decoding: a generator's decoding settings (`generate` keys such as
+            `repetition_penalty`, `inference.set_decoding`) to score the base and every
+            candidate with, and that the choice keeps; None: the run's own. A study searched
+            with other settings is refused.
     """
     if budget_trials is None and budget_seconds is None:
         raise ConfigError("give a budget: --trials N and/or --budget TIME (e.g. 90m)")
@@ -136,7 +140,7 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
         runtime = "onnx" if objective != "size" or max_latency_ms is not None else "torch"
     m = Measure(**{**asdict(m), "max_drop": max_drop, "objective": objective,
                    "max_latency_ms": max_latency_ms, "runtime": runtime})
-    teacher = load_teacher(run_folder)
+    teacher = load_teacher(run_folder, decoding)
     teacher.base = _base(teacher, out, m)
     refused = refused_methods(teacher.model)
     for why in refused.values():
@@ -165,9 +169,11 @@ def _base(teacher: Teacher, out: Path, m: Measure) -> dict[str, Any]:
     path = out / "base.json"
     if path.is_file():
         base = json.loads(path.read_text(encoding="utf-8"))
-        if base.get("teacher") == teacher.identity and base.get("prune_slice") == m.prune_slice:
+        if (base.get("teacher") == teacher.identity and base.get("prune_slice") == m.prune_slice
+                and base.get("decoding", {}) == teacher.decoding):
             return base
-    base = {**measure_base(teacher, m), "teacher": teacher.identity, "prune_slice": m.prune_slice}
+    base = {**measure_base(teacher, m), "teacher": teacher.identity, "prune_slice": m.prune_slice,
+            **({"decoding": teacher.decoding} if teacher.decoding else {})}
     rec.write_json(path, base)
     return base
 
@@ -186,13 +192,15 @@ def open_study(storage: str, name: str, seed: int | None, space: SearchSpace, te
     settings = {"space": space.to_dict(), "teacher": teacher.identity, "max_drop": max_drop}
     if runtime != "torch":  # (a study from before runtimes existed measured in torch)
         settings["runtime"] = runtime
+    if teacher.decoding:  # (likewise: a study without them decoded as the run does)
+        settings["decoding"] = teacher.decoding
     known = study.user_attrs.get("settings")
     if known is None:
         study.set_user_attr("settings", settings)
     elif _jsonish(known) != _jsonish(settings):
         raise ConfigError(f"study {name!r} in {storage} searches other settings ({known}); give "
-                          f"another --study or --output, or the same model, space, --max-drop "
-                          f"and --runtime")
+                          f"another --study or --output, or the same model, space, --max-drop, "
+                          f"--runtime and decoding settings")
     offset = len(study.get_trials(deepcopy=False))
     study.sampler = optuna.samplers.TPESampler(
         seed=None if seed is None else seed + offset, constant_liar=True)
@@ -482,6 +490,7 @@ def summarize(study: Any, records: list[dict], chosen: dict | None, test: dict |
         "run_folder": str(teacher.folder), "task": teacher.cfg.task, "metric": metric,
         "max_drop": m.max_drop, "objective": m.objective, "max_latency_ms": m.max_latency_ms,
         "runtime": m.runtime, "study": study.study_name, "trials": rec.trial_counts(study),
+        **({"decoding": teacher.decoding} if teacher.decoding else {}),
         "failures": rec.failures(study),
         "search_wall_s": rec.union_seconds(sessions), "base_bytes": teacher.fp32_bytes,
         "base_dev_metric": base["dev_metric"], "base_test_metric": base.get("test_metric"),

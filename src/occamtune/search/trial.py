@@ -36,6 +36,7 @@ class Teacher:
     metric: str
     identity: str = ""
     base: dict[str, Any] = field(default_factory=dict)
+    decoding: dict[str, Any] = field(default_factory=dict)  # settings given instead of the run's
 
     @property
     def num_layers(self) -> int:
@@ -103,19 +104,23 @@ class Measure:
                 "max_latency_ms": self.max_latency_ms}
 
 
-def load_teacher(run_folder: str | Path) -> Teacher:
-    """Load the trained run, its encoded splits and a compression context (no progress bars)."""
+def load_teacher(run_folder: str | Path, decoding: dict[str, Any] | None = None) -> Teacher:
+    """Load the trained run, its encoded splits and a compression context (no progress bars);
+    with `decoding`, a generator decodes with those settings instead of the run's."""
     from occamtune.compress.run import make_context
+    from occamtune.config import DECODING
     from occamtune.models import WEIGHTS_FILE, load_model, weights_identity
     from occamtune.tasks import get_task
     from occamtune.train.run import load_run_data
 
     folder = Path(run_folder)
     model, tok, meta = load_model(folder, runtime=False)
+    inference.set_decoding(model, decoding, folder)
     cfg, splits = load_run_data(folder, tok, model.labels, model.head_config)
     ctx = make_context(cfg, splits, tok, progress=False, teacher=model)
+    given = {k: model.head_config.extra[k] for k in DECODING if decoding and k in decoding}
     return Teacher(folder, model, tok, meta, cfg, splits, ctx, (folder / WEIGHTS_FILE).stat().st_size,
-                   get_task(cfg.task).metric, weights_identity(folder))
+                   get_task(cfg.task).metric, weights_identity(folder), decoding=given)
 
 
 def dev_slice(teacher: Teacher, n: int) -> tuple[Any, list[Any]]:
@@ -179,6 +184,7 @@ def compress_cached(teacher: Teacher, configs: list[Any], cache: Path) -> nn.Mod
     """Apply `configs` to a copy of the teacher. The model after each training step is saved
     in `cache/<prefix key>/` and loaded by later pipelines that start with the same steps."""
     from occamtune.compress import compress
+    from occamtune.config import DECODING
     from occamtune.models import load_model
 
     model, start = None, 0
@@ -186,6 +192,9 @@ def compress_cached(teacher: Teacher, configs: list[Any], cache: Path) -> nn.Mod
         folder = cache / prefix_key(teacher, configs[:i])
         if is_cached(configs[i - 1]) and (folder / "occamtune.json").is_file():
             model, start = load_model(folder, runtime=False)[0], i
+            # a trained student does not depend on the decoding: it decodes as the teacher
+            model.head_config.extra.update({k: v for k, v in teacher.model.head_config.extra.items()
+                                            if k in DECODING})
             break
     model = model if model is not None else copy.deepcopy(teacher.model)
     for i in range(start, len(configs)):

@@ -337,6 +337,40 @@ def test_decoding_can_change_at_inference(run_dir: Path, capsys) -> None:
         occamtune.load(run_dir, {"beams": 2})
 
 
+def test_compress_and_shrink_keep_the_decoding_they_are_given(run_dir: Path, tmp_path: Path,
+                                                              capsys) -> None:
+    """`compress` / `shrink` with `--generate.KEY VALUE`: the artifact is scored decoding so and
+    keeps the settings (the run keeps its own); every candidate and the base of a search decode
+    so, and the study refuses other settings."""
+    import occamtune
+    from occamtune.cli import main
+    from occamtune.models.generation import decoding
+    from occamtune.search.space import SearchSpace
+
+    full = json.loads((run_dir / "eval_test.json").read_text())["outputs"]
+    assert main(["compress", str(run_dir), "--pipeline", "quantize(bits=8)", "--output",
+                 str(tmp_path / "q8"), "--quiet", "--generate.max_new_tokens", "1"]) == 0
+    capsys.readouterr()
+    assert decoding(occamtune.load(tmp_path / "q8").model)["max_new_tokens"] == 1
+    one = json.loads((tmp_path / "q8" / "eval_test.json").read_text())
+    assert one["decoding"]["max_new_tokens"] == 1
+    assert all(len(o["prediction"]) < len(f["prediction"]) for o, f in zip(one["outputs"], full))
+    assert decoding(occamtune.load(run_dir).model)["max_new_tokens"] == 6  # the run's own
+
+    space = SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
+                        bits=(8,), vocab_trim=(False,), codebook=(False,))
+    result = occamtune.shrink(run_dir, tmp_path / "search", max_drop=100.0, budget_trials=1,
+                              space=space, progress=False, decoding={"max_new_tokens": "1"})
+    assert result.summary["decoding"] == {"max_new_tokens": 1}
+    base = json.loads((tmp_path / "search" / "base.json").read_text())
+    assert base["decoding"] == {"max_new_tokens": 1}
+    chosen = occamtune.load(result.chosen_folder)
+    assert decoding(chosen.model)["max_new_tokens"] == 1
+    with pytest.raises(ConfigError, match="decoding settings"):  # the run's own: another study
+        occamtune.shrink(run_dir, tmp_path / "search", max_drop=100.0, budget_trials=1,
+                         space=space, progress=False)
+
+
 def test_a_translation_run_reads_a_parallel_file_as_it_was_trained(tmp_path: Path) -> None:
     """`evaluate --file test.de` on a run trained on `.de`/`.en` files: the run's own
     `data.input_field` / `data.label_field` pair the file with its `.en` side."""
