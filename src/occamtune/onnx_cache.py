@@ -4,6 +4,7 @@ face of a loaded step and the base of the model `generate` drives."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
@@ -21,6 +22,22 @@ def new_cache() -> Any:
     from transformers import DynamicCache
 
     return DynamicCache()
+
+
+def cache_from(tensors: Sequence[torch.Tensor]) -> Any:
+    """A `new_cache` holding these keys and values (key, value, key, ... layer by layer) as
+    they are. Its `update` would concatenate each onto an empty tensor, which the tracer writes
+    as a `Concat`: a copy of everything cached in every decoding step (an encoder-decoder's
+    cross-attention keys and values, a whole source's worth per layer; a decoder's whole past)."""
+    from transformers.cache_utils import DynamicLayer
+
+    cache = new_cache()
+    for i in range(0, len(tensors), 2):
+        layer = DynamicLayer()
+        layer.lazy_initialization(tensors[i], tensors[i + 1])
+        layer.keys, layer.values = tensors[i], tensors[i + 1]
+        cache.layers.append(layer)
+    return cache
 
 
 def cache_names(kind: str, layers: int) -> list[str]:

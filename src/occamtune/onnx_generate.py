@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_names, new_cache
+from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_from, cache_names, new_cache
 
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
@@ -49,9 +49,7 @@ class DecodeStep(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor, logits_at: torch.Tensor,
                 *past: torch.Tensor) -> tuple[torch.Tensor, ...]:
-        cache = new_cache()
-        for i in range(self.layers):
-            cache.update(past[2 * i], past[2 * i + 1], i)
+        cache = cache_from(past[: 2 * self.layers])
         out = self.model.encoder(input_ids=input_ids, attention_mask=attention_mask,
                                  position_ids=position_ids, cache=cache, use_cache=True)
         hidden = out.last_hidden_state  # (B, T, H)

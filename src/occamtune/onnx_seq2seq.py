@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_names, new_cache
+from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_from, cache_names, new_cache
 
 STEP_INPUTS = ("decoder_input_ids", "encoder_hidden_states", "attention_mask")
 
@@ -58,12 +58,8 @@ def _cache(past: tuple[torch.Tensor, ...], cross: tuple[torch.Tensor, ...], laye
     recomputed: `EncoderDecoderCache.is_updated`)."""
     from transformers import EncoderDecoderCache
 
-    own, other = new_cache(), new_cache()
-    for i in range(layers):
-        if past:
-            own.update(past[2 * i], past[2 * i + 1], i)
-        if cross:
-            other.update(cross[2 * i], cross[2 * i + 1], i)
+    own = cache_from(past[: 2 * layers]) if past else new_cache()
+    other = cache_from(cross[: 2 * layers]) if cross else new_cache()
     return EncoderDecoderCache(own, other)
 
 

@@ -87,6 +87,28 @@ def test_a_tied_output_layer_is_written_once(exported: dict[str, Any]) -> None:
     assert len(copies) == 1, copies  # the table alone, also where the head reads it
 
 
+def test_the_step_reads_its_cache_without_copying_it(exported: dict[str, Any]) -> None:
+    """The past keys and values go into attention as given: no `Concat` of one tensor (a copy
+    of the whole cache at every step)."""
+    assert copies(exported["root"] / "onnx" / "model.onnx") == []
+
+
+def copies(path: Path) -> list[str]:
+    """The graph inputs of an ONNX file that a `Concat` joins to nothing but empty tensors: each
+    copied whole on every run (a cache's `update` onto its empty start, traced, is one)."""
+    import math
+
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    empty = {i.name for i in graph.initializer if math.prod(i.dims) == 0}
+    empty |= {n.output[0] for n in graph.node if n.op_type == "Constant"
+              and any(a.name == "value" and math.prod(a.t.dims) == 0 for a in n.attribute)}
+    inputs = {i.name for i in graph.input}
+    joined = [[i for i in n.input if i not in empty] for n in graph.node if n.op_type == "Concat"]
+    return [j[0] for j in joined if len(j) == 1 and j[0] in inputs]
+
+
 def test_the_cache_has_one_slot_per_layer(exported: dict[str, Any]) -> None:
     info = exported["meta"].format_info
     assert info["generator"] and info["layers"] == 2 and len(info["cache_shapes"]) == 2

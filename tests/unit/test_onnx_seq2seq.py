@@ -23,6 +23,7 @@ from tests.unit.tasks.test_generate_seq2seq import FAMILIES, seq2seq_setup
 from tests.unit.test_onnx_generate import (  # a batch of 3 (padded), beams as asked
     _float_tables,
     _texts,
+    copies,
 )
 
 
@@ -84,6 +85,8 @@ def test_three_graphs_beside_one_another(exported: dict[str, Any]) -> None:
     assert len(matrices) == 2 * info["layers"]
     files = ("model.onnx", "model.encoder.onnx", "model.cross.onnx")
     assert exported["info"]["bytes"] == sum((root / f).stat().st_size for f in files)
+    # the step reads both caches as given: no copy of the source's keys and values per token
+    assert copies(root / "model.onnx") == []
 
 
 def test_int8_and_a_4_bit_artifact_export_smaller(exported: dict[str, Any]) -> None:
