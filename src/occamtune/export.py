@@ -163,10 +163,10 @@ QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript"
 class _eager_attention:
     """Trace the model with transformers' eager attention (restored after). Traced, the default
     `scaled_dot_product_attention` becomes its decomposition, which guards every softmax with
-    `Where(IsNaN(p), 0, p)` over the whole (batch, heads, rows, keys) tensor: over long sources
-    that guard took more of an encoder's kernel time than its matrix products
-    (`benchmarks/generation_speed.py --profile`). Eager attention computes the same scores with
-    an additive mask, and ONNX Runtime's fusions recognise its pattern."""
+    `Where(IsNaN(p), 0, p)`: one more pass over the whole (batch, heads, rows, keys) tensor in
+    every layer, which grows with the square of a source's length (`benchmarks/generation_speed.py
+    --profile` shows where the time goes). Eager attention computes the same scores with an
+    additive mask."""
 
     def __init__(self, model: nn.Module) -> None:
         self.hf = getattr(model, "encoder", None)

@@ -226,7 +226,7 @@ def _digest(init: Any) -> tuple[int, str]:
 def _share_packed_tables(nodes: list[Any], added: dict[str, Any]) -> list[str]:
     """Store a lookup table once where a 4-bit `MatMulNBits` reads the same codes: a tied output
     layer (`_fold_transposed_weights`) and the word embeddings, written twice by `_rewrite`
-    (the vocabulary twice on disk: a third of a small generator's step graph). `pack_codes` lays
+    (the vocabulary twice on disk, most of a small generator's step graph). `pack_codes` lays
     both out alike, row by row in blocks, so the lookup reads the MatMul's (N, blocks, block / 2)
     codes through a `Reshape` to (N, bytes a row), which ONNX Runtime folds when it loads the
     file, and its scales. `nodes` and `added` change in place; returns the tables' names."""
@@ -267,8 +267,9 @@ def _fills(graph: Any) -> list[str]:
     from onnx import numpy_helper
 
     g, filled = _Nodes("fill_"), []
+    inputs = {i.name for i in graph.input}  # an initializer that is also an input stays one
     for init in list(graph.initializer):
-        if _uniform(numpy_helper.to_array(init)):
+        if init.name not in inputs and _uniform(numpy_helper.to_array(init)):
             graph.initializer.remove(init)
             g.nodes.append(_fill(g, numpy_helper.to_array(init), init.name))
             filled.append(init.name)
