@@ -287,6 +287,17 @@ PAGES = (
                     "the same `generate` as the torch sides), llama.cpp the run written by "
                     "`occamtune export --gguf`. The record names the run, the prompts and the "
                     "rounds."),
+            Section("generation_speed_smollm2_onnx.json", "generation_speed",
+                    "The SmolLM2 run's ONNX exports again: eager attention, no cache copy",
+                    "python -m benchmarks.generation_speed benchmarks/work/generation/"
+                    "scitldr-occamtune --prompts 8 --onnx fp32 int8 --gguf --profile --name "
+                    "generation_speed_smollm2_onnx",
+                    "The same kind of run as above (a SmolLM2 fine-tuned on the SciTLDR-A slice "
+                    "by `benchmarks/generation.py`), its ONNX exports written as `occamtune "
+                    "export` writes them now: traced with eager attention, the decoding step "
+                    "reading its cached keys and values without copying them. No llama.cpp "
+                    "side (llama-cpp-python is not installed on this machine now); the "
+                    "profile says where each ONNX side's time goes at batch 8."),
             Section("generation_shrink.json", "generation_shrink",
                     "The shrink search on the SciTLDR summarizer against its GGUF Q4_1 file",
                     "python -m benchmarks.generation_shrink",
