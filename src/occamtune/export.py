@@ -17,7 +17,9 @@ A text generator (task generate) is written as a decoding step with a key/value 
 
 from __future__ import annotations
 
+import contextlib
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -160,27 +162,25 @@ QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript"
                  "onnxruntime.quantization.matmul_nbits_quantizer")
 
 
-class _eager_attention:
+@contextlib.contextmanager
+def _eager_attention(model: nn.Module) -> Iterator[None]:
     """Trace the model with transformers' eager attention (restored after). Traced, the default
     `scaled_dot_product_attention` becomes its decomposition, which guards every softmax with
     `Where(IsNaN(p), 0, p)`: one more pass over the whole (batch, heads, rows, keys) tensor in
     every layer, which grows with the square of a source's length (`benchmarks/generation_speed.py
     --profile` shows where the time goes). Eager attention computes the same scores with an
     additive mask."""
-
-    def __init__(self, model: nn.Module) -> None:
-        self.hf = getattr(model, "encoder", None)
-        self.before = None
-        if self.hf is not None and hasattr(self.hf, "set_attn_implementation"):
-            self.before = getattr(self.hf.config, "_attn_implementation", None)
-
-    def __enter__(self) -> None:
-        if self.before not in (None, "eager"):
-            self.hf.set_attn_implementation("eager")
-
-    def __exit__(self, *exc: object) -> None:
-        if self.before not in (None, "eager"):
-            self.hf.set_attn_implementation(self.before)
+    hf = getattr(model, "encoder", None)
+    before = (getattr(hf.config, "_attn_implementation", None)
+              if hasattr(hf, "set_attn_implementation") else None)
+    if before in (None, "eager"):
+        yield
+        return
+    hf.set_attn_implementation("eager")
+    try:
+        yield
+    finally:
+        hf.set_attn_implementation(before)
 
 
 class _quiet:

@@ -127,20 +127,23 @@ def _with_reading_settings(data: Any, folder: Path) -> Any:
     return dataclasses.replace(data, **{k: getattr(run, k) for k in READING})
 
 
-def set_decoding(model: Any, decoding: dict[str, Any] | None, folder: str | Path) -> None:
+def set_decoding(model: Any, decoding: dict[str, Any] | None, folder: str | Path) -> dict[str, Any]:
     """Decode with `decoding` (a generator's `generate` settings such as `num_beams`, checked by
     `config.decoding_settings`) instead of the model's own: in memory, and in what is saved from
     it (a compressed artifact keeps its model's settings). None or {}: the model's own.
-    `folder` names the model where one that writes no text refuses them."""
+    `folder` names the model where one that writes no text refuses them. Returns the settings
+    set, parsed ({} for none)."""
     from occamtune.config import decoding_settings
 
     if not decoding:
-        return
+        return {}
     task = get_task(model.head_config.task)
     if not task.generative:
         raise ConfigError(f"decoding settings ({', '.join(decoding)}) are for generated text; "
                           f"{folder} is a {task.name} model")
-    model.head_config.extra.update(decoding_settings(decoding))
+    settings = decoding_settings(decoding)
+    model.head_config.extra.update(settings)
+    return settings
 
 
 class Predictor:

@@ -108,17 +108,15 @@ def load_teacher(run_folder: str | Path, decoding: dict[str, Any] | None = None)
     """Load the trained run, its encoded splits and a compression context (no progress bars);
     with `decoding`, a generator decodes with those settings instead of the run's."""
     from occamtune.compress.run import make_context
-    from occamtune.config import DECODING
     from occamtune.models import WEIGHTS_FILE, load_model, weights_identity
     from occamtune.tasks import get_task
     from occamtune.train.run import load_run_data
 
     folder = Path(run_folder)
     model, tok, meta = load_model(folder, runtime=False)
-    inference.set_decoding(model, decoding, folder)
+    given = inference.set_decoding(model, decoding, folder)
     cfg, splits = load_run_data(folder, tok, model.labels, model.head_config)
     ctx = make_context(cfg, splits, tok, progress=False, teacher=model)
-    given = {k: model.head_config.extra[k] for k in DECODING if decoding and k in decoding}
     return Teacher(folder, model, tok, meta, cfg, splits, ctx, (folder / WEIGHTS_FILE).stat().st_size,
                    get_task(cfg.task).metric, weights_identity(folder), decoding=given)
 
