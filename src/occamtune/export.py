@@ -17,9 +17,7 @@ A text generator (task generate) is written as a decoding step with a key/value 
 
 from __future__ import annotations
 
-import contextlib
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ import torch
 from torch import nn
 
 from occamtune.models import ModelFormat, RunMeta, load_model, register_format, write_meta
+from occamtune.onnx_attention import traced_attention
 
 
 class _Wrapper(nn.Module):
@@ -100,7 +99,7 @@ def export_onnx(model: nn.Module, path: str | Path, quantize_int8: bool = False,
     # the exporter drops inputs the graph does not read (e.g. shape_ids of a head without word
     # shapes): OnnxTaskModel feeds the session the inputs it declares
     pairs = [(fp32, path)]  # each graph written in fp32, and the file its weights go to
-    with _quiet(), _eager_attention(model):
+    with _quiet(), traced_attention(model):
         if generator:  # a decoding step with a key/value cache (its own exporter)
             from occamtune.onnx_generate import export_generator, graphs, share_tied_head
 
@@ -160,27 +159,6 @@ def _export_torchscript(wrapper: nn.Module, names: tuple[str, ...], path: Path) 
 QUIET_LOGGERS = ("", "torch.onnx", "torch.export", "torch._dynamo", "onnxscript",
                  # logs every node it skips at INFO (its import calls logging.basicConfig)
                  "onnxruntime.quantization.matmul_nbits_quantizer")
-
-
-@contextlib.contextmanager
-def _eager_attention(model: nn.Module) -> Iterator[None]:
-    """Trace the model with transformers' eager attention (restored after). Traced, the default
-    `scaled_dot_product_attention` becomes its decomposition, which guards every softmax with
-    `Where(IsNaN(p), 0, p)`: one more pass over the whole (batch, heads, rows, keys) tensor in
-    every layer, which grows with the square of a source's length (`benchmarks/generation_speed.py
-    --profile` shows where the time goes). Eager attention computes the same scores with an
-    additive mask."""
-    hf = getattr(model, "encoder", None)
-    before = (getattr(hf.config, "_attn_implementation", None)
-              if hasattr(hf, "set_attn_implementation") else None)
-    if before in (None, "eager"):
-        yield
-        return
-    hf.set_attn_implementation("eager")
-    try:
-        yield
-    finally:
-        hf.set_attn_implementation(before)
 
 
 class _quiet:

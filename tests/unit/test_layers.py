@@ -24,7 +24,8 @@ LAYERS: list[tuple[str, ...]] = [
     ("occamtune.train",),
     ("occamtune.compress",),
     ("occamtune.export", "occamtune.export_nbits", "occamtune.gguf_writer",
-     "occamtune.onnx_generate", "occamtune.onnx_seq2seq", "occamtune.onnx_cache"),  # the search measures exports
+     "occamtune.onnx_generate", "occamtune.onnx_seq2seq", "occamtune.onnx_cache",
+     "occamtune.onnx_attention"),  # the search measures exports
     ("occamtune.search",),
     ("occamtune.report", "occamtune.serve"),
     ("occamtune.api",),

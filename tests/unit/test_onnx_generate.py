@@ -109,6 +109,31 @@ def copies(path: Path) -> list[str]:
     return [j[0] for j in joined if len(j) == 1 and j[0] in inputs]
 
 
+def test_grouped_heads_read_their_cache_without_repeating_it(exported: dict[str, Any]) -> None:
+    """Query heads that share a key/value head (every family here but GPT-2) multiply by the
+    cached keys and values as they are: no `Expand` repeats the cache per query head."""
+    assert repeats(exported["root"] / "onnx" / "model.onnx") == []
+
+
+def repeats(path: Path) -> list[str]:
+    """The cache inputs (`past.*`) of an ONNX file that reach an `Expand` through nothing but
+    ops that move data (joins, reshapes): each copied whole into a larger tensor on every run."""
+    import onnx
+
+    graph = onnx.load(str(path)).graph
+    readers: dict[str, list[Any]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node)
+    moves = {"Concat", "Unsqueeze", "Reshape", "Identity", "Transpose"}
+
+    def reaches(name: str) -> bool:
+        return any(n.op_type == "Expand" or (n.op_type in moves and reaches(n.output[0]))
+                   for n in readers.get(name, []))
+
+    return [i.name for i in graph.input if i.name.startswith("past.") and reaches(i.name)]
+
+
 def test_the_cache_has_one_slot_per_layer(exported: dict[str, Any]) -> None:
     info = exported["meta"].format_info
     assert info["generator"] and info["layers"] == 2 and len(info["cache_shapes"]) == 2
