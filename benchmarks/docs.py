@@ -187,7 +187,7 @@ PAGES = (
                   "column is what a choice among such rows reads."),
           Section("nbits_small_fast_d8.json", "nbits",
                   "Small and fast: 4-bit on disk, int8 kernels",
-                  "python -m benchmarks.compression --one \"pipeline: distill5 + FFN 53% + vocab r32 + codebook d8 + 4-bit g128, QAT 6 epochs + GPTQ\" && "
+                  "python -m benchmarks.compression --only \"pipeline: distill5 + FFN 53% + vocab r32 + codebook d8 + 4-bit g128, QAT 6 epochs + GPTQ\" && "
                   "python -m benchmarks.nbits --base benchmarks/work/occamtune --artifact "
                   "\"benchmarks/work/compression/compressed/pipeline_distill5_+_FFN_53%_+_vocab_r32_+_codebook_d8_+_4-bit_g128,_QAT_6_epochs_+_GPTQ\" --name nbits_small_fast_d8",
                   "A 5-layer student with 53% of its FFN neurons removed and no heads, the "

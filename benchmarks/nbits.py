@@ -106,6 +106,10 @@ def table(summary: dict) -> str:
                      + (f"{r['dev_metric']:.2f} | " if dev else "")
                      + f"{r['test_metric']:.2f} | {r['sents_per_s_b1']:.1f} | {r['speedup_b1']:.2f} | "
                      f"{r['sents_per_s_b32']:.1f} | {r['speedup_b32']:.2f} |")
+    n = summary.get("n_speed")
+    if n:  # what `measure` times: say it beside the speeds
+        lines += ["", (f"Timed: about {n} test sentences spread over the lengths, in batches "
+                      f"of 32 sorted by length; batch 1 on the shortest {max(1, n // 4)} of them.")]
     return "\n".join(lines) + "\n"
 
 
