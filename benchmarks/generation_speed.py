@@ -13,6 +13,8 @@ prompt template), timed in alternation over --rounds rounds, --threads threads e
 - `onnx <weights>`: the run written by `occamtune export --weights <weights>` (fp32 and int8 by
   default, --onnx): its decoding step with a key/value cache in ONNX Runtime, driven by the same
   `generate` (so at batch 1 and at --batch too);
+- `onnx <folder>`: each --onnx-folder, an export written before (e.g. by an earlier occamtune and
+  kept aside), timed as it is: the same model before and after a change to the export;
 - `llama.cpp <type>`: the run written as GGUF by `occamtune export --gguf <type>` (f32 and q4_1
   by default, --gguf), run by llama.cpp through `llama-cpp-python` (not a dependency of the
   project: `pip install -e .[llama]`, which compiles llama.cpp; without it these sides are
@@ -237,6 +239,9 @@ def main() -> None:
                    help="GGUF types to write the run as and run in llama.cpp")
     p.add_argument("--onnx", nargs="*", default=["fp32", "int8"],
                    help="weights to export the run with for ONNX Runtime (`occamtune export`)")
+    p.add_argument("--onnx-folder", nargs="*", default=[],
+                   help="ONNX exports written before (e.g. by an earlier occamtune, kept aside), "
+                        "timed as they are beside the new ones")
     p.add_argument("--data", default=str(DATA), help="the prompts' file (its first --prompts)")
     p.add_argument("--prompts", type=int, default=16)
     p.add_argument("--new-tokens", type=int, default=32)
@@ -277,6 +282,10 @@ def main() -> None:
         written = occamtune.export(run, folder, weights=weights, overwrite=True)
         sides[f"onnx {weights}"] = TorchSide(Predictor(folder).model, prompts)
         sizes[f"onnx {weights}"] = written["bytes"]  # an encoder-decoder's three graphs
+    for folder in map(Path, args.onnx_folder):
+        sides[f"onnx {folder.name}"] = TorchSide(Predictor(folder).model, prompts)
+        sizes[f"onnx {folder.name}"] = sum(f.stat().st_size for f in folder.iterdir()
+                                           if f.name.endswith((".onnx", ".onnx.data")))
     missing = None
     try:
         import llama_cpp  # noqa: F401  (only whether it is there)

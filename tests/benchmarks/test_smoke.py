@@ -338,6 +338,7 @@ def test_generation(tmp_path: Path) -> None:
     """Its own tiny tied Llama and SciTLDR-like files (no need of the NER run the others share)."""
     import math
 
+    import occamtune
     from tests.fixtures.tiny_decoders import tiny_llama_dir
 
     before = _digest(ROOT / "benchmarks" / "results")
@@ -360,13 +361,17 @@ def test_generation(tmp_path: Path) -> None:
     assert all(0 < gaps[k]["p_value"] <= 1 for k in ("bleu", "chrf"))
     # tokens/s of the trained run: torch at batch 1 and 2; llama.cpp where it is installed
     run = b.work / "generation" / "scitldr-occamtune"
+    kept = b.work / "kept-export"  # an export written before, timed beside the new ones
+    written = occamtune.export(run, kept, weights="fp32")
     b.run("generation_speed", str(run), "--data", str(folder / "test.jsonl"), "--prompts", "3",
           "--new-tokens", "3", "--batch", "2", "--rounds", "1", "--gguf", "f32",
-          "--workdir", str(b.work / "speed"))
+          "--onnx-folder", str(kept), "--workdir", str(b.work / "speed"))
     speed = b.results_of("generation_speed")
     fp32 = speed["sides"]["torch fp32"]
     assert set(fp32["batches"]) == {"1", "2"} and fp32["agree"] == 1.0
     assert all(row["tokens_per_s"] > 0 for row in fp32["batches"].values())
+    assert speed["sides"]["onnx kept-export"]["bytes"] == written["bytes"]
+    assert speed["sides"]["onnx kept-export"]["agree"] == 1.0
     # the shrink search on the same run, against its own Q4_1 GGUF file
     b.run("generation_shrink", "--base", str(run), "--trials", "1", "--anchor", "",
           "--output", str(b.work / "generation_shrink"), "--space", "distill_layers=0",
