@@ -515,16 +515,30 @@ def _remaps_as_bits(graph: Any) -> list[str]:
     (CumSum), which ONNX Runtime folds once when it loads the model; returns the maps' names."""
     from onnx import TensorProto, numpy_helper
 
+    def kept_of(value: Any) -> np.ndarray | None:
+        if (value is None or value.data_type != TensorProto.INT32 or len(value.dims) != 1
+                or value.dims[0] < MIN_REMAP):
+            return None
+        return remap_kept(numpy_helper.to_array(value))
+
     g, done = _Nodes("vb_"), []
+    # the TorchScript exporter writes a map as a Constant node, torch.export as an initializer
+    # (its nodes then go first, before any node reads it)
+    inputs = {i.name for i in graph.input}  # an initializer that is also an input stays
+    maps = [(init.name, kept) for init in graph.initializer
+            if init.name not in inputs and (kept := kept_of(init)) is not None]
+    inits = [i for i in graph.initializer if i.name not in dict(maps)]
+    del graph.initializer[:]
+    graph.initializer.extend(inits)
+    rest = []
     for node in graph.node:
         value = next((a.t for a in node.attribute if a.name == "value"), None)
-        kept = (remap_kept(numpy_helper.to_array(value))
-                if node.op_type == "Constant" and value is not None
-                and value.data_type == TensorProto.INT32 and len(value.dims) == 1
-                and value.dims[0] >= MIN_REMAP else None)
+        kept = kept_of(value) if node.op_type == "Constant" else None
         if kept is None:
-            g.nodes.append(node)
-            continue
+            rest.append(node)
+        else:
+            maps.append((node.output[0], kept))
+    for out, kept in maps:
         bits = np.packbits(kept.astype(np.uint8), bitorder="little").reshape(-1, 1)
         byte = g.op("Cast", [g.const(bits)], to=TensorProto.FLOAT)  # (V/8, 1)
         flat = g.op("Reshape", [g.digits(byte, 1, 8), g.const(np.array([-1]))])
@@ -536,10 +550,10 @@ def _remaps_as_bits(graph: Any) -> list[str]:
         row_dropped = g.op("Add", [g.op("CumSum", [dropped, axis]),
                                    g.const(np.float32(kept.sum() - 1))])
         row = g.op("Add", [g.op("Mul", [kept_f, row_kept]), g.op("Mul", [dropped, row_dropped])])
-        g.op("Cast", [row], out=node.output[0], to=TensorProto.INT32)
-        done.append(node.output[0])
+        g.op("Cast", [row], out=out, to=TensorProto.INT32)
+        done.append(out)
     del graph.node[:]
-    graph.node.extend(g.nodes)
+    graph.node.extend(g.nodes + rest)
     return done
 
 
@@ -564,7 +578,8 @@ def _short_names(graph: Any) -> None:
     for init in graph.initializer:
         init.name = short(init.name)
     for node in graph.node:
-        node.name = ""
+        node.name = node.doc_string = ""
+        del node.metadata_props[:]  # torch.export's per node: its module path, class, stack
         node.input[:] = [short(i) for i in node.input]
         node.output[:] = [short(o) for o in node.output]
     del graph.value_info[:]
