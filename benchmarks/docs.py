@@ -193,7 +193,9 @@ PAGES = (
                   "A 5-layer student with 53% of its FFN neurons removed and no heads, the "
                   "vocabulary trim, a codebook of 8 numbers a sub-vector (48 bytes a word row) and "
                   "4-bit weights; its last row is `export --weights int4-int8`: the 4-bit file, "
-                  "run on ONNX Runtime's int8 kernels."),
+                  "run on ONNX Runtime's int8 kernels. Every ONNX row is traced with eager "
+                  "attention (the traced SDPA's extra pass over every attention tensor cost the "
+                  "most at batch 32, where sentences are longest)."),
           Section("shrink_relation.json", "shrink",
                   "Relation extraction (SemEval-2010 Task 8): the chosen model",
                   "python -m benchmarks.shrink --base benchmarks/work/tasks/relation-occamtune "
@@ -298,6 +300,34 @@ PAGES = (
                     "reading its cached keys and values without copying them. No llama.cpp "
                     "side (llama-cpp-python is not installed on this machine now); the "
                     "profile says where each ONNX side's time goes at batch 8."),
+            Section("generation_speed_smollm2_grouped.json", "generation_speed",
+                    "The SmolLM2 run's int8 export: grouped-query attention without the repeat",
+                    "python -m benchmarks.generation_speed benchmarks/work/generation/"
+                    "scitldr-occamtune --prompts 8 --onnx int8 --onnx-folder "
+                    "benchmarks/work/generation_speed/kept/repeat-kv-int8 --gguf --profile "
+                    "--name generation_speed_smollm2_grouped",
+                    "The same run's int8 export twice, side by side: `onnx int8` as `occamtune "
+                    "export` writes it now (the three query heads of each key/value head multiply "
+                    "by it in one product, `occamtune.onnx_attention`), and `onnx repeat-kv-int8`, "
+                    "the export of the section above kept aside (transformers' eager attention, "
+                    "whose `repeat_kv` copies the cached keys and values once per query head in "
+                    "every layer at every token: the profile's `Expand`). The grouped export "
+                    "runs first after torch here; the next section swaps the two."),
+            Section("generation_speed_smollm2_grouped_swapped.json", "generation_speed",
+                    "The same two exports, the other way round",
+                    "cp -r benchmarks/work/generation_speed/scitldr-occamtune.onnx-int8 "
+                    "benchmarks/work/generation_speed/kept/grouped-int8 && "
+                    "python -m benchmarks.generation_speed benchmarks/work/generation/"
+                    "scitldr-occamtune --prompts 8 --onnx --onnx-folder "
+                    "benchmarks/work/generation_speed/kept/repeat-kv-int8 "
+                    "benchmarks/work/generation_speed/kept/grouped-int8 --gguf --rounds 2 "
+                    "--name generation_speed_smollm2_grouped_swapped",
+                    "The export with the repeat first, the grouped one (the same file as above, "
+                    "copied) second. At batch 8 the two orders disagree (the side that comes "
+                    "second after another ONNX side was the slower in both runs): two ONNX "
+                    "Runtime sessions timed in turn in one process do not give a trustworthy "
+                    "batch-8 ratio on this machine; at batch 1 the grouped export is the faster "
+                    "in both orders."),
             Section("generation_shrink.json", "generation_shrink",
                     "The shrink search on the SciTLDR summarizer against its GGUF Q4_1 file",
                     "python -m benchmarks.generation_shrink",
