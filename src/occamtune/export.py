@@ -271,16 +271,22 @@ class OnnxTaskModel:
     evaluation and prediction code runs on it unchanged."""
 
     def __init__(self, path: str | Path, head_config: Any, pad_id: int = 0,
-                 threads: int | None = None) -> None:
+                 threads: int | None = None, spin: bool = True) -> None:
         """`threads`: ONNX Runtime's intra-op threads; None: as many as torch uses
         (`torch.get_num_threads()`, which `--threads` and OMP_NUM_THREADS set), so that a
-        model and its export are timed on the same cores; 0: ONNX Runtime's own default."""
+        model and its export are timed on the same cores; 0: ONNX Runtime's own default.
+        `spin`: whether those threads spin, waiting for work, after each run (ONNX Runtime's
+        default); False for a decoding step (`onnx_cache.SPINNING`)."""
         import onnxruntime as ort
 
         opts = ort.SessionOptions()
         threads = torch.get_num_threads() if threads is None else threads
         if threads:
             opts.intra_op_num_threads = threads
+        if not spin:
+            from occamtune.onnx_cache import SPINNING
+
+            opts.add_session_config_entry(SPINNING, "0")
         self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
         self.head_config = head_config
         self.pad_id = pad_id
@@ -304,9 +310,10 @@ def _np(batch: dict[str, torch.Tensor], name: str) -> np.ndarray:
 
 
 def _load_onnx(folder: Path, meta: RunMeta, runtime: bool) -> Any:
+    generator = bool(meta.format_info.get("generator"))
     model = OnnxTaskModel(folder / meta.format_info["onnx"], meta.head,
-                          pad_id=int(meta.format_info.get("pad_id", 0)))
-    if not meta.format_info.get("generator"):
+                          pad_id=int(meta.format_info.get("pad_id", 0)), spin=not generator)
+    if not generator:
         return model
     from occamtune.onnx_generate import load_generator
 

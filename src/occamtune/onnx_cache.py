@@ -13,6 +13,13 @@ import torch
 # generator's ONNX files
 from transformers import GenerationMixin, PreTrainedModel
 
+# ONNX Runtime's switch for its intra-op threads' spinning. A decoding step is run once per
+# token with Python work in between (`generate`, the cache's concatenation in torch): threads
+# left spinning after each run take the cores that work needs, and a second session's threads
+# those of the first (`benchmarks/generation_speed.py` read a batch-8 ratio that followed the
+# order of two sessions in one process while they spun)
+SPINNING = "session.intra_op.allow_spinning"
+
 
 def new_cache() -> Any:
     """A cache that keeps every position in every layer. Not the config's own cache, which keeps

@@ -21,13 +21,21 @@ file and the step's: two files cannot share an initializer.
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_from, cache_names, new_cache
+from occamtune.onnx_cache import (
+    SPINNING,
+    OnnxLM,
+    OnnxStepModel,
+    cache_from,
+    cache_names,
+    new_cache,
+)
 
 STEP_INPUTS = ("decoder_input_ids", "encoder_hidden_states", "attention_mask")
 
@@ -301,8 +309,11 @@ def load_seq2seq_graphs(folder: Path, session: Any, head_config: Any, info: dict
     import onnxruntime as ort
     from transformers import AutoConfig
 
+    step = session.get_session_options()
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = session.get_session_options().intra_op_num_threads
+    opts.intra_op_num_threads = step.intra_op_num_threads
+    with contextlib.suppress(RuntimeError):  # the step's spinning setting, where it has one
+        opts.add_session_config_entry(SPINNING, step.get_session_config_entry(SPINNING))
     sessions = {name: ort.InferenceSession(str(folder / info[f"{name}_onnx"]), opts,
                                            providers=["CPUExecutionProvider"])
                 for name in ("encoder", "cross")}

@@ -134,6 +134,15 @@ def repeats(path: Path) -> list[str]:
     return [i.name for i in graph.input if i.name.startswith("past.") and reaches(i.name)]
 
 
+def test_the_step_does_not_spin_between_steps(exported: dict[str, Any]) -> None:
+    """ONNX Runtime's threads wait for the next token's run without spinning: between runs the
+    cores do `generate`'s own work (`onnx_cache.SPINNING`)."""
+    from occamtune.onnx_cache import SPINNING
+
+    options = exported["onnx"].session.get_session_options()
+    assert options.get_session_config_entry(SPINNING) == "0"
+
+
 def test_the_cache_has_one_slot_per_layer(exported: dict[str, Any]) -> None:
     info = exported["meta"].format_info
     assert info["generator"] and info["layers"] == 2 and len(info["cache_shapes"]) == 2

@@ -89,6 +89,14 @@ def test_three_graphs_beside_one_another(exported: dict[str, Any]) -> None:
     assert copies(root / "model.onnx") == []
 
 
+def test_the_three_sessions_do_not_spin_between_steps(exported: dict[str, Any]) -> None:
+    from occamtune.onnx_cache import SPINNING
+
+    onnx = exported["onnx"]
+    for session in (onnx.session, onnx.encoder_session, onnx.cross_session):
+        assert session.get_session_options().get_session_config_entry(SPINNING) == "0"
+
+
 def test_int8_and_a_4_bit_artifact_export_smaller(exported: dict[str, Any]) -> None:
     root, model = exported["root"], exported["model"]
     files = ("model.onnx", "model.encoder.onnx", "model.cross.onnx")
