@@ -328,6 +328,19 @@ PAGES = (
                     "Runtime sessions timed in turn in one process do not give a trustworthy "
                     "batch-8 ratio on this machine; at batch 1 the grouped export is the faster "
                     "in both orders."),
+            Section("generation_speed_smollm2_nospin.json", "generation_speed",
+                    "The same exports, their threads not spinning between steps",
+                    "python -m benchmarks.generation_speed benchmarks/work/generation/"
+                    "scitldr-occamtune --prompts 8 --onnx int8 --onnx-folder "
+                    "benchmarks/work/generation_speed/kept/repeat-kv-int8 "
+                    "benchmarks/work/generation_speed/kept/grouped-int8 --gguf --profile "
+                    "--name generation_speed_smollm2_nospin",
+                    "As loaded now: ONNX Runtime's threads of a decoding step wait for its next "
+                    "run without spinning (between two tokens the cores do `generate`'s work; "
+                    "a session's threads left spinning also took the cores of the next side "
+                    "timed). Three ONNX sides: `onnx int8` (exported in this run, grouped), the "
+                    "kept export with the repeat, and the grouped export of the sections above, "
+                    "copied: the grouped export is timed both before and after the other."),
             Section("generation_shrink.json", "generation_shrink",
                     "The shrink search on the SciTLDR summarizer against its GGUF Q4_1 file",
                     "python -m benchmarks.generation_shrink",
