@@ -324,10 +324,11 @@ PAGES = (
                     "--name generation_speed_smollm2_grouped_swapped",
                     "The export with the repeat first, the grouped one (the same file as above, "
                     "copied) second. At batch 8 the two orders disagree (the side that comes "
-                    "second after another ONNX side was the slower in both runs): two ONNX "
-                    "Runtime sessions timed in turn in one process do not give a trustworthy "
-                    "batch-8 ratio on this machine; at batch 1 the grouped export is the faster "
-                    "in both orders."),
+                    "second after another ONNX side was the slower in both runs): the sessions' "
+                    "threads still spun after each run then, taking the cores from the Python "
+                    "work between tokens and from the next session timed. At batch 1 the grouped "
+                    "export is the faster in both orders. The next section, timed without "
+                    "spinning, is the record."),
             Section("generation_speed_smollm2_nospin.json", "generation_speed",
                     "The same exports, their threads not spinning between steps",
                     "python -m benchmarks.generation_speed benchmarks/work/generation/"
