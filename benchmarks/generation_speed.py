@@ -258,6 +258,7 @@ def main() -> None:
 
     import occamtune
     from occamtune.compress import artifact_bytes
+    from occamtune.export import export_bytes
     from occamtune.inference import Predictor
 
     torch.set_num_threads(args.threads)
@@ -284,8 +285,7 @@ def main() -> None:
         sizes[f"onnx {weights}"] = written["bytes"]  # an encoder-decoder's three graphs
     for folder in map(Path, args.onnx_folder):
         sides[f"onnx {folder.name}"] = TorchSide(Predictor(folder).model, prompts)
-        sizes[f"onnx {folder.name}"] = sum(f.stat().st_size for f in folder.iterdir()
-                                           if f.name.endswith((".onnx", ".onnx.data")))
+        sizes[f"onnx {folder.name}"] = export_bytes(folder)
     missing = None
     try:
         import llama_cpp  # noqa: F401  (only whether it is there)

@@ -242,8 +242,18 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
                                               "weights": weights, "pad_id": pad_id, **info}))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(output)
-    return {"output": str(output), "bytes": sum((output / f.name).stat().st_size for f in files),
+    return {"output": str(output), "bytes": export_bytes(output),
             "int8": weights == "int8", "weights": weights, **info}
+
+
+def export_bytes(folder: str | Path) -> int:
+    """Size on disk of an export's graphs (an encoder-decoder's three)."""
+    from occamtune.models import read_meta
+
+    folder = Path(folder)
+    info = read_meta(folder).format_info
+    return sum((folder / info[k]).stat().st_size for k in ("onnx", "encoder_onnx", "cross_onnx")
+               if k in info)
 
 
 def _to_nbits(model: nn.Module, fp32: Path, path: Path, notes: bool = True,
