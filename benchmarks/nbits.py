@@ -8,7 +8,7 @@ the fp32 model in torch, the artifact in torch and ONNX Runtime's int8 export of
 All models run in this one process, one thread each by default (--threads), and are timed in
 alternation (--rounds rounds of every model in turn, each round on the same test sentences), so
 that the ratios hold on a busy machine. For each: bytes on disk (the file the runtime reads:
-model.safetensors, model.occ, model.onnx), dev and test metric (an artifact is chosen on dev),
+model.safetensors, model.occ, model.onnx or model.onnx.zst), dev and test metric (an artifact is chosen on dev),
 sentences/s at batch 1 and batch 32. The exports are cached per artifact (--workdir).
 
 Rows:
@@ -20,6 +20,9 @@ Rows:
         quantized to int8 per block: faster on CPUs with int8 dot products, no longer exact).
     ONNX int4 on int8 kernels: `export --weights int4-int8` of the artifact (the 4-bit codes on
         disk, widened to int8 weights when ONNX Runtime loads the file: its int8 kernels).
+    ..., zstd: the same export with `--codec zstd` (model.onnx.zst, decompressed in memory when
+        loaded), for the peer and for the 4-bit file: bytes on disk as an artifact's model.occ
+        counts them (compressed), timed from the loaded file like the others.
 """
 
 from __future__ import annotations
@@ -32,21 +35,37 @@ from benchmarks.results_io import write_results
 ROOT = Path(__file__).resolve().parents[1]
 
 
+EXPORTS = {  # row key -> (folder, exported from the artifact (else the fp32 run), weights, codec)
+    "onnx_int8": ("int8", False, "int8", "none"),
+    "onnx_int4": ("int4", True, "int4", "none"),
+    "onnx_int4_int8": ("int4-int8", True, "int4-int8", "none"),
+    "onnx_int8_zstd": ("int8-zstd", False, "int8", "zstd"),
+    "onnx_int4_int8_zstd": ("int4-int8-zstd", True, "int4-int8", "zstd"),
+}
+ROWS = (("ONNX int8", "onnx_int8"), ("ONNX int4", "onnx_int4"),
+        ("ONNX int4, int8 compute", "onnx_int4_acc4"),
+        ("ONNX int4 on int8 kernels", "onnx_int4_int8"),
+        ("ONNX int8, zstd", "onnx_int8_zstd"),
+        ("ONNX int4 on int8 kernels, zstd", "onnx_int4_int8_zstd"))
+
+
 def _exports(base: Path, artifact: Path, work: Path, exporter: str) -> dict[str, Path]:
     """ONNX files of the rows (exported again only when missing)."""
-    from occamtune.export import ONNX_FILE, export_onnx, export_run
-    from occamtune.models import load_model
+    from occamtune.export import export_onnx, export_run
+    from occamtune.models import META_FILE, load_model, read_meta
 
-    out = {"onnx_int8": work / "int8", "onnx_int4": work / "int4", "onnx_int4_int8": work / "int4-int8"}
-    for (name, folder), src, weights in zip(out.items(), (base, artifact, artifact),
-                                            ("int8", "int4", "int4-int8")):
-        if not (folder / ONNX_FILE).is_file():
-            export_run(src, folder, weights=weights, overwrite=True, exporter=exporter)
+    out = {}
+    for key, (name, small, weights, codec) in EXPORTS.items():
+        folder = work / name
+        if not (folder / META_FILE).is_file():
+            export_run(artifact if small else base, folder, weights=weights, overwrite=True,
+                       exporter=exporter, codec=codec)
+        out[key] = folder / read_meta(folder).format_info["onnx"]
     int8_compute = work / "int4-acc4.onnx"
     if not int8_compute.is_file():
         model = load_model(artifact, runtime=False)[0]
         export_onnx(model, int8_compute, weights="int4", accuracy_level=4, exporter=exporter)
-    return {**{k: v / ONNX_FILE for k, v in out.items()}, "onnx_int4_acc4": int8_compute}
+    return {**out, "onnx_int4_acc4": int8_compute}
 
 
 def models(base: Path, artifact: Path, work: Path, exporter: str, threads: int) -> dict[str, tuple]:
@@ -61,9 +80,7 @@ def models(base: Path, artifact: Path, work: Path, exporter: str, threads: int) 
     pad = int(getattr(fp32.encoder.config, "pad_token_id", 0) or 0)
     out = {"fp32 (torch)": (fp32, (base / WEIGHTS_FILE).stat().st_size),
            "artifact (torch)": (small, artifact_bytes(artifact))}
-    for name, key in (("ONNX int8", "onnx_int8"), ("ONNX int4", "onnx_int4"),
-                      ("ONNX int4, int8 compute", "onnx_int4_acc4"),
-                      ("ONNX int4 on int8 kernels", "onnx_int4_int8")):
+    for name, key in ROWS:
         out[name] = (OnnxTaskModel(files[key], fp32.head_config, pad_id=pad, threads=threads),
                      files[key].stat().st_size)
     return out
@@ -106,6 +123,11 @@ def table(summary: dict) -> str:
                      + (f"{r['dev_metric']:.2f} | " if dev else "")
                      + f"{r['test_metric']:.2f} | {r['sents_per_s_b1']:.1f} | {r['speedup_b1']:.2f} | "
                      f"{r['sents_per_s_b32']:.1f} | {r['speedup_b32']:.2f} |")
+    zst = summary.get("fp32_zstd_bytes")
+    if zst:  # the reference as stored, not compressed: say what compressing it would give
+        lines += ["", (f"x smaller: against model.safetensors as stored. Compressed with zstd, "
+                      f"the fp32 file would be {zst:,} bytes: "
+                      f"{zst / summary['rows'][0]['bytes']:.3f} of it.")]
     n = summary.get("n_speed")
     if n:  # what `measure` times: say it beside the speeds
         lines += ["", (f"Timed: about {n} test sentences spread over the lengths, in batches "
@@ -116,8 +138,9 @@ def table(summary: dict) -> str:
 def main() -> None:
     import torch
 
+    from occamtune.compress.artifact import compress_bytes
     from occamtune.compress.run import load_run_data
-    from occamtune.models import load_model, read_meta
+    from occamtune.models import WEIGHTS_FILE, load_model, read_meta
     from occamtune.tasks import get_task
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
@@ -143,6 +166,7 @@ def main() -> None:
                "artifact_pipeline": read_meta(artifact).format_info.get("pipeline"),
                "metric": metric, "threads": args.threads, "rounds": args.rounds,
                "n_speed": args.n_speed, "exporter": args.exporter,
+               "fp32_zstd_bytes": len(compress_bytes((base / WEIGHTS_FILE).read_bytes(), "zstd")),
                "rows": measure(runs, splits, metric, args.n_speed, args.rounds)}
     write_results(args.name, summary, table(summary))
     print(table(summary))

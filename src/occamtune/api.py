@@ -153,7 +153,8 @@ def shrink(run_folder: str | Path, output: str | Path, max_drop: float = 1.0,
 
 
 def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite: bool = False,
-           exporter: str = "dynamo", weights: str | None = None) -> dict[str, Any]:
+           exporter: str = "dynamo", weights: str | None = None,
+           codec: str = "none") -> dict[str, Any]:
     """Export a run or artifact folder to ONNX for ONNX Runtime; `load`, `evaluate`, `predict`
     and `serve` take the exported folder. `weights`: "int8" (ONNX Runtime's dynamic int8, the
     default), "int4" (4-bit `MatMulNBits`: a 4-bit artifact's own codes, exact), "int4-int8"
@@ -161,11 +162,12 @@ def export(folder: str | Path, output: str | Path, int8: bool = True, overwrite:
     with codes of at most 4 bits, else int8) or "auto-int8" (the same with int4-int8 for int4);
     None: "int8", or "fp32" when `int8=False`. `exporter`: "dynamo" (torch's current
     exporter, the default) or "torchscript" (the legacy tracer: exports in seconds where the
-    other takes a minute)."""
+    other takes a minute). `codec`: "none", or "zstd" (the graphs compressed, model.onnx.zst:
+    smaller on disk; `load` decompresses them in memory)."""
     from occamtune.export import export_run
 
     return export_run(folder, output, int8=int8, overwrite=overwrite, exporter=exporter,
-                      weights=weights)
+                      weights=weights, codec=codec)
 
 
 def export_gguf(folder: str | Path, output: str | Path, qtype: str = "q4_1",

@@ -186,16 +186,24 @@ class _quiet:
 
 
 ONNX_FILE = "model.onnx"
+# how the graphs are stored: as ONNX Runtime reads them, or compressed with zstd and decompressed
+# in memory when loaded (`onnx_cache.onnx_session`). Why: ONNX has no entropy coding, and a
+# 4-bit model's codes and scales are not uniform bytes: zstd takes a sixth off such a file
+# (an artifact's model.occ is compressed the same way)
+ONNX_CODECS = ("none", "zstd")
 
 
 def export_run(folder: str | Path, output: str | Path, int8: bool = True,
                overwrite: bool = False, exporter: str = "dynamo",
-               weights: str | None = None, notes: bool = True) -> dict[str, Any]:
+               weights: str | None = None, notes: bool = True,
+               codec: str = "none") -> dict[str, Any]:
     """Export the model of a run or artifact folder to `output`: model.onnx, its tokenizer, and
     an occamtune.json saying so, so that `load_model` and every command that takes a model
     folder run it on ONNX Runtime. `weights`: "int8" (the default), "int4", "int4-int8", "fp32",
     "auto" or "auto-int8"
-    (`auto_weights`); None: "int8", or "fp32" when `int8` is False. `notes`: print what was
+    (`auto_weights`); None: "int8", or "fp32" when `int8` is False. `codec`: "none" (graphs
+    any ONNX Runtime reads) or "zstd" (model.onnx.zst: smaller on disk, read by occamtune's
+    loader, or by anyone who decompresses it first). `notes`: print what was
     rounded (the returned dict says it either way)."""
     from occamtune.errors import ConfigError
     from occamtune.io import check_apart, clear_output, portable_path
@@ -204,6 +212,8 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     weights = weights or ("int8" if int8 else "fp32")
     if weights not in (*WEIGHTS, *AUTO):  # before anything is written
         raise ConfigError(f"weights must be one of {', '.join((*WEIGHTS, *AUTO))}, got {weights!r}")
+    if codec not in ONNX_CODECS:
+        raise ConfigError(f"codec must be one of {', '.join(ONNX_CODECS)}, got {codec!r}")
     folder, output = Path(folder), Path(output)
     check_apart(output, {"model": folder})
     clear_output(output, overwrite)
@@ -237,13 +247,30 @@ def export_run(folder: str | Path, output: str | Path, int8: bool = True,
     if (folder / "config.yaml").is_file():  # the run's data, for `evaluate --split`
         shutil.copy(folder / "config.yaml", tmp / "config.yaml")
     pad_id = int(getattr(model.encoder.config, "pad_token_id", 0) or 0)
+    info["onnx"] = ONNX_FILE
+    if codec == "zstd":
+        info.update({k: _zstd(tmp / info[k]) for k in GRAPH_KEYS if k in info})
     write_meta(tmp, meta.derived("onnx", source=portable_path(folder),
-                                 format_info={"onnx": ONNX_FILE, "int8": weights == "int8",
-                                              "weights": weights, "pad_id": pad_id, **info}))
+                                 format_info={"int8": weights == "int8", "weights": weights,
+                                              "pad_id": pad_id, "codec": codec, **info}))
     output.parent.mkdir(parents=True, exist_ok=True)
     tmp.rename(output)
     return {"output": str(output), "bytes": export_bytes(output),
-            "int8": weights == "int8", "weights": weights, **info}
+            "int8": weights == "int8", "weights": weights, "codec": codec, **info}
+
+
+GRAPH_KEYS = ("onnx", "encoder_onnx", "cross_onnx")  # format_info's graph files
+
+
+def _zstd(path: Path) -> str:
+    """Replace the graph at `path` by its zstd-compressed `.zst` file; the new file's name."""
+    from occamtune.compress.artifact import compress_bytes
+    from occamtune.onnx_cache import ZSTD_SUFFIX
+
+    out = path.with_name(path.name + ZSTD_SUFFIX)
+    out.write_bytes(compress_bytes(path.read_bytes(), "zstd"))
+    path.unlink()
+    return out.name
 
 
 def export_bytes(folder: str | Path) -> int:
@@ -252,8 +279,7 @@ def export_bytes(folder: str | Path) -> int:
 
     folder = Path(folder)
     info = read_meta(folder).format_info
-    return sum((folder / info[k]).stat().st_size for k in ("onnx", "encoder_onnx", "cross_onnx")
-               if k in info)
+    return sum((folder / info[k]).stat().st_size for k in GRAPH_KEYS if k in info)
 
 
 def _to_nbits(model: nn.Module, fp32: Path, path: Path, notes: bool = True,
@@ -293,11 +319,11 @@ class OnnxTaskModel:
         threads = torch.get_num_threads() if threads is None else threads
         if threads:
             opts.intra_op_num_threads = threads
-        if not spin:
-            from occamtune.onnx_cache import SPINNING
+        from occamtune.onnx_cache import SPINNING, onnx_session
 
+        if not spin:
             opts.add_session_config_entry(SPINNING, "0")
-        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self.session = onnx_session(Path(path), opts)
         self.head_config = head_config
         self.pad_id = pad_id
 

@@ -1,10 +1,12 @@
 """What the ONNX decoding steps (a decoder's, `onnx_generate`; an encoder-decoder's,
 `onnx_seq2seq`) share: the names of their cache tensors, the cache they fill, the task model
-face of a loaded step and the base of the model `generate` drives."""
+face of a loaded step and the base of the model `generate` drives; and how every exported graph
+is opened (`onnx_session`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -19,6 +21,21 @@ from transformers import GenerationMixin, PreTrainedModel
 # those of the first (`benchmarks/generation_speed.py` read a batch-8 ratio that followed the
 # order of two sessions in one process while they spun)
 SPINNING = "session.intra_op.allow_spinning"
+ZSTD_SUFFIX = ".zst"  # a graph written compressed (`export --codec zstd`)
+
+
+def onnx_session(path: Path, opts: Any) -> Any:
+    """An ONNX Runtime CPU session of the graph at `path`. A `.zst` file is decompressed in
+    memory and ONNX Runtime reads the model from those bytes: the graph is never written out
+    uncompressed."""
+    import onnxruntime as ort
+
+    source: str | bytes = str(path)
+    if path.suffix == ZSTD_SUFFIX:
+        from occamtune.compress.artifact import decompress_bytes
+
+        source = decompress_bytes(path.read_bytes(), "zstd")
+    return ort.InferenceSession(source, opts, providers=["CPUExecutionProvider"])
 
 
 def new_cache() -> Any:

@@ -35,6 +35,7 @@ from occamtune.onnx_cache import (
     cache_from,
     cache_names,
     new_cache,
+    onnx_session,
 )
 
 STEP_INPUTS = ("decoder_input_ids", "encoder_hidden_states", "attention_mask")
@@ -314,8 +315,7 @@ def load_seq2seq_graphs(folder: Path, session: Any, head_config: Any, info: dict
     opts.intra_op_num_threads = step.intra_op_num_threads
     with contextlib.suppress(RuntimeError):  # the step's spinning setting, where it has one
         opts.add_session_config_entry(SPINNING, step.get_session_config_entry(SPINNING))
-    sessions = {name: ort.InferenceSession(str(folder / info[f"{name}_onnx"]), opts,
-                                           providers=["CPUExecutionProvider"])
+    sessions = {name: onnx_session(folder / info[f"{name}_onnx"], opts)
                 for name in ("encoder", "cross")}
     return OnnxSeq2Seq({**sessions, "step": session}, head_config,
                        AutoConfig.from_pretrained(folder), info, pad_id)

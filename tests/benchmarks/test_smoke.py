@@ -146,10 +146,15 @@ def test_nbits(compressed: Bench) -> None:
                    "--n-speed", "8", "--rounds", "1", "--workdir", str(compressed.work / "nbits"))
     rows = {r["name"]: r for r in compressed.results_of("nbits")["rows"]}
     assert list(rows) == ["fp32 (torch)", "artifact (torch)", "ONNX int8", "ONNX int4",
-                          "ONNX int4, int8 compute", "ONNX int4 on int8 kernels"]
+                          "ONNX int4, int8 compute", "ONNX int4 on int8 kernels", "ONNX int8, zstd",
+                          "ONNX int4 on int8 kernels, zstd"]
     assert rows["ONNX int4"]["bytes"] < rows["ONNX int4 on int8 kernels"]["bytes"] \
         < rows["ONNX int8"]["bytes"]
     assert rows["ONNX int4"]["test_metric"] == rows["artifact (torch)"]["test_metric"]
+    for name in ("ONNX int8", "ONNX int4 on int8 kernels"):  # the same graph, fewer bytes
+        assert rows[f"{name}, zstd"]["bytes"] < rows[name]["bytes"]
+        assert rows[f"{name}, zstd"]["test_metric"] == rows[name]["test_metric"]
+    assert 0 < compressed.results_of("nbits")["fp32_zstd_bytes"] < rows["fp32 (torch)"]["bytes"]
 
 
 def test_gptq_layers(bench: Bench) -> None:

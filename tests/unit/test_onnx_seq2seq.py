@@ -89,6 +89,18 @@ def test_three_graphs_beside_one_another(exported: dict[str, Any]) -> None:
     assert copies(root / "model.onnx") == []
 
 
+def test_three_graphs_compressed_with_zstd_write_the_same_tokens(exported: dict[str, Any]) -> None:
+    root = exported["root"]
+    info = export_run(root / "run", root / "zst", weights="fp32", notes=False, codec="zstd")
+    files = ("model.onnx.zst", "model.encoder.onnx.zst", "model.cross.onnx.zst")
+    assert [info[k] for k in ("onnx", "encoder_onnx", "cross_onnx")] == list(files)
+    assert info["bytes"] == sum((root / "zst" / f).stat().st_size for f in files)
+    assert not list((root / "zst").glob("*.onnx"))  # none written out uncompressed
+    zst = load_model(root / "zst")[0]
+    feats = exported["feats"][:6]
+    assert _texts(zst, feats) == _texts(exported["onnx"], feats)
+
+
 def test_the_three_sessions_do_not_spin_between_steps(exported: dict[str, Any]) -> None:
     from occamtune.onnx_cache import SPINNING
 

@@ -110,7 +110,8 @@ def _export(args: argparse.Namespace) -> int:
         from occamtune.api import export_gguf
 
         given = [f for f, v in (("--weights", args.weights), ("--fp32", args.fp32),
-                                ("--exporter", args.exporter != "dynamo")) if v]
+                                ("--exporter", args.exporter != "dynamo"),
+                                ("--codec", args.codec != "none")) if v]
         if given:
             raise ConfigError(f"{', '.join(given)} set(s) the ONNX export; with --gguf the "
                               "weights are --gguf's type")
@@ -119,7 +120,7 @@ def _export(args: argparse.Namespace) -> int:
         return 0
     weights = "fp32" if args.fp32 else args.weights or "int8"
     print(json.dumps(export(args.model, args.output, overwrite=args.overwrite,
-                            exporter=args.exporter, weights=weights)))
+                            exporter=args.exporter, weights=weights, codec=args.codec)))
     return 0
 
 
@@ -226,6 +227,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="torch's current exporter (default), or the legacy TorchScript tracer: "
                         "deprecated, but exports in seconds where dynamo takes a minute (a text "
                         "generator's decoding step always takes the tracer)")
+    p.add_argument("--codec", choices=["none", "zstd"], default="none",
+                   help="zstd: write the graphs compressed (model.onnx.zst), smaller on disk; "
+                        "occamtune decompresses them in memory when it loads the folder, other "
+                        "ONNX Runtime users decompress the file first (`zstd -d`)")
     p.add_argument("--gguf", choices=GGUF_TYPES, default=None,
                    help="write a Llama-family text generator (task generate) as one GGUF file "
                         "for llama.cpp instead (--output: a path ending in .gguf), its weights "

@@ -64,7 +64,7 @@ MAGIC_V1 = b"OCCAMv1\n"  # before the checksum; still read
 CODECS = ("zstd", "lzma", "none")
 
 
-def _compress(data: bytes, codec: str) -> bytes:
+def compress_bytes(data: bytes, codec: str) -> bytes:
     if codec == "zstd":
         import zstandard
 
@@ -74,7 +74,7 @@ def _compress(data: bytes, codec: str) -> bytes:
     return data
 
 
-def _decompress(data: bytes, codec: str) -> bytes:
+def decompress_bytes(data: bytes, codec: str) -> bytes:
     if codec == "zstd":
         import zstandard
 
@@ -83,7 +83,7 @@ def _decompress(data: bytes, codec: str) -> bytes:
         return lzma.decompress(data)
     if codec == "none":
         return data
-    raise ModelError(f"unknown codec {codec!r} in artifact; known: {', '.join(CODECS)}")
+    raise ModelError(f"unknown codec {codec!r}; known: {', '.join(CODECS)}")
 
 
 def _encode_one(codes: dict[str, QuantCodes], name: str, tensor: torch.Tensor, half_floats: bool,
@@ -128,7 +128,7 @@ def write_occ(model: TaskModel, path: Path, codec: str = "zstd", half_floats: bo
         raise ConfigError(f"codec must be one of {', '.join(CODECS)}, got {codec!r}")
     manifest, payload = pack_model(model, half_floats, byte_codes=codec != "none")
     head = json.dumps(manifest, separators=(",", ":")).encode()
-    body = _compress(struct.pack("<Q", len(head)) + head + payload, codec)
+    body = compress_bytes(struct.pack("<Q", len(head)) + head + payload, codec)
     digest = hashlib.sha256(body).hexdigest().encode()
     data = MAGIC + codec.encode() + b"\n" + digest + b"\n" + body
     atomic_write_bytes(path, data)
@@ -148,7 +148,7 @@ def read_occ(path: Path) -> tuple[dict[str, Any], bytes]:
         raise ModelError(f"cannot read {path}: {exc.strerror or exc}") from exc
     codec, body = _check_container(path, data)
     try:
-        blob = _decompress(body, codec)
+        blob = decompress_bytes(body, codec)
     except ModelError:
         raise
     except Exception as exc:  # zstd, lzma: each codec has its own error classes

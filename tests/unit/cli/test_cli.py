@@ -182,6 +182,37 @@ def test_export_a_compressed_artifact(run_dir: Path, tmp_path: Path, capsys) -> 
     assert f1[0] == pytest.approx(f1[1], abs=1e-6)
 
 
+def test_an_export_compressed_with_zstd_is_smaller_and_answers_the_same(
+        run_dir: Path, tmp_path: Path, capsys) -> None:
+    from occamtune.api import export
+    from occamtune.errors import ConfigError
+
+    small = tmp_path / "small"
+    assert main(["compress", str(run_dir), "--pipeline", "quantize(bits=4, group_size=16)",
+                 "--output", str(small), "--quiet", "--no-eval"]) == 0
+    capsys.readouterr()
+    plain, zst = tmp_path / "plain", tmp_path / "zst"
+    for out, codec in ((plain, "none"), (zst, "zstd")):
+        assert main(["export", str(small), "--output", str(out), "--weights", "int4", *TS,
+                     "--codec", codec]) == 0
+    info = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [i["codec"] for i in info] == ["none", "zstd"]
+    assert not (zst / "model.onnx").exists()  # never written out uncompressed
+    assert info[1]["onnx"] == "model.onnx.zst"
+    assert info[1]["bytes"] == (zst / "model.onnx.zst").stat().st_size
+    assert info[1]["bytes"] < 0.95 * info[0]["bytes"]
+    for folder in (plain, zst):  # loaded from the compressed file: the same graph
+        assert main(["evaluate", str(folder), "--split", "test"]) == 0
+    f1 = [json.loads(line)["f1"] for line in capsys.readouterr().out.splitlines()]
+    assert f1[0] == f1[1]
+    with pytest.raises(ConfigError, match="codec must be one of none, zstd"):
+        export(small, tmp_path / "gz", codec="gzip")
+    assert not (tmp_path / "gz").exists()
+    assert main(["export", str(run_dir), "--output", str(tmp_path / "g.gguf"), "--gguf", "q4_1",
+                 "--codec", "zstd"]) == 2
+    assert "--codec" in capsys.readouterr().err
+
+
 def test_outputs_have_one_mode_and_no_local_paths(run_dir: Path, tmp_path: Path, capsys) -> None:
     small, onnx = tmp_path / "small", tmp_path / "onnx"
     assert main(["compress", str(run_dir), "--pipeline", "quantize(bits=8)", "--output", str(small),
