@@ -22,6 +22,12 @@ from transformers import GenerationMixin, PreTrainedModel
 # order of two sessions in one process while they spun)
 SPINNING = "session.intra_op.allow_spinning"
 ZSTD_SUFFIX = ".zst"  # a graph written compressed (`export --codec zstd`)
+# what a decoding step returns as its `present.*` outputs: "all", every cached position's keys and
+# values (the graph's own concatenation of the past and the new entries, which the loader then
+# keeps as the cache), or "new", the new tokens' entries alone (which the loader appended with
+# `torch.cat`: a second copy of the whole cache at every token, on fresh memory; exports written
+# before format_info said which are of this kind)
+PRESENT = "all"
 
 
 def onnx_session(path: Path, opts: Any) -> Any:
@@ -53,14 +59,41 @@ def cache_from(tensors: Sequence[torch.Tensor]) -> Any:
     they are. Its `update` would concatenate each onto an empty tensor, which the tracer writes
     as a `Concat`: a copy of everything cached in every decoding step (an encoder-decoder's
     cross-attention keys and values, a whole source's worth per layer; a decoder's whole past)."""
+    return hold(new_cache(), tensors)
+
+
+def hold(cache: Any, tensors: Sequence[torch.Tensor]) -> Any:
+    """`cache` (a `new_cache`) holding these keys and values as its layers' whole contents, in
+    place of what it held: no copy."""
     from transformers.cache_utils import DynamicLayer
 
-    cache = new_cache()
     for i in range(0, len(tensors), 2):
-        layer = DynamicLayer()
-        layer.lazy_initialization(tensors[i], tensors[i + 1])
+        if len(cache.layers) <= i // 2:
+            cache.layers.append(DynamicLayer())
+        layer = cache.layers[i // 2]
+        if not layer.is_initialized:
+            layer.lazy_initialization(tensors[i], tensors[i + 1])
         layer.keys, layer.values = tensors[i], tensors[i + 1]
-        cache.layers.append(layer)
+    return cache
+
+
+def cache_outputs(layers: list[Any], t: int, present: str) -> list[torch.Tensor]:
+    """A step's `present.*` outputs from its cache's layers after `t` new tokens: every entry
+    ("all"), or the new tokens' ("new": the last `t` of each layer)."""
+    out: list[torch.Tensor] = []
+    for layer in layers:
+        out += ([layer.keys, layer.values] if present == "all"
+                else [layer.keys[:, :, -t:], layer.values[:, :, -t:]])
+    return out
+
+
+def keep_step(cache: Any, outputs: Sequence[torch.Tensor], present: str) -> Any:
+    """`cache` after a step whose `present.*` outputs are `outputs` (of kind `present`, see
+    `PRESENT`): held as they are ("all") or appended ("new")."""
+    if present == "all":
+        return hold(cache, outputs)
+    for i in range(len(outputs) // 2):
+        cache.update(outputs[2 * i], outputs[2 * i + 1], i)
     return cache
 
 
@@ -79,6 +112,7 @@ class OnnxStepModel:
         self.session, self.head_config, self.config = session, head_config, config
         self.layers = int(info["layers"])
         self.shapes = [tuple(s) for s in info["cache_shapes"]]
+        self.present = str(info.get("present", "new"))  # see PRESENT
         self.pad_id = pad_id
 
     @property

@@ -3,9 +3,10 @@ model that runs the file in ONNX Runtime under transformers' `generate`.
 
 The file is one graph: a step of decoding. It reads the new tokens, their attention mask over
 the cached and new positions, their positions, and every layer's cached keys and values; it
-returns the logits at the asked positions and the new tokens' keys and values. The Python side
-keeps the cache (transformers' `DynamicCache`), so greedy and beam search, the repetition
-controls, streaming and left-padded batches are `generate`'s own, as on the torch model.
+returns the logits at the asked positions and every layer's keys and values, cached and new
+(`onnx_cache.PRESENT`). The Python side keeps those as the cache (transformers' `DynamicCache`),
+so greedy and beam search, the repetition controls, streaming and left-padded batches are
+`generate`'s own, as on the torch model.
 
 Why ONNX Runtime: at one row a step (decoding), its matrix-vector kernels use both cores where
 torch's MKL call does not (docs/benchmarks/generation.md measures both in one run).
@@ -20,7 +21,16 @@ import numpy as np
 import torch
 from torch import nn
 
-from occamtune.onnx_cache import OnnxLM, OnnxStepModel, cache_from, cache_names, new_cache
+from occamtune import onnx_cache
+from occamtune.onnx_cache import (
+    OnnxLM,
+    OnnxStepModel,
+    cache_from,
+    cache_names,
+    cache_outputs,
+    keep_step,
+    new_cache,
+)
 
 STEP_INPUTS = ("input_ids", "attention_mask", "position_ids", "logits_at")
 
@@ -40,11 +50,12 @@ def _layers(model: nn.Module) -> int:
 
 class DecodeStep(nn.Module):
     """The graph's module: one decoding step of `model` (a generate task model) with the cached
-    keys and values as plain tensors (ONNX inputs and outputs are tensors, not a cache object)."""
+    keys and values as plain tensors (ONNX inputs and outputs are tensors, not a cache object);
+    `present`: which of them it returns (`onnx_cache.PRESENT`)."""
 
-    def __init__(self, model: nn.Module, layers: int) -> None:
+    def __init__(self, model: nn.Module, layers: int, present: str = "all") -> None:
         super().__init__()
-        self.model, self.layers = model, layers
+        self.model, self.layers, self.present = model, layers, present
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
                 position_ids: torch.Tensor, logits_at: torch.Tensor,
@@ -57,11 +68,7 @@ class DecodeStep(nn.Module):
         # prompt position costs more than the rest of the step
         index = logits_at.unsqueeze(-1).expand(-1, -1, hidden.shape[-1])
         logits = self.model.head(hidden.gather(1, index))
-        t = input_ids.shape[1]
-        new: list[torch.Tensor] = []
-        for layer in cache.layers:  # the new tokens' entries are the last T of each layer
-            new += [layer.keys[:, :, -t:], layer.values[:, :, -t:]]
-        return (logits, *new)
+        return (logits, *cache_outputs(cache.layers, input_ids.shape[1], self.present))
 
 
 def cache_shapes(model: nn.Module, layers: int) -> list[list[int]]:
@@ -80,7 +87,8 @@ def step_info(model: nn.Module) -> dict[str, Any]:
 
         return seq2seq_info(model)
     layers = _layers(model)
-    return {"generator": True, "layers": layers, "cache_shapes": cache_shapes(model, layers)}
+    return {"generator": True, "layers": layers, "cache_shapes": cache_shapes(model, layers),
+            "present": onnx_cache.PRESENT}
 
 
 def graphs(path: Path, model: nn.Module) -> list[Path]:
@@ -115,13 +123,14 @@ def export_generator(model: nn.Module, path: Path) -> None:
         "position_ids": {0: "batch", 1: "new"}, "logits_at": {0: "batch", 1: "asked"},
         "logits": {0: "batch", 1: "asked"},
         **{name: {0: "batch", 2: "past"} for name in pasts},
-        **{name: {0: "batch", 2: "new"} for name in presents}}
+        **{name: {0: "batch", 2: "total" if info["present"] == "all" else "new"}
+           for name in presents}}
     model.eval()
     # the TorchScript exporter: torch.export cannot state that the mask's length is the cached
     # length plus the new one (a sum of two free dimensions), which the step needs
     # the wrapper in eval mode: the exporter puts the module back in the mode it found it in
     with torch.no_grad():
-        torch.onnx.export(DecodeStep(model, layers).eval(), dummy, str(path),
+        torch.onnx.export(DecodeStep(model, layers, info["present"]).eval(), dummy, str(path),
                           input_names=[*STEP_INPUTS, *pasts],
                           output_names=["logits", *presents], dynamic_axes=axes,
                           opset_version=17, dynamo=False)
@@ -171,18 +180,23 @@ class OnnxGenerator(OnnxStepModel):
     def step(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
              position_ids: torch.Tensor, logits_at: torch.Tensor,
              past: list[torch.Tensor] | None) -> tuple[torch.Tensor, list[torch.Tensor]]:
-        """One run of the graph: logits at `logits_at` and the new keys and values. Without a
-        cache, one masked-out position stands for it (an empty input is not every runtime's
-        friend; the mask gives the position no weight)."""
+        """One run of the graph: logits at `logits_at` and its `present.*` outputs (of kind
+        `self.present`). Without a cache, one masked-out position stands for it (an empty input
+        is not every runtime's friend; the mask gives the position no weight), and is taken off
+        the outputs."""
         b = input_ids.shape[0]
-        if past is None:
+        stand_in = past is None
+        if stand_in:
             past = [torch.zeros(b, h, 1, d) for h, d in self.shapes for _ in range(2)]
             attention_mask = torch.cat([attention_mask.new_zeros(b, 1), attention_mask], 1)
         feeds = {"input_ids": input_ids, "attention_mask": attention_mask,
                  "position_ids": position_ids, "logits_at": logits_at,
                  **dict(zip(cache_names("past", self.layers), past))}
         out = self.session.run(None, {k: v.contiguous().numpy() for k, v in feeds.items()})
-        return torch.from_numpy(out[0]), [torch.from_numpy(a) for a in out[1:]]
+        cached = [torch.from_numpy(a) for a in out[1:]]
+        if stand_in and self.present == "all":
+            cached = [x[:, :, 1:] for x in cached]
+        return torch.from_numpy(out[0]), cached
 
     def __call__(self, **batch: torch.Tensor) -> torch.Tensor:
         ids = batch["input_ids"]
@@ -227,9 +241,8 @@ class OnnxCausalLM(OnnxLM):
             cache = new_cache()
         last = torch.full((b, 1), t - 1, dtype=torch.long)
         logits, new = self.generator.step(input_ids, attention_mask, position_ids, last, past)
-        for i in range(self.generator.layers):
-            cache.update(new[2 * i], new[2 * i + 1], i)
-        return CausalLMOutputWithPast(logits=logits, cache=cache)
+        return CausalLMOutputWithPast(logits=logits,
+                                      cache=keep_step(cache, new, self.generator.present))
 
 
 def load_generator(folder: Path, session: Any, head_config: Any, info: dict[str, Any],

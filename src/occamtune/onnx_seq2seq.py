@@ -28,12 +28,15 @@ from typing import Any
 import torch
 from torch import nn
 
+from occamtune import onnx_cache
 from occamtune.onnx_cache import (
     SPINNING,
     OnnxLM,
     OnnxStepModel,
     cache_from,
     cache_names,
+    cache_outputs,
+    keep_step,
     new_cache,
     onnx_session,
 )
@@ -118,9 +121,9 @@ class Seq2SeqStep(nn.Module):
     """The decoding step's module: the seq2seq model's forward with both caches given, then the
     task head."""
 
-    def __init__(self, model: nn.Module, layers: int) -> None:
+    def __init__(self, model: nn.Module, layers: int, present: str = "all") -> None:
         super().__init__()
-        self.model, self.layers = model, layers
+        self.model, self.layers, self.present = model, layers, present
 
     def forward(self, decoder_input_ids: torch.Tensor, encoder_hidden_states: torch.Tensor,
                 attention_mask: torch.Tensor, *caches: torch.Tensor) -> tuple[torch.Tensor, ...]:
@@ -128,11 +131,8 @@ class Seq2SeqStep(nn.Module):
         cache = _cache(caches[:n], caches[n:], self.layers)
         out = _decode(self.model, decoder_input_ids, encoder_hidden_states, attention_mask, cache)
         logits = self.model.head(out.logits)
-        t = decoder_input_ids.shape[1]
-        new: list[torch.Tensor] = []
-        for layer in cache.self_attention_cache.layers:  # the new tokens' entries: the last T
-            new += [layer.keys[:, :, -t:], layer.values[:, :, -t:]]
-        return (logits, *new)
+        return (logits, *cache_outputs(cache.self_attention_cache.layers, decoder_input_ids.shape[1],
+                                  self.present))
 
 
 def seq2seq_info(model: nn.Module) -> dict[str, Any]:
@@ -145,10 +145,11 @@ def seq2seq_info(model: nn.Module) -> dict[str, Any]:
         cross = CrossKeysValues(model, layers).eval()(hidden, torch.ones_like(ids))
         # no past and no cross inputs: the self-attention's new entries alone (its heads may
         # be fewer than the cross-attention's: structured pruning cuts only its own)
-        out = Seq2SeqStep(model, layers).eval()(ids, hidden, torch.ones_like(ids))
+        out = Seq2SeqStep(model, layers, "new").eval()(ids, hidden, torch.ones_like(ids))
     return {"generator": True, "seq2seq": True, "layers": layers,
             "cache_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in out[1::2]],
-            "cross_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in cross[0::2]]}
+            "cross_shapes": [[int(k.shape[1]), int(k.shape[3])] for k in cross[0::2]],
+            "present": onnx_cache.PRESENT}
 
 
 def export_seq2seq(model: nn.Module, path: Path) -> None:
@@ -185,11 +186,12 @@ def export_seq2seq(model: nn.Module, path: Path) -> None:
             **source, "decoder_input_ids": {0: "batch", 1: "new"}, "logits": {0: "batch", 1: "new"},
             **{name: {0: "batch", 2: "past"} for name in pasts},
             **{name: {0: "batch", 2: "source"} for name in crosses},
-            **{name: {0: "batch", 2: "new"} for name in presents}}
+            **{name: {0: "batch", 2: "total" if info["present"] == "all" else "new"}
+               for name in presents}}
         dummy = (torch.ones(b, t, dtype=torch.long), hidden, mask,
                  *(torch.zeros(b, h, p, d) for h, d in info["cache_shapes"] for _ in range(2)),
                  *cross)
-        torch.onnx.export(Seq2SeqStep(model, layers).eval(), dummy, str(path),
+        torch.onnx.export(Seq2SeqStep(model, layers, info["present"]).eval(), dummy, str(path),
                           input_names=[*STEP_INPUTS, *pasts, *crosses],
                           output_names=["logits", *presents], dynamic_axes=axes,
                           opset_version=17, dynamo=False)
@@ -298,8 +300,7 @@ class OnnxSeq2SeqLM(OnnxLM):
         cross = [x for layer in cache.cross_attention_cache.layers[:layers]
                  for x in (layer.keys, layer.values)]
         logits, new = self.model.step(decoder_input_ids, hidden, attention_mask, past, cross)
-        for i in range(layers):
-            cache.self_attention_cache.update(new[2 * i], new[2 * i + 1], i)
+        keep_step(cache.self_attention_cache, new, self.model.present)
         return Seq2SeqLMOutput(logits=logits, cache=cache)
 
 

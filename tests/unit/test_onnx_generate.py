@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from occamtune.compress import (
     QuantizeConfig,
@@ -107,6 +108,31 @@ def copies(path: Path) -> list[str]:
     inputs = {i.name for i in graph.input}
     joined = [[i for i in n.input if i not in empty] for n in graph.node if n.op_type == "Concat"]
     return [j[0] for j in joined if len(j) == 1 and j[0] in inputs]
+
+
+def test_the_step_hands_back_the_whole_cache_and_older_exports_still_load(
+        tied: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """The step returns every cached position's keys and values, which the loader keeps as the
+    cache (no second copy of it per token); an export of the earlier kind, which returned the
+    new entries alone, still writes the same tokens."""
+    from occamtune import onnx_cache
+
+    root, step = tied["root"], tied["onnx"]
+    assert step.present == "all"
+    past = [torch.zeros(1, h, 2, d) for h, d in step.shapes for _ in range(2)]
+    _, cached = step.step(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 5, dtype=torch.long),
+                          torch.arange(2, 5)[None], torch.tensor([[2]]), past)
+    assert [x.shape[2] for x in cached] == [5] * len(past)  # 2 cached + 3 new
+    _, first = step.step(torch.ones(1, 3, dtype=torch.long), torch.ones(1, 3, dtype=torch.long),
+                         torch.arange(3)[None], torch.tensor([[2]]), None)
+    assert [x.shape[2] for x in first] == [3] * len(past)  # not the stand-in position
+    monkeypatch.setattr(onnx_cache, "PRESENT", "new")
+    export_run(root / "run", root / "new-only", weights="fp32", notes=False)
+    older = load_model(root / "new-only")[0]
+    assert older.present == "new"
+    feats = tied["feats"][:6]
+    for beams in (1, 2):
+        assert _texts(older, feats, beams) == _texts(step, feats, beams)
 
 
 def test_grouped_heads_read_their_cache_without_repeating_it(exported: dict[str, Any]) -> None:

@@ -101,6 +101,23 @@ def test_three_graphs_compressed_with_zstd_write_the_same_tokens(exported: dict[
     assert _texts(zst, feats) == _texts(exported["onnx"], feats)
 
 
+def test_an_older_step_of_new_entries_only_still_writes_the_tokens(
+        exported: dict[str, Any], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Steps return the whole self-attention cache now (`onnx_cache.PRESENT`); an export that
+    returned the new tokens' entries alone loads and writes the same tokens."""
+    from occamtune import onnx_cache
+
+    assert exported["onnx"].present == "all"
+    root = exported["root"]
+    monkeypatch.setattr(onnx_cache, "PRESENT", "new")
+    export_run(root / "run", root / "new-only", weights="fp32", notes=False)
+    older = load_model(root / "new-only")[0]
+    assert older.present == "new"
+    feats = exported["feats"][:6]
+    for beams in (1, 2):
+        assert _texts(older, feats, beams) == _texts(exported["onnx"], feats, beams)
+
+
 def test_the_three_sessions_do_not_spin_between_steps(exported: dict[str, Any]) -> None:
     from occamtune.onnx_cache import SPINNING
 
