@@ -196,6 +196,17 @@ PAGES = (
                   "run on ONNX Runtime's int8 kernels. Every ONNX row is traced with eager "
                   "attention (the traced SDPA's extra pass over every attention tensor cost the "
                   "most at batch 32, where sentences are longest)."),
+          Section("nbits_small_fast_d4.json", "nbits",
+                  "Small and fast: 4-bit on disk, int8 kernels, the file compressed",
+                  "python -m benchmarks.compression --only \"pipeline: distill5 + FFN 53% + vocab r32 + codebook + 4-bit g128, QAT 6 epochs + GPTQ\" && "
+                  "python -m benchmarks.nbits --base benchmarks/work/occamtune --artifact "
+                  "\"benchmarks/work/compression/compressed/pipeline_distill5_+_FFN_53%_+_vocab_r32_+_codebook_+_4-bit_g128,_QAT_6_epochs_+_GPTQ\" --name nbits_small_fast_d4",
+                  "The same student with the default codebook (4 numbers a sub-vector, 96 bytes a "
+                  "word row: nearer the float rows than the section above's 48, and bigger). Its "
+                  "ONNX files are written both as ONNX Runtime reads them and with `export "
+                  "--codec zstd` (model.onnx.zst, decompressed in memory when loaded: the same "
+                  "graph, so the same F1 and, once loaded, the same speed); the peer's too. The "
+                  "line under the table says what zstd makes of the fp32 reference."),
           Section("shrink_relation.json", "shrink",
                   "Relation extraction (SemEval-2010 Task 8): the chosen model",
                   "python -m benchmarks.shrink --base benchmarks/work/tasks/relation-occamtune "
@@ -342,6 +353,26 @@ PAGES = (
                     "timed). Three ONNX sides: `onnx int8` (exported in this run, grouped), the "
                     "kept export with the repeat, and the grouped export of the sections above, "
                     "copied: the grouped export is timed both before and after the other."),
+            Section("generation_speed_smollm2_one_copy.json", "generation_speed",
+                    "The step handing back the whole cache",
+                    "python -m benchmarks.generation_speed benchmarks/work/generation/"
+                    "scitldr-occamtune --prompts 8 --onnx int8 --onnx-folder "
+                    "benchmarks/work/generation_speed/kept/grouped-int8 --profile "
+                    "--name generation_speed_smollm2_one_copy",
+                    "`onnx int8`, exported in this run, returns every cached position's keys and "
+                    "values, which the loader keeps as the cache; `onnx grouped-int8`, the kept "
+                    "export of the section above, returns the new tokens' entries, which the "
+                    "loader appends in torch (a second copy of the whole cache at every token). "
+                    "The graphs are otherwise the same."),
+            Section("generation_speed_smollm2_one_copy_swapped.json", "generation_speed",
+                    "The step handing back the whole cache, timed in the other order",
+                    "python -m benchmarks.generation_speed benchmarks/work/generation/"
+                    "scitldr-occamtune --prompts 8 --onnx --onnx-folder "
+                    "benchmarks/work/generation_speed/kept/grouped-int8 "
+                    "benchmarks/work/generation_speed/kept/whole-cache-int8 --profile "
+                    "--name generation_speed_smollm2_one_copy_swapped",
+                    "The two exports of the section above, the older one now timed first: "
+                    "`whole-cache-int8` is a copy of that section's `onnx int8` folder."),
             Section("generation_shrink.json", "generation_shrink",
                     "The shrink search on the SciTLDR summarizer against its GGUF Q4_1 file",
                     "python -m benchmarks.generation_shrink",
@@ -637,11 +668,12 @@ def render_readme_block(results: Path) -> str:
                  f"{shrink['size_ratio']:.1f} | {shrink['chosen_test_f1']:.2f} | "
                  f"{shrink['test_drop']:+.2f} | "
                  f"{shrink['base_latency_ms'] / shrink['chosen_latency_ms']:.2f}x |")
-    if (results / "nbits_small_fast_d8.json").is_file():  # small and fast in one file (timed apart)
-        nbits, _ = read_results(results / "nbits_small_fast_d8.json")
+    if (results / "nbits_small_fast_d4.json").is_file():  # small and fast in one file (timed apart)
+        nbits, _ = read_results(results / "nbits_small_fast_d4.json")
         rows = {r["name"]: r for r in nbits["rows"]}
-        r, fp32 = rows["ONNX int4 on int8 kernels"], rows["fp32 (torch)"]
-        lines.append(f"| 5-layer student, FFN 53%, codebook, 4-bit: `export --weights int4-int8` | "
+        r, fp32 = rows["ONNX int4 on int8 kernels, zstd"], rows["fp32 (torch)"]
+        lines.append("| 5-layer student, FFN 53%, codebook, 4-bit: `export --weights int4-int8 "
+                     "--codec zstd` | "
                      f"{r['bytes']:,} | {r['x_smaller']:.1f} | {r['test_metric']:.2f} | "
                      f"{fp32['test_metric'] - r['test_metric']:+.2f} | {r['speedup_b32']:.2f}x |")
     return "\n".join([
