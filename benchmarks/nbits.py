@@ -8,8 +8,9 @@ the fp32 model in torch, the artifact in torch and ONNX Runtime's int8 export of
 All models run in this one process, one thread each by default (--threads), and are timed in
 alternation (--rounds rounds of every model in turn, each round on the same test sentences), so
 that the ratios hold on a busy machine. For each: bytes on disk (the file the runtime reads:
-model.safetensors, model.occ, model.onnx or model.onnx.zst), dev and test metric (an artifact is chosen on dev),
-sentences/s at batch 1 and batch 32. The exports are cached per artifact (--workdir).
+model.safetensors, model.occ, model.onnx or model.onnx.zst), dev and test metric (an artifact
+is chosen on dev), sentences/s at batch 1 and batch 32. The exports are cached per artifact
+(--workdir).
 
 Rows:
     fp32 (torch): the fine-tuned run.

@@ -188,8 +188,8 @@ class _quiet:
 ONNX_FILE = "model.onnx"
 # how the graphs are stored: as ONNX Runtime reads them, or compressed with zstd and decompressed
 # in memory when loaded (`onnx_cache.onnx_session`). Why: ONNX has no entropy coding, and a
-# 4-bit model's codes and scales are not uniform bytes: zstd takes a sixth off such a file
-# (an artifact's model.occ is compressed the same way)
+# 4-bit model's codes and scales are far from uniform bytes (an artifact's model.occ is
+# compressed the same way; benchmarks/nbits.py measures both forms)
 ONNX_CODECS = ("none", "zstd")
 
 

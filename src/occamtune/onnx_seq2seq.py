@@ -131,8 +131,8 @@ class Seq2SeqStep(nn.Module):
         cache = _cache(caches[:n], caches[n:], self.layers)
         out = _decode(self.model, decoder_input_ids, encoder_hidden_states, attention_mask, cache)
         logits = self.model.head(out.logits)
-        return (logits, *cache_outputs(cache.self_attention_cache.layers, decoder_input_ids.shape[1],
-                                  self.present))
+        t = decoder_input_ids.shape[1]
+        return (logits, *cache_outputs(cache.self_attention_cache.layers, t, self.present))
 
 
 def seq2seq_info(model: nn.Module) -> dict[str, Any]:
