@@ -1,7 +1,7 @@
 """Where the bytes of a packed artifact go, and how close its quantized codes are to their entropy.
 
-    python -m benchmarks.artifact_bits [FOLDER]
-    -> benchmarks/results/artifact_bits.json and .md
+    python -m benchmarks.artifact_bits [FOLDER] [--name NAME]
+    -> benchmarks/results/artifact_bits.json and .md (or NAME.json and .md)
 
 FOLDER defaults to the smallest artifact within 1 F1 of benchmarks/compression.py (vocab r64 +
 codebook + 4-bit GPTQ). Each tensor part (codes, scales, values...) is compressed alone with zstd
@@ -42,7 +42,9 @@ def main() -> None:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("folder", nargs="?", default=str(DEFAULT))
-    folder = Path(p.parse_args().folder)
+    p.add_argument("--name", default="artifact_bits", help="results record: benchmarks/results/NAME.json")
+    args = p.parse_args()
+    folder = Path(args.folder)
     manifest, payload = read_occ(folder / ARTIFACT_FILE)
     zstd = zstandard.ZstdCompressor(level=19)
     groups: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
@@ -60,7 +62,7 @@ def main() -> None:
     out = {"folder": str(folder), "artifact_bytes": (folder / ARTIFACT_FILE).stat().st_size,
            "groups": {k: dict(v) for k, v in groups.items()}}
     md = table(out)
-    write_results("artifact_bits", out, md)
+    write_results(args.name, out, md)
     print(md)
 
 
