@@ -2,7 +2,7 @@
 int8, on CoNLL-2003 with the fine-tuned MiniLM-L6. Same run, same test sentences, same machine.
 
     python benchmarks/compression.py --base benchmarks/work/occamtune    # a run from vs_hf.py
-    -> benchmarks/results/compression.json and compression.md
+    -> benchmarks/results/compression.json and compression.md (or NAME.json and .md with --name)
 
 Each entry runs in its own subprocess (peak memory is its own): compress a copy of the fine-tuned
 model with the run's own training data and settings (methods that train use --epochs), write the
@@ -111,6 +111,26 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: distill5 + FFN 53% + vocab r32 + codebook d8 + 4-bit g128, QAT 6 epochs + GPTQ":
         f"{D5}, structured(heads=0, ffn=0.53, epochs=2), vocab(rank=32), codebook(dim=8), "
         "quantize(bits=4, group_size=128, epochs=6, lr=1e-4, rounding=gptq)",
+    # toward 30x (issue 23) from the shrink search's choice (FFN 68%, vocab r128, codebook, 4-bit
+    # QAT rounded to the nearest code): half or a third of the heads out, the kept word rows at 48
+    # bytes (dim 8) and the centroids as 8-bit codes, the bytes `benchmarks/artifact_bits.py`
+    # shows the choice spends most on after the weights' codes
+    "pipeline: heads 50% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs":
+        "structured(heads=0.5, ffn=0.68, epochs=2), vocab(rank=128), "
+        "codebook(dim=8, fallback_dim=8, centroid_bits=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+    "pipeline: heads 33% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs":
+        "structured(heads=0.33, ffn=0.68, epochs=2), vocab(rank=128), "
+        "codebook(dim=8, fallback_dim=8, centroid_bits=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+    # each of the two changes alone, to see which costs the F1
+    "pipeline: FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs":
+        "structured(heads=0, ffn=0.68, epochs=2), vocab(rank=128), "
+        "codebook(dim=8, fallback_dim=8, centroid_bits=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+    "pipeline: heads 33% + FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs":
+        "structured(heads=0.33, ffn=0.68, epochs=2), vocab(rank=128), codebook(fallback_dim=8), "
+        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
     "pipeline: structured FFN 70% + vocab r32 + codebook + 4-bit g128, QAT 3 epochs + GPTQ":
         "structured(heads=0, ffn=0.7, epochs=2), vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq)",
@@ -252,6 +272,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--n-speed", type=int, default=512, help="test sentences timed")
     p.add_argument("--workdir", default=str(ROOT / "benchmarks" / "work" / "compression"))
+    p.add_argument("--name", default="compression",
+                   help="results record: benchmarks/results/NAME.json (its entries: this base's)")
     p.add_argument("--rerun", action="store_true",
                    help="measure the --only entries again even when recorded for this model (a "
                         "speed pass on an idle machine); the new record replaces the old in the "
@@ -309,7 +331,7 @@ def write(records: dict, args: argparse.Namespace) -> None:
     summary = {"entries": rows, "epochs_for_training_methods": args.epochs, "threads": args.threads,
                "targets": _targets(rows, base, peer)}
     md = table(summary)
-    write_results("compression", summary, md)
+    write_results(args.name, summary, md)
     print(md)
 
 

@@ -145,6 +145,22 @@ PAGES = (
                   "--name artifact_bits_shrink",
                   "The same for the shrink search's choice ([the search](search.md)): what a "
                   "smaller choice would have to take from."),
+          Section("compression_30x.json", "compression", "Toward 30x: the search's choice made smaller",
+                  "python -m benchmarks.compression --threads 1 --name compression_30x --only fp32 "
+                  "\"onnx-int8 (peer)\" "
+                  "\"pipeline: heads 50% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs\" "
+                  "\"pipeline: heads 33% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs\" "
+                  "\"pipeline: FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs\" "
+                  "\"pipeline: heads 33% + FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs\"",
+                  "The shrink search's choice (FFN 68%, vocabulary r128, codebook, 4-bit QAT) with "
+                  "what the section above shows its bytes go to cut: a third or half of each "
+                  "layer's heads (2 epochs of recovery, as the FFN), and the kept word rows at 8 "
+                  "numbers per codebook sub-vector (48 bytes a row, not 96) with 8-bit centroids; "
+                  "then each change alone. On the model the search started from (the first table "
+                  "of this page ran on an earlier build of it: another file, the same dev and test "
+                  "F1). Test F1 only: hand-picked pipelines, "
+                  "not chosen on dev. The pipelines ran two at a time, one per core, and their "
+                  "speed ratios move with the load; the fp32 model and the peer ran alone."),
           Section("gptq_layers.json", "gptq_layers", "GPTQ calibration: each layer's inputs kept",
                   "python -m benchmarks.gptq_layers RUN [RUN ...]",
                   "GPTQ measures each layer's Hessians after the layers before it are rounded. "
