@@ -36,6 +36,8 @@ D3 = f"distill(layers=3, epochs={DISTILL_EPOCHS})"
 D4 = f"distill(layers=4, epochs={DISTILL_EPOCHS})"
 D5 = f"distill(layers=5, epochs={DISTILL_EPOCHS})"
 FFN30 = "structured(heads=0, ffn=0.3, epochs=2)"  # with the unpruned student as teacher
+QAT2 = "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)"  # the shrink choice's 4-bit QAT
+CB8_QAT2 = f"vocab(rank=128), codebook(dim=8, fallback_dim=8, centroid_bits=8), {QAT2}"
 SMALL = "vocab(min_count=2, rank=32), quantize(bits=3, group_size=128, epochs=1)"  # + 1 epoch QAT
 
 ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
@@ -116,21 +118,15 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     # bytes (dim 8) and the centroids as 8-bit codes, the bytes `benchmarks/artifact_bits.py`
     # shows the choice spends most on after the weights' codes
     "pipeline: heads 50% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs":
-        "structured(heads=0.5, ffn=0.68, epochs=2), vocab(rank=128), "
-        "codebook(dim=8, fallback_dim=8, centroid_bits=8), "
-        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+        f"structured(heads=0.5, ffn=0.68, epochs=2), {CB8_QAT2}",
     "pipeline: heads 33% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs":
-        "structured(heads=0.33, ffn=0.68, epochs=2), vocab(rank=128), "
-        "codebook(dim=8, fallback_dim=8, centroid_bits=8), "
-        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+        f"structured(heads=0.33, ffn=0.68, epochs=2), {CB8_QAT2}",
     # each of the two changes alone, to see which costs the F1
     "pipeline: FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs":
-        "structured(heads=0, ffn=0.68, epochs=2), vocab(rank=128), "
-        "codebook(dim=8, fallback_dim=8, centroid_bits=8), "
-        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+        f"structured(heads=0, ffn=0.68, epochs=2), {CB8_QAT2}",
     "pipeline: heads 33% + FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs":
-        "structured(heads=0.33, ffn=0.68, epochs=2), vocab(rank=128), codebook(fallback_dim=8), "
-        "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)",
+        f"structured(heads=0.33, ffn=0.68, epochs=2), vocab(rank=128), codebook(fallback_dim=8), "
+        f"{QAT2}",
     "pipeline: structured FFN 70% + vocab r32 + codebook + 4-bit g128, QAT 3 epochs + GPTQ":
         "structured(heads=0, ffn=0.7, epochs=2), vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq)",

@@ -158,9 +158,9 @@ PAGES = (
                   "numbers per codebook sub-vector (48 bytes a row, not 96) with 8-bit centroids; "
                   "then each change alone. On the model the search started from (the first table "
                   "of this page ran on an earlier build of it: another file, the same dev and test "
-                  "F1). Test F1 only: hand-picked pipelines, "
-                  "not chosen on dev. The pipelines ran two at a time, one per core, and their "
-                  "speed ratios move with the load; the fp32 model and the peer ran alone."),
+                  "F1). Test F1 only: hand-picked pipelines, not chosen on dev. The pipelines ran "
+                  "two at a time, one per core, and their speed ratios move with the load; the "
+                  "fp32 model and the peer ran alone."),
           Section("gptq_layers.json", "gptq_layers", "GPTQ calibration: each layer's inputs kept",
                   "python -m benchmarks.gptq_layers RUN [RUN ...]",
                   "GPTQ measures each layer's Hessians after the layers before it are rounded. "
