@@ -22,7 +22,8 @@ the fine-tuned model: 68% of the feed-forward neurons removed (with the position
 run's max_length, 68% gives the bytes 70% gave) or none; vocabulary trimming (dropped rows at
 rank 32 or 128; with the codebook, their rank-r codes are product-quantization codes too, in
 sub-vectors of 8: r / 8 bytes a row) or none; the embedding rows as product-quantization codes
-or not; 4-bit weights in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of
+or not (their centroids as 8-bit codes, half the bytes of fp16 numbers); 4-bit weights in
+groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of
 quantization-aware training (lr 1e-4, then rounded to the nearest code) for the candidates the
 search retries (a miss within 1.5 times the tolerance, smaller than the best kept). With
 3 epochs (before the search queued training first and deferred duplicates) a QAT retry took 19
@@ -56,7 +57,7 @@ from benchmarks.results_io import write_results
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0,0.68", "prune_epochs=2", "sparsity=0.0",
          "lowrank_energy=0.0", "vocab_trim=true,false", "vocab_rank=32,128", "codebook=false,true",
-         "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
+         "codebook_centroid_bits=8", "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
 
 
 def measure_peer(base: Path, out: Path) -> dict:

@@ -80,6 +80,10 @@ class CodebookConfig(CompressionConfig):
                   doc="with a codebook, the rank-r codes of the rows a trimmed vocabulary "
                       "dropped are product-quantization codes too, r / this many bytes a row "
                       "(0, or a rank it does not divide: they are quantized with the weights)."),
+        SearchDim("codebook_centroid_bits", 0, ok=lambda v: v == 0 or 2 <= v <= 8,
+                  rule="0 or 2 to 8",
+                  doc="with a codebook, its centroids as codes of this many bits, one scale a "
+                      "sub-space (0: fp16 numbers)."),
     )
 
     @classmethod
@@ -114,7 +118,8 @@ class CodebookConfig(CompressionConfig):
             return None
         fallback, rank = space.codebook_fallback_dim, trimmed_rank(point, space)
         coded = fallback and rank and rank % fallback == 0  # else the rank-r codes get quantized
-        return cls(fallback_dim=fallback) if coded else cls()
+        return cls(fallback_dim=fallback if coded else 0,
+                   centroid_bits=space.codebook_centroid_bits or None)
 
     @classmethod
     def level(cls, point: Point) -> float:

@@ -13,6 +13,8 @@ through estimator): the model first trains on the run's data with every target w
 in the forward pass by its quantized value while gradients update the float weights as if the
 rounding were the identity; then the trained weights are quantized as above. The model learns
 to live with its own rounding, which post-training rounding at 3 bits or fewer does not allow.
+The training also moves what an earlier step stored as codes (a codebook's `centroid_bits`
+centroids): those are rounded again to their own widths afterwards (`reround_trained`).
 The model before quantization is the teacher (soft labels, as in TernaryBERT, Zhang et al. 2020,
 and, when it has the same layers, `hidden_weight` x the MSE of each layer's output against the
 teacher's) and the learning rate a tenth of the run's by default: the model is already trained,
@@ -282,6 +284,8 @@ def _quantize(model: TaskModel, config: QuantizeConfig,
     if config.epochs != 0:
         model = train_quantized(model, config, ctx)
     targets = dict(quantize_targets(model, config.embeddings))
+    if config.epochs != 0:
+        reround_trained(model, {f"{name}.weight" for name in targets}, step)
     n_weights, ffn = 0, ffn_linears(model) if config.ffn_bits is not None else set()
     inputs = LayerInputs(model, _layer_names(model), ctx.calibration) if ctx.calibration else None
     for names, gptq in _rounding_order(model, targets, config):
@@ -300,6 +304,23 @@ def _quantize(model: TaskModel, config: QuantizeConfig,
     step.int8_runtime = config.bits == 8 if config.dynamic is None else config.dynamic
     step.facts.update(quantized_weights=n_weights, bits=config.bits)
     return model, step
+
+
+def reround_trained(model: TaskModel, skip: set[str], step: StepRecord) -> None:
+    """Round again, each to its own code width, the tensors an earlier step stored as codes
+    (a codebook's centroids with `centroid_bits`) that quantization-aware training moved off
+    them; else the artifact would store them as fp16 numbers, at two or four times the bytes
+    their step was asked for. `skip`: the tensors this step rounds itself."""
+    tensors = model.state_dict(keep_vars=True)
+    for name, quant in record_of(model).codes.items():
+        tensor = tensors.get(name)
+        if (name in skip or tensor is None or tensor.numel() != quant.codes.numel()
+                or codes_of({name: quant}, name, tensor) is not None):
+            continue
+        trained = tensor.detach().float().reshape(quant.codes.shape)
+        again = QuantCodes(*quantize_tensor(trained, quant.bits, quant.group), quant.bits, quant.group)
+        set_to_codes(tensor, again)
+        step.codes[name] = again
 
 
 def _rounding_order(model: TaskModel, targets: dict[str, nn.Module],

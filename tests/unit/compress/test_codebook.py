@@ -8,6 +8,7 @@ import torch
 
 from occamtune.compress import (
     CodebookConfig,
+    QuantizeConfig,
     VocabTrimConfig,
     compress,
     load_artifact,
@@ -147,6 +148,28 @@ def test_centroid_bits_store_the_centroids_as_codes(tokenizer, tmp_path) -> None
     torch.testing.assert_close(loaded(**batch), coded.eval()(**batch), atol=2e-3, rtol=2e-3)
     save_artifact(loaded, tokenizer, tmp_path / "again")  # the codes survive a reload
     assert (tmp_path / "again" / "model.occ").read_bytes() == (tmp_path / "q" / "model.occ").read_bytes()
+
+
+def test_centroid_codes_survive_quantization_aware_training(tokenizer, tmp_path) -> None:
+    """QAT trains the centroids too; they are rounded again to their own bits, not left as
+    fp16 numbers in the artifact."""
+    from occamtune.compress.artifact import read_occ
+
+    coded = [VocabTrimConfig(rank=4), CodebookConfig(size=8, centroid_bits=4)]
+    before = compress(tiny_task_model(), coded, tiny_context(train=False))
+    model = compress(tiny_task_model(), [*coded, QuantizeConfig(bits=4, group_size=8, epochs=2)],
+                     tiny_context())
+    centroids = model.encoder.embeddings.word_embeddings.embedding.codebooks
+    assert not torch.equal(centroids, before.encoder.embeddings.word_embeddings.embedding.codebooks)
+    for s in range(8):  # trained, then 4-bit again: at most 15 values a sub-space
+        assert centroids[s].unique().numel() <= 15
+    save_artifact(model, tokenizer, tmp_path / "q")
+    manifest, _ = read_occ(tmp_path / "q" / "model.occ")
+    entry = next(e for e in manifest["tensors"] if e["name"].endswith("embedding.codebooks"))
+    assert entry["enc"] == "quant" and entry["bits"] == 4
+    batch = tiny_batches(n=1, seed=3)[0]
+    loaded = load_artifact(tmp_path / "q")
+    torch.testing.assert_close(loaded(**batch), model.eval()(**batch), atol=2e-3, rtol=2e-3)
 
 
 def test_fallback_dim_without_low_rank_rows_is_a_no_op() -> None:

@@ -33,6 +33,8 @@ def test_parse_space_from_flags() -> None:
         parse_space(["qat_rounding=stochastic"])
     with pytest.raises(ConfigError, match="codebook_fallback_dim must be >= 0"):
         parse_space(["codebook_fallback_dim=-1"])
+    with pytest.raises(ConfigError, match="codebook_centroid_bits must be 0 or 2 to 8"):
+        parse_space(["codebook_centroid_bits=12"])
     with pytest.raises(ConfigError, match="FIELD=v1,v2"):
         parse_space(["colour=red"])
     with pytest.raises(ConfigError, match="rounding must be one of nearest, gptq"):
@@ -72,6 +74,8 @@ def test_pipeline_order_and_skipped_steps() -> None:
     assert build_pipeline({**params, "vocab_trim": False}, SearchSpace())[-2].fallback_dim == 0
     assert build_pipeline({**params, "vocab_rank": 16},
                           SearchSpace(codebook_fallback_dim=0))[-2].fallback_dim == 0
+    assert steps[-2].centroid_bits is None  # codebook_centroid_bits 0: fp16 centroids
+    assert build_pipeline(params, parse_space(["codebook_centroid_bits=8"]))[-2].centroid_bits == 8
     assert SearchSpace(distill_layers=(0,), ffn=(0.0,), sparsity=(0.0,), lowrank_energy=(0.0,),
                        vocab_trim=(False, True), vocab_rank=(32, 64), bits=(4,)).size() == 6
     none = {"distill_layers": 0, "heads": 0.0, "ffn": 0.0, "sparsity": 0.0, "lowrank_energy": 0.0,
