@@ -38,6 +38,7 @@ D5 = f"distill(layers=5, epochs={DISTILL_EPOCHS})"
 FFN30 = "structured(heads=0, ffn=0.3, epochs=2)"  # with the unpruned student as teacher
 QAT2 = "quantize(bits=4, group_size=128, epochs=2, lr=1e-4)"  # the shrink choice's 4-bit QAT
 CB8_QAT2 = f"vocab(rank=128), codebook(dim=8, fallback_dim=8, centroid_bits=8), {QAT2}"
+VOCAB_POS = "vocab(rank=128, positions=true)"  # the search's trimmed vocabulary
 SMALL = "vocab(min_count=2, rank=32), quantize(bits=3, group_size=128, epochs=1)"  # + 1 epoch QAT
 
 ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the peer); run in this order
@@ -127,6 +128,18 @@ ENTRIES = {  # name -> pipeline ("" = the fp32 model itself; "onnx-int8" = the p
     "pipeline: heads 33% + FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs":
         f"structured(heads=0.33, ffn=0.68, epochs=2), vocab(rank=128), codebook(fallback_dim=8), "
         f"{QAT2}",
+    # the same search choice with the position rows cut to the run's max_length (as the search
+    # does) and 8-bit centroids that stay codes through QAT: then the word rows at 48 bytes, or
+    # only the tokens seen three times or more as full rows (the others as rank-128 codes)
+    "pipeline: FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs, positions cut":
+        f"structured(heads=0, ffn=0.68, epochs=2), {VOCAB_POS}, "
+        f"codebook(dim=8, fallback_dim=8, centroid_bits=8), {QAT2}",
+    "pipeline: FFN 68% + vocab r128 (min count 3) + codebook + 4-bit g128, QAT 2 epochs, positions cut":
+        "structured(heads=0, ffn=0.68, epochs=2), vocab(min_count=3, rank=128, positions=true), "
+        f"codebook(fallback_dim=8, centroid_bits=8), {QAT2}",
+    "pipeline: FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs, positions cut":
+        f"structured(heads=0, ffn=0.68, epochs=2), {VOCAB_POS}, "
+        f"codebook(fallback_dim=8, centroid_bits=8), {QAT2}",
     "pipeline: structured FFN 70% + vocab r32 + codebook + 4-bit g128, QAT 3 epochs + GPTQ":
         "structured(heads=0, ffn=0.7, epochs=2), vocab(rank=32), codebook(), "
         "quantize(bits=4, group_size=128, epochs=3, lr=1e-4, rounding=gptq)",

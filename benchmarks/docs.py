@@ -194,6 +194,21 @@ PAGES = (
                   "thread, timed in turn on the same test sentences. Its last row is what a user "
                   "ships: `export --weights int4-int8 --codec zstd` (the 4-bit codes on disk, "
                   "compressed; ONNX Runtime's int8 kernels once loaded)."),
+          Section("shrink_centroids8.json", "shrink",
+                  "The same search with the centroids as 8-bit codes",
+                  "python -m benchmarks.shrink --threads 1 --workers 2 --name shrink_centroids8 "
+                  "--output benchmarks/work/shrink-c8 --space distill_layers=0 heads=0.0 "
+                  "ffn=0.0,0.68 prune_epochs=2 sparsity=0.0 lowrank_energy=0.0 "
+                  "vocab_trim=true,false vocab_rank=32,128 codebook=false,true "
+                  "codebook_centroid_bits=8 bits=4 group_size=128 quant_epochs=0,2 quant_lr=1e-4",
+                  "The space of the first section with one setting changed: the codebook's "
+                  "centroids stored as 8-bit codes, one scale a sub-space, not fp16 numbers "
+                  "(they stay codes through quantization-aware training, which trains them). "
+                  "Every codebook candidate is smaller by the same bytes; the first section's "
+                  "choice, retrained, came back just past the tolerance on dev, so this search "
+                  "chose a larger model. The rows under the choice are the smallest candidates "
+                  "the tolerance ruled out. Which is why the benchmark's space keeps the "
+                  "centroids in fp16."),
           Section("shrink_both.json", "shrink", "Small and fast: the chosen model",
                   "python -m benchmarks.shrink --objective both --name shrink_both "
                   "--output benchmarks/work/shrink-both",
@@ -304,7 +319,20 @@ PAGES = (
                   "The same fine-tuned models as the full run above (reused), then one "
                   "candidate: codebook rows for the embeddings, 4-bit attention and 3-bit "
                   "feed-forward weights (groups of 128) after one epoch of quantization-aware "
-                  "training at a tenth of the run's learning rate."),)),
+                  "training at a tenth of the run's learning rate."),
+          Section("families_sst2.json", "families",
+                  "SST-2, all of it, 1 epoch each",
+                  "python -m benchmarks.families --task classify --epochs 1 --shrink-trials 0 "
+                  "--name families_sst2",
+                  "Both models fine-tuned on all 6,920 training sentences for one epoch (the "
+                  "epochs of the NER runs above) with the same settings, scored on all 872 dev "
+                  "and 1,821 test sentences; one after the other in their own processes, alone "
+                  "on the machine but for short tests at low priority. A sequence classifier on "
+                  "a decoder reads the last token's hidden state (the one position that has seen "
+                  "the whole sentence), on an encoder the mean over the tokens (the `pooling` "
+                  "column). Where a decoder labels each word from its left context only (NER, "
+                  "above) the uncased encoder wins; where the label is the whole sentence's, "
+                  "the six-times-larger decoder does."),)),
     Page("generation", "Text generation against the Hugging Face Trainer recipe",
          "occamtune's `generate` task and the `Trainer` recipe a user writes for a causal LM, "
          "same model (SmolLM2-135M-Instruct unless the record says otherwise), same prompts and "

@@ -22,8 +22,7 @@ the fine-tuned model: 68% of the feed-forward neurons removed (with the position
 run's max_length, 68% gives the bytes 70% gave) or none; vocabulary trimming (dropped rows at
 rank 32 or 128; with the codebook, their rank-r codes are product-quantization codes too, in
 sub-vectors of 8: r / 8 bytes a row) or none; the embedding rows as product-quantization codes
-or not (their centroids as 8-bit codes, half the bytes of fp16 numbers); 4-bit weights in
-groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of
+or not; 4-bit weights in groups of 128 rounded with GPTQ: 12 pipelines, and 2 epochs of
 quantization-aware training (lr 1e-4, then rounded to the nearest code) for the candidates the
 search retries (a miss within 1.5 times the tolerance, smaller than the best kept). With
 3 epochs (before the search queued training first and deferred duplicates) a QAT retry took 19
@@ -37,6 +36,9 @@ a miss QAT cannot bring back, hence retries only within 1.5 times the tolerance.
 codebooks for the kept rows or fewer full rows (only tokens seen twice or more) lose 0.5 to 1.6
 more F1 on the unpruned model for 300 to 670 KB (benchmarks/results/candidates.md), and on the
 refit student 3-bit attention weights (22.1x, checked by hand) lost 1.85.
+With the centroids as 8-bit codes (`codebook_centroid_bits=8`, a few percent fewer bytes) the
+same QAT candidate came back just outside the tolerance on dev and the search chose a larger
+model (benchmarks/results/shrink_centroids8.json): this space keeps the centroids in fp16.
 `--space` changes it; `--space` with no values uses the default space. `--objective both`
 (or `latency`, `--max-latency-ms`) searches for a model small and fast at once, each candidate
 measured as its ONNX export (`--runtime onnx`); `python -m benchmarks.nbits --base BASE
@@ -57,7 +59,7 @@ from benchmarks.results_io import write_results
 ROOT = Path(__file__).resolve().parents[1]
 SPACE = ["distill_layers=0", "heads=0.0", "ffn=0.0,0.68", "prune_epochs=2", "sparsity=0.0",
          "lowrank_energy=0.0", "vocab_trim=true,false", "vocab_rank=32,128", "codebook=false,true",
-         "codebook_centroid_bits=8", "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
+         "bits=4", "group_size=128", "quant_epochs=0,2", "quant_lr=1e-4"]
 
 
 def measure_peer(base: Path, out: Path) -> dict:
@@ -219,10 +221,27 @@ def main() -> None:
         "search_wall_s": search_wall, "finetune_wall_s": finetune_wall, "budget_s": budget,
         "trials": s["trials"], "space": args.space, "max_drop": args.max_drop, "peer": s["peer"],
         "report_html": str(html), "report_md": str(md),
+        "smaller_misses": smaller_misses(out, s["chosen_bytes"], args.max_drop),
     }
     md = table(keys)
     write_results(args.name, keys, md)
     print(md)
+
+
+def smaller_misses(out: Path, chosen_bytes: int | None, max_drop: float, n: int = 3) -> list[dict]:
+    """The `n` smallest candidates measured on all of dev that were smaller than the choice but
+    lost more than `max_drop`: what the tolerance ruled out, and by how much."""
+    from benchmarks.families import measured_candidates
+
+    seen, rows = set(), []
+    for c in sorted(measured_candidates(out), key=lambda c: c["bytes"]):
+        if c["pipeline"] in seen or c["dev_drop"] <= max_drop:
+            continue
+        if chosen_bytes is not None and c["bytes"] >= chosen_bytes:
+            break
+        seen.add(c["pipeline"])
+        rows.append(c)
+    return rows[:n]
 
 
 def table(keys: dict) -> str:
@@ -241,6 +260,9 @@ def table(keys: dict) -> str:
         f"{f(peer['dev_metric'])} | {f(peer['test_metric'])} |"),
         (f"| shrink's choice: `{keys['chosen_pipeline']}` | {f(keys['chosen_bytes'], 0)} | {f(keys['size_ratio'], 1)} | "
         f"{f(keys['chosen_dev_f1'])} | {f(keys['chosen_test_f1'])} |"),
+        *(f"| smaller, outside the tolerance: `{c['pipeline']}` | {c['bytes']:,} | "
+          f"{keys['base_bytes'] / c['bytes']:.1f} | {c['dev_f1']:.2f} (drop {c['dev_drop']:.2f}) | - |"
+          for c in keys.get("smaller_misses") or []),  # (records from before they were kept lack it)
         "", (f"Search: {trials}, {keys['search_wall_s'] / 60:.0f} min wall (budget {budget / 60:.0f} min "
         f"= {budget / finetune_wall:g} x one fine-tune of {finetune_wall / 60:.0f} min), max drop "
         f"{keys['max_drop']} {metric} on dev."),
