@@ -151,7 +151,10 @@ PAGES = (
                   "\"pipeline: heads 50% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs\" "
                   "\"pipeline: heads 33% + FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs\" "
                   "\"pipeline: FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs\" "
-                  "\"pipeline: heads 33% + FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs\"",
+                  "\"pipeline: heads 33% + FFN 68% + vocab r128 + codebook + 4-bit g128, QAT 2 epochs\" "
+                  "\"pipeline: FFN 68% + vocab r128 + codebook d8 + 4-bit g128, QAT 2 epochs, "
+                  "positions cut\" \"pipeline: FFN 68% + vocab r128 (min count 3) + codebook + "
+                  "4-bit g128, QAT 2 epochs, positions cut\"",
                   "The shrink search's choice (FFN 68%, vocabulary r128, codebook, 4-bit QAT) with "
                   "what the section above shows its bytes go to cut: a third or half of each "
                   "layer's heads (2 epochs of recovery, as the FFN), and the kept word rows at 8 "
@@ -160,7 +163,13 @@ PAGES = (
                   "of this page ran on an earlier build of it: another file, the same dev and test "
                   "F1). Test F1 only: hand-picked pipelines, not chosen on dev. The pipelines ran "
                   "two at a time, one per core, and their speed ratios move with the load; the "
-                  "fp32 model and the peer ran alone."),
+                  "fp32 model and the peer ran alone. The four entries without \"positions "
+                  "cut\" ran before the centroids' codes survived quantization-aware training "
+                  "(their 8-bit centroids were stored as fp16 numbers) and keep all 512 position "
+                  "rows; the last two cut the position rows to the run's max_length as the "
+                  "search does and store 8-bit centroids: the kept word rows at 48 bytes, or full "
+                  "rows only for the tokens seen three times or more in training (the others "
+                  "become rank-128 codes of 16 bytes)."),
           Section("gptq_layers.json", "gptq_layers", "GPTQ calibration: each layer's inputs kept",
                   "python -m benchmarks.gptq_layers RUN [RUN ...]",
                   "GPTQ measures each layer's Hessians after the layers before it are rounded. "
