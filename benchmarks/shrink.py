@@ -141,6 +141,8 @@ def goal_flags(args: argparse.Namespace) -> list[str]:
     flags = ["--objective", args.objective]
     if args.max_latency_ms is not None:
         flags += ["--max-latency-ms", str(args.max_latency_ms)]
+    if args.retry_factor is not None:
+        flags += ["--retry-factor", str(args.retry_factor)]
     return flags + (["--runtime", args.runtime] if args.runtime else [])
 
 
@@ -155,6 +157,8 @@ def main() -> None:
     p.add_argument("--space", nargs="*", default=SPACE)
     p.add_argument("--objective", choices=["size", "latency", "both"], default="size")
     p.add_argument("--max-latency-ms", type=float, default=None)
+    p.add_argument("--retry-factor", type=float, default=None,
+                   help="`occamtune shrink --retry-factor` (default: its own, 1.5)")
     p.add_argument("--runtime", choices=["torch", "onnx", "onnx-int8"], default=None,
                    help="default: onnx when --objective or --max-latency-ms involves speed")
     p.add_argument("--output", default=str(ROOT / "benchmarks" / "work" / "shrink"))
@@ -175,6 +179,7 @@ def main() -> None:
     from occamtune.search import shrink
     from occamtune.search.records import write_json
     from occamtune.search.space import parse_space
+    from occamtune.search.trial import Measure
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -189,7 +194,8 @@ def main() -> None:
     workers = [] if args.no_new_trials else start_workers(args, base, out, budget)
     # with workers, their last trials may end after this process's: choose once all are done
     goal = {"objective": args.objective, "max_latency_ms": args.max_latency_ms,
-            "runtime": args.runtime}
+            "runtime": args.runtime,
+            **({"measure": Measure(retry_factor=args.retry_factor)} if args.retry_factor else {})}
     result = shrink(base, out, max_drop=args.max_drop,
                     budget_seconds=0.0 if args.no_new_trials else budget,
                     space=space, progress=True, finalize_search=not workers, **goal)

@@ -59,6 +59,9 @@ def add_commands(subparsers: Any) -> None:
                         "`--weights auto-int8`, 4-bit codes on the int8 kernels, faster, not "
                         "exact); default onnx when --objective or --max-latency-ms involves "
                         "speed, else torch")
+    p.add_argument("--retry-factor", type=float, default=None, metavar="X",
+                   help="retry with quantization-aware training a candidate that missed "
+                        "--max-drop by at most X times it (default 1.5; 1: no retries)")
     p.add_argument("--heartbeat", type=int, default=30, metavar="SECONDS",
                    help="a running trial's heartbeat; silent for 4 of them, it is failed and "
                         "retried (its worker died)")
@@ -83,14 +86,16 @@ def add_commands(subparsers: Any) -> None:
 def _shrink(args: argparse.Namespace) -> int:
     from occamtune.api import shrink
     from occamtune.search.space import parse_space
+    from occamtune.search.trial import Measure
 
+    measure = Measure() if args.retry_factor is None else Measure(retry_factor=args.retry_factor)
     result = shrink(args.model, args.output, max_drop=args.max_drop, budget_trials=args.trials,
                     budget_seconds=parse_duration(args.budget) if args.budget else None,
                     storage=args.storage, study_name=args.study, seed=args.seed,
                     space=parse_space(args.space), progress=not args.quiet,
                     finalize_search=not args.no_finalize, heartbeat_s=args.heartbeat,
                     objective=args.objective, max_latency_ms=args.max_latency_ms,
-                    runtime=args.runtime, decoding=decoding_options(args))
+                    runtime=args.runtime, decoding=decoding_options(args), measure=measure)
     keys = ("trials", "base_bytes", "chosen_bytes", "size_ratio", "base_dev_metric",
             "chosen_dev_metric", "base_test_metric", "chosen_test_metric", "chosen_pipeline",
             "chosen_latency_ms", "latency_ratio", "runtime", "search_wall_s")

@@ -94,6 +94,9 @@ class Measure:
                               f"got {self.objective!r}")
         if self.runtime not in RUNTIMES:
             raise ConfigError(f"--runtime must be one of {', '.join(RUNTIMES)}, got {self.runtime!r}")
+        if not self.retry_factor >= 1:
+            raise ConfigError(f"--retry-factor must be at least 1 (1: no QAT retries), got "
+                              f"{self.retry_factor}")
         if self.max_latency_ms is not None and not self.max_latency_ms > 0:
             raise ConfigError(f"--max-latency-ms must be a positive number of milliseconds per "
                               f"sentence, got {self.max_latency_ms}")

@@ -295,6 +295,26 @@ def test_measure_refuses_unknown_objectives_runtimes_and_latency_limits() -> Non
         Measure(runtime="tflite")
     with pytest.raises(ConfigError, match="--max-latency-ms must be a positive"):
         Measure(max_latency_ms=0.0)
+    with pytest.raises(ConfigError, match="--retry-factor must be at least 1"):
+        Measure(retry_factor=0.5)
+
+
+def test_the_cli_hands_the_retry_factor_to_the_search(monkeypatch, capsys) -> None:
+    import occamtune.api
+    from occamtune.cli import main
+
+    seen = {}
+
+    def fake(run, output, **options):
+        seen.update(options)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(occamtune.api, "shrink", fake)
+    main(["shrink", "run", "--output", "out", "--retry-factor", "2.5", "--trials", "1"])
+    assert seen["measure"].retry_factor == 2.5
+    main(["shrink", "run", "--output", "out", "--trials", "1"])
+    assert seen["measure"].retry_factor == Measure().retry_factor
+    assert "stop here" in capsys.readouterr().err
 
 
 @pytest.mark.slow  # several seconds: two trials, each exported to ONNX and measured there
