@@ -232,6 +232,18 @@ PAGES = (
                   "its candidate without that training lost more than the search's window for "
                   "a retry with it (1.5 times the tolerance), so it was never trained, and the "
                   "search chose a larger model."),
+          Section("shrink_min3_retry2.json", "shrink",
+                  "The same, with QAT retries for misses up to twice the tolerance",
+                  "python -m benchmarks.shrink --threads 1 --workers 2 --retry-factor 2 "
+                  "--name shrink_min3_retry2 --output benchmarks/work/shrink-min3-r2 --space "
+                  "distill_layers=0 heads=0.0 ffn=0.0,0.68 prune_epochs=2 sparsity=0.0 "
+                  "lowrank_energy=0.0 vocab_trim=true,false vocab_rank=32,128 vocab_min_count=3 "
+                  "codebook=false,true codebook_centroid_bits=8 bits=4 group_size=128 "
+                  "quant_epochs=0,2 quant_lr=1e-4",
+                  "The section above's space and budget, in a new study, with "
+                  "`--retry-factor 2`: a candidate that missed the tolerance by up to twice it "
+                  "is retried with quantization-aware training (the default window, 1.5, "
+                  "left out the pipeline the section above never trained)."),
           Section("shrink_both.json", "shrink", "Small and fast: the chosen model",
                   "python -m benchmarks.shrink --objective both --name shrink_both "
                   "--output benchmarks/work/shrink-both",

@@ -39,6 +39,9 @@ refit student 3-bit attention weights (22.1x, checked by hand) lost 1.85.
 With the centroids as 8-bit codes (`codebook_centroid_bits=8`, a few percent fewer bytes) the
 same QAT candidate came back just outside the tolerance on dev and the search chose a larger
 model (benchmarks/results/shrink_centroids8.json): this space keeps the centroids in fp16.
+Full word rows only for the tokens seen three times (`vocab_min_count=3`) need QAT to come back
+within the tolerance, from a miss past the default retry window: with `--retry-factor 2` the
+search finds that smaller model (shrink_min3_retry2.json, docs page "search").
 `--space` changes it; `--space` with no values uses the default space. `--objective both`
 (or `latency`, `--max-latency-ms`) searches for a model small and fast at once, each candidate
 measured as its ONNX export (`--runtime onnx`); `python -m benchmarks.nbits --base BASE
