@@ -69,6 +69,18 @@ def _exports(base: Path, artifact: Path, work: Path, exporter: str) -> dict[str,
     return {**out, "onnx_int4_acc4": int8_compute}
 
 
+def export_cache(artifact: Path) -> Path:
+    """Where the exports of `artifact` are cached: by its folder's name and its file's digest, as
+    two searches' choices are both folders named `chosen` (keyed by the name alone, the second
+    was timed on the first one's exports)."""
+    import hashlib
+
+    from occamtune.compress.artifact import ARTIFACT_FILE
+
+    digest = hashlib.sha1((artifact / ARTIFACT_FILE).read_bytes()).hexdigest()[:12]
+    return ROOT / "benchmarks" / "work" / "nbits" / f"{artifact.name}-{digest}"
+
+
 def models(base: Path, artifact: Path, work: Path, exporter: str, threads: int) -> dict[str, tuple]:
     """name -> (model, bytes on disk)."""
     from occamtune.compress.artifact import artifact_bytes
@@ -153,12 +165,12 @@ def main() -> None:
     p.add_argument("--exporter", choices=["dynamo", "torchscript"], default="torchscript",
                    help="as benchmarks/compression.py's ONNX rows (the graph feeds the quantizers)")
     p.add_argument("--workdir", help="where the exports are cached (default: "
-                   "benchmarks/work/nbits/<the artifact folder's name>)")
+                   "benchmarks/work/nbits/<the artifact folder's name>-<its file's digest>)")
     p.add_argument("--name", default="nbits", help="results record: benchmarks/results/NAME.json")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     base, artifact = Path(args.base), Path(args.artifact)
-    work = Path(args.workdir or ROOT / "benchmarks" / "work" / "nbits" / artifact.name)
+    work = Path(args.workdir) if args.workdir else export_cache(artifact)
     runs = models(base, artifact, work, args.exporter, args.threads)
     fp32, tok, meta = load_model(base)
     _, splits = load_run_data(base, tok, fp32.labels, fp32.head_config)

@@ -1,4 +1,4 @@
-"""The shrink benchmark's record: the smaller candidates the tolerance ruled out."""
+"""Helpers of the benchmark scripts: the shrink record's misses, the nbits export cache."""
 
 from __future__ import annotations
 
@@ -36,3 +36,17 @@ def test_the_table_shows_the_misses_and_older_records_without_them() -> None:
     new = table({**keys, "smaller_misses": [{"pipeline": "b", "bytes": 200, "dev_f1": 90.99,
                                              "dev_drop": 1.01}]})
     assert "| smaller, outside the tolerance: `b` | 200 | 5.0 | 90.99 (drop 1.01) | - |" in new
+
+
+def test_nbits_caches_the_exports_of_two_artifacts_of_one_name_apart(tmp_path) -> None:
+    from benchmarks.nbits import export_cache
+    from occamtune.compress.artifact import ARTIFACT_FILE
+
+    first, second = tmp_path / "a" / "chosen", tmp_path / "b" / "chosen"
+    for folder, data in ((first, b"one"), (second, b"two")):
+        folder.mkdir(parents=True)
+        (folder / ARTIFACT_FILE).write_bytes(data)
+    assert export_cache(first) != export_cache(second)
+    assert export_cache(first).name.startswith("chosen-")
+    (second / ARTIFACT_FILE).write_bytes(b"one")
+    assert export_cache(first) == export_cache(second)  # the same file: the same exports
