@@ -198,7 +198,8 @@ def main() -> None:
     # with workers, their last trials may end after this process's: choose once all are done
     goal = {"objective": args.objective, "max_latency_ms": args.max_latency_ms,
             "runtime": args.runtime,
-            **({"measure": Measure(retry_factor=args.retry_factor)} if args.retry_factor else {})}
+            **({"measure": Measure(retry_factor=args.retry_factor)}
+               if args.retry_factor is not None else {})}
     result = shrink(base, out, max_drop=args.max_drop,
                     budget_seconds=0.0 if args.no_new_trials else budget,
                     space=space, progress=True, finalize_search=not workers, **goal)
